@@ -1,0 +1,1 @@
+"""asgilook: an image-sharing HTTP API on Falcon ASGI."""

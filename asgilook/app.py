@@ -1,0 +1,61 @@
+"""create_app(): build the asgilook ASGI application from a Config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from .cache import RedisCache
+from .config import Config
+from .images import Images, Thumbnails
+from .store import Store
+
+
+def create_app(config: Config | None = None) -> falcon.asgi.App:
+    """Wire the store, the resources, the cache and the error handlers."""
+    config = config or Config()
+    cache = RedisCache(config)
+    store = Store(config)
+    images = Images(config, store)
+    thumbnails = Thumbnails(store)
+
+    app = falcon.asgi.App(middleware=[_StoreLifespan(store), cache])
+    app.add_route('/images', images)
+    app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
+    app.add_route(
+        '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
+    )
+    app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
+    app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
+    return app
+
+
+class _StoreLifespan:
+    """Prepare the store when the server starts."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def process_startup(
+        self, scope: dict[str, Any], event: dict[str, Any]
+    ) -> None:
+        await self._store.startup()
+
+
+async def _route_not_found(req, resp, ex, params) -> None:
+    raise falcon.HTTPNotFound(
+        title='No such resource',
+        description='asgilook serves /images, /images/{id}.jpeg and '
+        '/thumbnails/{id}/{width}x{height}.jpeg.',
+    ) from ex
+
+
+async def _method_not_allowed(req, resp, ex, params) -> None:
+    allowed = ex.headers['Allow']
+    raise falcon.HTTPMethodNotAllowed(
+        allowed.split(', '),
+        title='Method not allowed',
+        description=f'{req.path} answers {allowed}.',
+    ) from ex

@@ -1,0 +1,5 @@
+"""The application that `uvicorn asgilook.asgi:app` serves."""
+
+from .app import create_app
+
+app = create_app()

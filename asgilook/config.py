@@ -1,0 +1,65 @@
+"""Settings of asgilook, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis.asyncio
+
+
+class ConfigError(ValueError):
+    """A setting in the environment has a value asgilook cannot use."""
+
+
+class Config:
+    """Every setting of the service; attributes may be replaced before use."""
+
+    DEFAULT_STORAGE_PATH = '/tmp/asgilook'
+    DEFAULT_MIN_THUMB_SIZE = 64
+    DEFAULT_REDIS_HOST = 'redis://localhost'
+    DEFAULT_REDIS_FROM_URL = staticmethod(redis.asyncio.from_url)
+    DEFAULT_UUID_GENERATOR = staticmethod(uuid.uuid4)
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+
+        self.storage_path: Any = env.get('ASGI_LOOK_STORAGE_PATH') or (
+            self.DEFAULT_STORAGE_PATH
+        )
+        self.min_thumb_size: int = _positive_int(
+            env, 'ASGI_LOOK_MIN_THUMB_SIZE', self.DEFAULT_MIN_THUMB_SIZE
+        )
+        self.redis_host: str = _redis_url(
+            env, 'ASGI_LOOK_REDIS_HOST', self.DEFAULT_REDIS_HOST
+        )
+        self.redis_from_url: Callable[..., Any] = self.DEFAULT_REDIS_FROM_URL
+        self.uuid_generator: Callable[[], uuid.UUID] = self.DEFAULT_UUID_GENERATOR
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, '').strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f'{name} must be a positive whole number, not {raw!r}')
+    return value
+
+
+def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
+    url = env.get(name, '').strip() or default
+    if urllib.parse.urlsplit(url).scheme not in _REDIS_SCHEMES:
+        raise ConfigError(
+            f'{name} must be a Redis URL such as redis://localhost:6379/0, not {url!r}'
+        )
+    return url
+
+
+_REDIS_SCHEMES = frozenset({'redis', 'rediss', 'unix'})

@@ -1,0 +1,127 @@
+"""The HTTP resources: the image collection, single images and thumbnails."""
+
+from __future__ import annotations
+
+import uuid
+
+import falcon
+import falcon.asgi
+
+from .config import Config
+from .store import (
+    DamagedImageError,
+    Image,
+    InvalidImageError,
+    StorageFullError,
+    StorageUnavailableError,
+    Store,
+)
+
+
+class Images:
+    """List, upload and download images."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self._config = config
+        self._store = store
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        resp.media = [image.serialize() for image in self._store.list_images()]
+
+    async def on_get_image(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
+    ) -> None:
+        image = _find(self._store, image_id)
+        try:
+            resp.stream, resp.content_length = await self._store.open(image)
+        except FileNotFoundError as ex:
+            raise _image_not_found() from ex
+        resp.content_type = falcon.MEDIA_JPEG
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        data = await req.stream.read()
+        if not data:
+            raise falcon.HTTPBadRequest(
+                title='Empty upload',
+                description='Send the bytes of an image file as the request body.',
+            )
+
+        image_id = str(self._config.uuid_generator())
+        try:
+            image = await self._store.save(image_id, data)
+        except InvalidImageError as ex:
+            raise falcon.HTTPUnsupportedMediaType(
+                title='Not an image',
+                description='The body is not an image in a format asgilook reads. '
+                'Upload a JPEG, PNG, GIF, WebP, TIFF or BMP file.',
+            ) from ex
+        except DamagedImageError as ex:
+            raise falcon.HTTPUnprocessableEntity(
+                title='Damaged image',
+                description='The image could not be decoded; it may be truncated '
+                'or corrupt. Upload the complete, undamaged file.',
+            ) from ex
+        except StorageFullError as ex:
+            raise falcon.HTTPInsufficientStorage(
+                title='Storage full',
+                description='The server has no room to store this image now. '
+                'Try again later, or upload a smaller file.',
+            ) from ex
+        except StorageUnavailableError as ex:
+            raise falcon.HTTPServiceUnavailable(
+                title='Storage unavailable',
+                description='The server cannot write images now. Try again later.',
+                retry_after=60,
+            ) from ex
+
+        resp.location = image.uri
+        resp.media = image.serialize()
+        resp.status = falcon.HTTP_201
+
+
+class Thumbnails:
+    """Render an image at one of the sizes of its thumbnail ladder."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def on_get(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        image_id: uuid.UUID,
+        width: int,
+        height: int,
+    ) -> None:
+        image = _find(self._store, image_id)
+        if (width, height) not in image.thumbnail_sizes():
+            raise falcon.HTTPNotFound(
+                title='No such thumbnail',
+                description=f'This image has no {width}x{height} thumbnail. '
+                'Its "thumbnails" field in GET /images lists the sizes it has.',
+            )
+
+        try:
+            resp.data = await self._store.make_thumbnail(image, (width, height))
+        except FileNotFoundError as ex:
+            raise _image_not_found() from ex
+        resp.content_type = falcon.MEDIA_JPEG
+
+
+def _find(store: Store, image_id: uuid.UUID) -> Image:
+    image = store.get(str(image_id))
+    if image is None:
+        raise _image_not_found()
+    return image
+
+
+def _image_not_found() -> falcon.HTTPNotFound:
+    return falcon.HTTPNotFound(
+        title='No such image',
+        description='There is no image with this id. GET /images lists the images '
+        'there are.',
+    )

@@ -1,0 +1,22 @@
+"""Configurations with fakes injected: fakeredis and a given storage directory."""
+
+import uuid
+
+import fakeredis
+
+from asgilook.config import Config
+
+
+def make_config(storage_path, redis_server=None, uuid_generator=uuid.uuid4) -> Config:
+    """A Config over storage_path whose Redis is a fakeredis server."""
+    redis_server = redis_server or fakeredis.FakeServer()
+
+    def fake_redis_from_url(*args, **kwargs):
+        return fakeredis.aioredis.FakeRedis(server=redis_server)
+
+    config = Config()
+    config.redis_from_url = fake_redis_from_url
+    config.redis_host = 'redis://localhost'
+    config.storage_path = storage_path
+    config.uuid_generator = uuid_generator
+    return config

@@ -1,0 +1,146 @@
+"""Real redis-server and uvicorn processes on free loopback ports, for live tests."""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+REDIS_SERVER_HELP = (
+    'The live tests need a real redis-server on PATH (or its path in '
+    'ASGI_LOOK_TEST_REDIS_SERVER). On Debian or Ubuntu: '
+    'sudo apt-get install redis-server; on macOS: brew install redis.'
+)
+
+STARTUP_SECONDS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    binary = os.environ.get('ASGI_LOOK_TEST_REDIS_SERVER') or shutil.which(
+        'redis-server'
+    )
+    if not binary:
+        raise RuntimeError(REDIS_SERVER_HELP)
+    return binary
+
+
+def start_redis(workdir, port: int) -> subprocess.Popen:
+    """Start redis-server on 127.0.0.1:port; return once it answers PING."""
+    process = subprocess.Popen(
+        [
+            redis_server_binary(),
+            '--bind',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_until(lambda: _redis_answers(port), process, f'redis-server on {port}')
+    return process
+
+
+@contextlib.contextmanager
+def redis_server(workdir):
+    """Run a redis-server for the duration of the block; yield its URL."""
+    port = free_port()
+    process = start_redis(workdir, port)
+    try:
+        yield f'redis://127.0.0.1:{port}'
+    finally:
+        stop(process)
+
+
+def start_uvicorn(storage, redis_url: str, port: int, *args: str) -> subprocess.Popen:
+    """Start `uvicorn asgilook.asgi:app`; return once it answers GET /images."""
+    env = dict(
+        os.environ,
+        ASGI_LOOK_STORAGE_PATH=str(storage),
+        ASGI_LOOK_REDIS_HOST=redis_url,
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'uvicorn',
+            'asgilook.asgi:app',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--no-access-log',
+            *args,
+        ],
+        env=env,
+    )
+    base_url = f'http://127.0.0.1:{port}'
+    _wait_until(lambda: _http_answers(base_url), process, f'uvicorn on {port}')
+    return process
+
+
+@contextlib.contextmanager
+def uvicorn_server(storage, redis_url: str, *args: str):
+    """Run uvicorn serving asgilook for the duration of the block; yield its URL."""
+    port = free_port()
+    process = start_uvicorn(storage, redis_url, port, *args)
+    try:
+        yield f'http://127.0.0.1:{port}'
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    """Stop a process this module started, by its pid."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=1) as sock:
+            sock.sendall(b'PING\r\n')
+            return sock.recv(16).startswith(b'+PONG')
+    except OSError:
+        return False
+
+
+def _http_answers(base_url: str) -> bool:
+    try:
+        return httpx.get(f'{base_url}/images', timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_until(ready, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f'{what} exited with {process.returncode} at start')
+        if ready():
+            return
+        time.sleep(0.05)
+    stop(process)
+    raise RuntimeError(f'{what} did not answer within {STARTUP_SECONDS} s')

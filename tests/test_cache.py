@@ -1,0 +1,169 @@
+import logging
+
+import fakeredis
+import falcon
+import falcon.asgi
+import falcon.testing
+import msgpack
+import pytest
+
+from asgilook.app import create_app
+from asgilook.cache import RedisCache
+
+from .images import encode, gradient
+
+
+@pytest.fixture
+def redis(redis_server):
+    """A synchronous client on the fake server the app's cache uses."""
+    return fakeredis.FakeRedis(server=redis_server)
+
+
+def test_entries_are_msgpack_under_the_path(client, redis, png_image):
+    image = client.simulate_post('/images', body=png_image).json
+    listing = client.simulate_get('/images')
+
+    entry = redis.get('asgilook:/images')
+    assert msgpack.unpackb(entry) == ['application/json', listing.content]
+    assert 3590 < redis.ttl('asgilook:/images') <= 3600
+    client.simulate_get(image['thumbnails'][0])
+    assert redis.exists(f'asgilook:{image["thumbnails"][0]}')
+
+
+def test_post_invalidates_the_list(client, png_image):
+    assert client.simulate_get('/images').json == []
+    assert client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+
+    image = client.simulate_post('/images', body=png_image).json
+
+    resp = client.simulate_get('/images')
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert resp.json == [image]
+    assert client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
+
+
+def test_repeated_get_of_an_image_is_the_same_bytes(client, png_image, storage_path):
+    image = client.simulate_post('/images', body=png_image).json
+    stored = (storage_path / image['id']).read_binary()
+
+    first = client.simulate_get(image['image'])
+    second = client.simulate_get(image['image'])
+
+    assert first.headers['X-ASGILook-Cache'] == 'Miss'
+    assert second.headers['X-ASGILook-Cache'] == 'Hit'
+    assert first.content == second.content == stored
+    for name in ('Content-Type', 'Content-Length'):
+        assert first.headers[name] == second.headers[name]
+
+
+def test_repeated_get_of_a_thumbnail_is_the_same_bytes(client, png_image):
+    uri = client.simulate_post('/images', body=png_image).json['thumbnails'][0]
+
+    first = client.simulate_get(uri)
+    second = client.simulate_get(uri)
+
+    assert (first.headers['X-ASGILook-Cache'], second.headers['X-ASGILook-Cache']) == (
+        'Miss',
+        'Hit',
+    )
+    assert first.content == second.content
+    assert second.headers['Content-Type'] == 'image/jpeg'
+
+
+def test_errors_are_not_cached(client, redis):
+    uri = '/images/1a256a8a-2063-46ff-b53f-d04d5bcf5eee.jpeg'
+    for _ in range(2):
+        resp = client.simulate_get(uri)
+        assert resp.status_code == 404
+        assert resp.headers.get('X-ASGILook-Cache') != 'Hit'
+    assert not redis.exists(f'asgilook:{uri}')
+
+
+def test_redis_down_at_start_bypasses_the_cache(client, redis_server, caplog):
+    redis_server.connected = False
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+
+    upload = client.simulate_post('/images', body=encode(gradient(), 'PNG'))
+    assert upload.status_code == 201
+    image = upload.json
+    for uri in ['/images', image['image'], image['thumbnails'][0]] * 2:
+        resp = client.simulate_get(uri)
+        assert resp.status_code == 200
+        assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+    assert client.simulate_get('/images').json == [image]
+
+    warnings = [r for r in caplog.records if r.name == 'asgilook.cache']
+    assert len(warnings) == 1
+    assert 'redis://localhost' in warnings[0].getMessage()
+    assert 'without the cache' in warnings[0].getMessage()
+
+
+async def test_redis_lost_and_back_while_serving(config, redis_server, png_image):
+    app = create_app(config)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        upload = await conductor.simulate_post('/images', body=png_image)
+        uri = upload.json['thumbnails'][0]
+        first = await conductor.simulate_get(uri)
+        assert first.headers['X-ASGILook-Cache'] == 'Miss'
+
+        redis_server.connected = False
+        down = await conductor.simulate_get(uri)
+        assert down.status_code == 200
+        assert down.headers['X-ASGILook-Cache'] == 'Bypass'
+        assert down.content == first.content
+
+        again = await conductor.simulate_post('/images', body=png_image)
+        assert again.status_code == 201
+
+        redis_server.connected = True
+        back = await conductor.simulate_get(uri)
+        assert back.headers['X-ASGILook-Cache'] == 'Hit'
+        assert back.content == first.content
+
+
+@pytest.mark.parametrize(
+    'garbage',
+    [
+        b'\xc1\xc1 not msgpack',
+        msgpack.packb(5),
+        msgpack.packb(['image/jpeg', 'text, not bytes']),
+        msgpack.packb(['a', b'b', 'c']),
+        msgpack.packb({'content_type': b'', 'body': b''}),
+    ],
+)
+def test_an_entry_that_cannot_be_decoded_is_a_miss(client, redis, garbage):
+    redis.set('asgilook:/images', garbage)
+
+    resp = client.simulate_get('/images')
+
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert resp.json == []
+    assert msgpack.unpackb(redis.get('asgilook:/images')) == [
+        'application/json',
+        b'[]',
+    ]
+
+
+class _Streamed:
+    async def on_get(self, req, resp):
+        async def chunks():
+            for number in range(100):
+                yield f'chunk {number};'.encode()
+
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.stream = chunks()
+
+
+def test_a_streamed_body_is_cached_byte_for_byte(config):
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/streamed', _Streamed())
+    client = falcon.testing.TestClient(app)
+    expected = b''.join(f'chunk {number};'.encode() for number in range(100))
+
+    first = client.simulate_get('/streamed')
+    second = client.simulate_get('/streamed')
+
+    assert first.content == second.content == expected
+    assert second.headers['X-ASGILook-Cache'] == 'Hit'
+    assert second.headers['Content-Type'] == first.headers['Content-Type']

@@ -1,0 +1,56 @@
+import pathlib
+
+import pytest
+import redis.asyncio
+
+from asgilook.config import Config, ConfigError
+
+
+def test_defaults():
+    config = Config(environ={})
+
+    assert config.storage_path == '/tmp/asgilook'
+    assert config.min_thumb_size == 64
+    assert config.redis_host == 'redis://localhost'
+    assert config.redis_from_url is redis.asyncio.from_url
+    assert config.uuid_generator().version == 4
+
+
+def test_environment_is_read():
+    config = Config(
+        environ={
+            'ASGI_LOOK_STORAGE_PATH': '/srv/images',
+            'ASGI_LOOK_MIN_THUMB_SIZE': ' 32 ',
+            'ASGI_LOOK_REDIS_HOST': 'redis://cache.internal:6380/2',
+        }
+    )
+
+    assert config.storage_path == '/srv/images'
+    assert config.min_thumb_size == 32
+    assert config.redis_host == 'redis://cache.internal:6380/2'
+
+
+def test_process_environment_is_the_default(monkeypatch):
+    monkeypatch.setenv('ASGI_LOOK_MIN_THUMB_SIZE', '100')
+
+    assert Config().min_thumb_size == 100
+
+
+@pytest.mark.parametrize('value', ['abc', '0', '-5', '1.5'])
+def test_bad_thumb_size_names_the_variable(value):
+    with pytest.raises(ConfigError, match='ASGI_LOOK_MIN_THUMB_SIZE'):
+        Config(environ={'ASGI_LOOK_MIN_THUMB_SIZE': value})
+
+
+@pytest.mark.parametrize('value', ['localhost', 'http://localhost', '6379'])
+def test_bad_redis_url_names_the_variable(value):
+    with pytest.raises(ConfigError, match='ASGI_LOOK_REDIS_HOST'):
+        Config(environ={'ASGI_LOOK_REDIS_HOST': value})
+
+
+def test_attributes_can_be_replaced(tmp_path):
+    config = Config(environ={})
+    config.storage_path = pathlib.Path(tmp_path)
+    config.min_thumb_size = 8
+
+    assert (config.storage_path, config.min_thumb_size) == (tmp_path, 8)
