@@ -1,3 +1,7 @@
+import contextlib
+import resource
+import signal
+
 import falcon.testing
 import PIL.Image
 import pytest
@@ -188,15 +192,16 @@ def test_storage_directory_is_created(client, config, png_image, tmp_path):
         assert stored.size == (640, 360)
 
 
-@pytest.fixture
-def file_size_limit():
-    """Make writes past 1000 bytes fail as on a full disk (EFBIG), for one block."""
-    import resource
-    import signal
+@contextlib.contextmanager
+def file_size_limit(limit):
+    """Make this process's writes past `limit` bytes fail (EFBIG), as on a full disk.
 
+    The limit holds for every file the process writes, so it is kept to one
+    request: pytest writing its report to a file must not meet it.
+    """
     previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
     try:
         yield
     finally:
@@ -204,11 +209,11 @@ def file_size_limit():
         signal.signal(signal.SIGXFSZ, previous_handler)
 
 
-def test_no_room_for_the_image_is_507(client, storage_path, png_image, request):
+def test_no_room_for_the_image_is_507(client, storage_path, png_image):
     before = set(storage_path.listdir())
 
-    request.getfixturevalue('file_size_limit')
-    resp = client.simulate_post('/images', body=png_image)
+    with file_size_limit(1000):
+        resp = client.simulate_post('/images', body=png_image)
 
     assert resp.status_code == 507
     assert resp.json['title'] == 'Storage full'
