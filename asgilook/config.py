@@ -21,6 +21,10 @@ class Config:
     DEFAULT_STORAGE_PATH = '/tmp/asgilook'
     DEFAULT_MIN_THUMB_SIZE = 64
     DEFAULT_REDIS_HOST = 'redis://localhost'
+    DEFAULT_MAX_UPLOAD_SIZE = 32 * 1024 * 1024
+    DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+    DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
+    DEFAULT_JPEG_QUALITY = 90
     DEFAULT_REDIS_FROM_URL = staticmethod(redis.asyncio.from_url)
     DEFAULT_UUID_GENERATOR = staticmethod(uuid.uuid4)
 
@@ -36,11 +40,25 @@ class Config:
         self.redis_host: str = _redis_url(
             env, 'ASGI_LOOK_REDIS_HOST', self.DEFAULT_REDIS_HOST
         )
+        self.max_upload_size: int = _positive_int(
+            env, 'ASGI_LOOK_MAX_UPLOAD_SIZE', self.DEFAULT_MAX_UPLOAD_SIZE
+        )
+        self.max_image_pixels: int = _positive_int(
+            env, 'ASGI_LOOK_MAX_IMAGE_PIXELS', self.DEFAULT_MAX_IMAGE_PIXELS
+        )
+        self.image_workers: int = _positive_int(
+            env, 'ASGI_LOOK_IMAGE_WORKERS', self.DEFAULT_IMAGE_WORKERS
+        )
+        self.jpeg_quality: int = _positive_int(
+            env, 'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, maximum=100
+        )
         self.redis_from_url: Callable[..., Any] = self.DEFAULT_REDIS_FROM_URL
         self.uuid_generator: Callable[[], uuid.UUID] = self.DEFAULT_UUID_GENERATOR
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(
+    env: Mapping[str, str], name: str, default: int, maximum: int | None = None
+) -> int:
     raw = env.get(name, '').strip()
     if not raw:
         return default
@@ -48,8 +66,11 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         value = 0
-    if value < 1:
-        raise ConfigError(f'{name} must be a positive whole number, not {raw!r}')
+    if value < 1 or (maximum is not None and value > maximum):
+        upper = f' up to {maximum}' if maximum is not None else ''
+        raise ConfigError(
+            f'{name} must be a whole number from 1{upper}, not {env[name]!r}'
+        )
     return value
 
 

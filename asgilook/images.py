@@ -8,13 +8,14 @@ import falcon
 import falcon.asgi
 
 from .config import Config
+from .imaging import DamagedImageError, ImageTooLargeError, InvalidImageError
 from .store import (
-    DamagedImageError,
+    EmptyUploadError,
     Image,
-    InvalidImageError,
     StorageFullError,
     StorageUnavailableError,
     Store,
+    UploadTooLargeError,
 )
 
 
@@ -43,27 +44,38 @@ class Images:
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        data = await req.stream.read()
-        if not data:
-            raise falcon.HTTPBadRequest(
-                title='Empty upload',
-                description='Send the bytes of an image file as the request body.',
-            )
+        limit = self._config.max_upload_size
+        if req.content_length is not None and req.content_length > limit:
+            raise _upload_too_large(limit)
 
         image_id = str(self._config.uuid_generator())
         try:
-            image = await self._store.save(image_id, data)
-        except InvalidImageError as ex:
-            raise falcon.HTTPUnsupportedMediaType(
-                title='Not an image',
-                description='The body is not an image in a format asgilook reads. '
-                'Upload a JPEG, PNG, GIF, WebP, TIFF or BMP file.',
+            image = await self._store.save(image_id, req.stream)
+        except EmptyUploadError as ex:
+            raise falcon.HTTPBadRequest(
+                title='Empty upload',
+                description='Send the bytes of an image file as the request body.',
+            ) from ex
+        except UploadTooLargeError as ex:
+            raise _upload_too_large(limit) from ex
+        except ImageTooLargeError as ex:
+            width, height = ex.size
+            raise falcon.HTTPContentTooLarge(
+                title='Image too large',
+                description=f'The image is {width}x{height} pixels; at most '
+                f'{ex.max_pixels} pixels are accepted. Upload a smaller picture.',
             ) from ex
         except DamagedImageError as ex:
             raise falcon.HTTPUnprocessableEntity(
                 title='Damaged image',
                 description='The image could not be decoded; it may be truncated '
                 'or corrupt. Upload the complete, undamaged file.',
+            ) from ex
+        except InvalidImageError as ex:
+            raise falcon.HTTPUnsupportedMediaType(
+                title='Not an image',
+                description='The body is not an image in a format asgilook reads. '
+                'Upload a JPEG, PNG, GIF, WebP, TIFF, BMP or ICO file.',
             ) from ex
         except StorageFullError as ex:
             raise falcon.HTTPInsufficientStorage(
@@ -124,4 +136,11 @@ def _image_not_found() -> falcon.HTTPNotFound:
         title='No such image',
         description='There is no image with this id. GET /images lists the images '
         'there are.',
+    )
+
+
+def _upload_too_large(limit: int) -> falcon.HTTPContentTooLarge:
+    return falcon.HTTPContentTooLarge(
+        title='Upload too large',
+        description=f'Uploads may be at most {limit} bytes. Send a smaller file.',
     )

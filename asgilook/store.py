@@ -6,32 +6,31 @@ import asyncio
 import contextlib
 import datetime
 import errno
-import io
 import os
 import pathlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import aiofiles
 import aiofiles.os
-import PIL.Image
 
+from . import imaging
 from .config import Config
 
 _fsync = aiofiles.os.wrap(os.fsync)
 
 
 class StoreError(Exception):
-    """Something about an image that the store cannot or will not do."""
+    """Something about an upload or the storage that the store cannot do."""
 
 
-class InvalidImageError(StoreError):
-    """The uploaded bytes are not an image in any format the store reads."""
+class EmptyUploadError(StoreError):
+    """The upload has no bytes."""
 
 
-class DamagedImageError(StoreError):
-    """The uploaded bytes start like an image but cannot be decoded."""
+class UploadTooLargeError(StoreError):
+    """The upload is larger than the configured maximum."""
 
 
 class StorageFullError(StoreError):
@@ -96,7 +95,11 @@ class Store:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._images: dict[str, Image] = {}
-        self._executor = ThreadPoolExecutor(thread_name_prefix='asgilook-pillow')
+        # Pillow work queues here; at most image_workers images are decoded at
+        # once, however many requests are in flight.
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
+        )
 
     def get(self, image_id: str) -> Image | None:
         return self._images.get(image_id)
@@ -114,18 +117,31 @@ class Store:
         stat = await aiofiles.os.stat(image.path)
         return await aiofiles.open(image.path, 'rb'), stat.st_size
 
-    async def save(self, image_id: str, data: bytes) -> Image:
-        """Convert uploaded bytes to JPEG, write them atomically, catalog them."""
-        loop = asyncio.get_running_loop()
-        converted, size = await loop.run_in_executor(self._executor, _convert, data)
+    async def save(self, image_id: str, chunks: AsyncIterable[bytes]) -> Image:
+        """Store an upload as JPEG and catalog it.
+
+        The upload is spooled to disk first, so that bodies waiting for a
+        worker take no memory; the JPEG is written under a temporary name and
+        renamed into place, so that no reader sees it half written.
+        """
+        spool = self._temporary_path()
+        try:
+            with _storage_errors():
+                await self._spool(chunks, spool)
+            loop = asyncio.get_running_loop()
+            converted, size = await loop.run_in_executor(
+                self._executor,
+                _convert,
+                spool,
+                self._config.max_image_pixels,
+                self._config.jpeg_quality,
+            )
+        finally:
+            await _remove_quietly(spool)
 
         image = Image(self._config, image_id, size)
-        try:
-            await _write_atomically(image.path, converted)
-        except OSError as ex:
-            if ex.errno in _NO_ROOM:
-                raise StorageFullError from ex
-            raise StorageUnavailableError from ex
+        with _storage_errors():
+            await _write_atomically(image.path, converted, self._temporary_path())
         self._images[image_id] = image
         return image
 
@@ -135,7 +151,27 @@ class Store:
             data = await img_file.read()
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _resize, data, size)
+        return await loop.run_in_executor(
+            self._executor, imaging.resize, data, size, self._config.jpeg_quality
+        )
+
+    def _temporary_path(self) -> pathlib.Path:
+        # A dot name that no image id can take, in the storage directory so
+        # that the final rename stays on one file system.
+        name = f'.incoming-{uuid.uuid4().hex}.tmp'
+        return pathlib.Path(self._config.storage_path) / name
+
+    async def _spool(self, chunks: AsyncIterable[bytes], path: pathlib.Path) -> None:
+        limit = self._config.max_upload_size
+        received = 0
+        async with aiofiles.open(path, 'wb') as spool:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > limit:
+                    raise UploadTooLargeError
+                await spool.write(chunk)
+        if not received:
+            raise EmptyUploadError
 
 
 def _reductions(size: tuple[int, int], min_size: int) -> Iterator[tuple[int, int]]:
@@ -150,35 +186,28 @@ def _http_date(moment: datetime.datetime) -> str:
     return moment.strftime('%a, %d %b %Y %H:%M:%S GMT')
 
 
-def _convert(data: bytes) -> tuple[bytes, tuple[int, int]]:
+def _convert(
+    path: pathlib.Path, max_pixels: int, quality: int
+) -> tuple[bytes, tuple[int, int]]:
+    with open(path, 'rb') as upload:
+        return imaging.to_jpeg(upload, max_pixels, quality)
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn a failed write into the store's word for it."""
     try:
-        image = PIL.Image.open(io.BytesIO(data))
-    except PIL.UnidentifiedImageError as ex:
-        raise InvalidImageError from ex
-    try:
-        rgb_image = image.convert('RGB')
-    except (OSError, SyntaxError, ValueError) as ex:
-        raise DamagedImageError from ex
-
-    converted = io.BytesIO()
-    rgb_image.save(converted, 'JPEG')
-    return converted.getvalue(), rgb_image.size
+        yield
+    except OSError as ex:
+        if ex.errno in _NO_ROOM:
+            raise StorageFullError from ex
+        raise StorageUnavailableError from ex
 
 
-def _resize(data: bytes, size: tuple[int, int]) -> bytes:
-    image = PIL.Image.open(io.BytesIO(data))
-    image.draft('RGB', size)
-    thumbnail = image.convert('RGB').resize(size, PIL.Image.Resampling.LANCZOS)
-
-    resized = io.BytesIO()
-    thumbnail.save(resized, 'JPEG')
-    return resized.getvalue()
-
-
-async def _write_atomically(path: pathlib.Path, data: bytes) -> None:
-    # A temporary name in the same directory, renamed into place once flushed
-    # to disk, so that a reader never sees a partly written image.
-    temporary = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
+async def _write_atomically(
+    path: pathlib.Path, data: bytes, temporary: pathlib.Path
+) -> None:
+    """Write data to temporary, flush it to disk, then rename it to path."""
     try:
         async with aiofiles.open(temporary, 'wb') as output:
             await output.write(data)

@@ -40,3 +40,38 @@ def gradient(size=(320, 200)) -> PIL.Image.Image:
 
 def close_to(actual, expected, tolerance=24) -> bool:
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def solid(mode: str, colour, size=(48, 32)) -> PIL.Image.Image:
+    return PIL.Image.new(mode, size, colour)
+
+
+def half_transparent(mode: str = 'RGBA', size=(48, 32)) -> PIL.Image.Image:
+    """Left half opaque red, right half fully transparent (black underneath)."""
+    image = PIL.Image.new('RGBA', size, (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (0, 0, size[0] // 2, size[1]))
+    return image.convert(mode)
+
+
+def animation(fmt: str, colours=('red', 'lime', 'blue'), size=(40, 30)) -> bytes:
+    frames = [PIL.Image.new('RGB', size, colour) for colour in colours]
+    output = io.BytesIO()
+    frames[0].save(
+        output, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0
+    )
+    return output.getvalue()
+
+
+def ycck_jpeg(rgb, size=(32, 32)) -> bytes:
+    """A YCCK JPEG (Adobe transform 2) whose colour reads as rgb.
+
+    Pillow writes CMYK JPEGs inverted, with an Adobe marker of transform 0;
+    the components are chosen so that, read as YCCK, they give the CMYK of rgb.
+    """
+    cmy = tuple(255 - value for value in rgb)
+    ycc = PIL.Image.new('RGB', size, cmy).convert('YCbCr').getpixel((0, 0))
+    stored = PIL.Image.new('CMYK', size, (*(255 - value for value in ycc), 0))
+    data = bytearray(encode(stored, 'JPEG', quality=100))
+    adobe = data.index(b'Adobe')
+    data[adobe + 11] = 2  # the transform byte of the APP14 segment
+    return bytes(data)

@@ -69,12 +69,15 @@ def redis_server(workdir):
         stop(process)
 
 
-def start_uvicorn(storage, redis_url: str, port: int, *args: str) -> subprocess.Popen:
+def start_uvicorn(
+    storage, redis_url: str, port: int, *args: str, env=None
+) -> subprocess.Popen:
     """Start `uvicorn asgilook.asgi:app`; return once it answers GET /images."""
     env = dict(
         os.environ,
         ASGI_LOOK_STORAGE_PATH=str(storage),
         ASGI_LOOK_REDIS_HOST=redis_url,
+        **(env or {}),
     )
     process = subprocess.Popen(
         [
@@ -97,10 +100,10 @@ def start_uvicorn(storage, redis_url: str, port: int, *args: str) -> subprocess.
 
 
 @contextlib.contextmanager
-def uvicorn_server(storage, redis_url: str, *args: str):
+def uvicorn_server(storage, redis_url: str, *args: str, env=None):
     """Run uvicorn serving asgilook for the duration of the block; yield its URL."""
     port = free_port()
-    process = start_uvicorn(storage, redis_url, port, *args)
+    process = start_uvicorn(storage, redis_url, port, *args, env=env)
     try:
         yield f'http://127.0.0.1:{port}'
     finally:

@@ -209,11 +209,24 @@ def file_size_limit(limit):
         signal.signal(signal.SIGXFSZ, previous_handler)
 
 
-def test_no_room_for_the_image_is_507(client, storage_path, png_image):
+def test_no_room_for_the_upload_is_507(client, storage_path, png_image):
     before = set(storage_path.listdir())
 
-    with file_size_limit(1000):
+    with file_size_limit(len(png_image) // 2):
         resp = client.simulate_post('/images', body=png_image)
+
+    assert resp.status_code == 507
+    assert resp.json['title'] == 'Storage full'
+    assert set(storage_path.listdir()) == before
+
+
+def test_no_room_for_the_stored_jpeg_is_507(client, storage_path):
+    # A flat PNG is small; its JPEG is not: the upload fits, the image does not.
+    upload = encode(gradient((1200, 1200)), 'PNG')
+    before = set(storage_path.listdir())
+
+    with file_size_limit(len(upload) + 1):
+        resp = client.simulate_post('/images', body=upload)
 
     assert resp.status_code == 507
     assert resp.json['title'] == 'Storage full'

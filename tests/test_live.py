@@ -1,5 +1,8 @@
 """End to end: a real uvicorn process serving asgilook against a real redis-server."""
 
+import os
+import socket
+
 import httpx
 import pytest
 
@@ -70,3 +73,55 @@ def test_a_missing_redis_server_fails_loudly(monkeypatch):
 
     with pytest.raises(RuntimeError, match='apt-get install redis-server'):
         servers.redis_server_binary()
+
+
+def _read_response(sock) -> bytes:
+    response = b''
+    while b'\r\n\r\n' not in response:
+        data = sock.recv(65536)
+        if not data:
+            break
+        response += data
+    return response
+
+
+def test_an_oversized_chunked_upload_is_refused_before_it_ends(tmp_path, live_redis):
+    limit = 1_000_000
+    with servers.uvicorn_server(
+        tmp_path / 'images', live_redis, env={'ASGI_LOOK_MAX_UPLOAD_SIZE': str(limit)}
+    ) as base_url:
+        port = int(base_url.rsplit(':', 1)[1])
+        with socket.create_connection(('127.0.0.1', port), timeout=10) as sock:
+            sock.sendall(
+                b'POST /images HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                b'Transfer-Encoding: chunked\r\n\r\n'
+            )
+            chunk = b'\x89PNG\r\n\x1a\n' + b'\x00' * 65528
+            sent = 0
+            # A little over the limit, and never the closing zero-length chunk:
+            # the answer can only come from a server that stopped reading.
+            while sent <= limit + len(chunk):
+                sock.sendall(b'%x\r\n%s\r\n' % (len(chunk), chunk))
+                sent += len(chunk)
+            response = _read_response(sock)
+
+        assert response.startswith(b'HTTP/1.1 413 ')
+        assert httpx.get(f'{base_url}/images').json() == []
+        assert os.listdir(tmp_path / 'images') == []
+
+
+def test_a_declared_oversized_upload_is_refused_unread(tmp_path, live_redis):
+    with (
+        servers.uvicorn_server(tmp_path / 'images', live_redis) as base_url,
+        socket.create_connection(
+            ('127.0.0.1', int(base_url.rsplit(':', 1)[1])), timeout=10
+        ) as sock,
+    ):
+        sock.sendall(
+            b'POST /images HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+            b'Content-Length: 1073741824\r\n\r\n'
+        )
+        # The first 64 KiB of the promised GiB, and no more.
+        sock.sendall(b'\x89PNG\r\n\x1a\n' + b'\x00' * 65528)
+
+        assert _read_response(sock).startswith(b'HTTP/1.1 413 ')
