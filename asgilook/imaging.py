@@ -62,22 +62,22 @@ def to_jpeg(
     Return the JPEG and its size. Metadata (EXIF, XMP, IPTC, comments) is left
     behind; an RGB colour profile is kept.
     """
-    image = _open(source)
-    with image:
+    with _open(source) as image:
         if image.width * image.height > max_pixels:
             raise ImageTooLargeError(image.size, max_pixels)
         try:
             # The first frame of an animation: open() leaves the image on it.
             image.load()
-            rgb, icc_profile = _to_rgb(PIL.ImageOps.exif_transpose(image))
+            PIL.ImageOps.exif_transpose(image, in_place=True)
+            rgb, icc_profile = _to_rgb(image)
         except Exception as ex:
             # Pillow's decoders raise many kinds of errors on damaged data.
             raise DamagedImageError(str(ex)) from ex
 
-    # Only what is passed here is written: no EXIF, XMP, IPTC or comment.
-    rgb.info.clear()
-    output = io.BytesIO()
-    rgb.save(output, 'JPEG', quality=quality, icc_profile=icc_profile)
+        # Only what is passed here is written: no EXIF, XMP, IPTC or comment.
+        rgb.info.clear()
+        output = io.BytesIO()
+        rgb.save(output, 'JPEG', quality=quality, icc_profile=icc_profile)
     return output.getvalue(), rgb.size
 
 
@@ -116,12 +116,13 @@ def _to_rgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, bytes | None]:
     if image.mode in _HIGH_BIT_DEPTH:
         image = _to_8bit(image)
 
+    # Each conversion is a full copy of the picture: make only those needed.
     if image.mode in _ALPHA or 'transparency' in image.info:
-        rgba = image.convert('RGBA')
+        rgba = image if image.mode == 'RGBA' else image.convert('RGBA')
         rgb = PIL.Image.new('RGB', rgba.size, 'white')
         rgb.paste(rgba, mask=rgba.getchannel('A'))
     else:
-        rgb = image.convert('RGB')
+        rgb = image if image.mode == 'RGB' else image.convert('RGB')
     # A profile describes the colours it came with; only an RGB one still fits
     # them once they are RGB (a CMYK or grey profile would now mislead).
     return rgb, icc_profile if _is_rgb_profile(icc_profile) else None

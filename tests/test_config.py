@@ -54,3 +54,42 @@ def test_attributes_can_be_replaced(tmp_path):
     config.min_thumb_size = 8
 
     assert (config.storage_path, config.min_thumb_size) == (tmp_path, 8)
+
+
+def test_upload_settings():
+    config = Config(
+        environ={
+            'ASGI_LOOK_MAX_UPLOAD_SIZE': '1_048_576',
+            'ASGI_LOOK_MAX_IMAGE_PIXELS': '1000000',
+            'ASGI_LOOK_IMAGE_WORKERS': '3',
+            'ASGI_LOOK_JPEG_QUALITY': '75',
+        }
+    )
+
+    assert config.max_upload_size == 1_048_576
+    assert config.max_image_pixels == 1_000_000
+    assert config.image_workers == 3
+    assert config.jpeg_quality == 75
+
+
+def test_upload_defaults():
+    config = Config(environ={})
+
+    assert config.max_upload_size == 32 * 1024 * 1024
+    assert config.max_image_pixels == 50_000_000
+    assert config.image_workers >= 1
+    assert config.jpeg_quality == 90
+
+
+@pytest.mark.parametrize(
+    ('name', 'value'),
+    [
+        ('ASGI_LOOK_MAX_UPLOAD_SIZE', '32MiB'),
+        ('ASGI_LOOK_MAX_IMAGE_PIXELS', '0'),
+        ('ASGI_LOOK_IMAGE_WORKERS', 'many'),
+        ('ASGI_LOOK_JPEG_QUALITY', '101'),
+    ],
+)
+def test_bad_upload_settings_name_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Config(environ={name: value})
