@@ -10,7 +10,7 @@ import falcon.asgi
 from .cache import RedisCache
 from .config import Config
 from .images import Images, Thumbnails
-from .store import Store
+from .store import StorageUnavailableError, Store
 
 
 def create_app(config: Config | None = None) -> falcon.asgi.App:
@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     )
     app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
+    app.add_error_handler(StorageUnavailableError, _storage_unavailable)
     return app
 
 
@@ -58,4 +59,12 @@ async def _method_not_allowed(req, resp, ex, params) -> None:
         allowed.split(', '),
         title='Method not allowed',
         description=f'{req.path} answers {allowed}.',
+    ) from ex
+
+
+async def _storage_unavailable(req, resp, ex, params) -> None:
+    raise falcon.HTTPServiceUnavailable(
+        title='Storage unavailable',
+        description='The server cannot read or write images now. Try again later.',
+        retry_after=60,
     ) from ex

@@ -19,7 +19,11 @@ _REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 
 class RedisCache:
-    """Serve repeated GETs from Redis; a POST, PUT or DELETE invalidates its path."""
+    """Serve repeated GETs from Redis; a POST, PUT or DELETE invalidates its path.
+
+    A resource whose change shows at other paths too lists them in
+    `resp.context.invalidate`.
+    """
 
     PREFIX = 'asgilook:'
     INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
@@ -91,7 +95,9 @@ class RedisCache:
             return
 
         if req.method in self.INVALIDATE_ON:
-            await self._call(self._redis.delete, self._key(req))
+            # The resource may name other paths its change shows through.
+            paths = {req.path, *getattr(resp.context, 'invalidate', ())}
+            await self._call(self._redis.delete, *(self.PREFIX + p for p in paths))
         elif resp.get_header(self.CACHE_HEADER) == 'Miss' and resp.status_code == 200:
             body = await _render_body(resp)
             data = msgpack.packb([resp.content_type, body], use_bin_type=True)

@@ -13,7 +13,6 @@ from .store import (
     EmptyUploadError,
     Image,
     StorageFullError,
-    StorageUnavailableError,
     Store,
     UploadTooLargeError,
 )
@@ -29,17 +28,31 @@ class Images:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        resp.media = [image.serialize() for image in self._store.list_images()]
+        images = await self._store.list_images()
+        resp.media = [image.serialize() for image in images]
 
     async def on_get_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
-        image = _find(self._store, image_id)
+        image = await _find(self._store, image_id)
         try:
-            resp.stream, resp.content_length = await self._store.open(image)
+            resp.stream = await self._store.open(image)
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
+        resp.content_length = image.length
         resp.content_type = falcon.MEDIA_JPEG
+
+    async def on_delete_image(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
+    ) -> None:
+        image = await _find(self._store, image_id)
+        try:
+            await self._store.delete(image)
+        except FileNotFoundError as ex:
+            raise _image_not_found() from ex
+        # Every cached response that showed the image.
+        resp.context.invalidate = [image.uri, '/images', *image.thumbnails()]
+        resp.status = falcon.HTTP_NO_CONTENT
 
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
@@ -83,12 +96,6 @@ class Images:
                 description='The server has no room to store this image now. '
                 'Try again later, or upload a smaller file.',
             ) from ex
-        except StorageUnavailableError as ex:
-            raise falcon.HTTPServiceUnavailable(
-                title='Storage unavailable',
-                description='The server cannot write images now. Try again later.',
-                retry_after=60,
-            ) from ex
 
         resp.location = image.uri
         resp.media = image.serialize()
@@ -109,7 +116,7 @@ class Thumbnails:
         width: int,
         height: int,
     ) -> None:
-        image = _find(self._store, image_id)
+        image = await _find(self._store, image_id)
         if (width, height) not in image.thumbnail_sizes():
             raise falcon.HTTPNotFound(
                 title='No such thumbnail',
@@ -124,8 +131,8 @@ class Thumbnails:
         resp.content_type = falcon.MEDIA_JPEG
 
 
-def _find(store: Store, image_id: uuid.UUID) -> Image:
-    image = store.get(str(image_id))
+async def _find(store: Store, image_id: uuid.UUID) -> Image:
+    image = await store.get(str(image_id))
     if image is None:
         raise _image_not_found()
     return image

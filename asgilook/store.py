@@ -1,4 +1,4 @@
-"""The image catalog: stored images, their thumbnails and the Pillow work."""
+"""Stored images: their files, their thumbnails and the Pillow work."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import datetime
 import errno
 import os
 import pathlib
+import time
 import uuid
 from collections.abc import AsyncIterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +17,11 @@ import aiofiles
 import aiofiles.os
 
 from . import imaging
+from .catalog import TEMPORARY_PREFIX, Catalog, Entry, file_name
 from .config import Config
 
 _fsync = aiofiles.os.wrap(os.fsync)
+_utime = aiofiles.os.wrap(os.utime)
 
 
 class StoreError(Exception):
@@ -54,15 +57,25 @@ class Image:
         image_id: str,
         size: tuple[int, int],
         modified: datetime.datetime | None = None,
+        length: int = 0,
     ) -> None:
         self._config = config
         self.image_id = image_id
         self.size = size
         self.modified = modified or datetime.datetime.now(datetime.UTC)
+        self.length = length
+
+    @classmethod
+    def from_entry(cls, config: Config, entry: Entry) -> Image:
+        modified = datetime.datetime.fromtimestamp(
+            entry.modified_ns / 1e9, datetime.UTC
+        )
+        return cls(config, entry.image_id, entry.size, modified, entry.length)
 
     @property
     def path(self) -> pathlib.Path:
-        return pathlib.Path(self._config.storage_path) / self.image_id
+        name = file_name(self.image_id, self.size, self.length)
+        return pathlib.Path(self._config.storage_path) / name
 
     @property
     def uri(self) -> str:
@@ -94,28 +107,44 @@ class Store:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._images: dict[str, Image] = {}
+        self._catalog = Catalog(config)
         # Pillow work queues here; at most image_workers images are decoded at
         # once, however many requests are in flight.
         self._executor = ThreadPoolExecutor(
             max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
         )
 
-    def get(self, image_id: str) -> Image | None:
-        return self._images.get(image_id)
+    async def get(self, image_id: str) -> Image | None:
+        entry = (await self._entries()).get(image_id)
+        return None if entry is None else Image.from_entry(self._config, entry)
 
-    def list_images(self) -> list[Image]:
+    async def list_images(self) -> list[Image]:
         """Return every image, oldest upload first."""
-        return sorted(self._images.values(), key=lambda image: image.modified)
+        entries = sorted(
+            (await self._entries()).values(),
+            key=lambda entry: (entry.modified_ns, entry.image_id),
+        )
+        return [Image.from_entry(self._config, entry) for entry in entries]
 
     async def startup(self) -> None:
-        """Create the storage directory if it is missing."""
-        await aiofiles.os.makedirs(self._config.storage_path, exist_ok=True)
+        """Make sure the storage directory exists and takes files; read it."""
+        directory = self._catalog.directory
+        probe = self._temporary_path()
+        try:
+            await aiofiles.os.makedirs(directory, exist_ok=True)
+            async with aiofiles.open(probe, 'wb'):
+                pass
+            await aiofiles.os.remove(probe)
+        except OSError as ex:
+            raise StorageUnavailableError(
+                f'cannot store images in {directory} (ASGI_LOOK_STORAGE_PATH): '
+                f'{ex.strerror or ex}'
+            ) from ex
+        await self._entries()
 
-    async def open(self, image: Image) -> tuple[object, int]:
-        """Open the stored JPEG of an image; return the file and its length."""
-        stat = await aiofiles.os.stat(image.path)
-        return await aiofiles.open(image.path, 'rb'), stat.st_size
+    async def open(self, image: Image) -> object:
+        """Open the stored JPEG of an image for an async read."""
+        return await aiofiles.open(image.path, 'rb')
 
     async def save(self, image_id: str, chunks: AsyncIterable[bytes]) -> Image:
         """Store an upload as JPEG and catalog it.
@@ -139,11 +168,22 @@ class Store:
         finally:
             await _remove_quietly(spool)
 
-        image = Image(self._config, image_id, size)
+        replaced = await self.get(image_id)
+        modified_ns = time.time_ns()
+        image = Image.from_entry(
+            self._config, Entry(image_id, size, len(converted), modified_ns)
+        )
         with _storage_errors():
-            await _write_atomically(image.path, converted, self._temporary_path())
-        self._images[image_id] = image
+            await _write_atomically(
+                image.path, converted, self._temporary_path(), modified_ns
+            )
+        if replaced is not None and replaced.path != image.path:
+            await _remove_quietly(replaced.path)
         return image
+
+    async def delete(self, image: Image) -> None:
+        """Remove an image; FileNotFoundError if it is already gone."""
+        await aiofiles.os.remove(image.path)
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG."""
@@ -155,11 +195,19 @@ class Store:
             self._executor, imaging.resize, data, size, self._config.jpeg_quality
         )
 
+    async def _entries(self) -> dict[str, Entry]:
+        try:
+            return await self._catalog.entries()
+        except OSError as ex:
+            raise StorageUnavailableError(
+                f'cannot read {self._catalog.directory}: {ex.strerror or ex}'
+            ) from ex
+
     def _temporary_path(self) -> pathlib.Path:
-        # A dot name that no image id can take, in the storage directory so
-        # that the final rename stays on one file system.
-        name = f'.incoming-{uuid.uuid4().hex}.tmp'
-        return pathlib.Path(self._config.storage_path) / name
+        # A name no image can take, in the storage directory so that the final
+        # rename stays on one file system.
+        name = f'{TEMPORARY_PREFIX}{uuid.uuid4().hex}.tmp'
+        return self._catalog.directory / name
 
     async def _spool(self, chunks: AsyncIterable[bytes], path: pathlib.Path) -> None:
         limit = self._config.max_upload_size
@@ -205,13 +253,14 @@ def _storage_errors() -> Iterator[None]:
 
 
 async def _write_atomically(
-    path: pathlib.Path, data: bytes, temporary: pathlib.Path
+    path: pathlib.Path, data: bytes, temporary: pathlib.Path, modified_ns: int
 ) -> None:
-    """Write data to temporary, flush it to disk, then rename it to path."""
+    """Write data to temporary, date it, flush it to disk, then rename it to path."""
     try:
         async with aiofiles.open(temporary, 'wb') as output:
             await output.write(data)
             await output.flush()
+            await _utime(output.fileno(), ns=(modified_ns, modified_ns))
             await _fsync(output.fileno())
         await aiofiles.os.replace(temporary, path)
     except BaseException:

@@ -36,9 +36,11 @@ def predictable_uuid():
     return uuid_func
 
 
-@pytest.fixture(scope='session')
-def storage_path(tmpdir_factory):
-    return tmpdir_factory.mktemp('asgilook')
+@pytest.fixture
+def storage_path(tmpdir):
+    # The tutorial shares one directory across the session; images now persist
+    # in it, so each test gets its own, as every stateful fixture here does.
+    return tmpdir
 
 
 @pytest.fixture

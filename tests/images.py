@@ -1,6 +1,7 @@
 """Image files made in the tests: encoders for the formats users upload."""
 
 import io
+import pathlib
 
 import PIL.Image
 
@@ -75,3 +76,9 @@ def ycck_jpeg(rgb, size=(32, 32)) -> bytes:
     adobe = data.index(b'Adobe')
     data[adobe + 11] = 2  # the transform byte of the APP14 segment
     return bytes(data)
+
+
+def stored_file(storage_path, image_id: str) -> pathlib.Path:
+    """The one file in the storage directory that holds an image."""
+    (path,) = pathlib.Path(storage_path).glob(f'{image_id}.*.jpeg')
+    return path

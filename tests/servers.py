@@ -93,7 +93,11 @@ def start_uvicorn(
             *args,
         ],
         env=env,
+        # Its own process group, so that stop() reaches uvicorn's worker
+        # processes too, and nothing else.
+        start_new_session=True,
     )
+    process.leads_group = True
     base_url = f'http://127.0.0.1:{port}'
     _wait_until(lambda: _http_answers(base_url), process, f'uvicorn on {port}')
     return process
@@ -111,14 +115,26 @@ def uvicorn_server(storage, redis_url: str, *args: str, env=None):
 
 
 def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    """Stop a process this module started, by its pid."""
+    """Stop a process this module started, by its pid (its group, if it leads one)."""
+    leads_group = getattr(process, 'leads_group', False)
+
+    def send(signum) -> None:
+        if leads_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+
     if process.poll() is None:
-        process.send_signal(sig)
+        send(sig)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            send(signal.SIGKILL)
             process.wait(timeout=10)
+    if leads_group:
+        # uvicorn's worker processes, should their supervisor have gone first.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _redis_answers(port: int) -> bool:

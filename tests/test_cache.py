@@ -10,7 +10,7 @@ import pytest
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
-from .images import encode, gradient
+from .images import encode, gradient, stored_file
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_post_invalidates_the_list(client, png_image):
 
 def test_repeated_get_of_an_image_is_the_same_bytes(client, png_image, storage_path):
     image = client.simulate_post('/images', body=png_image).json
-    stored = (storage_path / image['id']).read_binary()
+    stored = stored_file(storage_path, image['id']).read_bytes()
 
     first = client.simulate_get(image['image'])
     second = client.simulate_get(image['image'])

@@ -1,6 +1,7 @@
 """End to end: a real uvicorn process serving asgilook against a real redis-server."""
 
 import os
+import signal
 import socket
 
 import httpx
@@ -125,3 +126,54 @@ def test_a_declared_oversized_upload_is_refused_unread(tmp_path, live_redis):
         sock.sendall(b'\x89PNG\r\n\x1a\n' + b'\x00' * 65528)
 
         assert _read_response(sock).startswith(b'HTTP/1.1 413 ')
+
+
+def _get_fresh(base_url: str, uri: str) -> int:
+    # A new connection each time, so that either worker process may answer.
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        return http.get(uri).status_code
+
+
+def test_two_workers_share_images_and_survive_sigkill(tmp_path, live_redis):
+    storage = tmp_path / 'images'
+    port = servers.free_port()
+    base_url = f'http://127.0.0.1:{port}'
+    process = servers.start_uvicorn(storage, live_redis, port, '--workers', '2')
+    try:
+        images = []
+        for number in range(20):
+            body = encode(gradient((256 + number, 192)), 'PNG')
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                resp = http.post('/images', content=body)
+            assert resp.status_code == 201
+            images.append(resp.json())
+
+        uris = [
+            uri for image in images for uri in [image['image'], *image['thumbnails']]
+        ]
+        statuses = [_get_fresh(base_url, uri) for uri in uris for _ in range(10)]
+        assert set(statuses) == {200}
+
+        deleted, kept = images[::2], images[1::2]
+        for image in deleted:
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                assert http.delete(image['image']).status_code == 204
+        for image in deleted:
+            for uri in [image['image'], *image['thumbnails']]:
+                assert {_get_fresh(base_url, uri) for _ in range(4)} == {404}
+        for image in kept:
+            for uri in [image['image'], *image['thumbnails']]:
+                assert {_get_fresh(base_url, uri) for _ in range(4)} == {200}
+        assert httpx.get(f'{base_url}/images').json() == kept
+    finally:
+        servers.stop(process, signal.SIGKILL)
+
+    restarted = servers.start_uvicorn(storage, live_redis, port, '--workers', '2')
+    try:
+        assert httpx.get(f'{base_url}/images').json() == kept
+        for image in kept:
+            resp = httpx.get(f'{base_url}{image["image"]}')
+            assert resp.status_code == 200
+            assert list(decode(resp.content).size) == image['size']
+    finally:
+        servers.stop(restarted)

@@ -1,0 +1,134 @@
+"""The catalog on disk: which complete images the storage directory holds.
+
+The storage directory is the one copy of the truth, shared by every worker
+process and surviving restarts. Each image is one file, named after what the
+catalog needs to know (`{id}.{width}x{height}.{bytes}.jpeg`) and dated with
+the moment of its upload, so listing the catalog reads names and one `stat`
+a file, never a pixel. An in-memory snapshot serves requests for as long as
+the directory has not changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import pathlib
+import re
+import time
+from typing import Any
+
+import aiofiles.os
+
+logger = logging.getLogger(__name__)
+
+TEMPORARY_PREFIX = '.incoming-'
+
+_NAME = re.compile(
+    r'(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
+    r'\.(?P<width>[1-9][0-9]*)x(?P<height>[1-9][0-9]*)\.(?P<length>[1-9][0-9]*)\.jpeg'
+)
+
+# A directory's modification time ticks coarsely (milliseconds to a second,
+# depending on the file system): a snapshot taken this soon after the last
+# change may have missed another change in the same tick, so it is not trusted.
+_RACY_NS = 1_000_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One complete image file of the catalog."""
+
+    image_id: str
+    size: tuple[int, int]
+    length: int
+    modified_ns: int
+
+
+def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
+    """Return the file name an image of this size and length is stored under."""
+    return f'{image_id}.{size[0]}x{size[1]}.{length}.jpeg'
+
+
+@dataclasses.dataclass(frozen=True)
+class _Snapshot:
+    directory: pathlib.Path
+    mtime_ns: int
+    trusted: bool
+    entries: dict[str, Entry]
+
+
+class Catalog:
+    """Know which images the storage directory holds, rereading it on change."""
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        self._snapshot: _Snapshot | None = None
+        self._reported: set[tuple[pathlib.Path, str]] = set()
+
+    @property
+    def directory(self) -> pathlib.Path:
+        return pathlib.Path(self._config.storage_path)
+
+    async def entries(self) -> dict[str, Entry]:
+        """Return the images of the catalog by id, as the directory holds them now."""
+        directory = self.directory
+        mtime_ns = (await aiofiles.os.stat(directory)).st_mtime_ns
+        snapshot = self._snapshot
+        if (
+            snapshot is not None
+            and snapshot.trusted
+            and snapshot.directory == directory
+            and snapshot.mtime_ns == mtime_ns
+        ):
+            return snapshot.entries
+
+        scanned_ns = time.time_ns()
+        loop = asyncio.get_running_loop()
+        entries, strays = await loop.run_in_executor(None, _scan, directory)
+        self._report(directory, strays)
+        self._snapshot = _Snapshot(
+            directory, mtime_ns, scanned_ns - mtime_ns >= _RACY_NS, entries
+        )
+        return entries
+
+    def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:
+        for name, reason in strays:
+            if (directory, name) not in self._reported:
+                self._reported.add((directory, name))
+                logger.warning('ignoring %s in %s: %s', name, directory, reason)
+
+
+def _scan(directory: pathlib.Path) -> tuple[dict[str, Entry], list[tuple[str, str]]]:
+    entries: dict[str, Entry] = {}
+    strays = []
+    with os.scandir(directory) as items:
+        for item in items:
+            # A file another worker removes while this one reads is not listed.
+            with contextlib.suppress(FileNotFoundError):
+                entry, reason = _read_entry(item)
+                if entry is None:
+                    strays.append((item.name, reason))
+                    continue
+                # An id stored twice (a replaced upload): the newer file is it.
+                previous = entries.get(entry.image_id, entry)
+                entries[entry.image_id] = max(
+                    previous, entry, key=lambda e: e.modified_ns
+                )
+    return entries, strays
+
+
+def _read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
+    if item.name.startswith(TEMPORARY_PREFIX):
+        return None, 'an upload in progress or interrupted'
+    match = _NAME.fullmatch(item.name)
+    if match is None:
+        return None, 'not the name of an image'
+    stat = item.stat(follow_symlinks=False)
+    length = int(match['length'])
+    if not item.is_file(follow_symlinks=False) or stat.st_size != length:
+        return None, f'{stat.st_size} bytes where its name says {length}: damaged'
+    size = (int(match['width']), int(match['height']))
+    return Entry(match['id'], size, length, stat.st_mtime_ns), ''
