@@ -16,8 +16,8 @@ from .store import StorageUnavailableError, Store
 def create_app(config: Config | None = None) -> falcon.asgi.App:
     """Wire the store, the resources, the cache and the error handlers."""
     config = config or Config()
-    cache = RedisCache(config)
     store = Store(config)
+    cache = RedisCache(config, validator=store.version)
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 

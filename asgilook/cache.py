@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon.asgi
@@ -22,7 +23,10 @@ class RedisCache:
     """Serve repeated GETs from Redis; a POST, PUT or DELETE invalidates its path.
 
     A resource whose change shows at other paths too lists them in
-    `resp.context.invalidate`.
+    `resp.context.invalidate`. With a `validator` (an async callable returning
+    what a path shows now, or None), an entry is served only while what it was
+    computed from still holds: no process serves an answer that another
+    process's change, or a change made while Redis was away, made stale.
     """
 
     PREFIX = 'asgilook:'
@@ -30,8 +34,13 @@ class RedisCache:
     CACHE_HEADER = 'X-ASGILook-Cache'
     TTL = 3600
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        validator: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._config = config
+        self._validator = validator or _always_valid
         # Creating the client does no I/O; it connects on first use.
         self._redis = config.redis_from_url(config.redis_host)
         self._available = False
@@ -69,6 +78,8 @@ class RedisCache:
             resp.set_header(self.CACHE_HEADER, 'Bypass')
             return
 
+        version = await self._validator(req.path)
+        resp.context.cache_version = version
         try:
             data = await self._redis.get(self._key(req))
         except _REDIS_ERRORS:
@@ -76,10 +87,10 @@ class RedisCache:
             return
 
         cached = _decode(data)
-        if cached is None:
+        if cached is None or version is None or cached[2] != version:
             resp.set_header(self.CACHE_HEADER, 'Miss')
             return
-        resp.content_type, resp.data = cached
+        resp.content_type, resp.data, _ = cached
         resp.complete = True
         resp.context.cached = True
         resp.set_header(self.CACHE_HEADER, 'Hit')
@@ -98,9 +109,14 @@ class RedisCache:
             # The resource may name other paths its change shows through.
             paths = {req.path, *getattr(resp.context, 'invalidate', ())}
             await self._call(self._redis.delete, *(self.PREFIX + p for p in paths))
-        elif resp.get_header(self.CACHE_HEADER) == 'Miss' and resp.status_code == 200:
+        elif (
+            resp.get_header(self.CACHE_HEADER) == 'Miss'
+            and resp.status_code == 200
+            and resp.context.cache_version is not None
+        ):
             body = await _render_body(resp)
-            data = msgpack.packb([resp.content_type, body], use_bin_type=True)
+            entry = [resp.content_type, body, resp.context.cache_version]
+            data = msgpack.packb(entry, use_bin_type=True)
             await self._call(self._redis.set, self._key(req), data, ex=self.TTL)
 
     def _key(self, req: falcon.asgi.Request) -> str:
@@ -111,18 +127,25 @@ class RedisCache:
             await command(*args, **kwargs)
 
 
-def _decode(data: bytes | None) -> tuple[str, bytes] | None:
-    """Return the content type and body stored under a key, if it holds one."""
+async def _always_valid(path: str) -> str:
+    return ''
+
+
+def _decode(data: bytes | None) -> tuple[str, bytes, str] | None:
+    """Return the content type, body and version stored under a key, if any."""
     if data is None:
         return None
     try:
-        content_type, body = msgpack.unpackb(data, raw=False)
+        content_type, body, version = msgpack.unpackb(data, raw=False)
     except (ValueError, TypeError):
         # Not an entry this version wrote: treat it as absent; it is overwritten.
         return None
-    if not isinstance(content_type, str) or not isinstance(body, bytes):
+    if not all(
+        isinstance(v, t)
+        for v, t in [(content_type, str), (body, bytes), (version, str)]
+    ):
         return None
-    return content_type, body
+    return content_type, body, version
 
 
 async def _render_body(resp: falcon.asgi.Response) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import pathlib
@@ -58,6 +59,7 @@ class _Snapshot:
     mtime_ns: int
     trusted: bool
     entries: dict[str, Entry]
+    version: str
 
 
 class Catalog:
@@ -71,6 +73,11 @@ class Catalog:
     @property
     def directory(self) -> pathlib.Path:
         return pathlib.Path(self._config.storage_path)
+
+    async def version(self) -> str:
+        """Return a digest of the catalog that changes whenever the catalog does."""
+        await self.entries()
+        return self._snapshot.version
 
     async def entries(self) -> dict[str, Entry]:
         """Return the images of the catalog by id, as the directory holds them now."""
@@ -90,7 +97,11 @@ class Catalog:
         entries, strays = await loop.run_in_executor(None, _scan, directory)
         self._report(directory, strays)
         self._snapshot = _Snapshot(
-            directory, mtime_ns, scanned_ns - mtime_ns >= _RACY_NS, entries
+            directory,
+            mtime_ns,
+            scanned_ns - mtime_ns >= _RACY_NS,
+            entries,
+            _digest(entries),
         )
         return entries
 
@@ -99,6 +110,15 @@ class Catalog:
             if (directory, name) not in self._reported:
                 self._reported.add((directory, name))
                 logger.warning('ignoring %s in %s: %s', name, directory, reason)
+
+
+def _digest(entries: dict[str, Entry]) -> str:
+    # The same in every process that sees the same files.
+    digest = hashlib.blake2b(digest_size=16)
+    for entry in sorted(entries.values(), key=lambda entry: entry.image_id):
+        name = file_name(entry.image_id, entry.size, entry.length)
+        digest.update(f'{name}@{entry.modified_ns}\n'.encode())
+    return digest.hexdigest()
 
 
 def _scan(directory: pathlib.Path) -> tuple[dict[str, Entry], list[tuple[str, str]]]:

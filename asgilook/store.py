@@ -126,6 +126,21 @@ class Store:
         )
         return [Image.from_entry(self._config, entry) for entry in entries]
 
+    async def version(self, path: str) -> str | None:
+        """Return what the response at a path shows now, for a cache to compare.
+
+        The catalog's digest for the list, the file of an image for the image
+        and its thumbnails, None for a path that shows no stored image.
+        """
+        if path == '/images':
+            with self._reading():
+                return await self._catalog.version()
+        parts = path.split('/')
+        if len(parts) < 3 or parts[1] not in ('images', 'thumbnails'):
+            return None
+        image = await self.get(parts[2].removesuffix('.jpeg'))
+        return None if image is None else image.path.name
+
     async def startup(self) -> None:
         """Make sure the storage directory exists and takes files; read it."""
         directory = self._catalog.directory
@@ -196,8 +211,13 @@ class Store:
         )
 
     async def _entries(self) -> dict[str, Entry]:
-        try:
+        with self._reading():
             return await self._catalog.entries()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
         except OSError as ex:
             raise StorageUnavailableError(
                 f'cannot read {self._catalog.directory}: {ex.strerror or ex}'

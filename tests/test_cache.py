@@ -23,8 +23,9 @@ def test_entries_are_msgpack_under_the_path(client, redis, png_image):
     image = client.simulate_post('/images', body=png_image).json
     listing = client.simulate_get('/images')
 
-    entry = redis.get('asgilook:/images')
-    assert msgpack.unpackb(entry) == ['application/json', listing.content]
+    content_type, body, version = msgpack.unpackb(redis.get('asgilook:/images'))
+    assert (content_type, body) == ('application/json', listing.content)
+    assert version
     assert 3590 < redis.ttl('asgilook:/images') <= 3600
     client.simulate_get(image['thumbnails'][0])
     assert redis.exists(f'asgilook:{image["thumbnails"][0]}')
@@ -127,9 +128,12 @@ async def test_redis_lost_and_back_while_serving(config, redis_server, png_image
         b'\xc1\xc1 not msgpack',
         msgpack.packb(5),
         msgpack.packb(['image/jpeg', 'text, not bytes']),
-        msgpack.packb(['a', b'b', 'c']),
-        msgpack.packb({'content_type': b'', 'body': b''}),
+        msgpack.packb(['a', b'b', 'c', 'd']),
+        msgpack.packb({'content_type': b'', 'body': b'', 'version': b''}),
+        msgpack.packb(['application/json', b'[]']),
+        msgpack.packb(['application/json', b'[]', 7]),
     ],
+    ids=['not-msgpack', 'int', 'str-body', 'four', 'map', 'old-format', 'int-version'],
 )
 def test_an_entry_that_cannot_be_decoded_is_a_miss(client, redis, garbage):
     redis.set('asgilook:/images', garbage)
@@ -139,7 +143,7 @@ def test_an_entry_that_cannot_be_decoded_is_a_miss(client, redis, garbage):
     assert resp.status_code == 200
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
     assert resp.json == []
-    assert msgpack.unpackb(redis.get('asgilook:/images')) == [
+    assert msgpack.unpackb(redis.get('asgilook:/images'))[:2] == [
         'application/json',
         b'[]',
     ]
@@ -167,3 +171,35 @@ def test_a_streamed_body_is_cached_byte_for_byte(config):
     assert first.content == second.content == expected
     assert second.headers['X-ASGILook-Cache'] == 'Hit'
     assert second.headers['Content-Type'] == first.headers['Content-Type']
+
+
+def test_an_entry_from_before_a_change_is_not_served(config, redis_server):
+    """Another worker stored the list just before an upload it did not see."""
+    client = falcon.testing.TestClient(create_app(config))
+    stale = client.simulate_get('/images')
+    entry = fakeredis.FakeRedis(server=redis_server).get('asgilook:/images')
+
+    image = client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    fakeredis.FakeRedis(server=redis_server).set('asgilook:/images', entry)
+
+    resp = client.simulate_get('/images')
+    assert stale.json == []
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert resp.json == [image]
+
+
+def test_a_delete_while_redis_was_away_is_not_undone(client, redis_server):
+    image = client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    uris = ['/images', image['image'], *image['thumbnails']]
+    for uri in uris:
+        client.simulate_get(uri)
+
+    redis_server.connected = False
+    assert client.simulate_delete(image['image']).status_code == 204
+    redis_server.connected = True
+
+    assert client.simulate_get('/images').json == []
+    for uri in uris[1:]:
+        resp = client.simulate_get(uri)
+        assert resp.status_code == 404
+        assert resp.headers['X-ASGILook-Cache'] != 'Hit'
