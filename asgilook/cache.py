@@ -71,7 +71,6 @@ class RedisCache:
     async def process_request(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        resp.context.cached = False
         if req.method != 'GET':
             return
         if not self._available:
@@ -92,7 +91,6 @@ class RedisCache:
             return
         resp.content_type, resp.data, _ = cached
         resp.complete = True
-        resp.context.cached = True
         resp.set_header(self.CACHE_HEADER, 'Hit')
 
     async def process_response(
@@ -140,12 +138,13 @@ def _decode(data: bytes | None) -> tuple[str, bytes, str] | None:
     except (ValueError, TypeError):
         # Not an entry this version wrote: treat it as absent; it is overwritten.
         return None
-    if not all(
-        isinstance(v, t)
-        for v, t in [(content_type, str), (body, bytes), (version, str)]
+    if (
+        isinstance(content_type, str)
+        and isinstance(body, bytes)
+        and isinstance(version, str)
     ):
-        return None
-    return content_type, body, version
+        return content_type, body, version
+    return None
 
 
 async def _render_body(resp: falcon.asgi.Response) -> bytes:
