@@ -41,7 +41,7 @@ class StorageFullError(StoreError):
 
 
 class StorageUnavailableError(StoreError):
-    """The storage directory cannot be written to (missing, read-only, failing)."""
+    """The storage directory cannot be read or written (missing, read-only, failing)."""
 
 
 # What a write that ran out of room fails with: the disk, the quota, a size limit.
