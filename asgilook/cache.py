@@ -80,7 +80,7 @@ class RedisCache:
         version = await self._validator(req.path)
         resp.context.cache_version = version
         try:
-            data = await self._redis.get(self._key(req))
+            data = await self._redis.get(self._key(req.path))
         except _REDIS_ERRORS:
             resp.set_header(self.CACHE_HEADER, 'Bypass')
             return
@@ -106,7 +106,7 @@ class RedisCache:
         if req.method in self.INVALIDATE_ON:
             # The resource may name other paths its change shows through.
             paths = {req.path, *getattr(resp.context, 'invalidate', ())}
-            await self._call(self._redis.delete, *(self.PREFIX + p for p in paths))
+            await self._call(self._redis.delete, *map(self._key, paths))
         elif (
             resp.get_header(self.CACHE_HEADER) == 'Miss'
             and resp.status_code == 200
@@ -115,10 +115,10 @@ class RedisCache:
             body = await _render_body(resp)
             entry = [resp.content_type, body, resp.context.cache_version]
             data = msgpack.packb(entry, use_bin_type=True)
-            await self._call(self._redis.set, self._key(req), data, ex=self.TTL)
+            await self._call(self._redis.set, self._key(req.path), data, ex=self.TTL)
 
-    def _key(self, req: falcon.asgi.Request) -> str:
-        return self.PREFIX + req.path
+    def _key(self, path: str) -> str:
+        return self.PREFIX + path
 
     async def _call(self, command, *args, **kwargs) -> None:
         with contextlib.suppress(_REDIS_ERRORS):

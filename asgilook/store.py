@@ -133,13 +133,15 @@ class Store:
         and its thumbnails, None for a path that shows no stored image.
         """
         if path == '/images':
-            with self._reading():
+            with _storage_errors():
                 return await self._catalog.version()
         parts = path.split('/')
         if len(parts) < 3 or parts[1] not in ('images', 'thumbnails'):
             return None
-        image = await self.get(parts[2].removesuffix('.jpeg'))
-        return None if image is None else image.path.name
+        entry = (await self._entries()).get(parts[2].removesuffix('.jpeg'))
+        if entry is None:
+            return None
+        return file_name(entry.image_id, entry.size, entry.length)
 
     async def startup(self) -> None:
         """Make sure the storage directory exists and takes files; read it."""
@@ -211,17 +213,8 @@ class Store:
         )
 
     async def _entries(self) -> dict[str, Entry]:
-        with self._reading():
+        with _storage_errors():
             return await self._catalog.entries()
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        try:
-            yield
-        except OSError as ex:
-            raise StorageUnavailableError(
-                f'cannot read {self._catalog.directory}: {ex.strerror or ex}'
-            ) from ex
 
     def _temporary_path(self) -> pathlib.Path:
         # A name no image can take, in the storage directory so that the final
@@ -263,7 +256,7 @@ def _convert(
 
 @contextlib.contextmanager
 def _storage_errors() -> Iterator[None]:
-    """Turn a failed write into the store's word for it."""
+    """Turn a failed read or write of the storage into the store's word for it."""
     try:
         yield
     except OSError as ex:
