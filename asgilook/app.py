@@ -8,6 +8,7 @@ import falcon
 import falcon.asgi
 
 from .cache import RedisCache
+from .conditional import ConditionalRequests
 from .config import Config
 from .images import Images, Thumbnails
 from .store import StorageUnavailableError, Store
@@ -21,7 +22,11 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 
-    app = falcon.asgi.App(middleware=[_StoreLifespan(store), cache])
+    # Responses pass through middleware in reverse order: the cache stores
+    # the whole response before a 304 may replace it.
+    app = falcon.asgi.App(
+        middleware=[_StoreLifespan(store), ConditionalRequests(), cache]
+    )
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
     app.add_route(

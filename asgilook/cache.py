@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon.asgi
 import msgpack
+import redis.asyncio.retry
+import redis.backoff
 import redis.exceptions
 
 from .config import Config
+from .flights import Flights
 
 logger = logging.getLogger(__name__)
 
-# What a lost, refused or timed-out Redis connection raises.
+# What a lost, refused or timed-out Redis connection raises (TimeoutError,
+# raised when a command outlives redis_timeout, is an OSError).
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
+_TIMEOUTS = (redis.exceptions.TimeoutError, TimeoutError)
+
+
+class _CacheUnavailable(Exception):
+    """Redis did not answer a command in time; the request goes on without it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """One cached response and the version of what it was computed from."""
+
+    content_type: str
+    body: bytes
+    version: str
+    headers: dict[str, str]
 
 
 class RedisCache:
@@ -27,12 +50,31 @@ class RedisCache:
     what a path shows now, or None), an entry is served only while what it was
     computed from still holds: no process serves an answer that another
     process's change, or a change made while Redis was away, made stale.
+
+    Redis only ever makes answers faster: every command is bounded by
+    `Config.redis_timeout`, and while Redis is away responses say `Bypass` and
+    are computed as if there were no cache. Concurrent misses of one path are
+    computed once per process, and once across processes while Redis holds
+    the lock of the path.
     """
 
     PREFIX = 'asgilook:'
+    LOCK_PREFIX = 'asgilook-lock:'
     INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
+    CACHED_METHODS = frozenset({'GET', 'HEAD'})
     CACHE_HEADER = 'X-ASGILook-Cache'
+    # Headers a Hit repeats from the Miss that stored it (Content-Length is
+    # the body's, Content-Type is kept on its own).
+    STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control')
     TTL = 3600
+    # How long a render may hold the lock of its path; a process waiting for
+    # another's render computes the response itself after this long.
+    LOCK_TTL = 5.0
+    # How often a waiting process looks for the entry another one renders.
+    POLL_INTERVAL = 0.01
+    # After a timed-out command, how long before Redis is asked again. A
+    # refused connection costs nothing to retry, so the next request does.
+    RETRY_INTERVAL = 1.0
 
     def __init__(
         self,
@@ -41,27 +83,25 @@ class RedisCache:
     ) -> None:
         self._config = config
         self._validator = validator or _always_valid
-        # Creating the client does no I/O; it connects on first use.
-        self._redis = config.redis_from_url(config.redis_host)
-        self._available = False
-        self._warned = False
+        # Creating the client does no I/O; it connects on first use. Retries
+        # are left to the next request: a cache does not make one wait.
+        self._redis = config.redis_from_url(
+            config.redis_host,
+            socket_timeout=config.redis_timeout,
+            socket_connect_timeout=config.redis_timeout,
+            retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
+        )
+        self._flights = Flights()
+        # What this process writes into the locks it takes.
+        self._token = uuid.uuid4().hex.encode()
+        # None until the first answer or failure, then whether Redis answers.
+        self._available: bool | None = None
+        self._retry_at = 0.0
 
     async def process_startup(
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
-        try:
-            await self._redis.ping()
-        except _REDIS_ERRORS as ex:
-            self._available = False
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    'Redis at %s cannot be reached (%s); serving without the cache',
-                    self._config.redis_host,
-                    ex,
-                )
-        else:
-            self._available = True
+        await self._ping()
 
     async def process_shutdown(
         self, scope: dict[str, Any], event: dict[str, Any]
@@ -71,27 +111,17 @@ class RedisCache:
     async def process_request(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        if req.method != 'GET':
+        if req.method not in self.CACHED_METHODS:
             return
-        if not self._available:
-            resp.set_header(self.CACHE_HEADER, 'Bypass')
-            return
+        resp.context.cache_version = None
+        resp.context.cache_flight = None
+        resp.context.cache_lock = False
 
-        version = await self._validator(req.path)
-        resp.context.cache_version = version
-        try:
-            data = await self._redis.get(self._key(req.path))
-        except _REDIS_ERRORS:
-            resp.set_header(self.CACHE_HEADER, 'Bypass')
-            return
-
-        cached = _decode(data)
-        if cached is None or version is None or cached[2] != version:
-            resp.set_header(self.CACHE_HEADER, 'Miss')
-            return
-        resp.content_type, resp.data, _ = cached
-        resp.complete = True
-        resp.set_header(self.CACHE_HEADER, 'Hit')
+        state = 'Bypass'
+        if await self._reachable():
+            with contextlib.suppress(_CacheUnavailable):
+                state = await self._lookup(req, resp)
+        resp.set_header(self.CACHE_HEADER, state)
 
     async def process_response(
         self,
@@ -100,51 +130,205 @@ class RedisCache:
         resource: object,
         req_succeeded: bool,
     ) -> None:
-        if not req_succeeded or not self._available:
+        if req.method in self.INVALIDATE_ON:
+            if req_succeeded and self._available:
+                # The resource may name other paths its change shows through.
+                paths = {req.path, *getattr(resp.context, 'invalidate', ())}
+                await self._quietly(self._redis.delete, *map(self._key, paths))
+            return
+        if req.method not in self.CACHED_METHODS:
             return
 
-        if req.method in self.INVALIDATE_ON:
-            # The resource may name other paths its change shows through.
-            paths = {req.path, *getattr(resp.context, 'invalidate', ())}
-            await self._call(self._redis.delete, *map(self._key, paths))
-        elif (
-            resp.get_header(self.CACHE_HEADER) == 'Miss'
-            and resp.status_code == 200
-            and resp.context.cache_version is not None
-        ):
-            body = await _render_body(resp)
-            entry = [resp.content_type, body, resp.context.cache_version]
-            data = msgpack.packb(entry, use_bin_type=True)
-            await self._call(self._redis.set, self._key(req.path), data, ex=self.TTL)
+        entry = None
+        version = resp.context.cache_version
+        try:
+            if (
+                resp.get_header(self.CACHE_HEADER) == 'Miss'
+                and req.method == 'GET'
+                and req_succeeded
+                and resp.status_code == 200
+                and version is not None
+            ):
+                entry = await _response_entry(resp, version)
+                if self._available:
+                    data = msgpack.packb(
+                        [entry.content_type, entry.body, entry.version, entry.headers],
+                        use_bin_type=True,
+                    )
+                    await self._quietly(
+                        self._redis.set, self._key(req.path), data, ex=self.TTL
+                    )
+        finally:
+            if resp.context.cache_flight is not None:
+                self._flights.land(resp.context.cache_flight, entry)
+            if resp.context.cache_lock and self._available:
+                await self._quietly(self._redis.delete, self._lock_key(req.path))
+
+    async def _lookup(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> str:
+        """Serve the response from Redis if it holds it; return Hit or Miss."""
+        version = await self._validator(req.path)
+        resp.context.cache_version = version
+        if version is None:
+            # Nothing stored is shown at this path: there is nothing to cache.
+            return 'Miss'
+
+        entry = _valid(
+            await self._command(self._redis.get, self._key(req.path)), version
+        )
+        if entry is not None:
+            return self._serve(resp, entry)
+        if req.method != 'GET':
+            return 'Miss'
+
+        flight, leading = self._flights.join(req.path, version)
+        if not leading:
+            entry = await self._flights.follow(flight, within=self.LOCK_TTL)
+            return 'Miss' if entry is None else self._serve(resp, entry)
+
+        resp.context.cache_flight = flight
+        entry = await self._lock_or_wait(req.path, version, resp)
+        if entry is None:
+            return 'Miss'
+        self._flights.land(flight, entry)
+        return self._serve(resp, entry)
+
+    async def _lock_or_wait(
+        self, path: str, version: str, resp: falcon.asgi.Response
+    ) -> _Entry | None:
+        """Take the lock of path to render it here (None), or wait for another's."""
+        lock = self._lock_key(path)
+        ttl = int(self.LOCK_TTL * 1000)
+        if not await self._command(self._redis.set, lock, self._token, nx=True, px=ttl):
+            return await self._rendered_elsewhere(path, version)
+
+        resp.context.cache_lock = True
+        # Another process may have stored it and let go of the lock between
+        # the first look and this one's taking the lock.
+        return _valid(await self._command(self._redis.get, self._key(path)), version)
+
+    async def _rendered_elsewhere(self, path: str, version: str) -> _Entry | None:
+        """Wait while another process holds the lock of path; return its entry."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.LOCK_TTL
+        while loop.time() < deadline:
+            await asyncio.sleep(self.POLL_INTERVAL)
+            data, lock = await self._command(
+                self._redis.mget, self._key(path), self._lock_key(path)
+            )
+            entry = _valid(data, version)
+            if entry is not None:
+                return entry
+            # Released, or left by a render of this process that could not
+            # release it (Redis was away): nobody else is rendering it.
+            if lock is None or lock == self._token:
+                break
+        return None
+
+    def _serve(self, resp: falcon.asgi.Response, entry: _Entry) -> str:
+        resp.content_type = entry.content_type
+        resp.data = entry.body
+        for name, value in entry.headers.items():
+            resp.set_header(name, value)
+        resp.complete = True
+        return 'Hit'
+
+    async def _reachable(self) -> bool:
+        if self._available:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        return await self._ping()
+
+    async def _ping(self) -> bool:
+        # One request at a time asks a Redis that went away.
+        self._retry_at = time.monotonic() + self.RETRY_INTERVAL
+        try:
+            await self._command(self._redis.ping)
+        except _CacheUnavailable:
+            return False
+        if self._available is False:
+            logger.warning(
+                'Redis at %s answers again; serving from the cache',
+                self._config.redis_host,
+            )
+        self._available = True
+        return True
+
+    async def _command(self, command, *args, **kwargs):
+        """Run one Redis command within redis_timeout; _CacheUnavailable if not."""
+        try:
+            async with asyncio.timeout(self._config.redis_timeout):
+                return await command(*args, **kwargs)
+        except _REDIS_ERRORS as ex:
+            self._lost(ex)
+            raise _CacheUnavailable from ex
+
+    async def _quietly(self, command, *args, **kwargs) -> None:
+        with contextlib.suppress(_CacheUnavailable):
+            await self._command(command, *args, **kwargs)
+
+    def _lost(self, ex: Exception) -> None:
+        if self._available is not False:
+            reason = str(ex) or f'no answer within {self._config.redis_timeout} s'
+            logger.warning(
+                'Redis at %s cannot be reached (%s); serving without the cache',
+                self._config.redis_host,
+                reason,
+            )
+        self._available = False
+        if not isinstance(ex, _TIMEOUTS):
+            self._retry_at = 0.0
 
     def _key(self, path: str) -> str:
         return self.PREFIX + path
 
-    async def _call(self, command, *args, **kwargs) -> None:
-        with contextlib.suppress(_REDIS_ERRORS):
-            await command(*args, **kwargs)
+    def _lock_key(self, path: str) -> str:
+        return self.LOCK_PREFIX + path
 
 
 async def _always_valid(path: str) -> str:
     return ''
 
 
-def _decode(data: bytes | None) -> tuple[str, bytes, str] | None:
-    """Return the content type, body and version stored under a key, if any."""
+def _valid(data: bytes | None, version: str) -> _Entry | None:
+    """Return the entry stored under a key if it still shows what holds now."""
+    entry = _decode(data)
+    return entry if entry is not None and entry.version == version else None
+
+
+def _decode(data: bytes | None) -> _Entry | None:
+    """Return the entry stored under a key, if it is one this version wrote."""
     if data is None:
         return None
     try:
-        content_type, body, version = msgpack.unpackb(data, raw=False)
+        content_type, body, version, headers = msgpack.unpackb(data, raw=False)
     except (ValueError, TypeError):
-        # Not an entry this version wrote: treat it as absent; it is overwritten.
+        # Garbage or an older format: treat it as absent; it is overwritten.
         return None
     if (
         isinstance(content_type, str)
         and isinstance(body, bytes)
         and isinstance(version, str)
+        and isinstance(headers, dict)
+        and all(isinstance(item, str) for pair in headers.items() for item in pair)
     ):
-        return content_type, body, version
+        return _Entry(content_type, body, version, headers)
     return None
+
+
+async def _response_entry(resp: falcon.asgi.Response, version: str) -> _Entry:
+    """Return what a Hit will need to repeat a response."""
+    headers = {
+        name: value
+        for name in RedisCache.STORED_HEADERS
+        if (value := resp.get_header(name)) is not None
+    }
+    body = await _render_body(resp)
+    # Without a type of its own, a response is sent as the default media type.
+    content_type = resp.content_type or resp.options.default_media_type
+    return _Entry(content_type, body, version, headers)
 
 
 async def _render_body(resp: falcon.asgi.Response) -> bytes:

@@ -76,11 +76,18 @@ class Catalog:
 
     async def version(self) -> str:
         """Return a digest of the catalog that changes whenever the catalog does."""
-        await self.entries()
-        return self._snapshot.version
+        return (await self._current()).version
 
     async def entries(self) -> dict[str, Entry]:
         """Return the images of the catalog by id, as the directory holds them now."""
+        return (await self._current()).entries
+
+    async def listing(self) -> tuple[dict[str, Entry], str]:
+        """Return the images of the catalog and its digest, of the same moment."""
+        snapshot = await self._current()
+        return snapshot.entries, snapshot.version
+
+    async def _current(self) -> _Snapshot:
         directory = self.directory
         mtime_ns = (await aiofiles.os.stat(directory)).st_mtime_ns
         snapshot = self._snapshot
@@ -90,7 +97,7 @@ class Catalog:
             and snapshot.directory == directory
             and snapshot.mtime_ns == mtime_ns
         ):
-            return snapshot.entries
+            return snapshot
 
         scanned_ns = time.time_ns()
         loop = asyncio.get_running_loop()
@@ -103,7 +110,7 @@ class Catalog:
             entries,
             _digest(entries),
         )
-        return entries
+        return self._snapshot
 
     def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:
         for name, reason in strays:

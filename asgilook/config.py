@@ -25,6 +25,7 @@ class Config:
     DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
     DEFAULT_JPEG_QUALITY = 90
+    DEFAULT_REDIS_TIMEOUT = 0.25
     DEFAULT_REDIS_FROM_URL = staticmethod(redis.asyncio.from_url)
     DEFAULT_UUID_GENERATOR = staticmethod(uuid.uuid4)
 
@@ -52,6 +53,9 @@ class Config:
         self.jpeg_quality: int = _positive_int(
             env, 'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, maximum=100
         )
+        self.redis_timeout: float = _positive_number(
+            env, 'ASGI_LOOK_REDIS_TIMEOUT', self.DEFAULT_REDIS_TIMEOUT
+        )
         self.redis_from_url: Callable[..., Any] = self.DEFAULT_REDIS_FROM_URL
         self.uuid_generator: Callable[[], uuid.UUID] = self.DEFAULT_UUID_GENERATOR
 
@@ -70,6 +74,22 @@ def _positive_int(
         upper = f' up to {maximum}' if maximum is not None else ''
         raise ConfigError(
             f'{name} must be a whole number from 1{upper}, not {env[name]!r}'
+        )
+    return value
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, '').strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    # Also refuses nan and inf: neither bounds a wait.
+    if not 0 < value < float('inf'):
+        raise ConfigError(
+            f'{name} must be a number of seconds above 0, not {env[name]!r}'
         )
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import falcon
@@ -17,6 +18,9 @@ from .store import (
     UploadTooLargeError,
 )
 
+# What never changes under its URL may be kept by any cache for a year.
+IMMUTABLE = ('public', 'max-age=31536000', 'immutable')
+
 
 class Images:
     """List, upload and download images."""
@@ -28,8 +32,13 @@ class Images:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        images = await self._store.list_images()
+        images, version = await self._store.listing()
         resp.media = [image.serialize() for image in images]
+        # The list changes with every upload and delete: ask before reusing it.
+        resp.etag = version
+        resp.cache_control = ['no-cache']
+
+    on_head = on_get
 
     async def on_get_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
@@ -39,8 +48,15 @@ class Images:
             resp.stream = await self._store.open(image)
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
+        _describe(resp, image, image.etag)
         resp.content_length = image.length
-        resp.content_type = falcon.MEDIA_JPEG
+
+    async def on_head_image(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
+    ) -> None:
+        image = await _find(self._store, image_id)
+        _describe(resp, image, image.etag)
+        resp.content_length = image.length
 
     async def on_delete_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
@@ -128,7 +144,19 @@ class Thumbnails:
             resp.data = await self._store.make_thumbnail(image, (width, height))
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
-        resp.content_type = falcon.MEDIA_JPEG
+        # Named after the bytes: a thumbnail rendered differently (another
+        # quality, another Pillow) is another representation.
+        _describe(resp, image, hashlib.blake2b(resp.data, digest_size=16).hexdigest())
+
+    on_head = on_get
+
+
+def _describe(resp: falcon.asgi.Response, image: Image, etag: str) -> None:
+    """Set the headers of an image or thumbnail: JPEG, and never changing."""
+    resp.content_type = falcon.MEDIA_JPEG
+    resp.etag = etag
+    resp.last_modified = image.modified
+    resp.cache_control = IMMUTABLE
 
 
 async def _find(store: Store, image_id: uuid.UUID) -> Image:

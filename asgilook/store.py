@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import errno
+import hashlib
 import os
 import pathlib
 import time
@@ -81,6 +82,12 @@ class Image:
     def uri(self) -> str:
         return f'/images/{self.image_id}.jpeg'
 
+    @property
+    def etag(self) -> str:
+        """A strong validator of the stored file: another file, another tag."""
+        identity = f'{self.path.name}@{self.modified.isoformat()}'
+        return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+
     def serialize(self) -> dict:
         """Return the image object of the HTTP API."""
         return {
@@ -118,13 +125,14 @@ class Store:
         entry = (await self._entries()).get(image_id)
         return None if entry is None else Image.from_entry(self._config, entry)
 
-    async def list_images(self) -> list[Image]:
-        """Return every image, oldest upload first."""
-        entries = sorted(
-            (await self._entries()).values(),
-            key=lambda entry: (entry.modified_ns, entry.image_id),
+    async def listing(self) -> tuple[list[Image], str]:
+        """Return every image, oldest upload first, and the catalog's version."""
+        with _storage_errors():
+            entries, version = await self._catalog.listing()
+        ordered = sorted(
+            entries.values(), key=lambda entry: (entry.modified_ns, entry.image_id)
         )
-        return [Image.from_entry(self._config, entry) for entry in entries]
+        return [Image.from_entry(self._config, entry) for entry in ordered], version
 
     async def version(self, path: str) -> str | None:
         """Return what the response at a path shows now, for a cache to compare.

@@ -1,4 +1,6 @@
 import logging
+import socket
+import time
 
 import fakeredis
 import falcon
@@ -6,6 +8,7 @@ import falcon.asgi
 import falcon.testing
 import msgpack
 import pytest
+from redis import asyncio as aioredis
 
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
@@ -23,9 +26,12 @@ def test_entries_are_msgpack_under_the_path(client, redis, png_image):
     image = client.simulate_post('/images', body=png_image).json
     listing = client.simulate_get('/images')
 
-    content_type, body, version = msgpack.unpackb(redis.get('asgilook:/images'))
+    content_type, body, version, headers = msgpack.unpackb(
+        redis.get('asgilook:/images')
+    )
     assert (content_type, body) == ('application/json', listing.content)
     assert version
+    assert headers == {'ETag': listing.headers['ETag'], 'Cache-Control': 'no-cache'}
     assert 3590 < redis.ttl('asgilook:/images') <= 3600
     client.simulate_get(image['thumbnails'][0])
     assert redis.exists(f'asgilook:{image["thumbnails"][0]}')
@@ -131,9 +137,21 @@ async def test_redis_lost_and_back_while_serving(config, redis_server, png_image
         msgpack.packb(['a', b'b', 'c', 'd']),
         msgpack.packb({'content_type': b'', 'body': b'', 'version': b''}),
         msgpack.packb(['application/json', b'[]']),
-        msgpack.packb(['application/json', b'[]', 7]),
+        msgpack.packb(['application/json', b'[]', 7, {}]),
+        msgpack.packb(['application/json', b'[]', 'v']),
+        msgpack.packb(['application/json', b'[]', 'v', {'ETag': 7}]),
     ],
-    ids=['not-msgpack', 'int', 'str-body', 'four', 'map', 'old-format', 'int-version'],
+    ids=[
+        'not-msgpack',
+        'int',
+        'str-body',
+        'four',
+        'map',
+        'two-elements',
+        'int-version',
+        'three-elements',
+        'int-header',
+    ],
 )
 def test_an_entry_that_cannot_be_decoded_is_a_miss(client, redis, garbage):
     redis.set('asgilook:/images', garbage)
@@ -203,3 +221,88 @@ def test_a_delete_while_redis_was_away_is_not_undone(client, redis_server):
         resp = client.simulate_get(uri)
         assert resp.status_code == 404
         assert resp.headers['X-ASGILook-Cache'] != 'Hit'
+
+
+@pytest.fixture
+def silent_redis():
+    """A loopback port that takes connections and never answers: a frozen Redis."""
+    with socket.socket() as listener:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(64)
+        yield f'redis://127.0.0.1:{listener.getsockname()[1]}'
+
+
+async def test_a_frozen_redis_costs_at_most_the_timeout(config, silent_redis, caplog):
+    config.redis_from_url = aioredis.from_url
+    config.redis_host = silent_redis
+    config.redis_timeout = 0.1
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        upload = await conductor.simulate_post(
+            '/images', body=encode(gradient(), 'PNG')
+        )
+        image = upload.json
+        for uri in ['/images', image['image'], image['thumbnails'][0]] * 3:
+            started = time.monotonic()
+            resp = await conductor.simulate_get(uri)
+            # The timeout, and a margin for the work itself; never the socket's.
+            assert time.monotonic() - started < 0.1 + 1.0
+            assert resp.status_code == 200
+            assert resp.headers['X-ASGILook-Cache'] == 'Bypass'
+
+    messages = [r.getMessage() for r in caplog.records if r.name == 'asgilook.cache']
+    assert messages == [
+        f'Redis at {silent_redis} cannot be reached (no answer within 0.1 s); '
+        'serving without the cache'
+    ]
+
+
+async def test_going_away_and_coming_back_is_logged_once_each(
+    config, redis_server, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        assert (await conductor.simulate_get('/images')).headers[
+            'X-ASGILook-Cache'
+        ] == 'Miss'
+
+        redis_server.connected = False
+        down = [await conductor.simulate_get('/images') for _ in range(5)]
+        redis_server.connected = True
+        back = [await conductor.simulate_get('/images') for _ in range(5)]
+
+    assert {resp.headers['X-ASGILook-Cache'] for resp in down} == {'Bypass'}
+    assert [resp.headers['X-ASGILook-Cache'] for resp in back] == ['Hit'] * 5
+    assert all(resp.json == [] for resp in down + back)
+    messages = [r.getMessage() for r in caplog.records if r.name == 'asgilook.cache']
+    assert len(messages) == 2
+    assert 'cannot be reached' in messages[0]
+    assert (
+        messages[1]
+        == 'Redis at redis://localhost answers again; serving from the cache'
+    )
+
+
+def test_the_redis_client_gives_up_within_the_timeout(config):
+    seen = {}
+
+    def redis_from_url(url, **kwargs):
+        seen.update(kwargs, url=url)
+        return aioredis.from_url(url, **kwargs)
+
+    config.redis_from_url = redis_from_url
+    config.redis_timeout = 0.3
+    create_app(config)
+
+    assert seen['url'] == 'redis://localhost'
+    assert seen['socket_timeout'] == seen['socket_connect_timeout'] == 0.3
+    assert seen['retry'].get_retries() == 0
+
+
+def test_options_is_answered_and_not_cached(client):
+    resp = client.simulate_options('/images')
+
+    assert resp.status_code == 200
+    assert set(resp.headers['Allow'].split(', ')) == {'GET', 'HEAD', 'POST'}
+    assert 'X-ASGILook-Cache' not in resp.headers

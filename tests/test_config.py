@@ -93,3 +93,15 @@ def test_upload_defaults():
 def test_bad_upload_settings_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Config(environ={name: value})
+
+
+def test_redis_timeout():
+    assert Config(environ={}).redis_timeout == 0.25
+    assert Config(environ={'ASGI_LOOK_REDIS_TIMEOUT': ' 0.05 '}).redis_timeout == 0.05
+    assert Config(environ={'ASGI_LOOK_REDIS_TIMEOUT': '2'}).redis_timeout == 2.0
+
+
+@pytest.mark.parametrize('value', ['soon', '0', '-0.1', 'nan', 'inf'])
+def test_a_redis_timeout_must_bound_the_wait(value):
+    with pytest.raises(ConfigError, match='ASGI_LOOK_REDIS_TIMEOUT must be a number'):
+        Config(environ={'ASGI_LOOK_REDIS_TIMEOUT': value})

@@ -156,9 +156,9 @@ def test_unknown_path_is_a_json_404(client):
 @pytest.mark.parametrize(
     ('method', 'path', 'allowed'),
     [
-        ('DELETE', '/images', {'GET', 'POST'}),
-        ('PUT', f'/images/{FIRST_ID}.jpeg', {'GET', 'DELETE'}),
-        ('POST', f'/thumbnails/{FIRST_ID}/64x64.jpeg', {'GET'}),
+        ('DELETE', '/images', {'GET', 'HEAD', 'POST'}),
+        ('PUT', f'/images/{FIRST_ID}.jpeg', {'GET', 'HEAD', 'DELETE'}),
+        ('POST', f'/thumbnails/{FIRST_ID}/64x64.jpeg', {'GET', 'HEAD'}),
     ],
 )
 def test_unsupported_method_is_a_json_405(client, method, path, allowed):

@@ -1,8 +1,10 @@
 """End to end: a real uvicorn process serving asgilook against a real redis-server."""
 
+import asyncio
 import os
 import signal
 import socket
+import time
 
 import httpx
 import pytest
@@ -177,3 +179,75 @@ def test_two_workers_share_images_and_survive_sigkill(tmp_path, live_redis):
             assert list(decode(resp.content).size) == image['size']
     finally:
         servers.stop(restarted)
+
+
+async def _hammer(base_url: str, expected: dict, stop: asyncio.Event, results: list):
+    """Ask for every URI in turn until told to stop; record what came back."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        while not stop.is_set():
+            for uri, body in expected.items():
+                started = time.monotonic()
+                try:
+                    resp = await http.get(uri)
+                except httpx.HTTPError as ex:
+                    results.append((uri, repr(ex), None, time.monotonic() - started))
+                    continue
+                ok = resp.status_code == 200 and resp.content == body
+                state = resp.headers.get('X-ASGILook-Cache')
+                results.append((uri, ok, state, time.monotonic() - started))
+
+
+async def _under_load(base_url: str, expected: dict, seconds: float) -> list:
+    stop, results = asyncio.Event(), []
+    workers = [
+        asyncio.create_task(_hammer(base_url, expected, stop, results))
+        for _ in range(4)
+    ]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*workers)
+    return results
+
+
+async def test_freezing_or_killing_redis_fails_no_request(tmp_path):
+    port = servers.free_port()
+    redis_url = f'redis://127.0.0.1:{port}'
+    redis = await asyncio.to_thread(servers.start_redis, tmp_path, port)
+    try:
+        with servers.uvicorn_server(tmp_path / 'images', redis_url) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+                image = (
+                    await http.post('/images', content=encode(gradient(), 'PNG'))
+                ).json()
+                uris = ['/images', image['image'], *image['thumbnails']]
+                expected = {uri: (await http.get(uri)).content for uri in uris}
+
+            phases = {'warm': await _under_load(base_url, expected, 1)}
+            redis.send_signal(signal.SIGSTOP)
+            phases['frozen'] = await _under_load(base_url, expected, 2.5)
+            redis.send_signal(signal.SIGCONT)
+            phases['thawed'] = await _under_load(base_url, expected, 2)
+            servers.stop(redis, signal.SIGKILL)
+            phases['killed'] = await _under_load(base_url, expected, 2)
+            redis = await asyncio.to_thread(servers.start_redis, tmp_path, port)
+            phases['restarted'] = await _under_load(base_url, expected, 2.5)
+    finally:
+        redis.send_signal(signal.SIGCONT)
+        servers.stop(redis)
+
+    for name, results in phases.items():
+        failed = [result for result in results if result[1] is not True]
+        assert results, name
+        assert not failed, (name, failed[:5])
+        # Nothing waits on Redis longer than the timeout, and a margin for load.
+        assert max(result[3] for result in results) < 0.25 + 2.0, name
+
+    def states(name, part=slice(None)):
+        return {result[2] for result in phases[name][part]}
+
+    assert states('warm') == {'Hit'}
+    assert 'Bypass' in states('frozen')
+    assert states('thawed', slice(-20, None)) == {'Hit'}
+    assert states('killed', slice(-20, None)) == {'Bypass'}
+    assert states('restarted') >= {'Miss', 'Hit'}
+    assert states('restarted', slice(-20, None)) == {'Hit'}

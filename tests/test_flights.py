@@ -1,0 +1,189 @@
+"""No thundering herd: a cold response is computed once, however many ask for it."""
+
+import asyncio
+import threading
+import time
+
+import fakeredis
+import falcon.testing
+import pytest
+
+from asgilook import imaging
+from asgilook.app import create_app
+from asgilook.cache import RedisCache
+from asgilook.flights import Flights
+
+from .fakes import make_config
+from .images import encode, gradient
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """Count thumbnail renders; each takes long enough for a crowd to gather."""
+    calls = []
+    lock = threading.Lock()
+    resize = imaging.resize
+
+    def counted_resize(*args, **kwargs):
+        with lock:
+            calls.append(args[1])
+        time.sleep(0.2)
+        return resize(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, 'resize', counted_resize)
+    return calls
+
+
+async def _upload(conductor) -> dict:
+    resp = await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
+    assert resp.status_code == 201
+    return resp.json
+
+
+async def test_concurrent_misses_render_once_per_process(config, renders):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        uri = (await _upload(conductor))['thumbnails'][0]
+
+        crowd = await asyncio.gather(*(conductor.simulate_get(uri) for _ in range(16)))
+        later = await conductor.simulate_get(uri)
+
+    assert len(renders) == 1
+    assert {resp.status_code for resp in crowd} == {200}
+    assert len({resp.content for resp in crowd + [later]}) == 1
+    states = sorted(resp.headers['X-ASGILook-Cache'] for resp in crowd)
+    assert states == ['Hit'] * 15 + ['Miss']
+    assert len({resp.headers['ETag'] for resp in crowd}) == 1
+
+
+async def test_processes_sharing_redis_render_once_between_them(
+    storage_path, redis_server, renders
+):
+    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
+    async with (
+        falcon.testing.ASGIConductor(apps[0]) as first,
+        falcon.testing.ASGIConductor(apps[1]) as second,
+    ):
+        uri = (await _upload(first))['thumbnails'][0]
+
+        crowd = await asyncio.gather(
+            *(
+                process.simulate_get(uri)
+                for _ in range(8)
+                for process in (first, second)
+            )
+        )
+
+    assert len(renders) == 1
+    assert {resp.status_code for resp in crowd} == {200}
+    assert len({resp.content for resp in crowd}) == 1
+    assert [resp.headers['X-ASGILook-Cache'] for resp in crowd].count('Miss') == 1
+
+
+async def test_a_lock_left_behind_delays_a_render_only_so_long(
+    config, redis_server, renders, monkeypatch
+):
+    """Another process took the lock of a path and died without rendering."""
+    monkeypatch.setattr(RedisCache, 'LOCK_TTL', 0.3)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        uri = (await _upload(conductor))['thumbnails'][0]
+        fakeredis.FakeRedis(server=redis_server).set(
+            f'asgilook-lock:{uri}', b'', px=60_000
+        )
+
+        resp = await conductor.simulate_get(uri)
+
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert len(renders) == 1
+
+
+async def test_a_lock_released_without_an_entry_is_rendered_here(
+    config, redis_server, renders
+):
+    """The other process's render failed: it released the lock and stored nothing."""
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        uri = (await _upload(conductor))['thumbnails'][0]
+        fakeredis.FakeRedis(server=redis_server).set(f'asgilook-lock:{uri}', b'', px=50)
+
+        resp = await conductor.simulate_get(uri)
+        again = await conductor.simulate_get(uri)
+
+    assert (resp.status_code, resp.headers['X-ASGILook-Cache']) == (200, 'Miss')
+    assert again.headers['X-ASGILook-Cache'] == 'Hit'
+    assert len(renders) == 1
+
+
+async def test_redis_lost_during_a_render(config, redis_server, renders):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await _upload(conductor)
+        rendering = asyncio.create_task(conductor.simulate_get(image['thumbnails'][0]))
+        await asyncio.sleep(0.1)
+        redis_server.connected = False
+        bypassed = await conductor.simulate_get(image['image'])
+        rendered = await rendering
+        redis_server.connected = True
+        started = time.monotonic()
+        fresh = await conductor.simulate_get(image['thumbnails'][0])
+        waited = time.monotonic() - started
+
+    assert bypassed.headers['X-ASGILook-Cache'] == 'Bypass'
+    assert (rendered.status_code, rendered.headers['X-ASGILook-Cache']) == (200, 'Miss')
+    # Nothing was stored while Redis was away; the lock the render could not
+    # release does not hold up this process.
+    assert fresh.headers['X-ASGILook-Cache'] == 'Miss'
+    assert waited < RedisCache.LOCK_TTL
+    assert fresh.content == rendered.content
+    assert len(renders) == 2
+
+
+async def test_followers_of_a_failed_leader_compute_their_own():
+    flights = Flights()
+    flight, leading = flights.join('/thumbnails/x', 'v1')
+    follower, follows = flights.join('/thumbnails/x', 'v1')
+    waiting = asyncio.create_task(flights.follow(follower, within=5))
+
+    flights.land(flight, None)
+
+    assert (leading, follows, follower is flight) == (True, False, True)
+    assert await waiting is None
+    assert flights.join('/thumbnails/x', 'v1')[1] is True
+
+
+async def test_a_new_version_starts_a_new_flight():
+    flights = Flights()
+    old, _ = flights.join('/images', 'v1')
+    new, leading = flights.join('/images', 'v2')
+
+    flights.land(old, 'stale list')
+
+    assert leading is True
+    assert flights.join('/images', 'v2') == (new, False)
+    flights.land(new, 'list')
+    assert await flights.follow(new, within=1) == 'list'
+
+
+async def test_a_follower_stops_waiting_in_time():
+    flights = Flights()
+    flight, _ = flights.join('/images', 'v1')
+
+    started = time.monotonic()
+    assert await flights.follow(flight, within=0.05) is None
+    assert time.monotonic() - started < 1
+    assert not flight.outcome.done()
+
+
+async def test_a_leader_that_ends_without_landing_releases_its_followers():
+    flights = Flights()
+    joined = asyncio.get_running_loop().create_future()
+
+    async def leader():
+        joined.set_result(flights.join('/images', 'v1')[0])
+        raise RuntimeError('the request failed before it could land')
+
+    task = asyncio.create_task(leader())
+    flight = await joined
+    with pytest.raises(RuntimeError):
+        await task
+
+    assert await flights.follow(flight, within=1) is None
+    assert flights.join('/images', 'v1')[1] is True
