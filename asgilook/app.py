@@ -18,7 +18,7 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     """Wire the store, the resources, the cache and the error handlers."""
     config = config or Config()
     store = Store(config)
-    cache = RedisCache(config, validator=store.version)
+    cache = RedisCache(config, validator=store.version, generation=store.generation)
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 

@@ -19,6 +19,7 @@ import redis.exceptions
 
 from .config import Config
 from .flights import Flights
+from .memory import MemoryTier
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,15 @@ class _Entry:
     body: bytes
     version: str
     headers: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    """An entry in this process's memory, and until when it may be served."""
+
+    entry: _Entry
+    generation: bytes
+    fresh_until: float
 
 
 class RedisCache:
@@ -75,14 +85,25 @@ class RedisCache:
     # After a timed-out command, how long before Redis is asked again. A
     # refused connection costs nothing to retry, so the next request does.
     RETRY_INTERVAL = 1.0
+    # An entry kept in this process's memory is served without asking Redis
+    # or the storage directory while the generation token is the one it was
+    # kept under (no process has changed the catalog since), for MEMORY_TTL
+    # at most (a change made behind asgilook's back shows after that), and
+    # while Redis has answered within LIVENESS (an outage shows as Bypass).
+    MEMORY_TTL = 1.0
+    LIVENESS = 0.5
 
     def __init__(
         self,
         config: Config,
         validator: Callable[[str], Awaitable[str | None]] | None = None,
+        generation: Callable[[], bytes | None] | None = None,
     ) -> None:
         self._config = config
         self._validator = validator or _always_valid
+        self._generation = generation or _no_generation
+        self._memory = MemoryTier(config.memory_cache_size)
+        self._alive_until = 0.0
         # Creating the client does no I/O; it connects on first use. Retries
         # are left to the next request: a cache does not make one wait.
         self._redis = config.redis_from_url(
@@ -113,9 +134,23 @@ class RedisCache:
     ) -> None:
         if req.method not in self.CACHED_METHODS:
             return
-        resp.context.cache_version = None
-        resp.context.cache_flight = None
-        resp.context.cache_lock = False
+        context = resp.context
+        context.cache_version = None
+        context.cache_flight = None
+        context.cache_lock = False
+        # Read before anything is computed: what is kept under it is no older.
+        context.cache_generation = generation = self._generation()
+
+        now = time.monotonic()
+        if self._available and now < self._alive_until:
+            kept = self._memory.get(req.path)
+            if (
+                kept is not None
+                and kept.generation == generation
+                and now < kept.fresh_until
+            ):
+                resp.set_header(self.CACHE_HEADER, self._serve(resp, kept.entry))
+                return
 
         state = 'Bypass'
         if await self._reachable():
@@ -134,6 +169,8 @@ class RedisCache:
             if req_succeeded and self._available:
                 # The resource may name other paths its change shows through.
                 paths = {req.path, *getattr(resp.context, 'invalidate', ())}
+                for path in paths:
+                    self._memory.discard(path)
                 await self._quietly(self._redis.delete, *map(self._key, paths))
             return
         if req.method not in self.CACHED_METHODS:
@@ -151,6 +188,7 @@ class RedisCache:
             ):
                 entry = await _response_entry(resp, version)
                 if self._available:
+                    self._keep(req.path, entry, resp.context.cache_generation)
                     data = msgpack.packb(
                         [entry.content_type, entry.body, entry.version, entry.headers],
                         use_bin_type=True,
@@ -174,10 +212,22 @@ class RedisCache:
             # Nothing stored is shown at this path: there is nothing to cache.
             return 'Miss'
 
+        generation = resp.context.cache_generation
+        kept = self._memory.get(req.path)
+        if (
+            kept is not None
+            and kept.entry.version == version
+            and time.monotonic() < self._alive_until
+        ):
+            # Still what the storage holds: no need to fetch it again.
+            self._keep(req.path, kept.entry, generation)
+            return self._serve(resp, kept.entry)
+
         entry = _valid(
             await self._command(self._redis.get, self._key(req.path)), version
         )
         if entry is not None:
+            self._keep(req.path, entry, generation)
             return self._serve(resp, entry)
         if req.method != 'GET':
             return 'Miss'
@@ -226,6 +276,11 @@ class RedisCache:
                 break
         return None
 
+    def _keep(self, path: str, entry: _Entry, generation: bytes | None) -> None:
+        if generation is not None:
+            kept = _Kept(entry, generation, time.monotonic() + self.MEMORY_TTL)
+            self._memory.put(path, kept, len(entry.body))
+
     def _serve(self, resp: falcon.asgi.Response, entry: _Entry) -> str:
         resp.content_type = entry.content_type
         resp.data = entry.body
@@ -260,10 +315,12 @@ class RedisCache:
         """Run one Redis command within redis_timeout; _CacheUnavailable if not."""
         try:
             async with asyncio.timeout(self._config.redis_timeout):
-                return await command(*args, **kwargs)
+                result = await command(*args, **kwargs)
         except _REDIS_ERRORS as ex:
             self._lost(ex)
             raise _CacheUnavailable from ex
+        self._alive_until = time.monotonic() + self.LIVENESS
+        return result
 
     async def _quietly(self, command, *args, **kwargs) -> None:
         with contextlib.suppress(_CacheUnavailable):
@@ -290,6 +347,10 @@ class RedisCache:
 
 async def _always_valid(path: str) -> str:
     return ''
+
+
+def _no_generation() -> bytes:
+    return b''
 
 
 def _valid(data: bytes | None, version: str) -> _Entry | None:

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import mmap
 import os
 import pathlib
 import re
@@ -26,6 +27,7 @@ import aiofiles.os
 logger = logging.getLogger(__name__)
 
 TEMPORARY_PREFIX = '.incoming-'
+GENERATION_NAME = '.generation'
 
 _NAME = re.compile(
     r'(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
@@ -62,6 +64,66 @@ class _Snapshot:
     version: str
 
 
+class Generation:
+    """A token that every process of one storage directory sees change with it.
+
+    It lives in a small file of the storage directory that each process maps
+    into its memory: reading it is a memory read, not a system call. Every
+    upload and delete writes a fresh random token there before it is
+    answered, so a process holding answers given under the old token knows,
+    at the cost of comparing 16 bytes, that they may be stale. The file is
+    made by the first change; until a process has mapped it, its token is
+    None and nothing may be kept under it.
+    """
+
+    SIZE = 16
+
+    def __init__(self) -> None:
+        self._directory: pathlib.Path | None = None
+        self._map: mmap.mmap | None = None
+
+    async def open(self, directory: pathlib.Path, create: bool = False) -> None:
+        """Map the token of directory, if it has one (or if told to create it)."""
+        if self._directory == directory:
+            return
+        loop = asyncio.get_running_loop()
+        mapped = await loop.run_in_executor(None, _map_token, directory, create)
+        if mapped is not None:
+            self._directory, self._map = directory, mapped
+
+    def current(self) -> bytes | None:
+        """Return the token now, or None before it is mapped."""
+        return None if self._map is None else self._map[: self.SIZE]
+
+    async def renew(self, directory: pathlib.Path) -> None:
+        """Write a fresh token: the storage directory has just changed."""
+        try:
+            await self.open(directory, create=True)
+        except OSError:
+            # No token file could be made: then no process maps one, and none
+            # keeps answers under a token. (A file that exists but cannot be
+            # opened here leaves others' kept answers for their MEMORY_TTL.)
+            return
+        self._map[: self.SIZE] = os.urandom(self.SIZE)
+
+
+def _map_token(directory: pathlib.Path, create: bool) -> mmap.mmap | None:
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    try:
+        descriptor = os.open(directory / GENERATION_NAME, flags, 0o644)
+    except OSError:
+        if create:
+            raise
+        # None yet (or none usable): nothing is kept under a token meanwhile.
+        return None
+    try:
+        if os.fstat(descriptor).st_size < Generation.SIZE:
+            os.ftruncate(descriptor, Generation.SIZE)
+        return mmap.mmap(descriptor, Generation.SIZE)
+    finally:
+        os.close(descriptor)
+
+
 class Catalog:
     """Know which images the storage directory holds, rereading it on change."""
 
@@ -69,6 +131,8 @@ class Catalog:
         self._config = config
         self._snapshot: _Snapshot | None = None
         self._reported: set[tuple[pathlib.Path, str]] = set()
+        self._scanned: set[pathlib.Path] = set()
+        self.generation = Generation()
 
     @property
     def directory(self) -> pathlib.Path:
@@ -103,6 +167,8 @@ class Catalog:
         loop = asyncio.get_running_loop()
         entries, strays = await loop.run_in_executor(None, _scan, directory)
         self._report(directory, strays)
+        # Another process's first change may have made the token since.
+        await self.generation.open(directory)
         self._snapshot = _Snapshot(
             directory,
             mtime_ns,
@@ -113,7 +179,13 @@ class Catalog:
         return self._snapshot
 
     def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:
+        # Temporary files are uploads in progress while this process serves;
+        # at its first reading of a directory they may be left by a crash.
+        first = directory not in self._scanned
+        self._scanned.add(directory)
         for name, reason in strays:
+            if name.startswith(TEMPORARY_PREFIX) and not first:
+                continue
             if (directory, name) not in self._reported:
                 self._reported.add((directory, name))
                 logger.warning('ignoring %s in %s: %s', name, directory, reason)
@@ -137,7 +209,8 @@ def _scan(directory: pathlib.Path) -> tuple[dict[str, Entry], list[tuple[str, st
             with contextlib.suppress(FileNotFoundError):
                 entry, reason = _read_entry(item)
                 if entry is None:
-                    strays.append((item.name, reason))
+                    if reason:
+                        strays.append((item.name, reason))
                     continue
                 # An id stored twice (a replaced upload): the newer file is it.
                 previous = entries.get(entry.image_id, entry)
@@ -148,6 +221,8 @@ def _scan(directory: pathlib.Path) -> tuple[dict[str, Entry], list[tuple[str, st
 
 
 def _read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
+    if item.name == GENERATION_NAME:
+        return None, ''
     if item.name.startswith(TEMPORARY_PREFIX):
         return None, 'an upload in progress or interrupted'
     match = _NAME.fullmatch(item.name)

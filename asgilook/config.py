@@ -26,6 +26,7 @@ class Config:
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
     DEFAULT_JPEG_QUALITY = 90
     DEFAULT_REDIS_TIMEOUT = 0.25
+    DEFAULT_MEMORY_CACHE_SIZE = 64 * 1024 * 1024
     DEFAULT_REDIS_FROM_URL = staticmethod(redis.asyncio.from_url)
     DEFAULT_UUID_GENERATOR = staticmethod(uuid.uuid4)
 
@@ -56,12 +57,22 @@ class Config:
         self.redis_timeout: float = _positive_number(
             env, 'ASGI_LOOK_REDIS_TIMEOUT', self.DEFAULT_REDIS_TIMEOUT
         )
+        self.memory_cache_size: int = _positive_int(
+            env,
+            'ASGI_LOOK_MEMORY_CACHE_SIZE',
+            self.DEFAULT_MEMORY_CACHE_SIZE,
+            minimum=0,
+        )
         self.redis_from_url: Callable[..., Any] = self.DEFAULT_REDIS_FROM_URL
         self.uuid_generator: Callable[[], uuid.UUID] = self.DEFAULT_UUID_GENERATOR
 
 
 def _positive_int(
-    env: Mapping[str, str], name: str, default: int, maximum: int | None = None
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    maximum: int | None = None,
+    minimum: int = 1,
 ) -> int:
     raw = env.get(name, '').strip()
     if not raw:
@@ -69,11 +80,11 @@ def _positive_int(
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1 or (maximum is not None and value > maximum):
+        value = minimum - 1
+    if value < minimum or (maximum is not None and value > maximum):
         upper = f' up to {maximum}' if maximum is not None else ''
         raise ConfigError(
-            f'{name} must be a whole number from 1{upper}, not {env[name]!r}'
+            f'{name} must be a whole number from {minimum}{upper}, not {env[name]!r}'
         )
     return value
 

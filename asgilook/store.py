@@ -204,11 +204,17 @@ class Store:
             )
         if replaced is not None and replaced.path != image.path:
             await _remove_quietly(replaced.path)
+        await self._catalog.generation.renew(self._catalog.directory)
         return image
 
     async def delete(self, image: Image) -> None:
         """Remove an image; FileNotFoundError if it is already gone."""
         await aiofiles.os.remove(image.path)
+        await self._catalog.generation.renew(self._catalog.directory)
+
+    def generation(self) -> bytes | None:
+        """Return a token that changes whenever any process changes the catalog."""
+        return self._catalog.generation.current()
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG."""

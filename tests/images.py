@@ -1,9 +1,12 @@
 """Image files made in the tests: encoders for the formats users upload."""
 
 import io
+import os
 import pathlib
 
 import PIL.Image
+
+from asgilook.catalog import GENERATION_NAME
 
 
 def encode(image: PIL.Image.Image, fmt: str, **params) -> bytes:
@@ -82,3 +85,8 @@ def stored_file(storage_path, image_id: str) -> pathlib.Path:
     """The one file in the storage directory that holds an image."""
     (path,) = pathlib.Path(storage_path).glob(f'{image_id}.*.jpeg')
     return path
+
+
+def image_files(storage_path) -> list[str]:
+    """The files of a storage directory but the generation token asgilook keeps."""
+    return sorted(set(os.listdir(storage_path)) - {GENERATION_NAME})

@@ -70,9 +70,15 @@ def redis_server(workdir):
 
 
 def start_uvicorn(
-    storage, redis_url: str, port: int, *args: str, env=None
+    storage,
+    redis_url: str,
+    port: int,
+    *args: str,
+    env=None,
+    app='asgilook.asgi:app',
+    ready_path='/images',
 ) -> subprocess.Popen:
-    """Start `uvicorn asgilook.asgi:app`; return once it answers GET /images."""
+    """Start uvicorn serving asgilook; return once it answers GET ready_path."""
     env = dict(
         os.environ,
         ASGI_LOOK_STORAGE_PATH=str(storage),
@@ -84,7 +90,7 @@ def start_uvicorn(
             sys.executable,
             '-m',
             'uvicorn',
-            'asgilook.asgi:app',
+            app,
             '--host',
             '127.0.0.1',
             '--port',
@@ -99,7 +105,9 @@ def start_uvicorn(
     )
     process.leads_group = True
     base_url = f'http://127.0.0.1:{port}'
-    _wait_until(lambda: _http_answers(base_url), process, f'uvicorn on {port}')
+    _wait_until(
+        lambda: _http_answers(base_url + ready_path), process, f'uvicorn on {port}'
+    )
     return process
 
 
@@ -146,9 +154,9 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
-def _http_answers(base_url: str) -> bool:
+def _http_answers(url: str) -> bool:
     try:
-        return httpx.get(f'{base_url}/images', timeout=1).status_code == 200
+        return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 

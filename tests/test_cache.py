@@ -1,3 +1,4 @@
+import asyncio
 import logging
 import socket
 import time
@@ -114,6 +115,9 @@ async def test_redis_lost_and_back_while_serving(config, redis_server, png_image
         assert first.headers['X-ASGILook-Cache'] == 'Miss'
 
         redis_server.connected = False
+        # What this process keeps in memory is served while Redis answered
+        # within LIVENESS; after that, an outage shows.
+        await asyncio.sleep(RedisCache.LIVENESS)
         down = await conductor.simulate_get(uri)
         assert down.status_code == 200
         assert down.headers['X-ASGILook-Cache'] == 'Bypass'

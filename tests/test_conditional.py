@@ -4,7 +4,10 @@ import datetime
 
 import fakeredis
 import falcon
+import falcon.testing
 import pytest
+
+from asgilook.app import create_app
 
 from .images import encode, gradient, stored_file
 
@@ -87,10 +90,14 @@ def test_head_of_a_missing_image_is_a_404(client):
 
 @pytest.mark.parametrize('state', ['Miss', 'Hit'])
 @pytest.mark.parametrize('method', ['GET', 'HEAD'])
-def test_a_current_etag_is_not_modified(client, redis_server, uri, state, method):
+def test_a_current_etag_is_not_modified(
+    config, client, redis_server, uri, state, method
+):
     etag = client.simulate_get(uri).headers['ETag']
     if state == 'Miss':
+        # Another worker, with a cache that does not have it.
         fakeredis.FakeRedis(server=redis_server).flushall()
+        client = falcon.testing.TestClient(create_app(config))
 
     resp = client.simulate_request(method, uri, headers={'If-None-Match': etag})
 

@@ -105,3 +105,12 @@ def test_redis_timeout():
 def test_a_redis_timeout_must_bound_the_wait(value):
     with pytest.raises(ConfigError, match='ASGI_LOOK_REDIS_TIMEOUT must be a number'):
         Config(environ={'ASGI_LOOK_REDIS_TIMEOUT': value})
+
+
+def test_memory_cache_size():
+    assert Config(environ={}).memory_cache_size == 64 * 1024 * 1024
+    assert Config(environ={'ASGI_LOOK_MEMORY_CACHE_SIZE': '0'}).memory_cache_size == 0
+    with pytest.raises(
+        ConfigError, match='ASGI_LOOK_MEMORY_CACHE_SIZE must be a whole number from 0'
+    ):
+        Config(environ={'ASGI_LOOK_MEMORY_CACHE_SIZE': '-1'})

@@ -11,7 +11,7 @@ import pytest
 from asgilook.app import create_app
 
 from .fakes import make_config
-from .images import decode, encode, gradient, stored_file
+from .images import decode, encode, gradient, image_files, stored_file
 
 HOUR_AGO = 3600
 
@@ -110,7 +110,7 @@ def test_delete(client, redis_server, storage_path):
 
     assert resp.status_code == 204
     assert resp.content == b''
-    assert os.listdir(storage_path) == []
+    assert image_files(storage_path) == []
     assert redis.keys('asgilook:*') == []
     assert client.simulate_get('/images').json == []
     again = client.simulate_delete(image['image'])
@@ -137,7 +137,7 @@ def test_an_id_uploaded_again_replaces_its_image(storage_path, redis_server):
     image = upload(client, (64, 48))
 
     assert client.simulate_get('/images').json == [image]
-    assert len(os.listdir(storage_path)) == 1
+    assert len(image_files(storage_path)) == 1
 
 
 @pytest.mark.parametrize('method', ['GET image', 'GET thumbnail', 'DELETE'])

@@ -22,6 +22,7 @@ from .images import (
     encode,
     gradient,
     half_transparent,
+    image_files,
     solid,
     ycck_jpeg,
 )
@@ -492,7 +493,7 @@ def test_mutated_images_never_fail_the_server(tmp_path_factory, body):
 
     assert resp.status_code < 500
     if resp.status_code == 201:
-        assert [name.split('.')[0] for name in os.listdir(storage_path)] == [
+        assert [name.split('.')[0] for name in image_files(storage_path)] == [
             resp.json['id']
         ]
         assert client.simulate_get('/images').json == [resp.json]

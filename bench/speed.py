@@ -1,0 +1,264 @@
+"""Every path of asgilook against the ceiling of this machine, in one run.
+
+Run from the repository root (needs `wrk`: apt-get install wrk):
+
+    python -m bench.speed
+
+It starts its own redis-server, `uvicorn asgilook.asgi:app` and, under the same
+uvicorn (1 worker, uvloop, httptools, no access log), the bare ASGI app of
+`bench/bare.py` answering the same bytes. Load comes from wrk on loopback
+(`-t2 -c32`, a few seconds a path). For the cold thumbnail and the upload, the
+ceiling is Pillow called in this process on 2 threads doing the least work of
+that path. It prints, for each path, asgilook's rate, the ceiling's rate and
+their ratio (measured in this run: absolute rates drift between runs), the
+latency percentiles and the server's peak RSS.
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import io
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import PIL.Image
+
+from asgilook.catalog import file_name
+from asgilook.config import Config
+from tests import servers
+
+from .photos import photo
+
+UVICORN_FLAGS = ('--loop', 'uvloop', '--http', 'httptools', '--workers', '1')
+TARGETS = {
+    'cached thumbnail': 0.8,
+    'GET /images (20, cached)': 0.8,
+    'full image': 0.8,
+    'cold thumbnail': 0.9,
+    'upload': 0.9,
+}
+_POST_SCRIPT = """
+local source = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.method = "POST"
+wrk.body = source:read("*a")
+source:close()
+"""
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path | None = None):
+    """Return requests/s, p50 and p99 latency (s) of wrk against url."""
+    command = ['wrk', '-t2', f'-c{connections}', f'-d{seconds}s', '--latency', url]
+    if script is not None:
+        command[1:1] = ['-s', str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if 'Non-2xx' in output or 'Socket errors' in output:
+        raise RuntimeError(f'wrk saw failed requests:\n{output}')
+    rate = float(re.search(r'Requests/sec:\s+([\d.]+)', output)[1])
+    return rate, _percentile(output, '50'), _percentile(output, '99')
+
+
+def _percentile(output: str, which: str) -> float:
+    value, unit = re.search(
+        rf'^\s+{which}%\s+([\d.]+)(us|ms|s)$', output, re.M
+    ).groups()
+    return float(value) * {'us': 1e-6, 'ms': 1e-3, 's': 1.0}[unit]
+
+
+async def fetch_all(port: int, paths: list[str], connections: int) -> list[float]:
+    """GET every path once over keep-alive connections; return the latencies."""
+    pending = iter(paths)
+    latencies = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        for path in pending:
+            started = time.perf_counter()
+            writer.write(f'GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n'.encode())
+            head = await reader.readuntil(b'\r\n\r\n')
+            length = int(re.search(rb'(?i)content-length: (\d+)', head)[1])
+            await reader.readexactly(length)
+            assert head.startswith(b'HTTP/1.1 200'), head
+            latencies.append(time.perf_counter() - started)
+        writer.close()
+        await writer.wait_closed()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return sorted(latencies)
+
+
+def pillow_rate(work, data: bytes, seconds: float) -> float:
+    """Calls per second of work(data) on 2 threads, for about `seconds`."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(work, [data] * 4))  # warm up
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            list(pool.map(work, [data] * 8))
+            done += 8
+        return done / (time.perf_counter() - started)
+
+
+def pillow_thumbnail(size: tuple[int, int], quality: int):
+    def work(data: bytes) -> bytes:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            image.draft('RGB', size)
+            image.thumbnail(size)
+            output = io.BytesIO()
+            image.save(output, 'JPEG', quality=quality)
+        return output.getvalue()
+
+    return work
+
+
+def pillow_convert(quality: int):
+    def work(data: bytes) -> bytes:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            output = io.BytesIO()
+            image.convert('RGB').save(output, 'JPEG', quality=quality)
+        return output.getvalue()
+
+    return work
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f'/proc/{pid}/status').read_text()
+    return int(re.search(r'VmHWM:\s+(\d+) kB', status)[1]) / 1024
+
+
+def add_copies(storage: Path, source: Path, image: dict, count: int) -> list[str]:
+    """Store `count` more images with the bytes of one; return their ids."""
+    data = source.read_bytes()
+    ids = []
+    moment = time.time_ns()
+    for number in range(count):
+        image_id = str(uuid.uuid4())
+        path = storage / file_name(image_id, tuple(image['size']), len(data))
+        path.write_bytes(data)
+        os.utime(path, ns=(moment + number, moment + number))
+        ids.append(image_id)
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seconds', type=int, default=5)
+    parser.add_argument('--connections', type=int, default=32)
+    parser.add_argument('--cold', type=int, default=400, help='cold thumbnails')
+    args = parser.parse_args()
+    if shutil.which('wrk') is None:
+        sys.exit('bench.speed needs wrk on PATH: sudo apt-get install wrk')
+
+    quality = Config().jpeg_quality
+    upload = photo((1920, 1080))
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp, servers.redis_server(tmp) as redis_url:
+        tmp = Path(tmp)
+        storage = tmp / 'images'
+        port, bare_port = servers.free_port(), servers.free_port()
+        server = servers.start_uvicorn(
+            storage, redis_url, port, '--no-access-log', *UVICORN_FLAGS
+        )
+        base = f'http://127.0.0.1:{port}'
+        try:
+            with httpx.Client(base_url=base, timeout=60) as http:
+                images = [
+                    http.post('/images', content=photo((1920, 1080), seed)).json()
+                    for seed in range(1, 21)
+                ]
+                first = images[0]
+                thumbnail = first['thumbnails'][0]
+                stored = storage / file_name(
+                    first['id'],
+                    tuple(first['size']),
+                    len(http.get(first['image']).content),
+                )
+                for uri in ['/images', thumbnail, first['image']]:
+                    while http.get(uri).headers['X-ASGILook-Cache'] != 'Hit':
+                        pass
+                (tmp / 'thumbnail').write_bytes(http.get(thumbnail).content)
+                (tmp / 'list').write_bytes(http.get('/images').content)
+
+            bare = servers.start_uvicorn(
+                storage,
+                redis_url,
+                bare_port,
+                '--no-access-log',
+                *UVICORN_FLAGS,
+                app='bench.bare:app',
+                ready_path='/list',
+                env={
+                    'BENCH_THUMBNAIL': str(tmp / 'thumbnail'),
+                    'BENCH_LIST': str(tmp / 'list'),
+                    'BENCH_IMAGE': str(stored),
+                },
+            )
+            bare_base = f'http://127.0.0.1:{bare_port}'
+            try:
+                for label, ours, theirs in [
+                    ('cached thumbnail', thumbnail, '/thumbnail'),
+                    ('GET /images (20, cached)', '/images', '/list'),
+                    ('full image', first['image'], '/image'),
+                ]:
+                    mine = wrk(base + ours, args.seconds, args.connections)
+                    ceiling = wrk(bare_base + theirs, args.seconds, args.connections)
+                    rows[label] = (mine, ceiling)
+            finally:
+                servers.stop(bare)
+
+            ids = add_copies(storage, stored, first, args.cold)
+            size = tuple(map(int, thumbnail.rsplit('/', 1)[1][:-5].split('x')))
+            paths = [
+                f'/thumbnails/{image_id}/{size[0]}x{size[1]}.jpeg' for image_id in ids
+            ]
+            started = time.perf_counter()
+            latencies = asyncio.run(fetch_all(port, paths, 8))
+            rate = len(paths) / (time.perf_counter() - started)
+            p99 = latencies[round(len(latencies) * 0.99) - 1]
+            ceiling = pillow_rate(
+                pillow_thumbnail(size, quality), stored.read_bytes(), args.seconds
+            )
+            rows['cold thumbnail'] = (
+                (rate, statistics.median(latencies), p99),
+                (ceiling, None, None),
+            )
+
+            (tmp / 'upload.jpeg').write_bytes(upload)
+            (tmp / 'post.lua').write_text(_POST_SCRIPT)
+            os.environ['BENCH_BODY'] = str(tmp / 'upload.jpeg')
+            mine = wrk(
+                base + '/images', args.seconds, args.connections, tmp / 'post.lua'
+            )
+            ceiling = pillow_rate(pillow_convert(quality), upload, args.seconds)
+            rows['upload'] = (mine, (ceiling, None, None))
+            rss = peak_rss_mib(server.pid)
+        finally:
+            servers.stop(server)
+
+    print(
+        f'\nasgilook vs the ceiling, {os.cpu_count()} CPUs, {sys.platform}, '
+        f'wrk -t2 -c{args.connections} -d{args.seconds:g}s'
+    )
+    print(
+        f'{"path":26} {"asgilook/s":>11} {"ceiling/s":>10} {"ratio":>6} '
+        f'{"target":>6} {"p50":>8} {"p99":>8}'
+    )
+    for label, ((rate, p50, p99), (ceiling, _, _)) in rows.items():
+        ratio = rate / ceiling
+        mark = 'ok' if ratio >= TARGETS[label] else 'BELOW'
+        print(
+            f'{label:26} {rate:>11.1f} {ceiling:>10.1f} {ratio:>6.2f} '
+            f'{TARGETS[label]:>6} {p50 * 1000:>6.1f}ms {p99 * 1000:>6.1f}ms {mark}'
+        )
+    print(f'peak RSS of the asgilook server: {rss:.0f} MiB')
+
+
+if __name__ == '__main__':
+    main()
