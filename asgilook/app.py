@@ -10,6 +10,7 @@ import falcon.asgi
 from .cache import RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
+from .fastpath import CachedApp
 from .images import Images, Thumbnails
 from .store import StorageUnavailableError, Store
 
@@ -24,8 +25,8 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
 
     # Responses pass through middleware in reverse order: the cache stores
     # the whole response before a 304 may replace it.
-    app = falcon.asgi.App(
-        middleware=[_StoreLifespan(store), ConditionalRequests(), cache]
+    app = CachedApp(
+        cache, middleware=[_StoreLifespan(store), ConditionalRequests(), cache]
     )
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')

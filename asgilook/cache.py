@@ -18,7 +18,7 @@ import redis.backoff
 import redis.exceptions
 
 from .config import Config
-from .flights import Flights
+from .flights import Flight, Flights
 from .memory import MemoryTier
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 # raised when a command outlives redis_timeout, is an OSError).
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 _TIMEOUTS = (redis.exceptions.TimeoutError, TimeoutError)
+
+
+# A request carrying one of these is answered through the middleware.
+_CONDITIONAL_HEADERS = frozenset({b'if-none-match', b'if-modified-since'})
 
 
 class _CacheUnavailable(Exception):
@@ -50,6 +54,18 @@ class _Kept:
     entry: _Entry
     generation: bytes
     fresh_until: float
+    # The ASGI headers of a Hit, ready for the fast path to send.
+    asgi_headers: list[tuple[bytes, bytes]]
+
+
+@dataclasses.dataclass
+class _Lookup:
+    """What a request that was not served from memory learned on its way."""
+
+    generation: bytes | None
+    version: str | None = None
+    flight: Flight | None = None
+    locked: bool = False
 
 
 class RedisCache:
@@ -134,12 +150,8 @@ class RedisCache:
     ) -> None:
         if req.method not in self.CACHED_METHODS:
             return
-        context = resp.context
-        context.cache_version = None
-        context.cache_flight = None
-        context.cache_lock = False
         # Read before anything is computed: what is kept under it is no older.
-        context.cache_generation = generation = self._generation()
+        generation = self._generation()
 
         now = time.monotonic()
         if self._available and now < self._alive_until:
@@ -152,10 +164,11 @@ class RedisCache:
                 resp.set_header(self.CACHE_HEADER, self._serve(resp, kept.entry))
                 return
 
+        resp.context.cache = lookup = _Lookup(generation)
         state = 'Bypass'
         if await self._reachable():
             with contextlib.suppress(_CacheUnavailable):
-                state = await self._lookup(req, resp)
+                state = await self._lookup(req, resp, lookup)
         resp.set_header(self.CACHE_HEADER, state)
 
     async def process_response(
@@ -173,22 +186,23 @@ class RedisCache:
                     self._memory.discard(path)
                 await self._quietly(self._redis.delete, *map(self._key, paths))
             return
-        if req.method not in self.CACHED_METHODS:
+        lookup = getattr(resp.context, 'cache', None)
+        if lookup is None:
+            # Not a GET or HEAD, or served from memory: nothing to do.
             return
 
         entry = None
-        version = resp.context.cache_version
         try:
             if (
                 resp.get_header(self.CACHE_HEADER) == 'Miss'
                 and req.method == 'GET'
                 and req_succeeded
                 and resp.status_code == 200
-                and version is not None
+                and lookup.version is not None
             ):
-                entry = await _response_entry(resp, version)
+                entry = await _response_entry(resp, lookup.version)
                 if self._available:
-                    self._keep(req.path, entry, resp.context.cache_generation)
+                    self._keep(req.path, entry, lookup.generation)
                     data = msgpack.packb(
                         [entry.content_type, entry.body, entry.version, entry.headers],
                         use_bin_type=True,
@@ -197,22 +211,21 @@ class RedisCache:
                         self._redis.set, self._key(req.path), data, ex=self.TTL
                     )
         finally:
-            if resp.context.cache_flight is not None:
-                self._flights.land(resp.context.cache_flight, entry)
-            if resp.context.cache_lock and self._available:
+            if lookup.flight is not None:
+                self._flights.land(lookup.flight, entry)
+            if lookup.locked and self._available:
                 await self._quietly(self._redis.delete, self._lock_key(req.path))
 
     async def _lookup(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, lookup: _Lookup
     ) -> str:
         """Serve the response from Redis if it holds it; return Hit or Miss."""
-        version = await self._validator(req.path)
-        resp.context.cache_version = version
+        lookup.version = version = await self._validator(req.path)
         if version is None:
             # Nothing stored is shown at this path: there is nothing to cache.
             return 'Miss'
 
-        generation = resp.context.cache_generation
+        generation = lookup.generation
         kept = self._memory.get(req.path)
         if (
             kept is not None
@@ -237,15 +250,15 @@ class RedisCache:
             entry = await self._flights.follow(flight, within=self.LOCK_TTL)
             return 'Miss' if entry is None else self._serve(resp, entry)
 
-        resp.context.cache_flight = flight
-        entry = await self._lock_or_wait(req.path, version, resp)
+        lookup.flight = flight
+        entry = await self._lock_or_wait(req.path, version, lookup)
         if entry is None:
             return 'Miss'
         self._flights.land(flight, entry)
         return self._serve(resp, entry)
 
     async def _lock_or_wait(
-        self, path: str, version: str, resp: falcon.asgi.Response
+        self, path: str, version: str, lookup: _Lookup
     ) -> _Entry | None:
         """Take the lock of path to render it here (None), or wait for another's."""
         lock = self._lock_key(path)
@@ -253,7 +266,7 @@ class RedisCache:
         if not await self._command(self._redis.set, lock, self._token, nx=True, px=ttl):
             return await self._rendered_elsewhere(path, version)
 
-        resp.context.cache_lock = True
+        lookup.locked = True
         # Another process may have stored it and let go of the lock between
         # the first look and this one's taking the lock.
         return _valid(await self._command(self._redis.get, self._key(path)), version)
@@ -276,10 +289,47 @@ class RedisCache:
                 break
         return None
 
+    def kept_answer(
+        self, scope: dict[str, Any]
+    ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+        """Return the headers and body of a Hit from memory for an ASGI request.
+
+        Only a plain GET or HEAD qualifies (a conditional one is left to the
+        middleware), under the same conditions as in process_request.
+        """
+        if not self._available or scope['method'] not in self.CACHED_METHODS:
+            return None
+        now = time.monotonic()
+        if now >= self._alive_until:
+            return None
+        kept = self._memory.get(scope['path'])
+        if (
+            kept is None
+            or kept.generation != self._generation()
+            or now >= kept.fresh_until
+        ):
+            return None
+        # ASGI allows one-shot iterables here; keep them readable for Falcon.
+        scope['headers'] = headers = [tuple(pair) for pair in scope['headers']]
+        for name, _ in headers:
+            if name in _CONDITIONAL_HEADERS:
+                return None
+        return kept.asgi_headers, kept.entry.body
+
     def _keep(self, path: str, entry: _Entry, generation: bytes | None) -> None:
-        if generation is not None:
-            kept = _Kept(entry, generation, time.monotonic() + self.MEMORY_TTL)
-            self._memory.put(path, kept, len(entry.body))
+        if generation is None:
+            return
+        headers = [
+            (b'content-type', entry.content_type.encode()),
+            *(
+                (name.lower().encode(), value.encode())
+                for name, value in entry.headers.items()
+            ),
+            (b'content-length', str(len(entry.body)).encode()),
+            (self.CACHE_HEADER.lower().encode(), b'Hit'),
+        ]
+        kept = _Kept(entry, generation, time.monotonic() + self.MEMORY_TTL, headers)
+        self._memory.put(path, kept, len(entry.body))
 
     def _serve(self, resp: falcon.asgi.Response, entry: _Entry) -> str:
         resp.content_type = entry.content_type

@@ -24,7 +24,9 @@ class ConditionalRequests:
     ) -> None:
         if req.method not in ('GET', 'HEAD') or resp.status_code != 200:
             return
-        if not _not_modified(req, resp):
+        tags = req.get_header('If-None-Match')
+        since = req.get_header('If-Modified-Since')
+        if (tags is None and since is None) or not _not_modified(req, resp, since):
             return
 
         stream, resp.stream = resp.stream, None
@@ -40,7 +42,9 @@ class ConditionalRequests:
         resp.status = falcon.HTTP_NOT_MODIFIED
 
 
-def _not_modified(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bool:
+def _not_modified(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, since: str | None
+) -> bool:
     etag = resp.etag
     tags = req.if_none_match
     if tags is not None:
@@ -50,7 +54,6 @@ def _not_modified(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bool:
         )
 
     last_modified = resp.last_modified
-    since = req.get_header('If-Modified-Since')
     if last_modified is None or since is None:
         return False
     try:
