@@ -36,8 +36,15 @@ _NAME = re.compile(
 
 # A directory's modification time ticks coarsely (milliseconds to a second,
 # depending on the file system): a snapshot taken this soon after the last
-# change may have missed another change in the same tick, so it is not trusted.
+# change may have missed another change in the same tick, so it is not
+# trusted on the time alone. Changes asgilook makes also renew the generation
+# token, which tells them apart however close they come.
 _RACY_NS = 1_000_000_000
+
+# While the generation token is unchanged, how long a snapshot is served
+# without looking at the directory: what is changed behind asgilook's back
+# (files copied in or removed by hand) shows within this.
+RECHECK_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +66,9 @@ def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
 class _Snapshot:
     directory: pathlib.Path
     mtime_ns: int
+    # The generation token before the directory was read.
+    token: bytes | None
+    # Whether the directory's time was old enough to tell every later change.
     trusted: bool
     entries: dict[str, Entry]
     version: str
@@ -130,6 +140,7 @@ class Catalog:
     def __init__(self, config: Any) -> None:
         self._config = config
         self._snapshot: _Snapshot | None = None
+        self._checked_at = 0.0
         self._reported: set[tuple[pathlib.Path, str]] = set()
         self._scanned: set[pathlib.Path] = set()
         self.generation = Generation()
@@ -153,14 +164,26 @@ class Catalog:
 
     async def _current(self) -> _Snapshot:
         directory = self.directory
-        mtime_ns = (await aiofiles.os.stat(directory)).st_mtime_ns
+        # Read first: a change made after this is seen by the next call.
+        token = self.generation.current()
         snapshot = self._snapshot
-        if (
+        usable = (
             snapshot is not None
-            and snapshot.trusted
             and snapshot.directory == directory
-            and snapshot.mtime_ns == mtime_ns
+            and (snapshot.trusted or token is not None)
+        )
+        if (
+            usable
+            and token is not None
+            and token == snapshot.token
+            and time.monotonic() < self._checked_at + RECHECK_SECONDS
         ):
+            # No process of this directory has changed it since: no stat.
+            return snapshot
+
+        mtime_ns = (await aiofiles.os.stat(directory)).st_mtime_ns
+        if usable and token == snapshot.token and mtime_ns == snapshot.mtime_ns:
+            self._checked_at = time.monotonic()
             return snapshot
 
         scanned_ns = time.time_ns()
@@ -172,10 +195,12 @@ class Catalog:
         self._snapshot = _Snapshot(
             directory,
             mtime_ns,
+            token,
             scanned_ns - mtime_ns >= _RACY_NS,
             entries,
             _digest(entries),
         )
+        self._checked_at = time.monotonic()
         return self._snapshot
 
     def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 import falcon
@@ -144,9 +143,7 @@ class Thumbnails:
             resp.data = await self._store.make_thumbnail(image, (width, height))
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
-        # Named after the bytes: a thumbnail rendered differently (another
-        # quality, another Pillow) is another representation.
-        _describe(resp, image, hashlib.blake2b(resp.data, digest_size=16).hexdigest())
+        _describe(resp, image, image.thumbnail_etag((width, height)))
 
     on_head = on_get
 

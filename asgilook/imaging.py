@@ -6,6 +6,7 @@ Everything here is synchronous and CPU-bound; the store runs it in its executor.
 from __future__ import annotations
 
 import io
+import os
 from typing import IO
 
 import PIL.Image
@@ -29,6 +30,10 @@ _SIGNATURES = (
     b'MM\x00*',  # TIFF, big-endian
     b'\x00\x00\x01\x00',  # ICO
 )
+# Part of every thumbnail's ETag: thumbnails rendered by another Pillow, or by
+# another version of resize() (bump the number when it changes), differ.
+RENDERING = f'pillow-{PIL.__version__}/resize-2'
+
 _HIGH_BIT_DEPTH = frozenset({'I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N'})
 _ALPHA = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
 
@@ -81,15 +86,23 @@ def to_jpeg(
     return output.getvalue(), rgb.size
 
 
-def resize(data: bytes, size: tuple[int, int], quality: int) -> bytes:
-    """Render a stored JPEG at the given size, as JPEG."""
-    with PIL.Image.open(io.BytesIO(data)) as image:
-        image.draft('RGB', size)
-        thumbnail = image.convert('RGB').resize(size, PIL.Image.Resampling.LANCZOS)
-        icc_profile = image.info.get('icc_profile')
+def resize(source: str | os.PathLike, size: tuple[int, int], quality: int) -> bytes:
+    """Render a stored JPEG at the given size, as JPEG.
 
-    output = io.BytesIO()
-    thumbnail.save(output, 'JPEG', quality=quality, icc_profile=icc_profile)
+    The JPEG decoder scales by 1/2, 1/4 and 1/8 as it decodes (`draft`), which
+    is exactly the thumbnail ladder of an even-sized image: those thumbnails
+    are decoded at their size and never resampled. Other sizes are decoded at
+    the nearest larger scale and resampled with LANCZOS from there.
+    """
+    with PIL.Image.open(source) as image:
+        image.draft('RGB', size)
+        thumbnail = image if image.mode == 'RGB' else image.convert('RGB')
+        if thumbnail.size != size:
+            thumbnail = thumbnail.resize(size, PIL.Image.Resampling.LANCZOS)
+        output = io.BytesIO()
+        thumbnail.save(
+            output, 'JPEG', quality=quality, icc_profile=image.info.get('icc_profile')
+        )
     return output.getvalue()
 
 

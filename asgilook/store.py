@@ -88,6 +88,12 @@ class Image:
         identity = f'{self.path.name}@{self.modified.isoformat()}'
         return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
+    def thumbnail_etag(self, size: tuple[int, int]) -> str:
+        """A strong validator of the thumbnail of this image at size."""
+        quality = self._config.jpeg_quality
+        identity = f'{self.etag}/{size[0]}x{size[1]}/q{quality}/{imaging.RENDERING}'
+        return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+
     def serialize(self) -> dict:
         """Return the image object of the HTTP API."""
         return {
@@ -218,12 +224,14 @@ class Store:
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG."""
-        async with aiofiles.open(image.path, 'rb') as img_file:
-            data = await img_file.read()
-
+        # The worker reads the file itself: no trips through another pool.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, imaging.resize, data, size, self._config.jpeg_quality
+            self._executor,
+            imaging.resize,
+            image.path,
+            size,
+            self._config.jpeg_quality,
         )
 
     async def _entries(self) -> dict[str, Entry]:

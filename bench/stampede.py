@@ -24,8 +24,7 @@ from pathlib import Path
 import httpx
 
 from tests import servers
-
-from .photos import photo
+from tests.images import photo
 
 
 async def crowd(base_url: str, uri: str, size: int) -> tuple[list, list]:

@@ -3,8 +3,11 @@
 import io
 import os
 import pathlib
+import random
 
 import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFilter
 
 from asgilook.catalog import GENERATION_NAME
 
@@ -90,3 +93,29 @@ def stored_file(storage_path, image_id: str) -> pathlib.Path:
 def image_files(storage_path) -> list[str]:
     """The files of a storage directory but the generation token asgilook keeps."""
     return sorted(set(os.listdir(storage_path)) - {GENERATION_NAME})
+
+
+def photo(size: tuple[int, int] = (1920, 1080), seed: int = 1) -> bytes:
+    """Return a JPEG (quality 90) of a photo-like scene: light, edges, grain."""
+    rng = random.Random(seed)
+    width, height = size
+    sky = PIL.Image.linear_gradient('L').resize(size).convert('RGB')
+    scene = PIL.Image.merge(
+        'RGB',
+        [
+            band.point(lambda v, k=k: int(v * k))
+            for band, k in zip(sky.split(), (0.55, 0.75, 1.0), strict=True)
+        ],
+    )
+    draw = PIL.ImageDraw.Draw(scene)
+    for _ in range(60):
+        x, y = rng.randrange(width), rng.randrange(height)
+        radius = rng.randrange(20, height // 4)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    scene = scene.filter(PIL.ImageFilter.GaussianBlur(3))
+    grain = PIL.Image.frombytes('L', size, rng.randbytes(width * height))
+    scene = PIL.Image.blend(scene, grain.convert('RGB'), 0.08)
+    output = io.BytesIO()
+    scene.save(output, 'JPEG', quality=90)
+    return output.getvalue()

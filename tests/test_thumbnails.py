@@ -1,12 +1,17 @@
+import math
+
 import falcon.testing
 import hypothesis
 import hypothesis.strategies as st
 import PIL.Image
+import PIL.ImageChops
+import PIL.ImageStat
+import pytest
 
 from asgilook.app import create_app
 
 from .fakes import make_config
-from .images import close_to, decode, encode, gradient
+from .images import close_to, decode, encode, gradient, photo
 
 
 def test_missing_in_store(client):
@@ -114,3 +119,27 @@ def test_ladder_halves_while_both_sides_reach_the_minimum(
         assert client.simulate_get(uri).status_code == 200
     beyond = f'/thumbnails/{image["id"]}/{width}x{height}.jpeg'
     assert client.simulate_get(beyond).status_code == 404
+
+
+def _psnr(image, reference) -> float:
+    squared = PIL.ImageStat.Stat(PIL.ImageChops.difference(image, reference)).sum2
+    mean = sum(squared) / (3 * image.width * image.height)
+    return 10 * math.log10(255**2 / mean) if mean else math.inf
+
+
+@pytest.mark.parametrize('size', [(1920, 1080), (1999, 1333), (1024, 1024)])
+def test_thumbnails_are_as_good_as_a_full_lanczos(client, config, size):
+    """The quality bar: 35 dB PSNR against a full decode resized with LANCZOS.
+
+    The reference is stored as JPEG at the same quality as the thumbnail, so
+    that what is measured is how the thumbnail was scaled, not the JPEG
+    encoding both go through.
+    """
+    image = client.simulate_post('/images', body=photo(size, seed=7)).json
+    stored = decode(client.simulate_get(image['image']).content)
+
+    for uri in image['thumbnails']:
+        thumbnail = decode(client.simulate_get(uri).content)
+        reference = stored.resize(thumbnail.size, PIL.Image.Resampling.LANCZOS)
+        reference = decode(encode(reference, 'JPEG', quality=config.jpeg_quality))
+        assert _psnr(thumbnail, reference) >= 35, uri
