@@ -180,11 +180,7 @@ class RedisCache:
     ) -> None:
         if req.method in self.INVALIDATE_ON:
             if req_succeeded and self._available:
-                # The resource may name other paths its change shows through.
-                paths = {req.path, *getattr(resp.context, 'invalidate', ())}
-                for path in paths:
-                    self._memory.discard(path)
-                await self._quietly(self._redis.delete, *map(self._key, paths))
+                await self._invalidate(req, resp)
             return
         lookup = getattr(resp.context, 'cache', None)
         if lookup is None:
@@ -201,75 +197,86 @@ class RedisCache:
                 and lookup.version is not None
             ):
                 entry = await _response_entry(resp, lookup.version)
-                if self._available:
-                    self._keep(req.path, entry, lookup.generation)
-                    data = msgpack.packb(
-                        [entry.content_type, entry.body, entry.version, entry.headers],
-                        use_bin_type=True,
-                    )
-                    await self._quietly(
-                        self._redis.set, self._key(req.path), data, ex=self.TTL
-                    )
         finally:
             if lookup.flight is not None:
                 self._flights.land(lookup.flight, entry)
-            if lookup.locked and self._available:
-                await self._quietly(self._redis.delete, self._lock_key(req.path))
+        if not self._available:
+            return
+        # Store the entry and let go of the lock in one round trip.
+        pipe = self._redis.pipeline(transaction=False)
+        if entry is not None:
+            self._keep(req.path, entry, lookup.generation)
+            data = msgpack.packb(
+                [entry.content_type, entry.body, entry.version, entry.headers],
+                use_bin_type=True,
+            )
+            pipe.set(self._key(req.path), data, ex=self.TTL)
+        if lookup.locked:
+            pipe.delete(self._lock_key(req.path))
+        if len(pipe):
+            await self._quietly(pipe.execute)
+
+    async def _invalidate(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        # The resource may name other paths its change shows through.
+        paths = {req.path, *getattr(resp.context, 'invalidate', ())}
+        for path in paths:
+            self._memory.discard(path)
+        await self._quietly(self._redis.delete, *map(self._key, paths))
 
     async def _lookup(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, lookup: _Lookup
     ) -> str:
         """Serve the response from Redis if it holds it; return Hit or Miss."""
-        lookup.version = version = await self._validator(req.path)
+        path = req.path
+        lookup.version = version = await self._validator(path)
         if version is None:
             # Nothing stored is shown at this path: there is nothing to cache.
             return 'Miss'
 
-        generation = lookup.generation
-        kept = self._memory.get(req.path)
+        kept = self._memory.get(path)
         if (
             kept is not None
             and kept.entry.version == version
             and time.monotonic() < self._alive_until
         ):
             # Still what the storage holds: no need to fetch it again.
-            self._keep(req.path, kept.entry, generation)
+            self._keep(path, kept.entry, lookup.generation)
             return self._serve(resp, kept.entry)
 
-        entry = _valid(
-            await self._command(self._redis.get, self._key(req.path)), version
-        )
-        if entry is not None:
-            self._keep(req.path, entry, generation)
-            return self._serve(resp, entry)
-        if req.method != 'GET':
-            return 'Miss'
+        if req.method == 'GET':
+            flight, leading = self._flights.join(path, version)
+            if not leading:
+                entry = await self._flights.follow(flight, within=self.LOCK_TTL)
+                return 'Miss' if entry is None else self._serve(resp, entry)
+            lookup.flight = flight
+            # Look, and take the lock should it be missing, in one atomic
+            # step: nobody can store it and let go of the lock in between.
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(self._key(path))
+            pipe.set(
+                self._lock_key(path),
+                self._token,
+                nx=True,
+                px=int(self.LOCK_TTL * 1000),
+            )
+            data, lookup.locked = await self._command(pipe.execute)
+            entry = _valid(data, version)
+            if entry is None and not lookup.locked:
+                entry = await self._rendered_elsewhere(path, version)
+        else:
+            # A HEAD serves what there is, and leaves rendering to GETs.
+            entry = _valid(
+                await self._command(self._redis.get, self._key(path)), version
+            )
 
-        flight, leading = self._flights.join(req.path, version)
-        if not leading:
-            entry = await self._flights.follow(flight, within=self.LOCK_TTL)
-            return 'Miss' if entry is None else self._serve(resp, entry)
-
-        lookup.flight = flight
-        entry = await self._lock_or_wait(req.path, version, lookup)
         if entry is None:
             return 'Miss'
-        self._flights.land(flight, entry)
+        self._keep(path, entry, lookup.generation)
+        if lookup.flight is not None:
+            self._flights.land(lookup.flight, entry)
         return self._serve(resp, entry)
-
-    async def _lock_or_wait(
-        self, path: str, version: str, lookup: _Lookup
-    ) -> _Entry | None:
-        """Take the lock of path to render it here (None), or wait for another's."""
-        lock = self._lock_key(path)
-        ttl = int(self.LOCK_TTL * 1000)
-        if not await self._command(self._redis.set, lock, self._token, nx=True, px=ttl):
-            return await self._rendered_elsewhere(path, version)
-
-        lookup.locked = True
-        # Another process may have stored it and let go of the lock between
-        # the first look and this one's taking the lock.
-        return _valid(await self._command(self._redis.get, self._key(path)), version)
 
     async def _rendered_elsewhere(self, path: str, version: str) -> _Entry | None:
         """Wait while another process holds the lock of path; return its entry."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import logging
 import mmap
@@ -20,6 +21,7 @@ import os
 import pathlib
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import aiofiles.os
@@ -71,67 +73,88 @@ class _Snapshot:
     # Whether the directory's time was old enough to tell every later change.
     trusted: bool
     entries: dict[str, Entry]
-    version: str
+    # The XOR of the digests of the entries: one entry in or out is one XOR.
+    digest: int
+
+    @property
+    def version(self) -> str:
+        return f'{self.digest:032x}'
 
 
 class Generation:
-    """A token that every process of one storage directory sees change with it.
+    """A counter that every process of one storage directory sees move with it.
 
     It lives in a small file of the storage directory that each process maps
     into its memory: reading it is a memory read, not a system call. Every
-    upload and delete writes a fresh random token there before it is
-    answered, so a process holding answers given under the old token knows,
-    at the cost of comparing 16 bytes, that they may be stale. The file is
-    made by the first change; until a process has mapped it, its token is
-    None and nothing may be kept under it.
+    upload and delete adds one to it (under a lock of the file) once its file
+    is in place and before it is answered, so a process holding answers given
+    at an older count knows, by comparing 8 bytes, that they may be stale;
+    and a process that moves the count from the one it last read knows that
+    its own change is the only one in between. The file is made by the first
+    change; until a process has mapped it, its count is None and nothing may
+    be kept under it.
     """
 
-    SIZE = 16
+    SIZE = 8
 
     def __init__(self) -> None:
         self._directory: pathlib.Path | None = None
         self._map: mmap.mmap | None = None
+        self._descriptor: int | None = None
 
     async def open(self, directory: pathlib.Path, create: bool = False) -> None:
-        """Map the token of directory, if it has one (or if told to create it)."""
+        """Map the counter of directory, if it has one (or if told to create it)."""
         if self._directory == directory:
             return
         loop = asyncio.get_running_loop()
-        mapped = await loop.run_in_executor(None, _map_token, directory, create)
+        mapped = await loop.run_in_executor(None, _map_counter, directory, create)
         if mapped is not None:
-            self._directory, self._map = directory, mapped
+            self._directory = directory
+            self._descriptor, self._map = mapped
 
-    def current(self) -> bytes | None:
-        """Return the token now, or None before it is mapped."""
-        return None if self._map is None else self._map[: self.SIZE]
+    def current(self, directory: pathlib.Path) -> bytes | None:
+        """Return the count of directory now, or None if it is not mapped."""
+        if directory is not self._directory and directory != self._directory:
+            return None
+        return self._map[: self.SIZE]
 
-    async def renew(self, directory: pathlib.Path) -> None:
-        """Write a fresh token: the storage directory has just changed."""
+    async def advance(self, directory: pathlib.Path) -> tuple[bytes, bytes] | None:
+        """Count one change; return the counts before and after it.
+
+        None if there is no counter and none can be made: then no process has
+        one mapped, and none keeps answers under a count.
+        """
         try:
             await self.open(directory, create=True)
         except OSError:
-            # No token file could be made: then no process maps one, and none
-            # keeps answers under a token. (A file that exists but cannot be
-            # opened here leaves others' kept answers for their MEMORY_TTL.)
-            return
-        self._map[: self.SIZE] = os.urandom(self.SIZE)
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._advance)
+
+    def _advance(self) -> tuple[bytes, bytes]:
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        try:
+            before = self._map[: self.SIZE]
+            after = (int.from_bytes(before, 'little') + 1).to_bytes(self.SIZE, 'little')
+            self._map[: self.SIZE] = after
+        finally:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        return before, after
 
 
-def _map_token(directory: pathlib.Path, create: bool) -> mmap.mmap | None:
+def _map_counter(directory: pathlib.Path, create: bool) -> tuple[int, mmap.mmap] | None:
     flags = os.O_RDWR | (os.O_CREAT if create else 0)
     try:
         descriptor = os.open(directory / GENERATION_NAME, flags, 0o644)
     except OSError:
         if create:
             raise
-        # None yet (or none usable): nothing is kept under a token meanwhile.
+        # None yet (or none usable): nothing is kept under a count meanwhile.
         return None
-    try:
-        if os.fstat(descriptor).st_size < Generation.SIZE:
-            os.ftruncate(descriptor, Generation.SIZE)
-        return mmap.mmap(descriptor, Generation.SIZE)
-    finally:
-        os.close(descriptor)
+    if os.fstat(descriptor).st_size < Generation.SIZE:
+        os.ftruncate(descriptor, Generation.SIZE)
+    # The descriptor stays open: advance() locks through it.
+    return descriptor, mmap.mmap(descriptor, Generation.SIZE)
 
 
 class Catalog:
@@ -139,6 +162,8 @@ class Catalog:
 
     def __init__(self, config: Any) -> None:
         self._config = config
+        self._raw_directory: Any = None
+        self._directory = pathlib.Path()
         self._snapshot: _Snapshot | None = None
         self._checked_at = 0.0
         self._reported: set[tuple[pathlib.Path, str]] = set()
@@ -147,7 +172,12 @@ class Catalog:
 
     @property
     def directory(self) -> pathlib.Path:
-        return pathlib.Path(self._config.storage_path)
+        # The same Path object while the setting is the same object: every
+        # request asks, and the counter compares by identity first.
+        raw = self._config.storage_path
+        if raw is not self._raw_directory:
+            self._raw_directory, self._directory = raw, pathlib.Path(raw)
+        return self._directory
 
     async def version(self) -> str:
         """Return a digest of the catalog that changes whenever the catalog does."""
@@ -165,7 +195,7 @@ class Catalog:
     async def _current(self) -> _Snapshot:
         directory = self.directory
         # Read first: a change made after this is seen by the next call.
-        token = self.generation.current()
+        token = self.generation.current(directory)
         snapshot = self._snapshot
         usable = (
             snapshot is not None
@@ -198,10 +228,47 @@ class Catalog:
             token,
             scanned_ns - mtime_ns >= _RACY_NS,
             entries,
-            _digest(entries),
+            _digest(entries.values()),
         )
         self._checked_at = time.monotonic()
         return self._snapshot
+
+    def count(self) -> bytes | None:
+        """Return the generation count of the storage directory now."""
+        return self.generation.current(self.directory)
+
+    def known(self, image_id: str) -> Entry | None:
+        """Return the entry of an image as last read, without reading again."""
+        snapshot = self._snapshot
+        return None if snapshot is None else snapshot.entries.get(image_id)
+
+    async def record(self, added: Entry | None = None, removed: str | None = None):
+        """Count a change this process has made to the directory, and know it.
+
+        When no other change came between the last reading and this one, the
+        snapshot takes the change in without reading the directory again.
+        """
+        directory = self.directory
+        counts = await self.generation.advance(directory)
+        snapshot = self._snapshot
+        if (
+            counts is None
+            or snapshot is None
+            or snapshot.directory != directory
+            or snapshot.token != counts[0]
+        ):
+            return
+        entries = dict(snapshot.entries)
+        digest = snapshot.digest
+        for image_id in {removed, added and added.image_id} - {None}:
+            if image_id in entries:
+                digest ^= _digest([entries.pop(image_id)])
+        if added is not None:
+            entries[added.image_id] = added
+            digest ^= _digest([added])
+        self._snapshot = dataclasses.replace(
+            snapshot, token=counts[1], entries=entries, digest=digest
+        )
 
     def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:
         # Temporary files are uploads in progress while this process serves;
@@ -216,13 +283,14 @@ class Catalog:
                 logger.warning('ignoring %s in %s: %s', name, directory, reason)
 
 
-def _digest(entries: dict[str, Entry]) -> str:
-    # The same in every process that sees the same files.
-    digest = hashlib.blake2b(digest_size=16)
-    for entry in sorted(entries.values(), key=lambda entry: entry.image_id):
+def _digest(entries: Iterable[Entry]) -> int:
+    # The same in every process that sees the same files, in any order.
+    digest = 0
+    for entry in entries:
         name = file_name(entry.image_id, entry.size, entry.length)
-        digest.update(f'{name}@{entry.modified_ns}\n'.encode())
-    return digest.hexdigest()
+        identity = f'{name}@{entry.modified_ns}'.encode()
+        digest ^= int.from_bytes(hashlib.blake2b(identity, digest_size=16).digest())
+    return digest
 
 
 def _scan(directory: pathlib.Path) -> tuple[dict[str, Entry], list[tuple[str, str]]]:

@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import errno
 import hashlib
+import io
 import os
 import pathlib
 import time
@@ -21,8 +22,8 @@ from . import imaging
 from .catalog import TEMPORARY_PREFIX, Catalog, Entry, file_name
 from .config import Config
 
-_fsync = aiofiles.os.wrap(os.fsync)
-_utime = aiofiles.os.wrap(os.utime)
+# Uploads up to this size wait for a worker in memory; larger ones on disk.
+SPOOL_IN_MEMORY = 1024 * 1024
 
 
 class StoreError(Exception):
@@ -180,47 +181,43 @@ class Store:
     async def save(self, image_id: str, chunks: AsyncIterable[bytes]) -> Image:
         """Store an upload as JPEG and catalog it.
 
-        The upload is spooled to disk first, so that bodies waiting for a
-        worker take no memory; the JPEG is written under a temporary name and
-        renamed into place, so that no reader sees it half written.
+        An upload is kept in memory up to SPOOL_IN_MEMORY bytes and spooled
+        to disk beyond, so that large bodies waiting for a worker take no
+        memory; the JPEG is written under a temporary name and renamed into
+        place, so that no reader sees it half written.
         """
-        spool = self._temporary_path()
-        try:
-            with _storage_errors():
-                await self._spool(chunks, spool)
-            loop = asyncio.get_running_loop()
-            converted, size = await loop.run_in_executor(
-                self._executor,
-                _convert,
-                spool,
-                self._config.max_image_pixels,
-                self._config.jpeg_quality,
-            )
-        finally:
-            await _remove_quietly(spool)
-
-        replaced = await self.get(image_id)
-        modified_ns = time.time_ns()
-        image = Image.from_entry(
-            self._config, Entry(image_id, size, len(converted), modified_ns)
-        )
+        converted, size = await self._convert(chunks)
+        # An id is stored again only when ids are given (tests); uuid4 ids
+        # never meet. What this process last read is enough to find it.
+        replaced = self._catalog.known(image_id)
+        entry = Entry(image_id, size, len(converted), time.time_ns())
+        image = Image.from_entry(self._config, entry)
+        loop = asyncio.get_running_loop()
         with _storage_errors():
-            await _write_atomically(
-                image.path, converted, self._temporary_path(), modified_ns
+            # One trip to a thread for the whole write, not one a call.
+            await loop.run_in_executor(
+                None,
+                _write_atomically,
+                image.path,
+                converted,
+                self._temporary_path(),
+                entry.modified_ns,
             )
-        if replaced is not None and replaced.path != image.path:
-            await _remove_quietly(replaced.path)
-        await self._catalog.generation.renew(self._catalog.directory)
+        if replaced is not None:
+            old = Image.from_entry(self._config, replaced).path
+            if old != image.path:
+                await _remove_quietly(old)
+        await self._catalog.record(added=entry)
         return image
 
     async def delete(self, image: Image) -> None:
         """Remove an image; FileNotFoundError if it is already gone."""
         await aiofiles.os.remove(image.path)
-        await self._catalog.generation.renew(self._catalog.directory)
+        await self._catalog.record(removed=image.image_id)
 
     def generation(self) -> bytes | None:
         """Return a token that changes whenever any process changes the catalog."""
-        return self._catalog.generation.current()
+        return self._catalog.count()
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG."""
@@ -244,17 +241,55 @@ class Store:
         name = f'{TEMPORARY_PREFIX}{uuid.uuid4().hex}.tmp'
         return self._catalog.directory / name
 
-    async def _spool(self, chunks: AsyncIterable[bytes], path: pathlib.Path) -> None:
+    async def _convert(
+        self, chunks: AsyncIterable[bytes]
+    ) -> tuple[bytes, tuple[int, int]]:
+        """Receive an upload and turn it into the JPEG to store, and its size."""
+        spool = self._temporary_path()
+        loop = asyncio.get_running_loop()
+        try:
+            with _storage_errors():
+                upload = await self._receive(chunks, spool)
+            converted = await loop.run_in_executor(
+                self._executor,
+                _convert,
+                upload,
+                self._config.max_image_pixels,
+                self._config.jpeg_quality,
+            )
+        except BaseException:
+            await _remove_quietly(spool)
+            raise
+        if not isinstance(upload, bytes):
+            await _remove_quietly(spool)
+        return converted
+
+    async def _receive(
+        self, chunks: AsyncIterable[bytes], spool: pathlib.Path
+    ) -> bytes | pathlib.Path:
+        """Read an upload whole: its bytes, or the spool file holding them."""
         limit = self._config.max_upload_size
+        loop = asyncio.get_running_loop()
         received = 0
-        async with aiofiles.open(path, 'wb') as spool:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > limit:
-                    raise UploadTooLargeError
-                await spool.write(chunk)
+        buffer: list[bytes] = []
+        buffered = 0
+        spooled = False
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise UploadTooLargeError
+            buffer.append(chunk)
+            buffered += len(chunk)
+            if buffered >= SPOOL_IN_MEMORY:
+                await loop.run_in_executor(None, _append, spool, b''.join(buffer))
+                buffer, buffered, spooled = [], 0, True
         if not received:
             raise EmptyUploadError
+        if not spooled:
+            return b''.join(buffer)
+        if buffer:
+            await loop.run_in_executor(None, _append, spool, b''.join(buffer))
+        return spool
 
 
 def _reductions(size: tuple[int, int], min_size: int) -> Iterator[tuple[int, int]]:
@@ -270,10 +305,17 @@ def _http_date(moment: datetime.datetime) -> str:
 
 
 def _convert(
-    path: pathlib.Path, max_pixels: int, quality: int
+    upload: bytes | pathlib.Path, max_pixels: int, quality: int
 ) -> tuple[bytes, tuple[int, int]]:
-    with open(path, 'rb') as upload:
-        return imaging.to_jpeg(upload, max_pixels, quality)
+    if isinstance(upload, bytes):
+        return imaging.to_jpeg(io.BytesIO(upload), max_pixels, quality)
+    with open(upload, 'rb') as source:
+        return imaging.to_jpeg(source, max_pixels, quality)
+
+
+def _append(path: pathlib.Path, data: bytes) -> None:
+    with open(path, 'ab') as spool:
+        spool.write(data)
 
 
 @contextlib.contextmanager
@@ -287,19 +329,20 @@ def _storage_errors() -> Iterator[None]:
         raise StorageUnavailableError from ex
 
 
-async def _write_atomically(
+def _write_atomically(
     path: pathlib.Path, data: bytes, temporary: pathlib.Path, modified_ns: int
 ) -> None:
     """Write data to temporary, date it, flush it to disk, then rename it to path."""
     try:
-        async with aiofiles.open(temporary, 'wb') as output:
-            await output.write(data)
-            await output.flush()
-            await _utime(output.fileno(), ns=(modified_ns, modified_ns))
-            await _fsync(output.fileno())
-        await aiofiles.os.replace(temporary, path)
+        with open(temporary, 'wb') as output:
+            output.write(data)
+            output.flush()
+            os.utime(output.fileno(), ns=(modified_ns, modified_ns))
+            os.fsync(output.fileno())
+        os.replace(temporary, path)
     except BaseException:
-        await _remove_quietly(temporary)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
         raise
 
 

@@ -30,11 +30,12 @@ from pathlib import Path
 import httpx
 import PIL.Image
 
-from asgilook.catalog import file_name
+from asgilook.catalog import RECHECK_SECONDS, file_name
 from asgilook.config import Config
 from tests import servers
 from tests.images import photo
 
+ROUNDS = 2
 UVICORN_FLAGS = ('--loop', 'uvloop', '--http', 'httptools', '--workers', '1')
 TARGETS = {
     'cached thumbnail': 0.8,
@@ -83,6 +84,21 @@ def _percentile(output: str, which: str) -> float:
         rf'^\s+{which}%\s+([\d.]+)(us|ms|s)$', output, re.M
     ).groups()
     return float(value) * {'us': 1e-6, 'ms': 1e-3, 's': 1.0}[unit]
+
+
+def best_of(ours, ceiling) -> tuple:
+    """Measure asgilook and its ceiling in turn, ROUNDS times; keep each's best.
+
+    The machine's speed drifts within a run; taking turns gives both sides
+    the same weather, and the best of each the same luck.
+    """
+    mine, theirs = [], []
+    for _ in range(ROUNDS):
+        mine.append(ours())
+        theirs.append(ceiling())
+    return max(mine, key=lambda result: result[0]), max(
+        theirs, key=lambda result: result[0]
+    )
 
 
 def pillow_rate(work, data: bytes, seconds: float) -> float:
@@ -138,7 +154,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seconds', type=int, default=5)
     parser.add_argument('--connections', type=int, default=32)
-    parser.add_argument('--cold', type=int, default=3000, help='cold thumbnails')
+    parser.add_argument(
+        '--cold', type=int, default=2000, help='cold thumbnails a round'
+    )
     args = parser.parse_args()
     if shutil.which('wrk') is None:
         sys.exit('bench.speed needs wrk on PATH: sudo apt-get install wrk')
@@ -194,34 +212,57 @@ def main() -> None:
                     ('GET /images (20, cached)', '/images', '/list'),
                     ('full image', first['image'], '/image'),
                 ]:
-                    mine = wrk(base + ours, args.seconds, args.connections)
-                    ceiling = wrk(bare_base + theirs, args.seconds, args.connections)
-                    rows[label] = (mine, ceiling)
+                    rows[label] = best_of(
+                        lambda ours=ours: wrk(
+                            base + ours, args.seconds, args.connections
+                        ),
+                        lambda theirs=theirs: wrk(
+                            bare_base + theirs, args.seconds, args.connections
+                        ),
+                    )
             finally:
                 servers.stop(bare)
 
-            ids = add_copies(storage, stored, first, args.cold)
+            ids = add_copies(storage, stored, first, args.cold * ROUNDS)
             size = tuple(map(int, thumbnail.rsplit('/', 1)[1][:-5].split('x')))
-            paths = [f'/thumbnails/{i}/{size[0]}x{size[1]}.jpeg' for i in ids]
-            (tmp / 'paths').write_text('\n'.join(paths) + '\n')
             (tmp / 'cold.lua').write_text(_COLD_SCRIPT)
-            os.environ['BENCH_PATHS'] = str(tmp / 'paths')
-            httpx.get(f'{base}/images')  # the catalog reads the new files
-            mine = wrk(f'{base}/', args.seconds, 8, tmp / 'cold.lua')
-            if mine[3] > len(paths):
-                raise RuntimeError('not enough cold thumbnails: raise --cold')
+            # Files added behind asgilook's back show within RECHECK_SECONDS.
+            time.sleep(RECHECK_SECONDS + 0.1)
+            rounds = iter(range(ROUNDS))
+
+            def cold() -> tuple:
+                # Thumbnails no round has asked for.
+                first = next(rounds) * args.cold
+                paths = [
+                    f'/thumbnails/{i}/{size[0]}x{size[1]}.jpeg'
+                    for i in ids[first : first + args.cold]
+                ]
+                (tmp / 'paths').write_text('\n'.join(paths) + '\n')
+                os.environ['BENCH_PATHS'] = str(tmp / 'paths')
+                result = wrk(f'{base}/', args.seconds, 8, tmp / 'cold.lua')
+                if result[3] > len(paths):
+                    raise RuntimeError('not enough cold thumbnails: raise --cold')
+                return result
+
             work = pillow_thumbnail(size, quality)
-            ceiling = pillow_rate(work, stored.read_bytes(), args.seconds)
-            rows['cold thumbnail'] = (mine, (ceiling, None, None))
+            data = stored.read_bytes()
+            rows['cold thumbnail'] = best_of(
+                cold, lambda: (pillow_rate(work, data, args.seconds), None, None)
+            )
 
             (tmp / 'upload.jpeg').write_bytes(upload)
             (tmp / 'post.lua').write_text(_POST_SCRIPT)
             os.environ['BENCH_BODY'] = str(tmp / 'upload.jpeg')
-            mine = wrk(
-                base + '/images', args.seconds, args.connections, tmp / 'post.lua'
+            rows['upload'] = best_of(
+                lambda: wrk(
+                    base + '/images', args.seconds, args.connections, tmp / 'post.lua'
+                ),
+                lambda: (
+                    pillow_rate(pillow_convert(quality), upload, args.seconds),
+                    None,
+                    None,
+                ),
             )
-            ceiling = pillow_rate(pillow_convert(quality), upload, args.seconds)
-            rows['upload'] = (mine, (ceiling, None, None))
             rss = peak_rss_mib(server.pid)
         finally:
             servers.stop(server)

@@ -184,3 +184,22 @@ async def test_a_kept_entry_outlives_its_ttl_while_the_image_is_unchanged(
 
     assert again.headers['X-ASGILook-Cache'] == 'Hit'
     assert again.content == first.content
+
+
+async def test_a_head_is_answered_from_what_another_worker_stored(
+    storage_path, redis_server
+):
+    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
+    async with (
+        falcon.testing.ASGIConductor(apps[0]) as first,
+        falcon.testing.ASGIConductor(apps[1]) as second,
+    ):
+        uri = (await _upload(first))['thumbnails'][0]
+        stored = await first.simulate_get(uri)
+
+        head = await second.simulate_head(uri)
+
+    assert head.headers['X-ASGILook-Cache'] == 'Hit'
+    assert head.headers['Content-Length'] == str(len(stored.content))
+    assert head.headers['ETag'] == stored.headers['ETag']
+    assert head.content == b''

@@ -5,6 +5,7 @@ import os
 import pathlib
 
 import fakeredis
+import falcon
 import falcon.testing
 import pytest
 
@@ -138,6 +139,23 @@ def test_an_id_uploaded_again_replaces_its_image(storage_path, redis_server):
 
     assert client.simulate_get('/images').json == [image]
     assert len(image_files(storage_path)) == 1
+
+
+def test_the_same_picture_uploaded_again_under_its_id_is_one_image(
+    storage_path, redis_server
+):
+    config = make_config(storage_path, redis_server)
+    config.uuid_generator = lambda: '36562622-48e5-4a61-be67-e426b11821ed'
+    client = falcon.testing.TestClient(create_app(config))
+
+    first = upload(client, (320, 200))
+    again = upload(client, (320, 200))
+
+    assert client.simulate_get('/images').json == [again]
+    assert len(image_files(storage_path)) == 1
+    assert falcon.http_date_to_dt(again['modified']) >= falcon.http_date_to_dt(
+        first['modified']
+    )
 
 
 @pytest.mark.parametrize('method', ['GET image', 'GET thumbnail', 'DELETE'])

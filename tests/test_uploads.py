@@ -1,6 +1,7 @@
 """Uploads of every kind a client can send: real-world images and hostile bytes."""
 
 import os
+import random
 import struct
 import zlib
 
@@ -504,3 +505,53 @@ def test_mutated_images_never_fail_the_server(tmp_path_factory, body):
         assert set(resp.json) == {'title', 'description'}
         assert os.listdir(storage_path) == []
         assert client.simulate_get('/images').json == []
+
+
+def _noise_png(size) -> bytes:
+    """A PNG that barely compresses: megabytes for a modest picture."""
+    noise = random.Random(3).randbytes(size[0] * size[1] * 3)
+    image = PIL.Image.frombytes('RGB', size, noise)
+    return encode(image, 'PNG'), image
+
+
+@pytest.mark.parametrize('pieces', [12, 2], ids=['small-chunks', 'halves'])
+def test_a_large_upload_waits_on_disk_and_is_stored_whole(config, pieces):
+    body, original = _noise_png((1000, 1000))
+    # Over 2 MiB: halves each fill the in-memory part; small chunks leave a tail.
+    assert len(body) > 2 * 1024 * 1024
+    chunk = -(-len(body) // pieces)
+    app = create_app(config)
+    chunks = [body[start : start + chunk] for start in range(0, len(body), chunk)]
+
+    status, image, _ = falcon.async_to_sync(post_chunked, app, '/images', chunks)
+
+    assert status == 201
+    assert image['size'] == [1000, 1000]
+    stored = decode(falcon.testing.TestClient(app).simulate_get(image['image']).content)
+    assert close_to(
+        stored.resize((10, 10)).getpixel((5, 5)),
+        original.resize((10, 10)).getpixel((5, 5)),
+        40,
+    )
+    assert [name.split('.')[0] for name in image_files(config.storage_path)] == [
+        image['id']
+    ]
+    assert not [
+        name for name in os.listdir(config.storage_path) if name.startswith('.incoming')
+    ]
+
+
+def test_a_large_upload_over_the_limit_leaves_no_spool(config, storage):
+    body, _ = _noise_png((1000, 1000))
+    config.max_upload_size = len(body) - 1
+    app = create_app(config)
+    chunks = [
+        body[start : start + 512 * 1024] for start in range(0, len(body), 512 * 1024)
+    ]
+    before = storage()
+
+    status, error, _ = falcon.async_to_sync(post_chunked, app, '/images', chunks)
+
+    assert status == 413
+    assert error['title'] == 'Upload too large'
+    assert storage() == before
