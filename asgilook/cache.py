@@ -153,16 +153,10 @@ class RedisCache:
         # Read before anything is computed: what is kept under it is no older.
         generation = self._generation()
 
-        now = time.monotonic()
-        if self._available and now < self._alive_until:
-            kept = self._memory.get(req.path)
-            if (
-                kept is not None
-                and kept.generation == generation
-                and now < kept.fresh_until
-            ):
-                resp.set_header(self.CACHE_HEADER, self._serve(resp, kept.entry))
-                return
+        kept = self._servable(req.path, generation)
+        if kept is not None:
+            resp.set_header(self.CACHE_HEADER, self._serve(resp, kept.entry))
+            return
 
         resp.context.cache = lookup = _Lookup(generation)
         state = 'Bypass'
@@ -302,19 +296,13 @@ class RedisCache:
         """Return the headers and body of a Hit from memory for an ASGI request.
 
         Only a plain GET or HEAD qualifies (a conditional one is left to the
-        middleware), under the same conditions as in process_request.
+        middleware), under the same conditions as in process_request
+        (`_servable`).
         """
-        if not self._available or scope['method'] not in self.CACHED_METHODS:
+        if scope['method'] not in self.CACHED_METHODS:
             return None
-        now = time.monotonic()
-        if now >= self._alive_until:
-            return None
-        kept = self._memory.get(scope['path'])
-        if (
-            kept is None
-            or kept.generation != self._generation()
-            or now >= kept.fresh_until
-        ):
+        kept = self._servable(scope['path'], self._generation())
+        if kept is None:
             return None
         # ASGI allows one-shot iterables here; keep them readable for Falcon.
         scope['headers'] = headers = [tuple(pair) for pair in scope['headers']]
@@ -322,6 +310,16 @@ class RedisCache:
             if name in _CONDITIONAL_HEADERS:
                 return None
         return kept.asgi_headers, kept.entry.body
+
+    def _servable(self, path: str, generation: bytes | None) -> _Kept | None:
+        """Return what memory keeps for path if it may be served as it is now."""
+        now = time.monotonic()
+        if not self._available or now >= self._alive_until:
+            return None
+        kept = self._memory.get(path)
+        if kept is None or kept.generation != generation or now >= kept.fresh_until:
+            return None
+        return kept
 
     def _keep(self, path: str, entry: _Entry, generation: bytes | None) -> None:
         if generation is None:

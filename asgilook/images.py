@@ -47,15 +47,12 @@ class Images:
             resp.stream = await self._store.open(image)
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
-        _describe(resp, image, image.etag)
-        resp.content_length = image.length
+        _describe_file(resp, image)
 
     async def on_head_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
-        image = await _find(self._store, image_id)
-        _describe(resp, image, image.etag)
-        resp.content_length = image.length
+        _describe_file(resp, await _find(self._store, image_id))
 
     async def on_delete_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
@@ -154,6 +151,12 @@ def _describe(resp: falcon.asgi.Response, image: Image, etag: str) -> None:
     resp.etag = etag
     resp.last_modified = image.modified
     resp.cache_control = IMMUTABLE
+
+
+def _describe_file(resp: falcon.asgi.Response, image: Image) -> None:
+    """Set the headers of a stored image, whether its bytes follow or not."""
+    _describe(resp, image, image.etag)
+    resp.content_length = image.length
 
 
 async def _find(store: Store, image_id: uuid.UUID) -> Image:

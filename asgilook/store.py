@@ -186,7 +186,7 @@ class Store:
         memory; the JPEG is written under a temporary name and renamed into
         place, so that no reader sees it half written.
         """
-        converted, size = await self._convert(chunks)
+        converted, size = await self._receive_converted(chunks)
         # An id is stored again only when ids are given (tests); uuid4 ids
         # never meet. What this process last read is enough to find it.
         replaced = self._catalog.known(image_id)
@@ -241,7 +241,7 @@ class Store:
         name = f'{TEMPORARY_PREFIX}{uuid.uuid4().hex}.tmp'
         return self._catalog.directory / name
 
-    async def _convert(
+    async def _receive_converted(
         self, chunks: AsyncIterable[bytes]
     ) -> tuple[bytes, tuple[int, int]]:
         """Receive an upload and turn it into the JPEG to store, and its size."""

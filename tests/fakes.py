@@ -1,9 +1,12 @@
 """Configurations with fakes injected: fakeredis and a given storage directory."""
 
+import contextlib
 import uuid
 
 import fakeredis
+import falcon.testing
 
+from asgilook.app import create_app
 from asgilook.config import Config
 
 
@@ -20,3 +23,14 @@ def make_config(storage_path, redis_server=None, uuid_generator=uuid.uuid4) -> C
     config.storage_path = storage_path
     config.uuid_generator = uuid_generator
     return config
+
+
+@contextlib.asynccontextmanager
+async def two_workers(storage_path, redis_server):
+    """Two apps over one storage directory and one Redis: two worker processes."""
+    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
+    async with (
+        falcon.testing.ASGIConductor(apps[0]) as first,
+        falcon.testing.ASGIConductor(apps[1]) as second,
+    ):
+        yield first, second

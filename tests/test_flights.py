@@ -13,7 +13,7 @@ from asgilook.app import create_app
 from asgilook.cache import RedisCache
 from asgilook.flights import Flights
 
-from .fakes import make_config
+from .fakes import two_workers
 from .images import encode, gradient
 
 
@@ -58,11 +58,7 @@ async def test_concurrent_misses_render_once_per_process(config, renders):
 async def test_processes_sharing_redis_render_once_between_them(
     storage_path, redis_server, renders
 ):
-    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
-    async with (
-        falcon.testing.ASGIConductor(apps[0]) as first,
-        falcon.testing.ASGIConductor(apps[1]) as second,
-    ):
+    async with two_workers(storage_path, redis_server) as (first, second):
         uri = (await _upload(first))['thumbnails'][0]
 
         crowd = await asyncio.gather(

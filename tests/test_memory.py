@@ -12,7 +12,7 @@ from asgilook.cache import RedisCache
 from asgilook.catalog import GENERATION_NAME
 from asgilook.memory import MemoryTier
 
-from .fakes import make_config
+from .fakes import two_workers
 from .images import encode, gradient, stored_file
 
 
@@ -80,11 +80,7 @@ async def test_a_hit_from_memory_needs_no_redis_entry(config, redis):
 async def test_what_another_worker_changes_is_never_served_old(
     storage_path, redis_server
 ):
-    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
-    async with (
-        falcon.testing.ASGIConductor(apps[0]) as first,
-        falcon.testing.ASGIConductor(apps[1]) as second,
-    ):
+    async with two_workers(storage_path, redis_server) as (first, second):
         kept = await _upload(first)
         gone = await _upload(first, (200, 320))
         uris = ['/images', gone['image'], *gone['thumbnails']]
@@ -150,11 +146,7 @@ async def test_a_memory_cache_size_of_zero_keeps_nothing(config, redis):
 async def test_a_hit_from_redis_is_kept_in_memory_too(
     storage_path, redis_server, redis
 ):
-    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
-    async with (
-        falcon.testing.ASGIConductor(apps[0]) as first,
-        falcon.testing.ASGIConductor(apps[1]) as second,
-    ):
+    async with two_workers(storage_path, redis_server) as (first, second):
         image = await _upload(first)
         await first.simulate_get(image['image'])
         # The first upload made the generation token; the second worker maps
@@ -189,11 +181,7 @@ async def test_a_kept_entry_outlives_its_ttl_while_the_image_is_unchanged(
 async def test_a_head_is_answered_from_what_another_worker_stored(
     storage_path, redis_server
 ):
-    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
-    async with (
-        falcon.testing.ASGIConductor(apps[0]) as first,
-        falcon.testing.ASGIConductor(apps[1]) as second,
-    ):
+    async with two_workers(storage_path, redis_server) as (first, second):
         uri = (await _upload(first))['thumbnails'][0]
         stored = await first.simulate_get(uri)
 
