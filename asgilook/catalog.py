@@ -166,6 +166,7 @@ class Catalog:
         self._directory = pathlib.Path()
         self._snapshot: _Snapshot | None = None
         self._checked_at = 0.0
+        self._reading: tuple[tuple, asyncio.Future] | None = None
         self._reported: set[tuple[pathlib.Path, str]] = set()
         self._scanned: set[pathlib.Path] = set()
         self.generation = Generation()
@@ -212,10 +213,33 @@ class Catalog:
             return snapshot
 
         mtime_ns = (await aiofiles.os.stat(directory)).st_mtime_ns
-        if usable and token == snapshot.token and mtime_ns == snapshot.mtime_ns:
+        # An untrusted reading is read again: a change by hand may share the
+        # tick of the directory's time with the change before it.
+        if (
+            usable
+            and snapshot.trusted
+            and token == snapshot.token
+            and mtime_ns == snapshot.mtime_ns
+        ):
             self._checked_at = time.monotonic()
             return snapshot
 
+        # Requests that find the directory as it was when a reading under way
+        # began wait for that reading instead of making their own: a change
+        # asgilook made before them moved the token, one made by hand moved
+        # the directory's time or, in the same tick, left that reading
+        # untrusted, to be read again within RECHECK_SECONDS.
+        key = (directory, token, mtime_ns)
+        reading = self._reading
+        if reading is None or reading[0] != key:
+            task = asyncio.ensure_future(self._read(directory, token, mtime_ns))
+            reading = self._reading = (key, task)
+            task.add_done_callback(lambda _: self._finish_reading(reading))
+        return await asyncio.shield(reading[1])
+
+    async def _read(
+        self, directory: pathlib.Path, token: bytes | None, mtime_ns: int
+    ) -> _Snapshot:
         scanned_ns = time.time_ns()
         loop = asyncio.get_running_loop()
         entries, strays = await loop.run_in_executor(None, _scan, directory)
@@ -232,6 +256,10 @@ class Catalog:
         )
         self._checked_at = time.monotonic()
         return self._snapshot
+
+    def _finish_reading(self, reading: tuple) -> None:
+        if self._reading is reading:
+            self._reading = None
 
     def count(self) -> bytes | None:
         """Return the generation count of the storage directory now."""

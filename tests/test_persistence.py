@@ -1,20 +1,25 @@
 """Images outlive the process, are shared by every worker, and can be deleted."""
 
+import asyncio
 import logging
 import os
 import pathlib
+import threading
+import uuid
 
 import fakeredis
 import falcon
 import falcon.testing
 import pytest
 
+from asgilook import catalog
 from asgilook.app import create_app
 
 from .fakes import make_config
 from .images import decode, encode, gradient, image_files, stored_file
 
 HOUR_AGO = 3600
+scan = catalog._scan
 
 
 def worker(storage_path, redis_server):
@@ -181,6 +186,99 @@ async def test_a_file_gone_behind_the_catalogs_back_is_404(config, method):
 
     assert resp.status_code == 404
     assert resp.json['title'] == 'No such image'
+
+
+def copy_in_by_hand(storage_path, image) -> dict:
+    """Put a copy of a stored image in the directory, as an operator would."""
+    stored = stored_file(storage_path, image['id'])
+    image_id = str(uuid.uuid4())
+    os.link(stored, stored.with_name(stored.name.replace(image['id'], image_id)))
+    return image_id
+
+
+async def test_concurrent_requests_read_a_changed_directory_once(config, monkeypatch):
+    scans = []
+    monkeypatch.setattr(catalog, '_scan', lambda path: scans.append(path) or scan(path))
+    # Look at the directory on every request, not once a second.
+    monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = (
+            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
+        ).json
+        age_directory(config.storage_path)
+        scans.clear()
+        copy = copy_in_by_hand(config.storage_path, image)
+        # Long enough ago that one reading is to be trusted.
+        age_directory(config.storage_path, HOUR_AGO // 2)
+
+        listings = await asyncio.gather(
+            *(conductor.simulate_get('/images') for _ in range(8))
+        )
+
+    assert [[item['id'] for item in resp.json] for resp in listings] == [
+        sorted([image['id'], copy])
+    ] * 8
+    assert len(scans) == 1
+
+
+async def test_a_change_made_while_the_directory_is_read_is_seen(config, monkeypatch):
+    first_scan_began, first_scan_may_end = threading.Event(), threading.Event()
+    held_until_released = []
+
+    def slow_first_scan(path):
+        if not first_scan_began.is_set():
+            first_scan_began.set()
+            held_until_released.append(first_scan_may_end.wait(5))
+        return scan(path)
+
+    monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = (
+            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
+        ).json
+        age_directory(config.storage_path)
+        monkeypatch.setattr(catalog, '_scan', slow_first_scan)
+        copy_in_by_hand(config.storage_path, image)
+        early = asyncio.create_task(conductor.simulate_get('/images'))
+        assert await asyncio.to_thread(first_scan_began.wait, 5)
+
+        # Copied in while the first request's reading is under way, at a later
+        # tick of the directory's clock.
+        late_copy = copy_in_by_hand(config.storage_path, image)
+        age_directory(config.storage_path, -1)
+        late = await conductor.simulate_get('/images')
+        first_scan_may_end.set()
+        await early
+        after = await conductor.simulate_get('/images')
+
+    # The late request was answered from a reading of its own while the first
+    # was held, not from the first once it gave up waiting.
+    assert held_until_released == [True]
+
+    assert late_copy in [item['id'] for item in late.json]
+    assert late_copy in [item['id'] for item in after.json]
+    assert len(after.json) == 3
+
+
+async def test_a_change_by_hand_in_the_tick_of_the_last_is_seen(config, monkeypatch):
+    monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
+    # The list kept in memory would hide hand-made changes for MEMORY_TTL.
+    config.memory_cache_size = 0
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = (
+            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
+        ).json
+        first_copy = copy_in_by_hand(config.storage_path, image)
+        tick = os.stat(config.storage_path).st_mtime_ns
+        assert len((await conductor.simulate_get('/images')).json) == 2
+
+        second_copy = copy_in_by_hand(config.storage_path, image)
+        os.utime(config.storage_path, ns=(tick, tick))
+        listing = (await conductor.simulate_get('/images')).json
+
+    assert sorted(item['id'] for item in listing) == sorted(
+        [image['id'], first_copy, second_copy]
+    )
 
 
 def _stray_files(storage_path, image):
