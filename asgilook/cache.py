@@ -85,7 +85,9 @@ class RedisCache:
     """
 
     PREFIX = 'asgilook:'
-    LOCK_PREFIX = 'asgilook-lock:'
+    # What the key of a path holds while a process renders it: this, then
+    # the process's token (it is no entry: entries are msgpack arrays).
+    RENDERING = b'asgilook-rendering:'
     INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
     CACHED_METHODS = frozenset({'GET', 'HEAD'})
     CACHE_HEADER = 'X-ASGILook-Cache'
@@ -93,7 +95,7 @@ class RedisCache:
     # the body's, Content-Type is kept on its own).
     STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control')
     TTL = 3600
-    # How long a render may hold the lock of its path; a process waiting for
+    # How long a render may hold the key of its path; a process waiting for
     # another's render computes the response itself after this long.
     LOCK_TTL = 5.0
     # How often a waiting process looks for the entry another one renders.
@@ -129,8 +131,10 @@ class RedisCache:
             retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
         )
         self._flights = Flights()
-        # What this process writes into the locks it takes.
-        self._token = uuid.uuid4().hex.encode()
+        # What this process writes into the keys of the paths it renders.
+        self._rendering = self.RENDERING + uuid.uuid4().hex.encode()
+        # Whether Redis takes SET with both NX and GET (7.0 and later).
+        self._set_nx_get = True
         # None until the first answer or failure, then whether Redis answers.
         self._available: bool | None = None
         self._retry_at = 0.0
@@ -196,19 +200,17 @@ class RedisCache:
                 self._flights.land(lookup.flight, entry)
         if not self._available:
             return
-        # Store the entry and let go of the lock in one round trip.
-        pipe = self._redis.pipeline(transaction=False)
         if entry is not None:
             self._keep(req.path, entry, lookup.generation)
             data = msgpack.packb(
                 [entry.content_type, entry.body, entry.version, entry.headers],
                 use_bin_type=True,
             )
-            pipe.set(self._key(req.path), data, ex=self.TTL)
-        if lookup.locked:
-            pipe.delete(self._lock_key(req.path))
-        if len(pipe):
-            await self._quietly(pipe.execute)
+            # The entry takes the place of this render's mark.
+            await self._quietly(self._redis.set, self._key(req.path), data, ex=self.TTL)
+        elif lookup.locked:
+            # Nothing to store: those waiting for this render compute their own.
+            await self._quietly(self._redis.delete, self._key(req.path))
 
     async def _invalidate(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
@@ -245,19 +247,10 @@ class RedisCache:
                 entry = await self._flights.follow(flight, within=self.LOCK_TTL)
                 return 'Miss' if entry is None else self._serve(resp, entry)
             lookup.flight = flight
-            # Look, and take the lock should it be missing, in one atomic
-            # step: nobody can store it and let go of the lock in between.
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.get(self._key(path))
-            pipe.set(
-                self._lock_key(path),
-                self._token,
-                nx=True,
-                px=int(self.LOCK_TTL * 1000),
-            )
-            data, lookup.locked = await self._command(pipe.execute)
+            data = await self._command(self._mark, self._key(path))
+            lookup.locked = data is None
             entry = _valid(data, version)
-            if entry is None and not lookup.locked:
+            if self._rendered_by_another(data):
                 entry = await self._rendered_elsewhere(path, version)
         else:
             # A HEAD serves what there is, and leaves rendering to GETs.
@@ -272,23 +265,46 @@ class RedisCache:
             self._flights.land(lookup.flight, entry)
         return self._serve(resp, entry)
 
+    async def _mark(self, key: str) -> bytes | None:
+        """Mark key as rendered here if it holds nothing; return what it held.
+
+        One atomic step, so nobody can store an entry and take their mark back
+        in between: `SET key mark NX PX ttl GET`, or on a Redis older than 7.0
+        (which takes NX or GET, not both) a GET and a SET NX in one MULTI.
+        """
+        ttl = int(self.LOCK_TTL * 1000)
+        if self._set_nx_get:
+            try:
+                return await self._redis.set(
+                    key, self._rendering, nx=True, px=ttl, get=True
+                )
+            except redis.exceptions.ResponseError:
+                self._set_nx_get = False
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.set(key, self._rendering, nx=True, px=ttl)
+        data, _ = await pipe.execute()
+        return data
+
     async def _rendered_elsewhere(self, path: str, version: str) -> _Entry | None:
-        """Wait while another process holds the lock of path; return its entry."""
+        """Wait while another process renders path; return its entry."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.LOCK_TTL
         while loop.time() < deadline:
             await asyncio.sleep(self.POLL_INTERVAL)
-            data, lock = await self._command(
-                self._redis.mget, self._key(path), self._lock_key(path)
-            )
-            entry = _valid(data, version)
-            if entry is not None:
-                return entry
-            # Released, or left by a render of this process that could not
-            # release it (Redis was away): nobody else is rendering it.
-            if lock is None or lock == self._token:
-                break
+            data = await self._command(self._redis.get, self._key(path))
+            if not self._rendered_by_another(data):
+                return _valid(data, version)
         return None
+
+    def _rendered_by_another(self, data: bytes | None) -> bool:
+        # A mark of this process is one its render could not take back while
+        # Redis was away: nobody is rendering the path.
+        return (
+            data is not None
+            and data.startswith(self.RENDERING)
+            and data != self._rendering
+        )
 
     def kept_answer(
         self, scope: dict[str, Any]
@@ -395,9 +411,6 @@ class RedisCache:
 
     def _key(self, path: str) -> str:
         return self.PREFIX + path
-
-    def _lock_key(self, path: str) -> str:
-        return self.LOCK_PREFIX + path
 
 
 async def _always_valid(path: str) -> str:

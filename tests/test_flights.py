@@ -1,6 +1,7 @@
 """No thundering herd: a cold response is computed once, however many ask for it."""
 
 import asyncio
+import os
 import threading
 import time
 
@@ -8,13 +9,15 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import imaging
+from asgilook import catalog, imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 from asgilook.flights import Flights
 
 from .fakes import two_workers
-from .images import encode, gradient
+from .images import encode, gradient, stored_file
+
+ANOTHER_PROCESS_RENDERING = RedisCache.RENDERING + b'0123456789abcdef'
 
 
 @pytest.fixture
@@ -55,51 +58,68 @@ async def test_concurrent_misses_render_once_per_process(config, renders):
     assert len({resp.headers['ETag'] for resp in crowd}) == 1
 
 
+# Redis before 7.0 does not take SET with both NX and GET.
+@pytest.mark.parametrize('redis_version', [(6, 2), (7, 0)])
 async def test_processes_sharing_redis_render_once_between_them(
-    storage_path, redis_server, renders
+    storage_path, renders, redis_version, caplog
 ):
+    redis_server = fakeredis.FakeServer(version=redis_version)
     async with two_workers(storage_path, redis_server) as (first, second):
-        uri = (await _upload(first))['thumbnails'][0]
+        thumbnails = [(await _upload(first))['thumbnails'][0] for _ in range(2)]
 
-        crowd = await asyncio.gather(
-            *(
-                process.simulate_get(uri)
-                for _ in range(8)
-                for process in (first, second)
+        crowds = [
+            await asyncio.gather(
+                *(
+                    process.simulate_get(uri)
+                    for _ in range(8)
+                    for process in (first, second)
+                )
             )
-        )
+            for uri in thumbnails
+        ]
 
-    assert len(renders) == 1
-    assert {resp.status_code for resp in crowd} == {200}
-    assert len({resp.content for resp in crowd}) == 1
-    assert [resp.headers['X-ASGILook-Cache'] for resp in crowd].count('Miss') == 1
+    assert len(renders) == 2
+    for crowd in crowds:
+        assert {resp.status_code for resp in crowd} == {200}
+        assert len({resp.content for resp in crowd}) == 1
+        states = [resp.headers['X-ASGILook-Cache'] for resp in crowd]
+        assert states.count('Miss') == 1
+    assert not caplog.records
 
 
-async def test_a_lock_left_behind_delays_a_render_only_so_long(
+async def test_a_mark_left_behind_delays_a_render_only_so_long(
     config, redis_server, renders, monkeypatch
 ):
-    """Another process took the lock of a path and died without rendering."""
+    """Another process marked a path as its to render, and died."""
     monkeypatch.setattr(RedisCache, 'LOCK_TTL', 0.3)
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         uri = (await _upload(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
-            f'asgilook-lock:{uri}', b'', px=60_000
+            f'asgilook:{uri}', ANOTHER_PROCESS_RENDERING, px=60_000
         )
 
+        started = time.monotonic()
         resp = await conductor.simulate_get(uri)
+        waited = time.monotonic() - started
+        again = await conductor.simulate_get(uri)
 
     assert resp.status_code == 200
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert waited >= RedisCache.LOCK_TTL
+    # What it rendered took the place of the mark.
+    assert again.headers['X-ASGILook-Cache'] == 'Hit'
     assert len(renders) == 1
 
 
-async def test_a_lock_released_without_an_entry_is_rendered_here(
+async def test_a_mark_taken_back_without_an_entry_is_rendered_here(
     config, redis_server, renders
 ):
-    """The other process's render failed: it released the lock and stored nothing."""
+    """The other process's render failed: it took its mark back, storing nothing."""
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         uri = (await _upload(conductor))['thumbnails'][0]
-        fakeredis.FakeRedis(server=redis_server).set(f'asgilook-lock:{uri}', b'', px=50)
+        fakeredis.FakeRedis(server=redis_server).set(
+            f'asgilook:{uri}', ANOTHER_PROCESS_RENDERING, px=50
+        )
 
         resp = await conductor.simulate_get(uri)
         again = await conductor.simulate_get(uri)
@@ -107,6 +127,31 @@ async def test_a_lock_released_without_an_entry_is_rendered_here(
     assert (resp.status_code, resp.headers['X-ASGILook-Cache']) == (200, 'Miss')
     assert again.headers['X-ASGILook-Cache'] == 'Hit'
     assert len(renders) == 1
+
+
+async def test_a_render_that_fails_takes_its_mark_back(
+    storage_path, redis_server, monkeypatch
+):
+    """A file gone behind the catalog's back: the other process is not held up."""
+    monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 60)
+    async with two_workers(storage_path, redis_server) as (first, second):
+        image = await _upload(first)
+        uri = image['thumbnails'][0]
+        # Each process reads the directory twice: the second time knowing the
+        # generation count of the upload, so that it trusts what it read.
+        for process in (first, second, first, second):
+            assert (await process.simulate_get('/images')).json == [image]
+        directory = os.stat(storage_path)
+        stored_file(storage_path, image['id']).unlink()
+        os.utime(storage_path, ns=(directory.st_atime_ns, directory.st_mtime_ns))
+
+        failed = await first.simulate_get(uri)
+        started = time.monotonic()
+        also_failed = await second.simulate_get(uri)
+        waited = time.monotonic() - started
+
+    assert failed.status_code == also_failed.status_code == 404
+    assert waited < RedisCache.LOCK_TTL
 
 
 async def test_redis_lost_during_a_render(config, redis_server, renders):
@@ -124,8 +169,8 @@ async def test_redis_lost_during_a_render(config, redis_server, renders):
 
     assert bypassed.headers['X-ASGILook-Cache'] == 'Bypass'
     assert (rendered.status_code, rendered.headers['X-ASGILook-Cache']) == (200, 'Miss')
-    # Nothing was stored while Redis was away; the lock the render could not
-    # release does not hold up this process.
+    # Nothing was stored while Redis was away; the mark the render left does
+    # not hold up the process that left it.
     assert fresh.headers['X-ASGILook-Cache'] == 'Miss'
     assert waited < RedisCache.LOCK_TTL
     assert fresh.content == rendered.content
