@@ -40,7 +40,7 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
 
 
 class _StoreLifespan:
-    """Prepare the store when the server starts."""
+    """Prepare the store when the server starts; let its processes go at the end."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -49,6 +49,11 @@ class _StoreLifespan:
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
         await self._store.startup()
+
+    async def process_shutdown(
+        self, scope: dict[str, Any], event: dict[str, Any]
+    ) -> None:
+        self._store.close()
 
 
 async def _route_not_found(req, resp, ex, params) -> None:

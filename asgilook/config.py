@@ -24,6 +24,7 @@ class Config:
     DEFAULT_MAX_UPLOAD_SIZE = 32 * 1024 * 1024
     DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
     DEFAULT_IMAGE_WORKERS = os.cpu_count() or 1
+    DEFAULT_RENDER_PROCESSES = os.cpu_count() or 1
     DEFAULT_JPEG_QUALITY = 90
     DEFAULT_REDIS_TIMEOUT = 0.25
     DEFAULT_MEMORY_CACHE_SIZE = 64 * 1024 * 1024
@@ -50,6 +51,12 @@ class Config:
         )
         self.image_workers: int = _positive_int(
             env, 'ASGI_LOOK_IMAGE_WORKERS', self.DEFAULT_IMAGE_WORKERS
+        )
+        self.render_processes: int = _positive_int(
+            env,
+            'ASGI_LOOK_RENDER_PROCESSES',
+            self.DEFAULT_RENDER_PROCESSES,
+            minimum=0,
         )
         self.jpeg_quality: int = _positive_int(
             env, 'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, maximum=100

@@ -9,6 +9,7 @@ import falcon.asgi
 
 from .config import Config
 from .imaging import DamagedImageError, ImageTooLargeError, InvalidImageError
+from .renderers import RenderError
 from .store import (
     EmptyUploadError,
     Image,
@@ -140,6 +141,13 @@ class Thumbnails:
             resp.data = await self._store.make_thumbnail(image, (width, height))
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
+        except RenderError as ex:
+            raise falcon.HTTPServiceUnavailable(
+                title='Thumbnail not rendered',
+                description='The process rendering this thumbnail stopped. '
+                'Try again later.',
+                retry_after=10,
+            ) from ex
         _describe(resp, image, image.thumbnail_etag((width, height)))
 
     on_head = on_get

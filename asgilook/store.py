@@ -21,6 +21,7 @@ import aiofiles.os
 from . import imaging
 from .catalog import TEMPORARY_PREFIX, Catalog, Entry, file_name
 from .config import Config
+from .renderers import RenderProcesses
 
 # Uploads up to this size wait for a worker in memory; larger ones on disk.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -127,6 +128,13 @@ class Store:
         self._executor = ThreadPoolExecutor(
             max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
         )
+        # Thumbnails render in processes of their own, unless told to render
+        # in the threads above (render_processes = 0).
+        self._renders = (
+            RenderProcesses(config.render_processes)
+            if config.render_processes
+            else None
+        )
 
     async def get(self, image_id: str) -> Image | None:
         entry = (await self._entries()).get(image_id)
@@ -220,16 +228,23 @@ class Store:
         return self._catalog.count()
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
-        """Render the image scaled to one of its ladder sizes, as JPEG."""
-        # The worker reads the file itself: no trips through another pool.
+        """Render the image scaled to one of its ladder sizes, as JPEG.
+
+        RenderError if the process rendering it died.
+        """
+        # The render reads the file itself: no trips through another pool.
+        quality = self._config.jpeg_quality
+        if self._renders is not None:
+            return await self._renders.resize(image.path, size, quality)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor,
-            imaging.resize,
-            image.path,
-            size,
-            self._config.jpeg_quality,
+            self._executor, imaging.resize, image.path, size, quality
         )
+
+    def close(self) -> None:
+        """Let the render processes go (they start again at the next render)."""
+        if self._renders is not None:
+            self._renders.close()
 
     async def _entries(self) -> dict[str, Entry]:
         with _storage_errors():

@@ -1,6 +1,7 @@
 """Configurations with fakes injected: fakeredis and a given storage directory."""
 
 import contextlib
+import os
 import uuid
 
 import fakeredis
@@ -34,3 +35,8 @@ async def two_workers(storage_path, redis_server):
         falcon.testing.ASGIConductor(apps[1]) as second,
     ):
         yield first, second
+
+
+def dying_render(*args):
+    """A render whose process dies, as one killed for its memory would."""
+    os._exit(1)

@@ -1,3 +1,4 @@
+import os
 import pathlib
 
 import pytest
@@ -114,3 +115,13 @@ def test_memory_cache_size():
         ConfigError, match='ASGI_LOOK_MEMORY_CACHE_SIZE must be a whole number from 0'
     ):
         Config(environ={'ASGI_LOOK_MEMORY_CACHE_SIZE': '-1'})
+
+
+def test_render_processes():
+    assert Config(environ={}).render_processes == (os.cpu_count() or 1)
+    assert Config(environ={'ASGI_LOOK_RENDER_PROCESSES': '3'}).render_processes == 3
+    assert Config(environ={'ASGI_LOOK_RENDER_PROCESSES': '0'}).render_processes == 0
+    with pytest.raises(
+        ConfigError, match='ASGI_LOOK_RENDER_PROCESSES must be a whole number from 0'
+    ):
+        Config(environ={'ASGI_LOOK_RENDER_PROCESSES': 'many'})

@@ -12,12 +12,19 @@ import pytest
 from asgilook import catalog, imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
+from asgilook.config import Config
 from asgilook.flights import Flights
 
 from .fakes import two_workers
 from .images import encode, gradient, stored_file
 
 ANOTHER_PROCESS_RENDERING = RedisCache.RENDERING + b'0123456789abcdef'
+
+
+@pytest.fixture(autouse=True)
+def renders_in_this_process(monkeypatch):
+    """Render in threads of the test's process, where renders can be counted."""
+    monkeypatch.setattr(Config, 'DEFAULT_RENDER_PROCESSES', 0)
 
 
 @pytest.fixture

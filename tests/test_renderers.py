@@ -1,0 +1,109 @@
+"""Thumbnails render in processes of their own: the same bytes, and no 500."""
+
+import asyncio
+import multiprocessing
+import os
+import signal
+
+import fakeredis
+import falcon.testing
+import pytest
+
+from asgilook import imaging
+from asgilook.app import create_app
+
+from .fakes import dying_render, make_config
+from .images import photo
+
+
+def _app(storage_path, redis_server, render_processes):
+    config = make_config(storage_path, redis_server)
+    config.render_processes = render_processes
+    return create_app(config)
+
+
+def _render_processes() -> list[int]:
+    """The processes the fork server of this process started: the renders."""
+    parents = {}
+    for entry in os.listdir('/proc'):
+        try:
+            with open(f'/proc/{entry}/stat') as stat:
+                parents[int(entry)] = int(stat.read().rsplit(')', 1)[1].split()[1])
+            with open(f'/proc/{entry}/cmdline', 'rb') as cmdline:
+                if (
+                    b'forkserver' in cmdline.read()
+                    and parents[int(entry)] == os.getpid()
+                ):
+                    server = int(entry)
+        except (OSError, ValueError):
+            continue  # Not a process, or gone meanwhile.
+    return [child for child, parent in parents.items() if parent == server]
+
+
+@pytest.mark.parametrize('size', [(1920, 1080), (1999, 1333)])
+async def test_processes_render_what_threads_render(storage_path, redis_server, size):
+    in_processes = _app(storage_path, redis_server, 2)
+    in_threads = _app(storage_path, fakeredis.FakeServer(), 0)
+    async with (
+        falcon.testing.ASGIConductor(in_processes) as one,
+        falcon.testing.ASGIConductor(in_threads) as other,
+    ):
+        image = (await one.simulate_post('/images', body=photo(size))).json
+        for uri in image['thumbnails']:
+            rendered = await one.simulate_get(uri)
+            also_rendered = await other.simulate_get(uri)
+            assert rendered.headers['X-ASGILook-Cache'] == 'Miss'
+            assert also_rendered.headers['X-ASGILook-Cache'] == 'Miss'
+            assert rendered.content == also_rendered.content, uri
+
+
+async def test_a_render_process_that_died_is_replaced(storage_path, redis_server):
+    app = _app(storage_path, redis_server, 2)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        image = (await conductor.simulate_post('/images', body=photo())).json
+        first, second = image['thumbnails'][:2]
+        assert (await conductor.simulate_get(first)).status_code == 200
+        killed = _render_processes()
+        assert killed
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+
+        resp = await conductor.simulate_get(second)
+
+    assert resp.status_code == 200
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+
+
+async def test_a_render_whose_process_dies_each_time_is_a_503(
+    storage_path, redis_server, monkeypatch
+):
+    app = _app(storage_path, redis_server, 2)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        image = (await conductor.simulate_post('/images', body=photo())).json
+        monkeypatch.setattr(imaging, 'resize', dying_render)
+        failures = await asyncio.gather(
+            *(conductor.simulate_get(uri) for uri in image['thumbnails'][:2])
+        )
+        monkeypatch.undo()
+        again = await conductor.simulate_get(image['thumbnails'][0])
+
+    for failed in failures:
+        assert failed.status_code == 503
+        assert failed.json['title'] == 'Thumbnail not rendered'
+        assert 'Try again later' in failed.json['description']
+        assert failed.headers['Retry-After'] == '10'
+    assert again.status_code == 200
+
+
+async def test_without_a_fork_server_renders_start_afresh(
+    storage_path, redis_server, monkeypatch
+):
+    """As on Windows, where processes cannot be forked."""
+    monkeypatch.setattr(multiprocessing, 'get_all_start_methods', lambda: ['spawn'])
+    app = _app(storage_path, redis_server, 1)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        image = (await conductor.simulate_post('/images', body=photo())).json
+        resp = await conductor.simulate_get(image['thumbnails'][0])
+
+    assert resp.status_code == 200
+    assert resp.headers['Content-Type'] == 'image/jpeg'
