@@ -70,6 +70,11 @@ def to_jpeg(
     with _open(source) as image:
         if image.width * image.height > max_pixels:
             raise ImageTooLargeError(image.size, max_pixels)
+        if isinstance(source, io.BytesIO):
+            # An upload held in memory goes to the decoder in one piece, as in
+            # resize(); one spooled to disk is read in Pillow's blocks.
+            with source.getbuffer() as buffer:
+                image.decodermaxblock = max(image.decodermaxblock, buffer.nbytes)
         try:
             # The first frame of an animation: open() leaves the image on it.
             image.load()
