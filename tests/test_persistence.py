@@ -188,8 +188,12 @@ async def test_a_file_gone_behind_the_catalogs_back_is_404(config, method):
     assert resp.json['title'] == 'No such image'
 
 
-def copy_in_by_hand(storage_path, image) -> dict:
-    """Put a copy of a stored image in the directory, as an operator would."""
+def copy_in_by_hand(storage_path, image) -> str:
+    """Put a copy of a stored image in the directory, as an operator would.
+
+    A hard link: its upload moment is the original's, so the two are listed
+    in the order of their ids.
+    """
     stored = stored_file(storage_path, image['id'])
     image_id = str(uuid.uuid4())
     os.link(stored, stored.with_name(stored.name.replace(image['id'], image_id)))
