@@ -10,12 +10,15 @@ idle with renders in threads, 4% with renders in processes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from . import imaging
+
+logger = logging.getLogger(__name__)
 
 
 class RenderError(Exception):
@@ -29,12 +32,15 @@ class RenderProcesses:
     process that has imported Pillow and none of the threads of the process
     that asked (or, where there is no such server, started afresh). A process
     that dies (killed for its memory, say) takes its render with it: the pool
-    is replaced and the render tried once more.
+    is replaced and the render tried once more. Where processes cannot be
+    started at all, renders go to `threads`, and the log says why once.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, threads: Executor) -> None:
         self._workers = workers
+        self._threads = threads
         self._pool: ProcessPoolExecutor | None = None
+        self._startable = True
 
     async def resize(
         self, source: str | os.PathLike, size: tuple[int, int], quality: int
@@ -42,12 +48,31 @@ class RenderProcesses:
         """Render a stored JPEG at size as `imaging.resize` does, in a process."""
         loop = asyncio.get_running_loop()
         for _ in range(2):
-            pool = self._pool or self._start()
-            try:
+            if not self._startable:
                 return await loop.run_in_executor(
+                    self._threads, imaging.resize, source, size, quality
+                )
+            pool = self._pool or self._start()
+            submitted = False
+            try:
+                # Submitting starts a process if none is idle.
+                rendering = loop.run_in_executor(
                     pool, imaging.resize, source, size, quality
                 )
+                submitted = True
+                return await rendering
             except BrokenProcessPool:
+                self._discard(pool)
+            except OSError as ex:
+                if submitted:
+                    raise  # The render's own error, such as its file gone.
+                logger.warning(
+                    'cannot start processes to render thumbnails (%s); rendering '
+                    'them in threads (ASGI_LOOK_RENDER_PROCESSES=0 does so from '
+                    'the start)',
+                    ex,
+                )
+                self._startable = False
                 self._discard(pool)
         raise RenderError(f'the process rendering {source} at {size} died')
 

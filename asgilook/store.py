@@ -131,7 +131,7 @@ class Store:
         # Thumbnails render in processes of their own, unless told to render
         # in the threads above (render_processes = 0).
         self._renders = (
-            RenderProcesses(config.render_processes)
+            RenderProcesses(config.render_processes, self._executor)
             if config.render_processes
             else None
         )

@@ -1,6 +1,8 @@
 """Thumbnails render in processes of their own: the same bytes, and no 500."""
 
 import asyncio
+import concurrent.futures
+import errno
 import multiprocessing
 import os
 import signal
@@ -9,7 +11,7 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import imaging
+from asgilook import imaging, renderers
 from asgilook.app import create_app
 
 from .fakes import dying_render, make_config
@@ -107,3 +109,32 @@ async def test_without_a_fork_server_renders_start_afresh(
 
     assert resp.status_code == 200
     assert resp.headers['Content-Type'] == 'image/jpeg'
+
+
+class _NoProcesses(concurrent.futures.ProcessPoolExecutor):
+    """A pool on a machine that refuses to start another process."""
+
+    def submit(self, *args, **kwargs):
+        raise OSError(errno.EAGAIN, 'Resource temporarily unavailable')
+
+
+async def test_where_no_process_can_start_thumbnails_render_in_threads(
+    storage_path, redis_server, monkeypatch, caplog
+):
+    monkeypatch.setattr(renderers, 'ProcessPoolExecutor', _NoProcesses)
+    in_processes = _app(storage_path, redis_server, 2)
+    in_threads = _app(storage_path, fakeredis.FakeServer(), 0)
+    async with (
+        falcon.testing.ASGIConductor(in_processes) as one,
+        falcon.testing.ASGIConductor(in_threads) as other,
+    ):
+        image = (await one.simulate_post('/images', body=photo())).json
+        rendered = [await one.simulate_get(uri) for uri in image['thumbnails']]
+        expected = [await other.simulate_get(uri) for uri in image['thumbnails']]
+
+    assert [resp.status_code for resp in rendered] == [200] * len(rendered)
+    assert [resp.content for resp in rendered] == [resp.content for resp in expected]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert warnings[0].startswith('cannot start processes to render thumbnails')
+    assert 'Resource temporarily unavailable' in warnings[0]
