@@ -35,7 +35,7 @@ from asgilook.config import Config
 from tests import servers
 from tests.images import photo
 
-ROUNDS = 2
+ROUNDS = 3
 UVICORN_FLAGS = ('--loop', 'uvloop', '--http', 'httptools', '--workers', '1')
 TARGETS = {
     'cached thumbnail': 0.8,
