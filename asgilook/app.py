@@ -53,7 +53,7 @@ class _StoreLifespan:
     async def process_shutdown(
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
-        self._store.close()
+        await self._store.close()
 
 
 async def _route_not_found(req, resp, ex, params) -> None:

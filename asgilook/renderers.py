@@ -76,10 +76,16 @@ class RenderProcesses:
                 self._discard(pool)
         raise RenderError(f'the process rendering {source} at {size} died')
 
-    def close(self) -> None:
-        """Let the processes go; the next render starts new ones."""
-        if self._pool is not None:
-            self._discard(self._pool)
+    async def close(self) -> None:
+        """Let the processes go, and wait until they have gone.
+
+        A server may end right after its shutdown (uvicorn raises again the
+        signal that stopped it): processes not told to go by then would be
+        left running. The next render starts new ones.
+        """
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, cancel_futures=True)
 
     def _start(self) -> ProcessPoolExecutor:
         if 'forkserver' in multiprocessing.get_all_start_methods():

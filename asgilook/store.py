@@ -241,10 +241,10 @@ class Store:
             self._executor, imaging.resize, image.path, size, quality
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Let the render processes go (they start again at the next render)."""
         if self._renders is not None:
-            self._renders.close()
+            await self._renders.close()
 
     async def _entries(self) -> dict[str, Entry]:
         with _storage_errors():

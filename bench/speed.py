@@ -139,24 +139,6 @@ def peak_rss_mib(pid: int) -> float:
     return int(re.search(r'VmHWM:\s+(\d+) kB', status)[1]) / 1024
 
 
-def descendants(pid: int) -> list[int]:
-    """The processes pid started, and those they started (render processes)."""
-    parents = {}
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / 'stat').read_text()
-        except OSError:
-            continue  # Gone meanwhile.
-        parents[int(entry.name)] = int(stat.rsplit(')', 1)[1].split()[1])
-    found, frontier = [], {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        found += frontier
-    return found
-
-
 def add_copies(storage: Path, source: Path, image: dict, count: int) -> list[str]:
     """Store `count` more images with the bytes of one (hard links); their ids."""
     ids = []
@@ -282,7 +264,7 @@ def main() -> None:
                 ),
             )
             rss = peak_rss_mib(server.pid)
-            helpers = [peak_rss_mib(pid) for pid in descendants(server.pid)]
+            helpers = [peak_rss_mib(pid) for pid in servers.descendants(server.pid)]
         finally:
             servers.stop(server)
 

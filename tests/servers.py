@@ -145,6 +145,38 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes pid started, and those they started, as /proc tells now."""
+    parents = _parents()
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found += frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether pid runs (a zombie waiting for its parent does not)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def _parents() -> dict[int, int]:
+    parents = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as stat:
+                parents[int(entry)] = int(stat.read().rsplit(')', 1)[1].split()[1])
+        except OSError:
+            continue  # Gone meanwhile.
+    return parents
+
+
 def _redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(('127.0.0.1', port), timeout=1) as sock:

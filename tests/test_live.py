@@ -56,6 +56,29 @@ def test_upload_list_download_and_cached_thumbnails(live_server):
                 assert decode(miss.content).size == tuple(map(int, size))
 
 
+def test_a_stopped_server_leaves_no_render_process_behind(tmp_path, live_redis):
+    port = servers.free_port()
+    process = servers.start_uvicorn(tmp_path / 'images', live_redis, port)
+    try:
+        with httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=30) as http:
+            image = http.post('/images', content=encode(gradient(), 'PNG')).json()
+            assert http.get(image['thumbnails'][0]).status_code == 200
+        started = servers.descendants(process.pid)
+        assert started
+
+        # SIGTERM to uvicorn alone, as a service manager stops it.
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(map(servers.alive, started)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [pid for pid in started if servers.alive(pid)]
+    finally:
+        servers.stop(process)
+
+    assert left == []
+
+
 def test_without_redis_the_service_starts_and_bypasses(tmp_path):
     unused = f'redis://127.0.0.1:{servers.free_port()}'
     with (

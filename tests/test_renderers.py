@@ -14,6 +14,7 @@ import pytest
 from asgilook import imaging, renderers
 from asgilook.app import create_app
 
+from . import servers
 from .fakes import dying_render, make_config
 from .images import photo
 
@@ -26,20 +27,11 @@ def _app(storage_path, redis_server, render_processes):
 
 def _render_processes() -> list[int]:
     """The processes the fork server of this process started: the renders."""
-    parents = {}
-    for entry in os.listdir('/proc'):
-        try:
-            with open(f'/proc/{entry}/stat') as stat:
-                parents[int(entry)] = int(stat.read().rsplit(')', 1)[1].split()[1])
-            with open(f'/proc/{entry}/cmdline', 'rb') as cmdline:
-                if (
-                    b'forkserver' in cmdline.read()
-                    and parents[int(entry)] == os.getpid()
-                ):
-                    server = int(entry)
-        except (OSError, ValueError):
-            continue  # Not a process, or gone meanwhile.
-    return [child for child, parent in parents.items() if parent == server]
+    for child in servers.descendants(os.getpid()):
+        with open(f'/proc/{child}/cmdline', 'rb') as cmdline:
+            if b'forkserver' in cmdline.read():
+                return servers.descendants(child)
+    raise AssertionError('no fork server runs for this process')
 
 
 @pytest.mark.parametrize('size', [(1920, 1080), (1999, 1333)])
