@@ -10,6 +10,8 @@ import falcon.testing
 from asgilook.app import create_app
 from asgilook.config import Config
 
+from .images import encode, gradient
+
 
 def make_config(storage_path, redis_server=None, uuid_generator=uuid.uuid4) -> Config:
     """A Config over storage_path whose Redis is a fakeredis server."""
@@ -35,6 +37,13 @@ async def two_workers(storage_path, redis_server):
         falcon.testing.ASGIConductor(apps[1]) as second,
     ):
         yield first, second
+
+
+async def upload_through(conductor, size=(320, 200)) -> dict:
+    """Upload a PNG gradient through an ASGIConductor; the new image's JSON."""
+    resp = await conductor.simulate_post('/images', body=encode(gradient(size), 'PNG'))
+    assert resp.status_code == 201
+    return resp.json
 
 
 def dying_render(*args):

@@ -15,8 +15,8 @@ from asgilook.cache import RedisCache
 from asgilook.config import Config
 from asgilook.flights import Flights
 
-from .fakes import two_workers
-from .images import encode, gradient, stored_file
+from .fakes import two_workers, upload_through
+from .images import stored_file
 
 ANOTHER_PROCESS_RENDERING = RedisCache.RENDERING + b'0123456789abcdef'
 
@@ -44,15 +44,9 @@ def renders(monkeypatch):
     return calls
 
 
-async def _upload(conductor) -> dict:
-    resp = await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
-    assert resp.status_code == 201
-    return resp.json
-
-
 async def test_concurrent_misses_render_once_per_process(config, renders):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        uri = (await _upload(conductor))['thumbnails'][0]
+        uri = (await upload_through(conductor))['thumbnails'][0]
 
         crowd = await asyncio.gather(*(conductor.simulate_get(uri) for _ in range(16)))
         later = await conductor.simulate_get(uri)
@@ -72,7 +66,7 @@ async def test_processes_sharing_redis_render_once_between_them(
 ):
     redis_server = fakeredis.FakeServer(version=redis_version)
     async with two_workers(storage_path, redis_server) as (first, second):
-        thumbnails = [(await _upload(first))['thumbnails'][0] for _ in range(2)]
+        thumbnails = [(await upload_through(first))['thumbnails'][0] for _ in range(2)]
 
         crowds = [
             await asyncio.gather(
@@ -100,7 +94,7 @@ async def test_a_mark_left_behind_delays_a_render_only_so_long(
     """Another process marked a path as its to render, and died."""
     monkeypatch.setattr(RedisCache, 'LOCK_TTL', 0.3)
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        uri = (await _upload(conductor))['thumbnails'][0]
+        uri = (await upload_through(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
             f'asgilook:{uri}', ANOTHER_PROCESS_RENDERING, px=60_000
         )
@@ -123,7 +117,7 @@ async def test_a_mark_taken_back_without_an_entry_is_rendered_here(
 ):
     """The other process's render failed: it took its mark back, storing nothing."""
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        uri = (await _upload(conductor))['thumbnails'][0]
+        uri = (await upload_through(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
             f'asgilook:{uri}', ANOTHER_PROCESS_RENDERING, px=50
         )
@@ -142,7 +136,7 @@ async def test_a_render_that_fails_takes_its_mark_back(
     """A file gone behind the catalog's back: the other process is not held up."""
     monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 60)
     async with two_workers(storage_path, redis_server) as (first, second):
-        image = await _upload(first)
+        image = await upload_through(first)
         uri = image['thumbnails'][0]
         # Each process reads the directory twice: the second time knowing the
         # generation count of the upload, so that it trusts what it read.
@@ -163,7 +157,7 @@ async def test_a_render_that_fails_takes_its_mark_back(
 
 async def test_redis_lost_during_a_render(config, redis_server, renders):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = await _upload(conductor)
+        image = await upload_through(conductor)
         rendering = asyncio.create_task(conductor.simulate_get(image['thumbnails'][0]))
         await asyncio.sleep(0.1)
         redis_server.connected = False

@@ -12,8 +12,8 @@ from asgilook.cache import RedisCache
 from asgilook.catalog import GENERATION_NAME
 from asgilook.memory import MemoryTier
 
-from .fakes import two_workers
-from .images import encode, gradient, stored_file
+from .fakes import two_workers, upload_through
+from .images import stored_file
 
 
 def test_the_least_recently_used_go_first_when_bytes_run_out():
@@ -54,15 +54,9 @@ def redis(redis_server):
     return fakeredis.FakeRedis(server=redis_server)
 
 
-async def _upload(conductor, size=(320, 200)) -> dict:
-    resp = await conductor.simulate_post('/images', body=encode(gradient(size), 'PNG'))
-    assert resp.status_code == 201
-    return resp.json
-
-
 async def test_a_hit_from_memory_needs_no_redis_entry(config, redis):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = await _upload(conductor)
+        image = await upload_through(conductor)
         uris = ['/images', image['image'], image['thumbnails'][0]]
         first = [await conductor.simulate_get(uri) for uri in uris]
 
@@ -81,8 +75,8 @@ async def test_what_another_worker_changes_is_never_served_old(
     storage_path, redis_server
 ):
     async with two_workers(storage_path, redis_server) as (first, second):
-        kept = await _upload(first)
-        gone = await _upload(first, (200, 320))
+        kept = await upload_through(first)
+        gone = await upload_through(first, (200, 320))
         uris = ['/images', gone['image'], *gone['thumbnails']]
         for _ in range(2):
             for uri in uris:
@@ -93,7 +87,7 @@ async def test_what_another_worker_changes_is_never_served_old(
 
         assert (await first.simulate_delete(gone['image'])).status_code == 204
         after_delete = [await second.simulate_get(uri) for uri in uris]
-        added = await _upload(first, (256, 256))
+        added = await upload_through(first, (256, 256))
         after_upload = await second.simulate_get('/images')
 
     assert after_delete[0].json == [kept]
@@ -105,7 +99,7 @@ async def test_a_change_behind_asgilooks_back_shows_within_the_memory_ttl(
     config, storage_path
 ):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = await _upload(conductor)
+        image = await upload_through(conductor)
         await conductor.simulate_get(image['image'])
         assert (await conductor.simulate_get(image['image'])).status_code == 200
 
@@ -120,7 +114,7 @@ async def test_no_memory_tier_without_a_generation_token(config, redis, storage_
     """A storage directory where the token file cannot be made still serves right."""
     (pathlib.Path(storage_path) / GENERATION_NAME).mkdir()
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = await _upload(conductor)
+        image = await upload_through(conductor)
         listing = [await conductor.simulate_get('/images') for _ in range(2)]
         redis.flushall()
         refetched = await conductor.simulate_get('/images')
@@ -147,7 +141,7 @@ async def test_a_hit_from_redis_is_kept_in_memory_too(
     storage_path, redis_server, redis
 ):
     async with two_workers(storage_path, redis_server) as (first, second):
-        image = await _upload(first)
+        image = await upload_through(first)
         await first.simulate_get(image['image'])
         # The first upload made the generation token; the second worker maps
         # it when it next reads the catalog, and keeps entries from then on.
@@ -165,7 +159,7 @@ async def test_a_kept_entry_outlives_its_ttl_while_the_image_is_unchanged(
     config, redis
 ):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = await _upload(conductor)
+        image = await upload_through(conductor)
         first = await conductor.simulate_get(image['thumbnails'][0])
         redis.flushall()
         await asyncio.sleep(RedisCache.MEMORY_TTL)
@@ -182,7 +176,7 @@ async def test_a_head_is_answered_from_what_another_worker_stored(
     storage_path, redis_server
 ):
     async with two_workers(storage_path, redis_server) as (first, second):
-        uri = (await _upload(first))['thumbnails'][0]
+        uri = (await upload_through(first))['thumbnails'][0]
         stored = await first.simulate_get(uri)
 
         head = await second.simulate_head(uri)

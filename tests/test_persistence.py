@@ -15,7 +15,7 @@ import pytest
 from asgilook import catalog
 from asgilook.app import create_app
 
-from .fakes import make_config
+from .fakes import make_config, upload_through
 from .images import decode, encode, gradient, image_files, stored_file
 
 HOUR_AGO = 3600
@@ -166,9 +166,7 @@ def test_the_same_picture_uploaded_again_under_its_id_is_one_image(
 @pytest.mark.parametrize('method', ['GET image', 'GET thumbnail', 'DELETE'])
 async def test_a_file_gone_behind_the_catalogs_back_is_404(config, method):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = (
-            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
-        ).json
+        image = await upload_through(conductor)
         # The directory has been quiet for an hour: the catalog trusts what it read.
         past = age_directory(config.storage_path)
         assert (await conductor.simulate_get('/images')).json == [image]
@@ -206,9 +204,7 @@ async def test_concurrent_requests_read_a_changed_directory_once(config, monkeyp
     # Look at the directory on every request, not once a second.
     monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = (
-            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
-        ).json
+        image = await upload_through(conductor)
         age_directory(config.storage_path)
         scans.clear()
         copy = copy_in_by_hand(config.storage_path, image)
@@ -237,9 +233,7 @@ async def test_a_change_made_while_the_directory_is_read_is_seen(config, monkeyp
 
     monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = (
-            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
-        ).json
+        image = await upload_through(conductor)
         age_directory(config.storage_path)
         monkeypatch.setattr(catalog, '_scan', slow_first_scan)
         copy_in_by_hand(config.storage_path, image)
@@ -269,9 +263,7 @@ async def test_a_change_by_hand_in_the_tick_of_the_last_is_seen(config, monkeypa
     # The list kept in memory would hide hand-made changes for MEMORY_TTL.
     config.memory_cache_size = 0
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        image = (
-            await conductor.simulate_post('/images', body=encode(gradient(), 'PNG'))
-        ).json
+        image = await upload_through(conductor)
         first_copy = copy_in_by_hand(config.storage_path, image)
         tick = os.stat(config.storage_path).st_mtime_ns
         assert len((await conductor.simulate_get('/images')).json) == 2
