@@ -28,6 +28,8 @@ class Config:
     DEFAULT_JPEG_QUALITY = 90
     DEFAULT_REDIS_TIMEOUT = 0.25
     DEFAULT_MEMORY_CACHE_SIZE = 64 * 1024 * 1024
+    DEFAULT_UPLOAD_MEMORY = 16 * 1024 * 1024
+    DEFAULT_BODY_TIMEOUT = 30.0
     DEFAULT_REDIS_FROM_URL = staticmethod(redis.asyncio.from_url)
     DEFAULT_UUID_GENERATOR = staticmethod(uuid.uuid4)
 
@@ -70,6 +72,18 @@ class Config:
             self.DEFAULT_MEMORY_CACHE_SIZE,
             minimum=0,
         )
+        self.upload_memory: int = _positive_int(
+            env,
+            'ASGI_LOOK_UPLOAD_MEMORY',
+            self.DEFAULT_UPLOAD_MEMORY,
+            minimum=0,
+        )
+        self.body_timeout: float = _positive_number(
+            env, 'ASGI_LOOK_BODY_TIMEOUT', self.DEFAULT_BODY_TIMEOUT
+        )
+        # The key that signs what asgilook keeps in Redis; None: the one kept
+        # in the storage directory (made at the first start).
+        self.secret: bytes | None = _secret(env, 'ASGI_LOOK_SECRET')
         self.redis_from_url: Callable[..., Any] = self.DEFAULT_REDIS_FROM_URL
         self.uuid_generator: Callable[[], uuid.UUID] = self.DEFAULT_UUID_GENERATOR
 
@@ -121,4 +135,18 @@ def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
     return url
 
 
+def _secret(env: Mapping[str, str], name: str) -> bytes | None:
+    raw = env.get(name, '').strip()
+    if not raw:
+        return None
+    if len(raw) < _MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f'{name} must be at least {_MIN_SECRET_LENGTH} characters long '
+            '(a random string: python3 -c "import secrets; '
+            'print(secrets.token_urlsafe())"), not one of {len(raw)}'
+        )
+    return raw.encode()
+
+
+_MIN_SECRET_LENGTH = 16
 _REDIS_SCHEMES = frozenset({'redis', 'rediss', 'unix'})

@@ -125,3 +125,27 @@ def test_render_processes():
         ConfigError, match='ASGI_LOOK_RENDER_PROCESSES must be a whole number from 0'
     ):
         Config(environ={'ASGI_LOOK_RENDER_PROCESSES': 'many'})
+
+
+def test_upload_waiting_settings():
+    defaults = Config(environ={})
+    assert defaults.upload_memory == 16 * 1024 * 1024
+    assert defaults.body_timeout == 30.0
+    config = Config(
+        environ={'ASGI_LOOK_UPLOAD_MEMORY': '0', 'ASGI_LOOK_BODY_TIMEOUT': '2.5'}
+    )
+    assert (config.upload_memory, config.body_timeout) == (0, 2.5)
+    with pytest.raises(ConfigError, match='ASGI_LOOK_BODY_TIMEOUT must be a number'):
+        Config(environ={'ASGI_LOOK_BODY_TIMEOUT': '0'})
+
+
+def test_secret():
+    assert Config(environ={}).secret is None
+    config = Config(environ={'ASGI_LOOK_SECRET': ' correct-horse-battery '})
+    assert config.secret == b'correct-horse-battery'
+
+
+def test_a_short_secret_is_refused_without_being_repeated():
+    with pytest.raises(ConfigError, match='ASGI_LOOK_SECRET must be at least 16') as ex:
+        Config(environ={'ASGI_LOOK_SECRET': 'hunter2'})
+    assert 'hunter2' not in str(ex.value)
