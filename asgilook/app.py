@@ -7,6 +7,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from .bodies import BodyTimeoutError, IncompleteBodyError
 from .cache import RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
@@ -26,7 +27,9 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     # Responses pass through middleware in reverse order: the cache stores
     # the whole response before a 304 may replace it.
     app = CachedApp(
-        cache, middleware=[_StoreLifespan(store), ConditionalRequests(), cache]
+        cache,
+        config.body_timeout,
+        middleware=[_StoreLifespan(store), ConditionalRequests(), cache],
     )
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
@@ -36,6 +39,9 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
     app.add_error_handler(StorageUnavailableError, _storage_unavailable)
+    app.add_error_handler(IncompleteBodyError, _incomplete_body)
+    app.add_error_handler(BodyTimeoutError, _body_timeout)
+    app.set_error_serializer(_serialize_error)
     return app
 
 
@@ -79,3 +85,29 @@ async def _storage_unavailable(req, resp, ex, params) -> None:
         description='The server cannot read or write images now. Try again later.',
         retry_after=60,
     ) from ex
+
+
+async def _incomplete_body(req, resp, ex, params) -> None:
+    raise falcon.HTTPBadRequest(
+        title='Upload incomplete',
+        description='The body ended before all of it arrived (the connection '
+        'closed, or fewer bytes came than Content-Length said). Nothing was '
+        'stored; send the whole file again.',
+    ) from ex
+
+
+async def _body_timeout(req, resp, ex, params) -> None:
+    raise falcon.HTTPError(
+        falcon.HTTP_408,
+        title='Upload stalled',
+        description=f'No byte of the body arrived for {ex.seconds:g} seconds. '
+        'Nothing was stored; send the file again without pausing.',
+    ) from ex
+
+
+def _serialize_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, exception: falcon.HTTPError
+) -> None:
+    """Send every error as the JSON of the README, whatever the client accepts."""
+    resp.data = exception.to_json()
+    resp.content_type = falcon.MEDIA_JSON

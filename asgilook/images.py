@@ -8,7 +8,14 @@ import falcon
 import falcon.asgi
 
 from .config import Config
-from .imaging import DamagedImageError, ImageTooLargeError, InvalidImageError
+from .imaging import (
+    MAX_SIDE,
+    DamagedImageError,
+    ImageTooLargeError,
+    InvalidImageError,
+    SideTooLongError,
+    StoredImageError,
+)
 from .renderers import RenderError
 from .store import (
     EmptyUploadError,
@@ -16,6 +23,8 @@ from .store import (
     StorageFullError,
     Store,
     UploadTooLargeError,
+    image_uri,
+    thumbnail_uri,
 )
 
 # What never changes under its URL may be kept by any cache for a year.
@@ -43,6 +52,7 @@ class Images:
     async def on_get_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
+        _canonical(req, image_uri(str(image_id)))
         image = await _find(self._store, image_id)
         try:
             resp.stream = await self._store.open(image)
@@ -53,11 +63,13 @@ class Images:
     async def on_head_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
+        _canonical(req, image_uri(str(image_id)))
         _describe_file(resp, await _find(self._store, image_id))
 
     async def on_delete_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
+        _canonical(req, image_uri(str(image_id)))
         image = await _find(self._store, image_id)
         try:
             await self._store.delete(image)
@@ -90,6 +102,14 @@ class Images:
                 title='Image too large',
                 description=f'The image is {width}x{height} pixels; at most '
                 f'{ex.max_pixels} pixels are accepted. Upload a smaller picture.',
+            ) from ex
+        except SideTooLongError as ex:
+            width, height = ex.size
+            raise falcon.HTTPContentTooLarge(
+                title='Image too large',
+                description=f'The image is {width}x{height} pixels; the longest '
+                f'side a JPEG can hold is {MAX_SIDE} pixels. Upload a picture '
+                f'whose sides are at most {MAX_SIDE} pixels.',
             ) from ex
         except DamagedImageError as ex:
             raise falcon.HTTPUnprocessableEntity(
@@ -129,6 +149,7 @@ class Thumbnails:
         width: int,
         height: int,
     ) -> None:
+        _canonical(req, thumbnail_uri(str(image_id), (width, height)))
         image = await _find(self._store, image_id)
         if (width, height) not in image.thumbnail_sizes():
             raise falcon.HTTPNotFound(
@@ -141,6 +162,12 @@ class Thumbnails:
             resp.data = await self._store.make_thumbnail(image, (width, height))
         except FileNotFoundError as ex:
             raise _image_not_found() from ex
+        except StoredImageError as ex:
+            raise falcon.HTTPNotFound(
+                title='No such image',
+                description='The stored file of this image is damaged and cannot '
+                'be shown. GET /images lists the images there are.',
+            ) from ex
         except RenderError as ex:
             raise falcon.HTTPServiceUnavailable(
                 title='Thumbnail not rendered',
@@ -165,6 +192,16 @@ def _describe_file(resp: falcon.asgi.Response, image: Image) -> None:
     """Set the headers of a stored image, whether its bytes follow or not."""
     _describe(resp, image, image.etag)
     resp.content_length = image.length
+
+
+def _canonical(req: falcon.asgi.Request, uri: str) -> None:
+    """Send another spelling of a resource's URL to its one URL (308).
+
+    Route converters take `0640`, `+640` or an id in capitals for the same
+    resource; answering each spelling itself would render and cache it again.
+    """
+    if req.path != uri:
+        raise falcon.HTTPPermanentRedirect(uri)
 
 
 async def _find(store: Store, image_id: uuid.UUID) -> Image:

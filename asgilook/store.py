@@ -19,11 +19,13 @@ import aiofiles
 import aiofiles.os
 
 from . import imaging
+from .bodies import WaitingMemory
 from .catalog import TEMPORARY_PREFIX, Catalog, Entry, file_name
 from .config import Config
 from .renderers import RenderProcesses
 
-# Uploads up to this size wait for a worker in memory; larger ones on disk.
+# Uploads up to this size wait for a worker in memory (within the worker's
+# upload_memory budget); larger ones on disk.
 SPOOL_IN_MEMORY = 1024 * 1024
 
 
@@ -49,6 +51,16 @@ class StorageUnavailableError(StoreError):
 
 # What a write that ran out of room fails with: the disk, the quota, a size limit.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def image_uri(image_id: str) -> str:
+    """Return the one URL of the stored JPEG of an image."""
+    return f'/images/{image_id}.jpeg'
+
+
+def thumbnail_uri(image_id: str, size: tuple[int, int]) -> str:
+    """Return the one URL of an image's thumbnail at size."""
+    return f'/thumbnails/{image_id}/{size[0]}x{size[1]}.jpeg'
 
 
 class Image:
@@ -82,7 +94,7 @@ class Image:
 
     @property
     def uri(self) -> str:
-        return f'/images/{self.image_id}.jpeg'
+        return image_uri(self.image_id)
 
     @property
     def etag(self) -> str:
@@ -111,10 +123,7 @@ class Image:
         return list(_reductions(self.size, self._config.min_thumb_size))
 
     def thumbnails(self) -> list[str]:
-        return [
-            f'/thumbnails/{self.image_id}/{width}x{height}.jpeg'
-            for width, height in self.thumbnail_sizes()
-        ]
+        return [thumbnail_uri(self.image_id, size) for size in self.thumbnail_sizes()]
 
 
 class Store:
@@ -128,6 +137,8 @@ class Store:
         self._executor = ThreadPoolExecutor(
             max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
         )
+        # Upload bodies waiting for the executor, in memory, all together.
+        self._waiting = WaitingMemory(config.upload_memory)
         # Thumbnails render in processes of their own, unless told to render
         # in the threads above (render_processes = 0).
         self._renders = (
@@ -189,10 +200,11 @@ class Store:
     async def save(self, image_id: str, chunks: AsyncIterable[bytes]) -> Image:
         """Store an upload as JPEG and catalog it.
 
-        An upload is kept in memory up to SPOOL_IN_MEMORY bytes and spooled
-        to disk beyond, so that large bodies waiting for a worker take no
-        memory; the JPEG is written under a temporary name and renamed into
-        place, so that no reader sees it half written.
+        An upload waits in memory up to SPOOL_IN_MEMORY bytes while the
+        worker's upload_memory budget allows, and is spooled to disk beyond,
+        so that bodies waiting for a worker take bounded memory; the JPEG is
+        written under a temporary name and renamed into place, so that no
+        reader sees it half written.
         """
         converted, size = await self._receive_converted(chunks)
         # An id is stored again only when ids are given (tests); uuid4 ids
@@ -220,7 +232,13 @@ class Store:
 
     async def delete(self, image: Image) -> None:
         """Remove an image; FileNotFoundError if it is already gone."""
-        await aiofiles.os.remove(image.path)
+        try:
+            await aiofiles.os.remove(image.path)
+        except FileNotFoundError:
+            raise
+        except OSError as ex:
+            # Read-only, not ours, failing: the image stays, and says so.
+            raise StorageUnavailableError from ex
         await self._catalog.record(removed=image.image_id)
 
     def generation(self) -> bytes | None:
@@ -252,59 +270,85 @@ class Store:
 
     def _temporary_path(self) -> pathlib.Path:
         # A name no image can take, in the storage directory so that the final
-        # rename stays on one file system.
-        name = f'{TEMPORARY_PREFIX}{uuid.uuid4().hex}.tmp'
+        # rename stays on one file system; the pid tells the next start whether
+        # the process writing it is still alive.
+        name = f'{TEMPORARY_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.tmp'
         return self._catalog.directory / name
 
     async def _receive_converted(
         self, chunks: AsyncIterable[bytes]
     ) -> tuple[bytes, tuple[int, int]]:
         """Receive an upload and turn it into the JPEG to store, and its size."""
-        spool = self._temporary_path()
+        upload = _Upload(
+            self._temporary_path(), self._waiting, self._config.max_upload_size
+        )
         loop = asyncio.get_running_loop()
         try:
             with _storage_errors():
-                upload = await self._receive(chunks, spool)
-            converted = await loop.run_in_executor(
+                received = await upload.receive(chunks)
+            return await loop.run_in_executor(
                 self._executor,
                 _convert,
-                upload,
+                received,
                 self._config.max_image_pixels,
                 self._config.jpeg_quality,
             )
-        except BaseException:
-            await _remove_quietly(spool)
-            raise
-        if not isinstance(upload, bytes):
-            await _remove_quietly(spool)
-        return converted
+        finally:
+            await upload.discard()
 
-    async def _receive(
-        self, chunks: AsyncIterable[bytes], spool: pathlib.Path
-    ) -> bytes | pathlib.Path:
-        """Read an upload whole: its bytes, or the spool file holding them."""
-        limit = self._config.max_upload_size
+
+class _Upload:
+    """One upload's body while it arrives and waits for a Pillow worker.
+
+    It waits in memory while it is at most SPOOL_IN_MEMORY bytes and the
+    worker's budget of waiting memory allows; otherwise in a spool file.
+    """
+
+    def __init__(
+        self, spool: pathlib.Path, waiting: WaitingMemory, max_size: int
+    ) -> None:
+        self._spool = spool
+        self._waiting = waiting
+        self._max_size = max_size
+        self._chunks: list[bytes] = []
+        self._held = 0
+        self._spooled = False
+
+    async def receive(self, chunks: AsyncIterable[bytes]) -> bytes | pathlib.Path:
+        """Read the body whole: its bytes, or the spool file holding them."""
         loop = asyncio.get_running_loop()
         received = 0
-        buffer: list[bytes] = []
-        buffered = 0
-        spooled = False
         async for chunk in chunks:
             received += len(chunk)
-            if received > limit:
+            if received > self._max_size:
                 raise UploadTooLargeError
-            buffer.append(chunk)
-            buffered += len(chunk)
-            if buffered >= SPOOL_IN_MEMORY:
-                await loop.run_in_executor(None, _append, spool, b''.join(buffer))
-                buffer, buffered, spooled = [], 0, True
+            if (
+                not self._spooled
+                and received <= SPOOL_IN_MEMORY
+                and self._waiting.take(len(chunk))
+            ):
+                self._chunks.append(chunk)
+                self._held += len(chunk)
+                continue
+            # To disk: what waited in memory first, then this chunk.
+            data = b''.join([*self._chunks, chunk])
+            self._release()
+            self._spooled = True
+            await loop.run_in_executor(None, _append, self._spool, data)
         if not received:
             raise EmptyUploadError
-        if not spooled:
-            return b''.join(buffer)
-        if buffer:
-            await loop.run_in_executor(None, _append, spool, b''.join(buffer))
-        return spool
+        return self._spool if self._spooled else b''.join(self._chunks)
+
+    async def discard(self) -> None:
+        """Give back the memory the body held, and remove its spool file."""
+        self._release()
+        if self._spooled:
+            await _remove_quietly(self._spool)
+
+    def _release(self) -> None:
+        self._chunks = []
+        self._waiting.give_back(self._held)
+        self._held = 0
 
 
 def _reductions(size: tuple[int, int], min_size: int) -> Iterator[tuple[int, int]]:
@@ -362,5 +406,7 @@ def _write_atomically(
 
 
 async def _remove_quietly(path: pathlib.Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    # A clean-up that fails (storage gone read-only) must not hide the error
+    # being answered; what it leaves, the next start removes.
+    with contextlib.suppress(OSError):
         await aiofiles.os.remove(path)

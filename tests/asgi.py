@@ -1,18 +1,35 @@
 """Drive the ASGI app directly, as a server does, for what TestClient cannot send."""
 
+import asyncio
 import json
 
+# In the events of `call`: the client sends nothing more, and stays.
+STALL = asyncio.Event()
 
-async def post_chunked(app, path: str, chunks, headers=()) -> tuple[int, dict, int]:
-    """POST chunks with no Content-Length, as a chunked upload arrives.
 
-    Return the status, the JSON body and how many chunks the app asked for.
+def body(data: bytes, more: bool = False) -> dict:
+    """An ASGI body event."""
+    return {'type': 'http.request', 'body': data, 'more_body': more}
+
+
+DISCONNECT = {'type': 'http.disconnect'}
+
+
+async def call(
+    app, method: str, path: str, events, headers=(), http_version='1.1'
+) -> tuple[int, dict, list[bytes], int]:
+    """Send a request whose body comes as the given ASGI events, in order.
+
+    An asyncio.Event among them holds the body back until it is set (STALL is
+    never set); after the events the client is gone (`http.disconnect`).
+    Return the status, the response headers, the JSON body (None if empty)
+    and how many events the app asked for.
     """
     scope = {
         'type': 'http',
         'asgi': {'version': '3.0', 'spec_version': '2.3'},
-        'http_version': '1.1',
-        'method': 'POST',
+        'http_version': http_version,
+        'method': method,
         'scheme': 'http',
         'path': path,
         'raw_path': path.encode(),
@@ -22,28 +39,37 @@ async def post_chunked(app, path: str, chunks, headers=()) -> tuple[int, dict, i
         'client': ('127.0.0.1', 50000),
         'server': ('127.0.0.1', 8000),
     }
-    pending = list(chunks)
+    pending = list(events)
     pulled = 0
 
     async def receive():
         nonlocal pulled
-        if pulled < len(pending):
-            pulled += 1
-            more = pulled < len(pending)
-            return {
-                'type': 'http.request',
-                'body': pending[pulled - 1],
-                'more_body': more,
-            }
-        return {'type': 'http.disconnect'}
+        pulled += 1
+        while pending and isinstance(pending[0], asyncio.Event):
+            await pending.pop(0).wait()
+        return pending.pop(0) if pending else DISCONNECT
 
-    sent = {'status': None, 'body': b''}
+    sent = {'status': None, 'headers': {}, 'body': b''}
 
     async def send(event):
         if event['type'] == 'http.response.start':
             sent['status'] = event['status']
+            sent['headers'] = {
+                name.decode(): value.decode() for name, value in event['headers']
+            }
         elif event['type'] == 'http.response.body':
             sent['body'] += event.get('body', b'')
 
     await app(scope, receive, send)
-    return sent['status'], json.loads(sent['body'] or b'null'), pulled
+    return sent['status'], sent['headers'], json.loads(sent['body'] or b'null'), pulled
+
+
+async def post_chunked(app, path: str, chunks, headers=()) -> tuple[int, dict, int]:
+    """POST chunks with no Content-Length, as a chunked upload arrives.
+
+    Return the status, the JSON body and how many chunks the app asked for.
+    """
+    chunks = list(chunks)
+    events = [body(chunk, more=i < len(chunks) - 1) for i, chunk in enumerate(chunks)]
+    status, _, json_body, pulled = await call(app, 'POST', path, events, headers)
+    return status, json_body, min(pulled, len(chunks))

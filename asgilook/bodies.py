@@ -1,0 +1,110 @@
+"""Request bodies as they arrive: cut bodies told apart, stalled ones timed out.
+
+Falcon's request stream ends quietly when the client goes away (ASGI's
+`http.disconnect`), so a body cut short reads like a whole one. `GuardedBody`
+wraps the ASGI `receive` of a request that carries a body and raises instead:
+the store then keeps nothing of an upload nobody will get a 201 for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class BodyError(Exception):
+    """The body of a request did not arrive whole."""
+
+
+class IncompleteBodyError(BodyError):
+    """The client went away, or the body ended before its Content-Length."""
+
+
+class BodyTimeoutError(BodyError):
+    """No byte of the body arrived for `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f'no byte of the body arrived for {seconds} s')
+        self.seconds = seconds
+
+
+class GuardedBody:
+    """The `receive` of one request, raising when its body does not come whole.
+
+    Until the last body event has arrived, every wait is bounded by `timeout`
+    seconds (BodyTimeoutError), a disconnect raises IncompleteBodyError, and
+    so does a body that ends before the length its Content-Length promised.
+    Afterwards it passes events through as they are.
+
+    The first call (Falcon's, before it routes the request) is answered with
+    an empty body event of its own; the body is first really asked for when
+    the responder reads it. So whatever goes wrong with the body is raised
+    where the responder's errors are handled, and a server sends
+    `100 Continue` to a client that asked for it (`Expect: 100-continue`)
+    only then: an upload refused from its headers alone (over the size
+    limit) is refused before its body is sent.
+    """
+
+    def __init__(self, scope: dict[str, Any], receive: Receive, timeout: float):
+        self._receive = receive
+        self._timeout = timeout
+        self._complete = False
+        self._received = 0
+        self._promised: int | None = None
+        self._deferred = True
+        # ASGI allows a one-shot iterable here; Falcon reads the list after us.
+        scope['headers'] = headers = list(scope['headers'])
+        for name, value in headers:
+            if name == b'content-length' and value.isdigit():
+                self._promised = int(value)
+
+    async def __call__(self) -> dict[str, Any]:
+        if self._deferred:
+            self._deferred = False
+            return {'type': 'http.request', 'body': b'', 'more_body': True}
+        if self._complete:
+            return await self._receive()
+        try:
+            async with asyncio.timeout(self._timeout):
+                event = await self._receive()
+        except TimeoutError as ex:
+            self._complete = True
+            raise BodyTimeoutError(self._timeout) from ex
+        if event['type'] != 'http.request':
+            self._complete = True
+            raise IncompleteBodyError('the client went away')
+        self._received += len(event.get('body', b''))
+        if not event.get('more_body', False):
+            self._complete = True
+            if self._promised is not None and self._received < self._promised:
+                raise IncompleteBodyError(
+                    f'{self._received} of {self._promised} bytes arrived'
+                )
+        return event
+
+
+class WaitingMemory:
+    """A byte budget shared by every upload of a worker that waits in memory.
+
+    An upload body waits for a Pillow worker in memory only while the bytes
+    all waiting bodies hold stay within the budget; beyond it, bodies go to
+    disk. So the memory of waiting uploads follows the budget, not the number
+    of uploads in flight.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold size more bytes if the budget allows it; whether it did."""
+        if self.held + size > self._budget:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
