@@ -4,8 +4,10 @@ The storage directory is the one copy of the truth, shared by every worker
 process and surviving restarts. Each image is one file, named after what the
 catalog needs to know (`{id}.{width}x{height}.{bytes}.jpeg`) and dated with
 the moment of its upload, so listing the catalog reads names and one `stat`
-a file, never a pixel. An in-memory snapshot serves requests for as long as
-the directory has not changed.
+a file. The name is not proof: a file a process has not written itself is
+listed once its first and last bytes show the JPEG its name says (checked
+when first seen, not at every reading). An in-memory snapshot serves
+requests for as long as the directory has not changed.
 """
 
 from __future__ import annotations
@@ -13,28 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import logging
-import mmap
 import os
 import pathlib
-import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiofiles.os
 
+from . import files
+from .files import TEMPORARY_PREFIX, Entry, file_name
+from .generation import GENERATION_NAME, Generation
+
+__all__ = ['GENERATION_NAME', 'TEMPORARY_PREFIX', 'Catalog', 'Entry', 'file_name']
+
 logger = logging.getLogger(__name__)
-
-TEMPORARY_PREFIX = '.incoming-'
-GENERATION_NAME = '.generation'
-
-_NAME = re.compile(
-    r'(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
-    r'\.(?P<width>[1-9][0-9]*)x(?P<height>[1-9][0-9]*)\.(?P<length>[1-9][0-9]*)\.jpeg'
-)
 
 # A directory's modification time ticks coarsely (milliseconds to a second,
 # depending on the file system): a snapshot taken this soon after the last
@@ -43,25 +40,16 @@ _NAME = re.compile(
 # token, which tells them apart however close they come.
 _RACY_NS = 1_000_000_000
 
+# count() is the generation count and this many bytes of a serial.
+_STAMP_SIZE = 8
+# The token of a snapshot that a change this process could not count made
+# stale: it equals no count, so the next request reads the directory again.
+_UNCOUNTED = b''
+
 # While the generation token is unchanged, how long a snapshot is served
 # without looking at the directory: what is changed behind asgilook's back
 # (files copied in or removed by hand) shows within this.
 RECHECK_SECONDS = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """One complete image file of the catalog."""
-
-    image_id: str
-    size: tuple[int, int]
-    length: int
-    modified_ns: int
-
-
-def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
-    """Return the file name an image of this size and length is stored under."""
-    return f'{image_id}.{size[0]}x{size[1]}.{length}.jpeg'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,86 +63,12 @@ class _Snapshot:
     entries: dict[str, Entry]
     # The XOR of the digests of the entries: one entry in or out is one XOR.
     digest: int
+    # Files named as images that are not: name -> (mtime_ns, size, reason).
+    rejected: dict[str, tuple[int, int, str]]
 
     @property
     def version(self) -> str:
         return f'{self.digest:032x}'
-
-
-class Generation:
-    """A counter that every process of one storage directory sees move with it.
-
-    It lives in a small file of the storage directory that each process maps
-    into its memory: reading it is a memory read, not a system call. Every
-    upload and delete adds one to it (under a lock of the file) once its file
-    is in place and before it is answered, so a process holding answers given
-    at an older count knows, by comparing 8 bytes, that they may be stale;
-    and a process that moves the count from the one it last read knows that
-    its own change is the only one in between. The file is made by the first
-    change; until a process has mapped it, its count is None and nothing may
-    be kept under it.
-    """
-
-    SIZE = 8
-
-    def __init__(self) -> None:
-        self._directory: pathlib.Path | None = None
-        self._map: mmap.mmap | None = None
-        self._descriptor: int | None = None
-
-    async def open(self, directory: pathlib.Path, create: bool = False) -> None:
-        """Map the counter of directory, if it has one (or if told to create it)."""
-        if self._directory == directory:
-            return
-        loop = asyncio.get_running_loop()
-        mapped = await loop.run_in_executor(None, _map_counter, directory, create)
-        if mapped is not None:
-            self._directory = directory
-            self._descriptor, self._map = mapped
-
-    def current(self, directory: pathlib.Path) -> bytes | None:
-        """Return the count of directory now, or None if it is not mapped."""
-        if directory is not self._directory and directory != self._directory:
-            return None
-        return self._map[: self.SIZE]
-
-    async def advance(self, directory: pathlib.Path) -> tuple[bytes, bytes] | None:
-        """Count one change; return the counts before and after it.
-
-        None if there is no counter and none can be made: then no process has
-        one mapped, and none keeps answers under a count.
-        """
-        try:
-            await self.open(directory, create=True)
-        except OSError:
-            return None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._advance)
-
-    def _advance(self) -> tuple[bytes, bytes]:
-        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
-        try:
-            before = self._map[: self.SIZE]
-            after = (int.from_bytes(before, 'little') + 1).to_bytes(self.SIZE, 'little')
-            self._map[: self.SIZE] = after
-        finally:
-            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
-        return before, after
-
-
-def _map_counter(directory: pathlib.Path, create: bool) -> tuple[int, mmap.mmap] | None:
-    flags = os.O_RDWR | (os.O_CREAT if create else 0)
-    try:
-        descriptor = os.open(directory / GENERATION_NAME, flags, 0o644)
-    except OSError:
-        if create:
-            raise
-        # None yet (or none usable): nothing is kept under a count meanwhile.
-        return None
-    if os.fstat(descriptor).st_size < Generation.SIZE:
-        os.ftruncate(descriptor, Generation.SIZE)
-    # The descriptor stays open: advance() locks through it.
-    return descriptor, mmap.mmap(descriptor, Generation.SIZE)
 
 
 class Catalog:
@@ -169,6 +83,11 @@ class Catalog:
         self._reading: tuple[tuple, asyncio.Future] | None = None
         self._reported: set[tuple[pathlib.Path, str]] = set()
         self._scanned: set[pathlib.Path] = set()
+        # What this process wrote since its last reading: it needs no check.
+        self._written: dict[str, Entry] = {}
+        # Moves whenever a reading finds the catalog changed (see count()).
+        self._serial = 0
+        self._stamp = bytes(_STAMP_SIZE)
         self.generation = Generation()
 
     @property
@@ -241,29 +160,55 @@ class Catalog:
         self, directory: pathlib.Path, token: bytes | None, mtime_ns: int
     ) -> _Snapshot:
         scanned_ns = time.time_ns()
+        before = self._snapshot
+        if before is not None and before.directory != directory:
+            before = None
+        written, self._written = self._written, {}
+        first = directory not in self._scanned
         loop = asyncio.get_running_loop()
-        entries, strays = await loop.run_in_executor(None, _scan, directory)
+        entries, rejected, strays = await loop.run_in_executor(
+            None, _examine, directory, before, written, first
+        )
+        self._scanned.add(directory)
         self._report(directory, strays)
         # Another process's first change may have made the token since.
         await self.generation.open(directory)
-        self._snapshot = _Snapshot(
+        snapshot = _Snapshot(
             directory,
             mtime_ns,
             token,
             scanned_ns - mtime_ns >= _RACY_NS,
             entries,
             _digest(entries.values()),
+            rejected,
         )
+        replaced = self._snapshot
+        if (
+            replaced is None
+            or replaced.directory != directory
+            or replaced.digest != snapshot.digest
+        ):
+            self._serial += 1
+            self._stamp = self._serial.to_bytes(_STAMP_SIZE, 'little')
+        self._snapshot = snapshot
         self._checked_at = time.monotonic()
-        return self._snapshot
+        return snapshot
 
     def _finish_reading(self, reading: tuple) -> None:
         if self._reading is reading:
             self._reading = None
 
     def count(self) -> bytes | None:
-        """Return the generation count of the storage directory now."""
-        return self.generation.current(self.directory)
+        """Return a token that changes whenever the catalog this process shows does.
+
+        The generation count of the storage directory (any process's change),
+        followed by the serial of this process's readings that found the
+        catalog changed (a change by hand): once an answer computed after
+        such a reading has been given, nothing kept before it is served.
+        None while the directory has no counter: nothing may be kept then.
+        """
+        count = self.generation.current(self.directory)
+        return None if count is None else count + self._stamp
 
     def known(self, image_id: str) -> Entry | None:
         """Return the entry of an image as last read, without reading again."""
@@ -277,8 +222,14 @@ class Catalog:
         snapshot takes the change in without reading the directory again.
         """
         directory = self.directory
+        if added is not None:
+            self._written[added.image_id] = added
         counts = await self.generation.advance(directory)
         snapshot = self._snapshot
+        if counts is None and snapshot is not None:
+            # Not counted (a full disk): the next request reads the directory.
+            self._snapshot = dataclasses.replace(snapshot, token=_UNCOUNTED)
+            return
         if (
             counts is None
             or snapshot is None
@@ -299,13 +250,7 @@ class Catalog:
         )
 
     def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:
-        # Temporary files are uploads in progress while this process serves;
-        # at its first reading of a directory they may be left by a crash.
-        first = directory not in self._scanned
-        self._scanned.add(directory)
         for name, reason in strays:
-            if name.startswith(TEMPORARY_PREFIX) and not first:
-                continue
             if (directory, name) not in self._reported:
                 self._reported.add((directory, name))
                 logger.warning('ignoring %s in %s: %s', name, directory, reason)
@@ -321,37 +266,70 @@ def _digest(entries: Iterable[Entry]) -> int:
     return digest
 
 
-def _scan(directory: pathlib.Path) -> tuple[dict[str, Entry], list[tuple[str, str]]]:
+def _examine(
+    directory: pathlib.Path,
+    before: _Snapshot | None,
+    written: Mapping[str, Entry],
+    first: bool,
+) -> tuple[dict[str, Entry], dict[str, tuple[int, int, str]], list[tuple[str, str]]]:
+    """Read the directory: its images, the files rejected, and what to report.
+
+    A file is checked when first seen: what the last reading listed (by
+    name, time and size) or this process wrote is not, and what it rejected
+    is rejected again without a read. Temporary files are uploads in
+    progress while this process serves; at its first reading of a directory,
+    those that cannot be are removed.
+    """
+    candidates, strays, temporaries = _scan(directory)
+    if first:
+        strays += files.clear_leftovers(directory, temporaries)
+    known = {} if before is None else before.entries
+    rejected_before = {} if before is None else before.rejected
     entries: dict[str, Entry] = {}
+    rejected = {}
+    for name, entry in candidates:
+        if entry == known.get(entry.image_id) or entry == written.get(entry.image_id):
+            reason = ''
+        else:
+            seen = rejected_before.get(name)
+            if seen is not None and seen[:2] == (entry.modified_ns, entry.length):
+                reason = seen[2]
+            else:
+                try:
+                    reason = files.check(directory / name, entry)
+                except FileNotFoundError:
+                    continue
+                except OSError as ex:
+                    # Not remembered: it may be readable at the next reading.
+                    strays.append((name, f'cannot be read: {ex.strerror}'))
+                    continue
+        if reason:
+            rejected[name] = (entry.modified_ns, entry.length, reason)
+            strays.append((name, reason))
+            continue
+        # An id stored twice (a replaced upload): the newer file is it.
+        previous = entries.get(entry.image_id, entry)
+        entries[entry.image_id] = max(previous, entry, key=lambda e: e.modified_ns)
+    return entries, rejected, strays
+
+
+def _scan(
+    directory: pathlib.Path,
+) -> tuple[list[tuple[str, Entry]], list[tuple[str, str]], list[str]]:
+    """List the files named as images, the strays, and the temporary files."""
+    candidates = []
     strays = []
+    temporaries = []
     with os.scandir(directory) as items:
         for item in items:
+            if item.name.startswith(TEMPORARY_PREFIX):
+                temporaries.append(item.name)
+                continue
             # A file another worker removes while this one reads is not listed.
             with contextlib.suppress(FileNotFoundError):
-                entry, reason = _read_entry(item)
-                if entry is None:
-                    if reason:
-                        strays.append((item.name, reason))
-                    continue
-                # An id stored twice (a replaced upload): the newer file is it.
-                previous = entries.get(entry.image_id, entry)
-                entries[entry.image_id] = max(
-                    previous, entry, key=lambda e: e.modified_ns
-                )
-    return entries, strays
-
-
-def _read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
-    if item.name == GENERATION_NAME:
-        return None, ''
-    if item.name.startswith(TEMPORARY_PREFIX):
-        return None, 'an upload in progress or interrupted'
-    match = _NAME.fullmatch(item.name)
-    if match is None:
-        return None, 'not the name of an image'
-    stat = item.stat(follow_symlinks=False)
-    length = int(match['length'])
-    if not item.is_file(follow_symlinks=False) or stat.st_size != length:
-        return None, f'{stat.st_size} bytes where its name says {length}: damaged'
-    size = (int(match['width']), int(match['height']))
-    return Entry(match['id'], size, length, stat.st_mtime_ns), ''
+                entry, reason = files.read_entry(item)
+                if entry is not None:
+                    candidates.append((item.name, entry))
+                elif reason:
+                    strays.append((item.name, reason))
+    return candidates, strays, temporaries

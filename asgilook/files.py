@@ -1,0 +1,127 @@
+"""The files of a storage directory: images by name and content, and leftovers."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import re
+import time
+
+from . import jpeg
+from .generation import GENERATION_NAME
+
+logger = logging.getLogger(__name__)
+
+TEMPORARY_PREFIX = '.incoming-'
+# `.incoming-{pid}-{32 hex}.tmp`: the pid says whether the process writing it
+# may still use it; a name without one was made by a release that left it out.
+_TEMPORARY = re.compile(r'\.incoming-(?:(?P<pid>[1-9][0-9]{0,9})-)?[0-9a-f]{32}\.tmp')
+# A temporary file without a pid belongs to an upload for no longer than this.
+ABANDONED_AFTER_SECONDS = 3600
+
+_NAME = re.compile(
+    r'(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
+    r'\.(?P<width>[1-9][0-9]*)x(?P<height>[1-9][0-9]*)\.(?P<length>[1-9][0-9]*)\.jpeg'
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One complete image file of the catalog."""
+
+    image_id: str
+    size: tuple[int, int]
+    length: int
+    modified_ns: int
+
+
+def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
+    """Return the file name an image of this size and length is stored under."""
+    return f'{image_id}.{size[0]}x{size[1]}.{length}.jpeg'
+
+
+def read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
+    """Return the entry a file's name and size make, or why it makes none.
+
+    The reason is empty for the files asgilook keeps beside its images.
+    """
+    if item.name == GENERATION_NAME:
+        return None, ''
+    match = _NAME.fullmatch(item.name)
+    if match is None:
+        return None, 'not the name of an image'
+    stat = item.stat(follow_symlinks=False)
+    length = int(match['length'])
+    if not item.is_file(follow_symlinks=False) or stat.st_size != length:
+        return None, f'{stat.st_size} bytes where its name says {length}: damaged'
+    size = (int(match['width']), int(match['height']))
+    return Entry(match['id'], size, length, stat.st_mtime_ns), ''
+
+
+def check(path: pathlib.Path, entry: Entry) -> str:
+    """Return why the file of an entry is not the JPEG its name says, or ''.
+
+    OSError if it cannot be read.
+    """
+    try:
+        size = jpeg.frame_size(path)
+    except jpeg.JPEGError as ex:
+        return str(ex)
+    if size != entry.size:
+        named = f'{entry.size[0]}x{entry.size[1]}'
+        return f'a JPEG of {size[0]}x{size[1]} where its name says {named}'
+    return ''
+
+
+def clear_leftovers(directory: pathlib.Path, names: list[str]) -> list[tuple[str, str]]:
+    """Remove the temporary files no upload in progress can be using.
+
+    Those whose process has ended, those of this process's pid (left by an
+    earlier process that had it: this one has none yet when it first reads
+    the directory), and those without a pid older than an hour. Log what is
+    removed; return the names left that may be leftovers, and why.
+    """
+    left = []
+    for name in names:
+        path = directory / name
+        match = _TEMPORARY.fullmatch(name)
+        try:
+            why = None if match is None else _abandoned(path, match['pid'])
+            if why is not None:
+                os.remove(path)
+                logger.warning('removed %s from %s: %s', name, directory, why)
+        except FileNotFoundError:
+            continue
+        except OSError as ex:
+            left.append((name, f'a leftover that cannot be removed: {ex.strerror}'))
+            continue
+        if why is None and (match is None or match['pid'] is None):
+            left.append((name, 'an upload in progress or interrupted'))
+    return left
+
+
+def _abandoned(path: pathlib.Path, pid: str | None) -> str | None:
+    """Return why no upload is using a temporary file, or None if one may be."""
+    if pid is None:
+        age = time.time() - os.stat(path).st_mtime
+        if age > ABANDONED_AFTER_SECONDS:
+            return 'an upload interrupted over an hour ago'
+        return None
+    if int(pid) == os.getpid():
+        return f'left by an earlier process {pid}'
+    if not _alive(int(pid)):
+        return f'left by process {pid}, which has ended'
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        # Someone else's process: alive.
+        return True
+    return True
