@@ -1,5 +1,11 @@
-"""The application that `uvicorn asgilook.asgi:app` serves."""
+"""The application that `uvicorn asgilook.asgi:app` serves, built when it starts.
+
+Importing this module reads no setting: `create_app()` runs at the server's
+lifespan startup (see `startup.AppAtStartup`), where a bad setting stops the
+server with one line instead of a traceback in every worker.
+"""
 
 from .app import create_app
+from .startup import AppAtStartup
 
-app = create_app()
+app = AppAtStartup(create_app)

@@ -1,0 +1,239 @@
+"""The app a server runs: built when the server starts; a failed start stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from . import logs
+from .config import ConfigError
+from .store import StorageUnavailableError
+
+logger = logging.getLogger(__name__)
+
+# Failures a person fixes outside the code (a setting, a directory): their own
+# message says it all, a traceback would only hide it.
+EXPECTED_FAILURES = (ConfigError, StorageUnavailableError)
+
+# The claims on the one report of a failed start, held until the process ends.
+_CLAIMS: list[socket.socket] = []
+
+
+class AppAtStartup:
+    """An ASGI app that builds the real one, `factory()`, when the server starts.
+
+    Importing it reads no setting: a bad one cannot make a server import,
+    fail and restart a worker in a loop. The app is built at the lifespan's
+    startup or, under a server that runs no lifespan, at the first request
+    (which then runs the app's lifespan startup itself).
+
+    A start that fails (a bad setting, a storage directory that takes no
+    files) is logged in one line that names its cause, one line for the
+    whole server however many workers fail, and stops the server. In the
+    lifespan it is a `lifespan.startup.failed`: the uvicorn worker exits with
+    status 3, on which uvicorn's supervisor (0.54 and later) stops every
+    worker and itself instead of starting another. At a first request it is
+    a 503, and `stop()` (by default, SIGTERM to the worker's supervisor or,
+    where there is none, to this process).
+    """
+
+    # Seconds a worker that reported a failed start holds the claim (see
+    # first_to_report) before it exits.
+    REPORT_HOLD = 1.0
+
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        stop: Callable[[], None] | None = None,
+        supervisor_pid: Callable[[], int | None] | None = None,
+    ) -> None:
+        self._factory = factory
+        self._supervisor_pid = supervisor_pid or _supervisor_pid
+        self._stop = stop or (lambda: stop_server(self._supervisor_pid))
+        self._app: Any = None
+        self._lifespan: _Lifespan | None = None
+        self._failure: str | None = None
+        self._starting = asyncio.Lock()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope['type'] == 'lifespan':
+            await self._serve_lifespan(scope, receive, send)
+            return
+        if self._app is None and self._failure is None:
+            async with self._starting:
+                if self._app is None and self._failure is None:
+                    await self._start(_lifespan_scope())
+                    if self._failure is not None:
+                        self._stop()
+        if self._app is None:
+            await _unavailable(scope, send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _serve_lifespan(
+        self, scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        await receive()  # lifespan.startup
+        await self._start(scope)
+        if self._lifespan is None:
+            # No message: the line is logged once for all workers, already.
+            await send({'type': 'lifespan.startup.failed'})
+            return
+        await send({'type': 'lifespan.startup.complete'})
+        await receive()  # lifespan.shutdown
+        failure = await self._lifespan.shutdown()
+        if failure is not None:
+            await send({'type': 'lifespan.shutdown.failed', 'message': failure})
+            return
+        await send({'type': 'lifespan.shutdown.complete'})
+
+    async def _start(self, scope: dict[str, Any]) -> None:
+        logs.configure()
+        try:
+            app = self._factory()
+        except Exception as ex:
+            await self._fail(describe(ex))
+            return
+        lifespan = _Lifespan(app, scope)
+        failure = await lifespan.startup()
+        if failure is not None:
+            await self._fail(failure)
+            return
+        self._app, self._lifespan = app, lifespan
+
+    async def _fail(self, failure: str) -> None:
+        self._failure = failure
+        supervisor = self._supervisor_pid()
+        if first_to_report(supervisor):
+            logger.error('cannot start: %s', failure)
+            if supervisor is not None:
+                # The other workers fail at about the same time: hold the
+                # claim while they do, rather than exit and free it.
+                await asyncio.sleep(self.REPORT_HOLD)
+
+
+class _Lifespan:
+    """Run an ASGI app's lifespan from here: its startup now, its shutdown later."""
+
+    def __init__(self, app: Any, scope: dict[str, Any]) -> None:
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._answers: asyncio.Queue[str | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(app, scope))
+
+    async def startup(self) -> str | None:
+        """Return None once the app has started, or why it did not."""
+        return await self._ask('lifespan.startup')
+
+    async def shutdown(self) -> str | None:
+        """Return None once the app has shut down, or why it did not."""
+        failure = await self._ask('lifespan.shutdown')
+        await self._task
+        return failure
+
+    async def _ask(self, event_type: str) -> str | None:
+        await self._events.put({'type': event_type})
+        return await self._answers.get()
+
+    async def _run(self, app: Any, scope: dict[str, Any]) -> None:
+        try:
+            await app(scope, self._events.get, self._answer)
+            failure = 'the application ended its lifespan without an answer'
+        except Exception as ex:
+            failure = describe(ex)
+        # For whoever still waits for an answer; nobody reads it otherwise.
+        await self._answers.put(failure)
+
+    async def _answer(self, event: dict[str, Any]) -> None:
+        if not event['type'].endswith('.failed'):
+            await self._answers.put(None)
+            return
+        # Falcon sends a middleware's failure from within its `except`, with
+        # the traceback as the message; the exception is still at hand here.
+        ex = sys.exc_info()[1]
+        if isinstance(ex, EXPECTED_FAILURES):
+            await self._answers.put(str(ex))
+        else:
+            await self._answers.put(event.get('message') or 'no reason given')
+
+
+def describe(ex: BaseException) -> str:
+    """Say why a start failed: the message of an expected failure, else all of it."""
+    if isinstance(ex, EXPECTED_FAILURES):
+        return str(ex)
+    return ''.join(traceback.format_exception(ex)).rstrip()
+
+
+def first_to_report(supervisor_pid: int | None) -> bool:
+    """Whether this process is the first of its supervisor's workers to report.
+
+    Every worker of a server fails its start the same way; one line says it.
+    The first claims a name in Linux's abstract socket namespace, tied to the
+    supervisor's pid, and holds it until it exits. Where there is no such
+    namespace, each worker reports.
+    """
+    if supervisor_pid is None:
+        return True
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        claim.bind(f'\0asgilook-failed-start-{supervisor_pid}')
+    except (OSError, ValueError) as ex:
+        claim.close()
+        return getattr(ex, 'errno', None) != errno.EADDRINUSE
+    _CLAIMS.append(claim)
+    return True
+
+
+def stop_server(
+    supervisor_pid: Callable[[], int | None],
+    kill: Callable[[int, int], None] = os.kill,
+) -> None:
+    """Ask the server to stop: the supervisor of this worker, else this process."""
+    pid = supervisor_pid()
+    kill(os.getpid() if pid is None else pid, signal.SIGTERM)
+
+
+def _supervisor_pid() -> int | None:
+    # The process that started this one through multiprocessing (uvicorn's
+    # supervisor and its reloader do), if any.
+    return getattr(multiprocessing.parent_process(), 'pid', None)
+
+
+def _lifespan_scope() -> dict[str, Any]:
+    return {
+        'type': 'lifespan',
+        'asgi': {'version': '3.0', 'spec_version': '2.0'},
+        'state': {},
+    }
+
+
+async def _unavailable(scope: dict[str, Any], send: Any) -> None:
+    if scope['type'] != 'http':
+        await send({'type': 'websocket.close', 'code': 1011})
+        return
+    body = json.dumps(
+        {
+            'title': 'Service unavailable',
+            'description': 'The server could not start; its log says why.',
+        }
+    ).encode()
+    await send(
+        {
+            'type': 'http.response.start',
+            'status': 503,
+            'headers': [
+                (b'content-type', b'application/json'),
+                (b'content-length', str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({'type': 'http.response.body', 'body': body})

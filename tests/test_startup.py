@@ -1,0 +1,269 @@
+"""The app a server runs is built at its start, and a failed start stops it."""
+
+import asyncio
+import importlib
+import io
+import json
+import logging
+import os
+import signal
+
+import falcon.testing
+import pytest
+
+from asgilook import logs, startup
+from asgilook.app import create_app
+from asgilook.config import Config
+from asgilook.startup import AppAtStartup
+
+from .fakes import make_config
+from .images import photo
+
+BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
+
+
+def _bad_setting():
+    return create_app(Config(BAD_SETTING))
+
+
+async def _lifespan(app, answers=('lifespan.startup', 'lifespan.shutdown')):
+    """Run app's lifespan as a server does; return what it sent."""
+    events = [{'type': event} for event in answers]
+    sent = []
+
+    async def receive():
+        return events.pop(0)
+
+    async def send(event):
+        sent.append(event)
+
+    scope = {'type': 'lifespan', 'asgi': {'version': '3.0'}, 'state': {}}
+    await app(scope, receive, send)
+    return sent
+
+
+async def _request(app, path='/images', kind='http'):
+    """Send one GET to app as a server that runs no lifespan does."""
+    scope = {
+        'type': kind,
+        'asgi': {'version': '3.0', 'spec_version': '2.3'},
+        'http_version': '1.1',
+        'method': 'GET',
+        'scheme': 'http' if kind == 'http' else 'ws',
+        'path': path,
+        'raw_path': path.encode(),
+        'query_string': b'',
+        'root_path': '',
+        'headers': [(b'host', b'localhost')],
+        'client': ('127.0.0.1', 50000),
+        'server': ('127.0.0.1', 8000),
+    }
+    events = [{'type': 'http.request', 'body': b'', 'more_body': False}]
+    sent = []
+
+    async def receive():
+        if events:
+            return events.pop(0)
+        await asyncio.Event().wait()  # A client that stays.
+
+    async def send(event):
+        sent.append(event)
+
+    await app(scope, receive, send)
+    return sent
+
+
+def _status_and_json(sent):
+    body = b''.join(event.get('body', b'') for event in sent[1:])
+    return sent[0]['status'], json.loads(body)
+
+
+def _cannot_start_lines(caplog):
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith('cannot start')
+    ]
+
+
+async def test_importing_the_served_app_reads_no_setting(monkeypatch):
+    monkeypatch.setenv('ASGI_LOOK_MIN_THUMB_SIZE', 'abc')
+    import asgilook.asgi
+
+    module = importlib.reload(asgilook.asgi)
+    assert isinstance(module.app, AppAtStartup)
+
+
+async def test_a_bad_setting_fails_the_start_in_one_line(caplog):
+    sent = await _lifespan(AppAtStartup(_bad_setting), ['lifespan.startup'])
+
+    # No message: uvicorn would log it again, in every worker.
+    assert sent == [{'type': 'lifespan.startup.failed'}]
+    assert _cannot_start_lines(caplog) == [
+        'cannot start: ASGI_LOOK_MIN_THUMB_SIZE must be a whole number from 1, '
+        "not 'abc'"
+    ]
+    assert 'Traceback' not in caplog.text
+
+
+async def test_storage_that_takes_no_files_fails_the_start_in_one_line(
+    tmp_path, redis_server, caplog
+):
+    not_a_directory = tmp_path / 'file'
+    not_a_directory.write_bytes(b'')
+    config = make_config(not_a_directory, redis_server)
+
+    sent = await _lifespan(AppAtStartup(lambda: create_app(config)))
+
+    assert sent == [{'type': 'lifespan.startup.failed'}]
+    [line] = _cannot_start_lines(caplog)
+    assert str(not_a_directory) in line
+    assert 'ASGI_LOOK_STORAGE_PATH' in line
+    assert 'Traceback' not in caplog.text
+
+
+async def test_an_unexpected_failure_is_reported_with_its_traceback(caplog):
+    def broken():
+        raise RuntimeError('a bug')
+
+    sent = await _lifespan(AppAtStartup(broken))
+
+    assert sent == [{'type': 'lifespan.startup.failed'}]
+    [line] = _cannot_start_lines(caplog)
+    assert 'Traceback' in line
+    assert line.endswith('RuntimeError: a bug')
+
+
+@pytest.mark.parametrize(
+    ('inner', 'reason'),
+    [
+        ('raises', 'RuntimeError: lifespan broke'),
+        ('returns', 'the application ended its lifespan without an answer'),
+        ('says why', 'the database is away'),
+        ('says nothing', 'no reason given'),
+    ],
+)
+async def test_an_app_whose_own_startup_fails_is_reported(caplog, inner, reason):
+    async def app(scope, receive, send):
+        await receive()
+        if inner == 'raises':
+            raise RuntimeError('lifespan broke')
+        if inner == 'says why':
+            await send({'type': 'lifespan.startup.failed', 'message': reason})
+        elif inner == 'says nothing':
+            await send({'type': 'lifespan.startup.failed'})
+
+    sent = await _lifespan(AppAtStartup(lambda: app), ['lifespan.startup'])
+
+    assert sent == [{'type': 'lifespan.startup.failed'}]
+    [line] = _cannot_start_lines(caplog)
+    assert line.endswith(reason)
+
+
+async def test_a_failed_shutdown_is_passed_on():
+    async def app(scope, receive, send):
+        await receive()
+        await send({'type': 'lifespan.startup.complete'})
+        await receive()
+        await send({'type': 'lifespan.shutdown.failed', 'message': 'stuck'})
+
+    sent = await _lifespan(AppAtStartup(lambda: app))
+
+    assert sent == [
+        {'type': 'lifespan.startup.complete'},
+        {'type': 'lifespan.shutdown.failed', 'message': 'stuck'},
+    ]
+
+
+async def test_the_app_is_served_once_started(config):
+    async with falcon.testing.ASGIConductor(
+        AppAtStartup(lambda: create_app(config))
+    ) as conductor:
+        posted = await conductor.simulate_post('/images', body=photo())
+        listed = await conductor.simulate_get('/images')
+
+    assert posted.status_code == 201
+    assert listed.json == [posted.json]
+
+
+async def test_without_a_lifespan_the_first_request_starts_the_app(config):
+    app = AppAtStartup(lambda: create_app(config))
+
+    first, second = await asyncio.gather(_request(app), _request(app))
+
+    assert _status_and_json(first) == (200, [])
+    assert _status_and_json(second) == (200, [])
+
+
+async def test_without_a_lifespan_a_failed_start_is_a_503_and_stops(caplog):
+    stops = []
+    app = AppAtStartup(_bad_setting, stop=lambda: stops.append('stop'))
+
+    first = await _request(app)
+    second = await _request(app)
+    websocket = await _request(app, '/events', kind='websocket')
+
+    for sent in (first, second):
+        status, body = _status_and_json(sent)
+        assert status == 503
+        assert body['title'] == 'Service unavailable'
+    assert websocket == [{'type': 'websocket.close', 'code': 1011}]
+    assert stops == ['stop']
+    assert len(_cannot_start_lines(caplog)) == 1
+
+
+async def test_one_worker_of_a_supervisor_reports_a_failed_start(caplog):
+    # Two workers of one supervisor, as two apps in one process.
+    supervisor = 10**9 + os.getpid()
+    workers = [AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor)]
+    workers.append(AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor))
+    for worker in workers:
+        worker.REPORT_HOLD = 0
+
+    for worker in workers:
+        assert await _lifespan(worker, ['lifespan.startup']) == [
+            {'type': 'lifespan.startup.failed'}
+        ]
+
+    assert len(_cannot_start_lines(caplog)) == 1
+
+
+def test_stopping_signals_the_supervisor_else_this_process():
+    kills = []
+
+    startup.stop_server(lambda: 12345, kill=lambda *args: kills.append(args))
+    startup.stop_server(lambda: None, kill=lambda *args: kills.append(args))
+
+    assert kills == [(12345, signal.SIGTERM), (os.getpid(), signal.SIGTERM)]
+
+
+def test_every_worker_reports_where_none_can_claim():
+    # A supervisor pid no name can be made of: the claim fails, not the report.
+    assert startup.first_to_report(None)
+    assert startup.first_to_report('\0' * 200)
+
+
+def test_the_started_app_logs_with_time_level_and_pid():
+    logger = logging.getLogger('asgilook-test-logs')
+    logger.propagate = False
+    stream = io.StringIO()
+
+    assert logs.configure(logger, stream)
+    assert not logs.configure(logger, stream)
+    logger.warning('Redis does not answer')
+
+    line = stream.getvalue()
+    assert line.endswith(
+        f' WARNING asgilook-test-logs[{os.getpid()}]: Redis does not answer\n'
+    )
+    assert line[:4].isdigit()
+
+
+def test_a_level_the_user_chose_is_kept():
+    logger = logging.getLogger('asgilook-test-level')
+    logger.propagate = False
+    logger.setLevel(logging.ERROR)
+
+    assert logs.configure(logger, io.StringIO())
+
+    assert logger.level == logging.ERROR
