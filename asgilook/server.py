@@ -1,0 +1,127 @@
+"""uvicorn's httptools protocol, with limits on a request head's size and time.
+
+uvicorn with httptools takes a request head of any size (a 50 MiB header
+grew a worker by ~150 MB) and waits for its end forever: a client that
+connects and sends nothing, or half a head, holds a connection for good.
+`LimitedHttpToolsProtocol` refuses a head over `max_header_size` bytes with
+431 and one that has not arrived within `header_timeout` seconds of the
+connection (or of its first byte, on a kept-alive connection) with 408,
+and closes the connection. Both are read from the uvicorn `Config`
+(`ServerConfig` carries them to every worker), with safe defaults for a
+plain one: `uvicorn --http asgilook.server:LimitedHttpToolsProtocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+DEFAULT_MAX_HEADER_SIZE = 32 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+
+class ServerConfig(uvicorn.Config):
+    """A uvicorn Config that also carries the limits of a request head."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self.max_header_size = max_header_size
+        self.header_timeout = header_timeout
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that bounds the size and the time of each request head."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self._max_head = getattr(config, 'max_header_size', DEFAULT_MAX_HEADER_SIZE)
+        self._head_timeout = getattr(config, 'header_timeout', DEFAULT_HEADER_TIMEOUT)
+        # Bytes received since the last head ended (counted while one is due).
+        self._head_size = 0
+        self._head_due = True
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_due:
+            self._head_size += len(data)
+        super().data_received(data)
+        if self._head_due and self._head_size > self._max_head:
+            self._refuse(
+                431,
+                'Request header fields too large',
+                f'The request line and headers take more than {self._max_head} '
+                'bytes. Send fewer or shorter headers.',
+            )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # The first byte of a request on a kept-alive connection.
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._head_due, self._head_size = False, 0
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_due = True
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(
+            self._head_timeout, self._head_timed_out
+        )
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        self._refuse(
+            408,
+            'Request timeout',
+            f'The request line and headers did not arrive within '
+            f'{self._head_timeout:g} s. Send the whole request head at once.',
+        )
+
+    def _refuse(self, status: int, title: str, description: str) -> None:
+        # An answer only where none is being sent: never inside another.
+        answerable = not self.transport.is_closing() and (
+            self.cycle is None or self.cycle.response_complete
+        )
+        if answerable:
+            body = json.dumps({'title': title, 'description': description}).encode()
+            self.transport.write(
+                b''.join(
+                    [
+                        STATUS_LINE[status],
+                        b'content-type: application/json\r\n',
+                        b'content-length: %d\r\n' % len(body),
+                        b'connection: close\r\n\r\n',
+                        body,
+                    ]
+                )
+            )
+        self.transport.close()

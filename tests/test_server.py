@@ -1,0 +1,134 @@
+"""The launcher's HTTP protocol bounds the size and the time of a request head."""
+
+import asyncio
+import contextlib
+import json
+import time
+
+import pytest
+import uvicorn
+
+from asgilook.server import LimitedHttpToolsProtocol, ServerConfig
+
+from . import servers
+
+
+async def _app(scope, receive, send):
+    if scope['type'] != 'http':
+        return
+    if scope['path'] == '/slow':
+        await asyncio.sleep(0.5)
+    more_body = scope['method'] == 'POST'
+    while more_body:
+        more_body = (await receive())['more_body']
+    await send({'type': 'http.response.start', 'status': 200, 'headers': []})
+    await send({'type': 'http.response.body', 'body': b'ok'})
+
+
+@contextlib.asynccontextmanager
+async def _server(**limits):
+    port = servers.free_port()
+    config = ServerConfig(
+        _app,
+        host='127.0.0.1',
+        port=port,
+        http=LimitedHttpToolsProtocol,
+        lifespan='off',
+        log_level='warning',
+        **limits,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    # uvicorn offers a flag, not an event, for "started".
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _exchange(port, *parts, pause=0.0):
+    """Send parts (pausing between them); return all the server sent back."""
+    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+    try:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+def _json_answer(answer):
+    """The status line and JSON body of the last answer in what was received."""
+    head, body = answer[answer.rindex(b'HTTP/1.1 ') :].split(b'\r\n\r\n', 1)
+    return head.split(b'\r\n')[0], json.loads(body)
+
+
+GET = b'GET / HTTP/1.1\r\nHost: localhost\r\n'
+
+
+async def test_requests_within_the_limits_are_served_on_one_connection():
+    async with _server(max_header_size=4096, header_timeout=5) as port:
+        answer = await _exchange(
+            port,
+            GET + b'\r\n',
+            GET + b'X-Within: ' + b'a' * 3000 + b'\r\nConnection: close\r\n\r\n',
+            pause=0.1,
+        )
+
+    assert answer.count(b'HTTP/1.1 200 OK') == 2
+
+
+async def test_a_body_does_not_count_against_the_head():
+    async with _server(max_header_size=4096, header_timeout=5) as port:
+        answer = await _exchange(
+            port,
+            b'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n'
+            b'Connection: close\r\n\r\n',
+            b'a' * 5000,
+            pause=0.1,
+        )
+
+    assert answer.startswith(b'HTTP/1.1 200 OK')
+
+
+async def test_a_head_over_the_limit_is_refused_with_431():
+    async with _server(max_header_size=4096, header_timeout=5) as port:
+        answer = await _exchange(
+            port, GET + b'X-Large: ' + b'a' * 5000 + b'\r\n', b'X-More: b\r\n'
+        )
+
+    status, body = _json_answer(answer)
+    assert status == b'HTTP/1.1 431 Request Header Fields Too Large'
+    assert '4096 bytes' in body['description']
+
+
+@pytest.mark.parametrize(
+    'parts',
+    [[], [b'GET / HT'], [GET + b'\r\n', GET]],
+    ids=['silent', 'half a request line', 'second head half sent'],
+)
+async def test_a_head_that_stalls_is_answered_408_and_closed(parts):
+    async with _server(header_timeout=0.2) as port:
+        started = time.monotonic()
+        answer = await _exchange(port, *parts, pause=0.05)
+        waited = time.monotonic() - started
+
+    status, body = _json_answer(answer)
+    assert status == b'HTTP/1.1 408 Request Timeout'
+    assert body['title'] == 'Request timeout'
+    assert waited < 2
+
+
+async def test_a_stalled_head_behind_a_request_in_flight_closes_the_connection():
+    async with _server(header_timeout=0.2) as port:
+        answer = await _exchange(
+            port, b'GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n' + GET
+        )
+
+    # Nothing is written into the answer being computed; the connection goes.
+    assert b'408' not in answer
