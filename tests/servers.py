@@ -203,3 +203,70 @@ def _wait_until(ready, process: subprocess.Popen, what: str) -> None:
         time.sleep(0.05)
     stop(process)
     raise RuntimeError(f'{what} did not answer within {STARTUP_SECONDS} s')
+
+
+def start_launcher(storage, redis_url: str, port: int, *args: str, env=None):
+    """Start `python -m asgilook`; return once it answers GET /images."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'asgilook',
+            '--port',
+            str(port),
+            '--no-access-log',
+            *args,
+        ],
+        env=dict(
+            os.environ,
+            ASGI_LOOK_STORAGE_PATH=str(storage),
+            ASGI_LOOK_REDIS_HOST=redis_url,
+            **(env or {}),
+        ),
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    process.leads_group = True
+    _wait_until(
+        lambda: _http_answers(f'http://127.0.0.1:{port}/images'),
+        process,
+        f'python -m asgilook on {port}',
+    )
+    return process
+
+
+def run_until_exit(command: list[str], env=None, timeout: float = 15):
+    """Run a server command expected to stop by itself; return (status, stderr, s).
+
+    Past timeout it is stopped (with the processes it started) and the
+    status is None.
+    """
+    process = subprocess.Popen(
+        command,
+        env=dict(os.environ, **(env or {})),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    process.leads_group = True
+    started = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+        status = process.returncode
+    except subprocess.TimeoutExpired:
+        stop(process)
+        _, stderr = process.communicate()
+        status = None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # Anything it left behind.
+    return status, stderr, time.monotonic() - started
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of a process, in KiB, as /proc tells now."""
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    raise AssertionError(f'no VmRSS for {pid}')

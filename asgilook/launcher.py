@@ -1,0 +1,193 @@
+"""`python -m asgilook`: run the service under uvicorn, with safe limits by default."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pathlib
+from collections.abc import Callable, Sequence
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from . import logs
+from .config import Config, ConfigError
+from .server import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_HEADER_SIZE,
+    LimitedHttpToolsProtocol,
+    ServerConfig,
+)
+
+logger = logging.getLogger(__name__)
+
+APP = 'asgilook.asgi:app'
+
+DESCRIPTION = """\
+Serve asgilook (an image-sharing HTTP API) under uvicorn, with bounded
+request heads, timeouts and concurrency. Settings of the service itself
+(storage, Redis, limits of uploads) come from ASGI_LOOK_* environment
+variables; see the README. Put a reverse proxy (TLS, body limits) in front
+of it on a public network.
+"""
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    run: Callable[[ServerConfig], int] | None = None,
+) -> int:
+    """Run the server (`run`, by default `serve`) until it stops; its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = Config()
+    except ConfigError as ex:
+        parser.exit(2, f'{parser.prog}: error: {ex}\n')
+    logs.configure()
+    _say_where(config, args)
+    return (run or serve)(
+        ServerConfig(
+            APP,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            http=LimitedHttpToolsProtocol,
+            lifespan='on',
+            max_header_size=args.max_header_size,
+            header_timeout=args.header_timeout,
+            timeout_keep_alive=args.keep_alive_timeout,
+            limit_concurrency=args.limit_concurrency,
+            backlog=args.backlog,
+            timeout_graceful_shutdown=args.shutdown_timeout,
+            access_log=args.access_log,
+            log_level=args.log_level,
+        )
+    )
+
+
+def serve(config: ServerConfig) -> int:
+    """Run uvicorn as its command does; 3 if the service did not start."""
+    if config.workers > 1:
+        with config.bind_socket() as sock:
+            supervisor = Multiprocess(config, sockets=[sock])
+            supervisor.run()
+        # uvicorn's supervisor stops when a worker fails its start, and exits 0.
+        failed = any(
+            process.exitcode == STARTUP_FAILURE for process in supervisor.processes
+        )
+        return STARTUP_FAILURE if failed else 0
+    server = uvicorn.Server(config)
+    # A failed start exits (status 3) from within; Ctrl-C during one returns.
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def _say_where(config: Config, args: argparse.Namespace) -> None:
+    storage = pathlib.Path(os.path.abspath(os.fspath(config.storage_path)))
+    host = f'[{args.host}]' if ':' in args.host else args.host
+    logger.info('serving http://%s:%d with %d worker(s)', host, args.port, args.workers)
+    if storage.is_relative_to('/tmp'):
+        logger.warning(
+            'images are kept in %s, under /tmp, which many systems empty at '
+            'boot: set ASGI_LOOK_STORAGE_PATH to a lasting directory',
+            storage,
+        )
+    else:
+        logger.info('images are kept in %s', storage)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='python -m asgilook', description=DESCRIPTION)
+    for flag, kind, default, metavar, text in _OPTIONS:
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=default,
+            metavar=metavar,
+            help=f'{text} (default: %(default)s)',
+        )
+    parser.add_argument(
+        '--log-level',
+        default='info',
+        choices=['critical', 'error', 'warning', 'info', 'debug'],
+        help="uvicorn's log level (default: %(default)s)",
+    )
+    parser.add_argument(
+        '--no-access-log',
+        dest='access_log',
+        action='store_false',
+        help='do not log each request',
+    )
+    return parser
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f'must be a whole number from {minimum}, not {text!r}'
+            )
+        return value
+
+    return whole
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float('inf'):
+        raise argparse.ArgumentTypeError(
+            f'must be a number of seconds above 0, not {text!r}'
+        )
+    return value
+
+
+_OPTIONS = [
+    ('--host', str, '127.0.0.1', 'ADDRESS', 'address to listen on'),
+    ('--port', _whole(0), 8000, 'PORT', 'TCP port to listen on'),
+    ('--workers', _whole(1), 1, 'N', 'worker processes'),
+    (
+        '--max-header-size',
+        _whole(1024),
+        DEFAULT_MAX_HEADER_SIZE,
+        'BYTES',
+        'largest request line and headers; larger ones get 431',
+    ),
+    (
+        '--header-timeout',
+        _seconds,
+        DEFAULT_HEADER_TIMEOUT,
+        'SECONDS',
+        'time a request line and headers have to arrive; then 408',
+    ),
+    (
+        '--keep-alive-timeout',
+        _seconds,
+        5.0,
+        'SECONDS',
+        'time an idle kept-alive connection stays open',
+    ),
+    (
+        '--limit-concurrency',
+        _whole(1),
+        512,
+        'N',
+        'connections and requests a worker takes at once; beyond, 503',
+    ),
+    ('--backlog', _whole(1), 1024, 'N', 'connections waiting to be accepted'),
+    (
+        '--shutdown-timeout',
+        _seconds,
+        30.0,
+        'SECONDS',
+        'time requests in flight have to finish at shutdown',
+    ),
+]
