@@ -1,34 +1,61 @@
 """Pillow work: turn an upload into a clean JPEG, and render thumbnails.
 
 Everything here is synchronous and CPU-bound; the store runs it in its executor.
+What cannot be done is said by one of these errors:
+
+    ImageError
+    ├── InvalidImageError    the upload is in no format asgilook reads
+    ├── DamagedImageError    it starts like one but is cut or corrupt
+    ├── ImageTooLargeError   it holds more pixels than the configured limit
+    ├── SideTooLongError     a side is longer than a JPEG can hold
+    └── StoredImageError     a stored file is not the JPEG its name says
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
+from collections.abc import Iterable, Iterator
 from typing import IO
 
+import PIL.BmpImagePlugin
+import PIL.IcoImagePlugin
 import PIL.Image
 import PIL.ImageCms
 import PIL.ImageOps
+import PIL.TiffImagePlugin
+
+from . import containers
 
 # asgilook checks the pixel count of every upload itself, against its own
 # configured limit, before decoding; Pillow's process-wide limit would warn or
 # refuse at other numbers.
 PIL.Image.MAX_IMAGE_PIXELS = None
 
+# The only decoders an upload reaches (every decoder is attack surface): the
+# formats the README lists. JPEG includes the MPO files of cameras, PNG the
+# APNG animations.
+UPLOAD_FORMATS = ('JPEG', 'PNG', 'GIF', 'WEBP', 'TIFF', 'BMP', 'ICO')
+# What asgilook stores is JPEG, and only JPEG is rendered from storage.
+STORED_FORMATS = ('JPEG',)
+
+# The longest side libjpeg encodes (JPEG_MAX_DIMENSION); the format's 65535
+# is out of its reach.
+MAX_SIDE = 65500
+
 # How the formats asgilook accepts begin. Bytes that start like one of these but
 # cannot be decoded are a damaged image, not an unknown format.
+_ICO_SIGNATURE = b'\x00\x00\x01\x00'
 _SIGNATURES = (
     b'\xff\xd8\xff',  # JPEG
-    b'\x89PNG\r\n\x1a\n',  # PNG, APNG
-    b'GIF87a',
-    b'GIF89a',
+    containers.PNG_SIGNATURE,  # PNG, APNG
+    *containers.GIF_SIGNATURES,
     b'BM',  # BMP
     b'II*\x00',  # TIFF, little-endian
     b'MM\x00*',  # TIFF, big-endian
-    b'\x00\x00\x01\x00',  # ICO
+    _ICO_SIGNATURE,
 )
 # Part of every thumbnail's ETag: thumbnails rendered by another Pillow, or by
 # another version of resize() (bump the number when it changes), differ.
@@ -39,7 +66,7 @@ _ALPHA = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
 
 
 class ImageError(Exception):
-    """An upload that cannot become a stored image."""
+    """Bytes that cannot become a stored image, or be rendered as one."""
 
 
 class InvalidImageError(ImageError):
@@ -59,17 +86,36 @@ class ImageTooLargeError(ImageError):
         self.max_pixels = max_pixels
 
 
+class SideTooLongError(ImageError):
+    """A side of the image is longer than a JPEG can hold (MAX_SIDE pixels)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__(f'{size[0]}x{size[1]} has a side over {MAX_SIDE} pixels')
+        self.size = size
+
+
+class StoredImageError(ImageError):
+    """A stored file is not a JPEG that holds the image its name says.
+
+    Raised in render processes too: it crosses back pickled, with its message.
+    """
+
+
 def to_jpeg(
     source: IO[bytes], max_pixels: int, quality: int
 ) -> tuple[bytes, tuple[int, int]]:
     """Decode an upload and encode it as an upright, flattened RGB JPEG.
 
     Return the JPEG and its size. Metadata (EXIF, XMP, IPTC, comments) is left
-    behind; an RGB colour profile is kept.
+    behind; an RGB colour profile is kept. Every size the decoder will
+    allocate is checked from the file's headers before any pixel is decoded.
     """
-    with _open(source) as image:
-        if image.width * image.height > max_pixels:
-            raise ImageTooLargeError(image.size, max_pixels)
+    with _contents(source) as data:
+        _check_structure(source, data, max_pixels)
+    with _open(source, UPLOAD_FORMATS) as image:
+        _check_size(image.size, max_pixels)
+        if image.format == 'TIFF':
+            _check_tiles(image, max_pixels)
         if isinstance(source, io.BytesIO):
             # An upload held in memory goes to the decoder in one piece, as in
             # resize(); one spooled to disk is read in Pillow's blocks.
@@ -103,16 +149,25 @@ def resize(source: str | os.PathLike, size: tuple[int, int], quality: int) -> by
     Pillow's 64 KiB blocks, the decoder suspends at the end of each block and
     takes the GIL back to be given the next one; in one piece it decodes
     without stopping, byte for byte the same picture, and sooner.
+
+    Its name is no proof of what a file holds: StoredImageError unless it is
+    a JPEG whose real size has this thumbnail on its ladder, decoded whole.
     """
     with open(source, 'rb') as file:
         data = file.read()
-    with PIL.Image.open(io.BytesIO(data)) as image:
+    with _open_stored(data) as image:
+        if size not in _halvings(image.size):
+            width, height = image.size
+            raise StoredImageError(f'a {width}x{height} JPEG has no {size} thumbnail')
         image.decodermaxblock = len(data)
         image.draft('RGB', size)
-        # Decoded here, not by save(): to save() a picture read from memory
-        # and written to memory looks like one written over its own file,
-        # which it would copy first.
-        image.load()
+        try:
+            # Decoded here, not by save(): to save() a picture read from memory
+            # and written to memory looks like one written over its own file,
+            # which it would copy first.
+            image.load()
+        except Exception as ex:
+            raise StoredImageError(f'the stored JPEG cannot be decoded: {ex}') from ex
         thumbnail = image if image.mode == 'RGB' else image.convert('RGB')
         if thumbnail.size != size:
             thumbnail = thumbnail.resize(size, PIL.Image.Resampling.LANCZOS)
@@ -123,9 +178,9 @@ def resize(source: str | os.PathLike, size: tuple[int, int], quality: int) -> by
     return output.getvalue()
 
 
-def _open(source: IO[bytes]) -> PIL.Image.Image:
+def _open(source: IO[bytes], formats: tuple[str, ...]) -> PIL.Image.Image:
     try:
-        return PIL.Image.open(source)
+        return PIL.Image.open(source, formats=formats)
     except Exception as ex:
         # Pillow's parsers raise many kinds of errors on hostile headers.
         if _looks_like_an_image(source):
@@ -133,11 +188,115 @@ def _open(source: IO[bytes]) -> PIL.Image.Image:
         raise InvalidImageError(str(ex)) from ex
 
 
+def _open_stored(data: bytes) -> PIL.Image.Image:
+    try:
+        return PIL.Image.open(io.BytesIO(data), formats=STORED_FORMATS)
+    except Exception as ex:
+        raise StoredImageError(f'the stored file is not a JPEG: {ex}') from ex
+
+
+def _halvings(size: tuple[int, int]) -> Iterator[tuple[int, int]]:
+    """Yield the sizes of the thumbnail ladder of size, down to nothing."""
+    width, height = size
+    for shift in range(1, max(width, height).bit_length() + 1):
+        yield width >> shift, height >> shift
+
+
 def _looks_like_an_image(source: IO[bytes]) -> bool:
     source.seek(0)
     head = source.read(16)
     is_webp = head.startswith(b'RIFF') and head[8:12] == b'WEBP'
     return is_webp or head.startswith(_SIGNATURES)
+
+
+@contextlib.contextmanager
+def _contents(source: IO[bytes]) -> Iterator[memoryview]:
+    """Lend the whole upload as bytes: its buffer in memory, or its file mapped."""
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as view:
+            yield view
+        return
+    if not os.fstat(source.fileno()).st_size:
+        yield memoryview(b'')
+        return
+    with (
+        mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+    ):
+        yield view
+
+
+def _check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> None:
+    """Check what Pillow would not before it decodes: hidden sizes, cut files."""
+    head = bytes(data[:8])
+    try:
+        if head.startswith(containers.PNG_SIGNATURE):
+            # An animation's frames too: a frame is decoded at its own size.
+            _check_sizes(containers.png_frames(data), max_pixels)
+        elif head.startswith(containers.GIF_SIGNATURES):
+            containers.check_gif(data)
+        elif head.startswith(_ICO_SIGNATURE):
+            _check_icon(source, data, max_pixels)
+    except containers.BrokenFileError as ex:
+        raise DamagedImageError(str(ex)) from ex
+
+
+def _check_icon(source: IO[bytes], data: memoryview, max_pixels: int) -> None:
+    """Check the picture an ICO holds, which Pillow decodes as it opens it.
+
+    The directory's sizes are one byte a side: the picture's real size is in
+    the PNG or BMP it embeds, and open() decodes that picture at once.
+    """
+    source.seek(0)
+    try:
+        # The entry Pillow loads: the largest, then the deepest.
+        entry = PIL.IcoImagePlugin.IcoFile(source).entry[0]
+        if data[entry.offset : entry.offset + 8] == containers.PNG_SIGNATURE:
+            sizes = containers.png_frames(data, entry.offset)
+        else:
+            source.seek(entry.offset)
+            frame = PIL.BmpImagePlugin.DibImageFile(source)
+            # The colours, then a mask of the same size: half the height.
+            sizes = [(frame.width, frame.height // 2)]
+    except Exception as ex:
+        # Pillow's parsers raise many kinds of errors on hostile headers.
+        raise DamagedImageError(f'the icon cannot be read: {ex}') from ex
+    _check_sizes(sizes, max_pixels)
+
+
+def _check_tiles(image: PIL.Image.Image, max_pixels: int) -> None:
+    """Check the tiles of a TIFF: libtiff decodes each whole, whatever the image.
+
+    A tile may pass the image's edge only to reach a multiple of 16 (TIFF 6.0
+    section 15); one larger than that is a picture the image does not show.
+    """
+    tags = image.tag_v2
+    tile = (
+        tags.get(PIL.TiffImagePlugin.TILEWIDTH, 0),
+        tags.get(PIL.TiffImagePlugin.TILELENGTH, 0),
+    )
+    if not all(isinstance(side, int) for side in tile):
+        raise DamagedImageError(f'tiles of {tile} are no size')
+    _check_size(tile, max_pixels)
+    if any(
+        side > -(-extent // 16) * 16
+        for side, extent in zip(tile, image.size, strict=True)
+    ):
+        raise DamagedImageError(f'tiles of {tile} are larger than the image')
+
+
+def _check_sizes(sizes: Iterable[tuple[int, int]], max_pixels: int) -> None:
+    for size in sizes:
+        _check_size(size, max_pixels)
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    """Refuse a picture of more than max_pixels, or one no JPEG can hold."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(size, max_pixels)
+    if max(size) > MAX_SIDE:
+        raise SideTooLongError(size)
 
 
 def _to_rgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, bytes | None]:

@@ -4,12 +4,15 @@ import io
 import os
 import pathlib
 import random
+import struct
+import uuid
+import zlib
 
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFilter
 
-from asgilook.catalog import GENERATION_NAME
+from asgilook.catalog import GENERATION_NAME, file_name
 
 
 def encode(image: PIL.Image.Image, fmt: str, **params) -> bytes:
@@ -119,3 +122,23 @@ def photo(size: tuple[int, int] = (1920, 1080), seed: int = 1) -> bytes:
     output = io.BytesIO()
     scene.save(output, 'JPEG', quality=90)
     return output.getvalue()
+
+
+def png(chunks) -> bytes:
+    """A PNG made of (kind, data) chunks, each with its right CRC."""
+    body = b''.join(
+        struct.pack('>I', len(data))
+        + kind
+        + data
+        + struct.pack('>I', zlib.crc32(kind + data))
+        for kind, data in chunks
+    )
+    return b'\x89PNG\r\n\x1a\n' + body
+
+
+def store_by_hand(storage_path, data: bytes, size: tuple[int, int]) -> str:
+    """Write bytes into the storage directory under a valid image name; its id."""
+    image_id = str(uuid.uuid4())
+    name = file_name(image_id, size, len(data))
+    (pathlib.Path(storage_path) / name).write_bytes(data)
+    return image_id

@@ -1,0 +1,90 @@
+"""The structure of PNG and GIF files, read from their bytes without decoding.
+
+Pillow decodes a PNG cut anywhere after its last IDAT chunk, one whose
+checksums are wrong after the first IDAT, and a GIF cut before its trailer,
+as if they were whole. These walks find what is missing: one pass over the
+bytes, no pixel decoded (a CRC-32 of every PNG chunk, the length of every GIF
+sub-block).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
+
+# A PNG chunk's length is at most 2**31 - 1 (PNG 5.3).
+_MAX_CHUNK = 2**31 - 1
+
+
+class BrokenFileError(Exception):
+    """The bytes are not a whole, well-formed file of their format."""
+
+
+def png_frames(data: memoryview, start: int = 0) -> list[tuple[int, int]]:
+    """Check every chunk of the PNG at start; return the sizes it declares.
+
+    The first size is the image's (IHDR), the others those of its animation
+    frames (fcTL), in order. BrokenFileError if a chunk is cut or fails its
+    checksum, or if IEND never comes; what follows IEND is not read.
+    """
+    end = len(data)
+    position = start + len(PNG_SIGNATURE)
+    sizes: list[tuple[int, int]] = []
+    while True:
+        if position + 12 > end:
+            raise BrokenFileError('the PNG ends before its IEND chunk')
+        length, kind = struct.unpack_from('>I4s', data, position)
+        crc_at = position + 8 + length
+        if length > _MAX_CHUNK or crc_at + 4 > end:
+            raise BrokenFileError(f'the PNG ends inside its {kind!r} chunk')
+        (crc,) = struct.unpack_from('>I', data, crc_at)
+        if zlib.crc32(data[position + 4 : crc_at]) != crc:
+            raise BrokenFileError(f'the checksum of a {kind!r} chunk is wrong')
+        if kind == b'IEND':
+            return sizes
+        if (kind == b'IHDR' and length >= 8) or (kind == b'fcTL' and length >= 12):
+            offset = position + (8 if kind == b'IHDR' else 12)
+            sizes.append(struct.unpack_from('>2I', data, offset))
+        position = crc_at + 4
+
+
+def check_gif(data: memoryview) -> None:
+    """Walk the blocks of a GIF to its trailer; BrokenFileError if it is cut."""
+    end = len(data)
+    if end < 13:
+        raise BrokenFileError('the GIF ends inside its header')
+    position = 13 + _colour_table(data[10])
+    while position < end:
+        block = data[position]
+        if block == 0x3B:  # the trailer
+            return
+        if block == 0x21:  # an extension: its label, then sub-blocks
+            position = _skip_sub_blocks(data, position + 2)
+        elif block == 0x2C and position + 10 <= end:  # an image descriptor
+            position += 10 + _colour_table(data[position + 9])
+            # The LZW code size, then the image data in sub-blocks.
+            position = _skip_sub_blocks(data, position + 1)
+        else:
+            # As Pillow does, a stray byte between blocks is passed over.
+            position += 1
+    raise BrokenFileError('the GIF ends before its trailer')
+
+
+def _colour_table(flags: int) -> int:
+    """Return the length of the colour table that these flags announce."""
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: memoryview, position: int) -> int:
+    """Return the position after the sub-blocks at position and their terminator."""
+    end = len(data)
+    while position < end:
+        size = data[position]
+        position += 1 + size
+        if not size:
+            return position
+    # Cut inside the sub-blocks: the caller finds no trailer after them.
+    return end
