@@ -13,6 +13,10 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import select
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -93,10 +97,72 @@ class RenderProcesses:
             context.set_forkserver_preload([imaging.__name__])
         else:
             context = multiprocessing.get_context('spawn')
-        self._pool = ProcessPoolExecutor(self._workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            self._workers,
+            mp_context=context,
+            initializer=end_with,
+            initargs=(os.getpid(),),
+        )
         return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         if self._pool is pool:
             self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Linux 5.3 and later, Python 3.9 and later; elsewhere renders poll.
+_PIDFD_OPEN: Callable[[int], int] | None = getattr(os, 'pidfd_open', None)
+
+
+def end_with(
+    pid: int,
+    end: Callable[[], object] = lambda: os._exit(0),
+    pidfd_open: Callable[[int], int] | None = _PIDFD_OPEN,
+    poll_interval: float = 1.0,
+) -> None:
+    """Call end() (exit this process at once) when the process pid has ended.
+
+    Runs in each render process as it starts: a daemon thread waits for the
+    worker that asked for it, on a pidfd where the system has them (no
+    polling, no pid taken for another's), else by asking every
+    poll_interval seconds whether pid still exists.
+    """
+    threading.Thread(
+        target=_wait_for_end,
+        args=(pid, end, pidfd_open, poll_interval),
+        name=f'asgilook-end-with-{pid}',
+        daemon=True,
+    ).start()
+
+
+def _wait_for_end(
+    pid: int,
+    end: Callable[[], object],
+    pidfd_open: Callable[[int], int] | None,
+    poll_interval: float,
+) -> None:
+    try:
+        pidfd = _open_pidfd(pid, pidfd_open)
+        if pidfd is None:
+            while True:
+                os.kill(pid, 0)
+                time.sleep(poll_interval)
+        try:
+            select.select([pidfd], [], [])
+        finally:
+            os.close(pidfd)
+    except ProcessLookupError:
+        pass  # Gone: now, or before we looked.
+    end()
+
+
+def _open_pidfd(pid: int, pidfd_open: Callable[[int], int] | None) -> int | None:
+    if pidfd_open is None:
+        return None
+    try:
+        return pidfd_open(pid)
+    except ProcessLookupError:
+        raise
+    except OSError:
+        return None  # A kernel without pidfds (ENOSYS), or one that refuses.
