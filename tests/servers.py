@@ -263,10 +263,13 @@ def run_until_exit(command: list[str], env=None, timeout: float = 15):
     return status, stderr, time.monotonic() - started
 
 
-def rss_kib(pid: int) -> int:
-    """The resident memory of a process, in KiB, as /proc tells now."""
+def rss_kib(pid: int, field: str = 'VmRSS') -> int:
+    """The resident memory of a process in KiB, as /proc tells now.
+
+    field='VmHWM': the most it has ever held.
+    """
     with open(f'/proc/{pid}/status') as status:
         for line in status:
-            if line.startswith('VmRSS:'):
+            if line.startswith(f'{field}:'):
                 return int(line.split()[1])
-    raise AssertionError(f'no VmRSS for {pid}')
+    raise AssertionError(f'no {field} for {pid}')

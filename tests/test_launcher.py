@@ -288,14 +288,15 @@ def test_the_launcher_serves_within_its_limits(tmp_path, live_redis):
             within = http.get('/images', headers={'X-Within': 'a' * 8000})
             assert within.status_code == 200
         workers = servers.descendants(process.pid)
-        before = sum(servers.rss_kib(pid) for pid in workers)
+        before = sum(servers.rss_kib(pid, 'VmHWM') for pid in workers)
 
         for _ in range(4):
             answer = _send(port, b'X-Large: ' + b'a' * (8 * 1024 * 1024) + b'\r\n')
             assert answer in (b'', b'HTTP/1.1 431')
 
-        grown = sum(servers.rss_kib(pid) for pid in workers) - before
-        assert grown < 8 * 1024, f'the workers grew by {grown} KiB'
+        grown = sum(servers.rss_kib(pid, 'VmHWM') for pid in workers) - before
+        # uvicorn alone takes such a head: its worker peaks ~30 MiB higher.
+        assert grown < 4 * 1024, f'the workers grew by {grown} KiB at their peak'
 
         started = time.monotonic()
         answer = _send(port, b'X-Half: ', wait=True)
