@@ -62,6 +62,7 @@ def main(
             backlog=args.backlog,
             timeout_graceful_shutdown=args.shutdown_timeout,
             access_log=args.access_log,
+            log_config=logs.uvicorn_config(),
             log_level=args.log_level,
         )
     )

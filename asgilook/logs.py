@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-from typing import TextIO
+from typing import Any, TextIO
+
+from uvicorn.config import LOGGING_CONFIG
 
 # 2026-11-21 18:40:00,123 WARNING asgilook.cache[12345]: Redis does not answer
 FORMAT = '%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s'
@@ -28,3 +31,14 @@ def configure(
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     return True
+
+
+def uvicorn_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, its lines in FORMAT as asgilook's are."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    formatters = config['formatters']
+    formatters['default']['fmt'] = FORMAT
+    formatters['access']['fmt'] = FORMAT.replace(
+        '%(message)s', '%(client_addr)s - "%(request_line)s" %(status_code)s'
+    )
+    return config

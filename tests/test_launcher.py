@@ -25,11 +25,11 @@ BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
 # 2026-11-21 18:40:00,123 ERROR asgilook.startup[12345]: cannot start: ...
 LOG_LINE = re.compile(
     r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) '
-    r'(?P<logger>asgilook[.\w]*)\[(?P<pid>\d+)\]: (?P<message>.*)$'
+    r'(?P<logger>[.\w]+)\[(?P<pid>\d+)\]: (?P<message>.*)$'
 )
 
 
-def _asgilook_lines(stderr: str) -> list[re.Match]:
+def _log_lines(stderr: str) -> list[re.Match]:
     return [match for line in stderr.splitlines() if (match := LOG_LINE.match(line))]
 
 
@@ -195,7 +195,7 @@ def test_uvicorn_stops_on_a_bad_setting_with_one_line(tmp_path, workers):
     assert took < 10
     [line] = _lines_naming(stderr, 'ASGI_LOOK_MIN_THUMB_SIZE')
     assert 'Traceback' not in stderr
-    [report] = _asgilook_lines(line)
+    [report] = _log_lines(line)
     assert report['level'] == 'ERROR'
     assert report['message'].startswith('cannot start: ASGI_LOOK_MIN_THUMB_SIZE')
     if workers == 1:
@@ -306,9 +306,11 @@ def test_the_launcher_serves_within_its_limits(tmp_path, live_redis):
         servers.stop(process)
 
     _, stderr = process.communicate()
-    lines = _asgilook_lines(stderr.decode())
-    assert {line['logger'] for line in lines} >= {'asgilook.launcher'}
+    lines = _log_lines(stderr.decode())
+    assert {line['logger'] for line in lines} >= {'asgilook.launcher', 'uvicorn.error'}
     assert any(line['message'].startswith('serving http://') for line in lines)
+    # Each line says which process said it: the launcher and its two workers.
+    assert len({line['pid'] for line in lines}) == 3
 
 
 def _send(port: int, head_part: bytes, wait: bool = False) -> bytes:
