@@ -42,7 +42,12 @@ def head(length=None, extra=b'') -> bytes:
 
 
 def files(storage) -> list[str]:
-    return [name for name in os.listdir(storage) if name != '.generation']
+    """Images and uploads in progress; not what asgilook keeps for itself."""
+    return [
+        name
+        for name in os.listdir(storage)
+        if not name.startswith('.') or name.startswith('.incoming-')
+    ]
 
 
 def wait_for(condition, seconds: float = 10.0) -> bool:
