@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import operator
 import os
 import pathlib
 import time
@@ -287,30 +288,36 @@ def _examine(
     rejected_before = {} if before is None else before.rejected
     entries: dict[str, Entry] = {}
     rejected = {}
-    for name, entry in candidates:
-        if entry == known.get(entry.image_id) or entry == written.get(entry.image_id):
-            reason = ''
-        else:
-            seen = rejected_before.get(name)
-            if seen is not None and seen[:2] == (entry.modified_ns, entry.length):
-                reason = seen[2]
-            else:
-                try:
-                    reason = files.check(directory / name, entry)
-                except FileNotFoundError:
+    # Files are opened relative to the directory: no path to resolve each time.
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name, entry in candidates:
+            image_id = entry.image_id
+            if entry != known.get(image_id) and entry != written.get(image_id):
+                seen = rejected_before.get(name)
+                if seen is not None and seen[:2] == (entry.modified_ns, entry.length):
+                    reason = seen[2]
+                else:
+                    try:
+                        reason = files.check(descriptor, name, entry)
+                    except OSError as ex:
+                        # Not remembered: it may be readable at the next
+                        # reading (or gone: removed while this one went on).
+                        strays.append((name, f'cannot be read: {ex.strerror}'))
+                        continue
+                if reason:
+                    rejected[name] = (entry.modified_ns, entry.length, reason)
+                    strays.append((name, reason))
                     continue
-                except OSError as ex:
-                    # Not remembered: it may be readable at the next reading.
-                    strays.append((name, f'cannot be read: {ex.strerror}'))
-                    continue
-        if reason:
-            rejected[name] = (entry.modified_ns, entry.length, reason)
-            strays.append((name, reason))
-            continue
-        # An id stored twice (a replaced upload): the newer file is it.
-        previous = entries.get(entry.image_id, entry)
-        entries[entry.image_id] = max(previous, entry, key=lambda e: e.modified_ns)
+            # An id stored twice (a replaced upload): the newer file is it.
+            previous = entries.get(image_id, entry)
+            entries[image_id] = max(previous, entry, key=_MODIFIED)
+    finally:
+        os.close(descriptor)
     return entries, rejected, strays
+
+
+_MODIFIED = operator.attrgetter('modified_ns')
 
 
 def _scan(

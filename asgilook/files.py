@@ -10,7 +10,6 @@ import re
 import time
 
 from . import jpeg
-from .generation import GENERATION_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +44,10 @@ def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
 def read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
     """Return the entry a file's name and size make, or why it makes none.
 
-    The reason is empty for the files asgilook keeps beside its images.
+    The reason is empty for hidden files: those asgilook keeps beside its
+    images (the generation counter, the service key), and the system's.
     """
-    if item.name == GENERATION_NAME:
+    if item.name.startswith('.'):
         return None, ''
     match = _NAME.fullmatch(item.name)
     if match is None:
@@ -60,13 +60,14 @@ def read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
     return Entry(match['id'], size, length, stat.st_mtime_ns), ''
 
 
-def check(path: pathlib.Path, entry: Entry) -> str:
+def check(directory: int, name: str, entry: Entry) -> str:
     """Return why the file of an entry is not the JPEG its name says, or ''.
 
+    directory: a descriptor of the directory the file named name is in.
     OSError if it cannot be read.
     """
     try:
-        size = jpeg.frame_size(path)
+        size = jpeg.frame_size(name, directory)
     except jpeg.JPEGError as ex:
         return str(ex)
     if size != entry.size:

@@ -34,28 +34,23 @@ class Generation:
     SIZE = 8
 
     def __init__(self) -> None:
-        self._directory: pathlib.Path | None = None
-        self._map: mmap.mmap | None = None
-        self._descriptor: int | None = None
+        # The directory, its counter's map and descriptor, set in one step:
+        # a thread may map the counter while the event loop reads it.
+        self._mapped: tuple[pathlib.Path, mmap.mmap, int] | None = None
 
-    async def open(self, directory: pathlib.Path, create: bool = False) -> None:
-        """Map the counter of directory, if it has one (or if told to create it).
-
-        OSError if told to create it and it cannot be made or given its bytes.
-        """
-        if self._directory == directory:
+    async def open(self, directory: pathlib.Path) -> None:
+        """Map the counter of directory, if it has one with its bytes on disk."""
+        if self._mapped is not None and self._mapped[0] == directory:
             return
         loop = asyncio.get_running_loop()
-        mapped = await loop.run_in_executor(None, _map_counter, directory, create)
-        if mapped is not None:
-            self._directory = directory
-            self._descriptor, self._map = mapped
+        await loop.run_in_executor(None, self._map, directory, False)
 
     def current(self, directory: pathlib.Path) -> bytes | None:
         """Return the count of directory now, or None if it is not mapped."""
-        if directory is not self._directory and directory != self._directory:
+        mapped = self._mapped
+        if mapped is None or (directory is not mapped[0] and directory != mapped[0]):
             return None
-        return self._map[: self.SIZE]
+        return mapped[1][: self.SIZE]
 
     async def advance(self, directory: pathlib.Path) -> tuple[bytes, bytes] | None:
         """Count one change; return the counts before and after it.
@@ -65,24 +60,34 @@ class Generation:
         write failed (the change then shows to the others as one made by hand).
         """
         loop = asyncio.get_running_loop()
+        # Failures are answers of the thread, not exceptions thrown into
+        # coroutines (which Python 3.11's tracing, hence coverage, loses).
+        return await loop.run_in_executor(None, self._advance, directory)
+
+    def _map(self, directory: pathlib.Path, create: bool) -> None:
+        if self._mapped is None or self._mapped[0] != directory:
+            mapped = _map_counter(directory, create)
+            if mapped is not None:
+                self._mapped = (directory, *mapped)
+
+    def _advance(self, directory: pathlib.Path) -> tuple[bytes, bytes] | None:
         try:
-            await self.open(directory, create=True)
-            return await loop.run_in_executor(None, self._advance)
+            self._map(directory, create=True)
+            _, counter, descriptor = self._mapped
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                before = counter[: self.SIZE]
+                count = int.from_bytes(before, 'little') + 1
+                after = count.to_bytes(self.SIZE, 'little')
+                os.pwrite(descriptor, after, 0)
+            finally:
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
         except OSError:
             return None
-
-    def _advance(self) -> tuple[bytes, bytes]:
-        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
-        try:
-            before = self._map[: self.SIZE]
-            after = (int.from_bytes(before, 'little') + 1).to_bytes(self.SIZE, 'little')
-            os.pwrite(self._descriptor, after, 0)
-        finally:
-            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
         return before, after
 
 
-def _map_counter(directory: pathlib.Path, create: bool) -> tuple[int, mmap.mmap] | None:
+def _map_counter(directory: pathlib.Path, create: bool) -> tuple[mmap.mmap, int] | None:
     flags = os.O_RDWR | (os.O_CREAT if create else 0)
     try:
         descriptor = os.open(directory / GENERATION_NAME, flags, 0o644)
@@ -102,7 +107,7 @@ def _map_counter(directory: pathlib.Path, create: bool) -> tuple[int, mmap.mmap]
         # A full disk: read again at the next reading of the directory.
         return None
     # The descriptor stays open: advance() locks and writes through it.
-    return descriptor, counter
+    return counter, descriptor
 
 
 def _give_bytes(descriptor: int) -> None:

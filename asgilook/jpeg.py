@@ -25,21 +25,24 @@ class JPEGError(ValueError):
     """A file that is not a complete JPEG; its message says what it is instead."""
 
 
-def frame_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+def frame_size(
+    path: str | os.PathLike[str], directory: int | None = None
+) -> tuple[int, int]:
     """Return the width and height a complete JPEG file declares.
 
     Two or three small reads: the start of the file (start-of-image marker,
     then the segments up to the frame header) and its last two bytes (the
-    end-of-image marker of a file that was written to its end).
+    end-of-image marker of a file that was written to its end). directory:
+    a descriptor of the directory a relative path is in.
     """
-    descriptor = os.open(path, os.O_RDONLY)
+    descriptor = os.open(path, os.O_RDONLY, dir_fd=directory)
     try:
         length = os.fstat(descriptor).st_size
         head = os.pread(descriptor, _HEAD, 0)
         if not head.startswith(START_OF_IMAGE):
             raise JPEGError('not a JPEG')
         if length < 4 or os.pread(descriptor, 2, length - 2) != END_OF_IMAGE:
-            raise JPEGError('not a whole JPEG: it does not end as one does')
+            raise JPEGError('not a whole JPEG: its end-of-image marker is missing')
         return _frame_size(descriptor, head, length)
     finally:
         os.close(descriptor)

@@ -1,0 +1,562 @@
+"""Storage that fails or lies: a full disk, files that are not what their
+names say, files removed by hand, and what killed workers leave behind."""
+
+import contextlib
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+import falcon.testing
+import httpx
+import pytest
+
+from asgilook import catalog, files, jpeg
+from asgilook.app import create_app
+from asgilook.catalog import GENERATION_NAME, file_name
+
+from . import servers
+from .fakes import make_config, two_workers, upload_through
+from .images import decode, encode, gradient, stored_file
+from .mounts import tmpfs
+
+SECRET = 'a test secret of enough length'
+HOUR = 3600
+
+
+def config_over(storage, redis_server=None):
+    """A Config over storage whose service key needs no room on the disk."""
+    config = make_config(storage, redis_server)
+    config.secret = SECRET.encode()
+    return config
+
+
+def put_image(directory, size=(320, 200), name_size=None, data=None) -> str:
+    """Copy a JPEG into a storage directory by hand; return its id.
+
+    name_size: the size its name claims, if not its own; data: other bytes.
+    """
+    data = encode(gradient(size), 'JPEG', quality=90) if data is None else data
+    image_id = str(uuid.uuid4())
+    name = file_name(image_id, name_size or size, len(data))
+    (pathlib.Path(directory) / name).write_bytes(data)
+    return image_id
+
+
+class Disk:
+    """A small tmpfs that the test fills to the last page and empties again."""
+
+    def __init__(self, mount: pathlib.Path) -> None:
+        self.mount = mount
+        self.storage = mount / 'images'
+        self.storage.mkdir()
+        self._filler = mount / 'filler'
+
+    @property
+    def free_pages(self) -> int:
+        return os.statvfs(self.mount).f_bavail
+
+    def fill(self, leave_pages=0) -> None:
+        """Take every page but leave_pages of the file system."""
+        page = os.statvfs(self.mount).f_bsize
+        descriptor = os.open(self._filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(descriptor, bytes(page))
+        finally:
+            os.close(descriptor)
+        size = os.stat(self._filler).st_size
+        os.truncate(self._filler, size - leave_pages * page)
+        assert self.free_pages == leave_pages
+
+    def empty(self) -> None:
+        self._filler.unlink()
+
+
+@pytest.fixture
+def disk(tmp_path):
+    # Fails, not skips, where no tmpfs can be mounted.
+    with tmpfs(tmp_path / 'disk', '2m') as mount:
+        yield Disk(mount)
+
+
+def sparse_counter(directory) -> None:
+    """Leave the generation counter as the release before this one made it: a hole."""
+    descriptor = os.open(directory / GENERATION_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    os.ftruncate(descriptor, 8)
+    os.close(descriptor)
+    assert os.stat(directory / GENERATION_NAME).st_blocks == 0
+
+
+async def test_a_full_disk_is_507_and_what_it_holds_is_still_served(disk):
+    kept = put_image(disk.storage)
+    sparse_counter(disk.storage)
+    disk.fill()
+    async with falcon.testing.ASGIConductor(
+        create_app(config_over(disk.storage))
+    ) as conductor:
+        # Touching a hole of the counter's map on a full tmpfs is SIGBUS.
+        listing = await conductor.simulate_get('/images')
+        (image,) = listing.json
+        picture = await conductor.simulate_get(image['image'])
+        thumbnail = await conductor.simulate_get(image['thumbnails'][0])
+        full = await conductor.simulate_post(
+            '/images', body=encode(gradient((64, 48)), 'PNG')
+        )
+        again = await conductor.simulate_get('/images')
+
+        disk.empty()
+        added = await upload_through(conductor, (64, 48))
+        after = await conductor.simulate_get('/images')
+
+    assert listing.status_code == 200
+    assert image['id'] == kept
+    assert (picture.status_code, decode(picture.content).size) == (200, (320, 200))
+    assert (thumbnail.status_code, decode(thumbnail.content).size) == (200, (160, 100))
+    assert full.status_code == 507
+    assert full.json['title']
+    assert again.json == [image]
+    assert after.json == [image, added]
+    # The counter has its bytes now, and counted the upload.
+    counter = disk.storage / GENERATION_NAME
+    assert os.stat(counter).st_blocks > 0
+    assert counter.read_bytes() == (1).to_bytes(8, 'little')
+
+
+async def test_an_upload_that_takes_the_last_page_is_stored_without_a_counter(
+    disk, redis_server
+):
+    async with two_workers(disk.storage, redis_server) as (first, second):
+        disk.fill(leave_pages=1)
+        # The image fits; the counter, made by the first change, does not.
+        image = await upload_through(first, (16, 16))
+        assert disk.free_pages == 0
+        listings = [await worker.simulate_get('/images') for worker in (first, second)]
+        fetched = await second.simulate_get(image['image'])
+        full = await second.simulate_post(
+            '/images', body=encode(gradient((16, 16)), 'PNG')
+        )
+
+        disk.empty()
+        deleted = await second.simulate_delete(image['image'])
+        gone = [await worker.simulate_get(image['image']) for worker in (first, second)]
+
+    assert [resp.json for resp in listings] == [[image], [image]]
+    assert fetched.status_code == 200
+    assert full.status_code == 507
+    assert deleted.status_code == 204
+    assert [resp.status_code for resp in gone] == [404, 404]
+
+
+@pytest.mark.live
+def test_a_full_disk_under_uvicorn_kills_no_worker(tmp_path, live_redis, disk):
+    kept = put_image(disk.storage)
+    sparse_counter(disk.storage)
+    disk.fill()
+    port = servers.free_port()
+    process = servers.start_uvicorn(
+        disk.storage,
+        live_redis,
+        port,
+        '--workers',
+        '2',
+        env={'ASGI_LOOK_SECRET': SECRET},
+    )
+    try:
+        workers = worker_pids(process.pid)
+        assert len(workers) == 2
+        with httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=30) as http:
+            # New connections, so that both workers answer some.
+            answers = [
+                http.get('/images', headers={'Connection': 'close'}) for _ in range(8)
+            ]
+            image = answers[0].json()[0]
+            picture = http.get(image['image'])
+            thumbnail = http.get(image['thumbnails'][0])
+            upload = encode(gradient((64, 48)), 'PNG')
+            full = [
+                http.post('/images', content=upload, headers={'Connection': 'close'})
+                for _ in range(4)
+            ]
+            still = http.get('/images')
+            crashed = worker_pids(process.pid) != workers
+
+            disk.empty()
+            added = http.post('/images', content=upload)
+            listing = [
+                http.get('/images', headers={'Connection': 'close'}) for _ in range(4)
+            ]
+    finally:
+        servers.stop(process)
+
+    assert [resp.status_code for resp in answers] == [200] * 8
+    assert image['id'] == kept
+    assert (picture.status_code, thumbnail.status_code) == (200, 200)
+    assert [resp.status_code for resp in full] == [507] * 4
+    assert still.status_code == 200
+    assert not crashed
+    assert added.status_code == 201
+    assert [resp.json() for resp in listing] == [[image, added.json()]] * 4
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """The pids of uvicorn's worker processes: its children that serve."""
+    with open(f'/proc/{supervisor}/task/{supervisor}/children') as children:
+        pids = {int(pid) for pid in children.read().split()}
+    # Not multiprocessing's resource tracker, should one run.
+    return {pid for pid in pids if b'resource_tracker' not in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f'/proc/{pid}/cmdline', 'rb') as cmdline:
+        return cmdline.read()
+
+
+# Files under the name of an image that are not that image.
+
+JPEG = encode(gradient((320, 200)), 'JPEG', quality=90)
+SOI, EOI = b'\xff\xd8', b'\xff\xd9'
+
+
+def comment(text: bytes) -> bytes:
+    return b'\xff\xfe' + (len(text) + 2).to_bytes(2, 'big') + text
+
+
+@pytest.mark.parametrize(
+    ('data', 'size'),
+    [
+        (JPEG, (320, 200)),
+        (encode(gradient((64, 48)), 'JPEG', progressive=True), (64, 48)),
+        # A frame header past the first read, behind 60 kB of metadata.
+        (encode(gradient((320, 200)), 'JPEG', comment=b'x' * 60000), (320, 200)),
+        # Fill bytes and a restart marker before the frame: decoders skip them.
+        (SOI + b'\xff\xff\xd0' + JPEG[2:], (320, 200)),
+    ],
+)
+def test_the_size_of_a_jpeg_is_read_from_its_frame_header(tmp_path, data, size):
+    path = tmp_path / 'picture.jpeg'
+    path.write_bytes(data)
+
+    assert jpeg.frame_size(path) == size
+
+
+@pytest.mark.parametrize(
+    ('data', 'reason'),
+    [
+        (b'', 'not a JPEG'),
+        (encode(gradient(), 'PNG'), 'not a JPEG'),
+        (SOI + b'\xff', 'not a whole JPEG'),
+        (JPEG[:-2], 'not a whole JPEG'),
+        (JPEG[: len(JPEG) // 2], 'not a whole JPEG'),
+        (SOI + b'no markers here' + EOI, 'no frame header'),
+        # Scan data before any frame header.
+        (SOI + b'\xff\xda\x00\x08' + bytes(6) + EOI, 'no frame header'),
+        (SOI + comment(b'') + EOI, 'no frame header'),
+        # A segment that says it is shorter than its own length field.
+        (SOI + b'\xff\xfe\x00\x00' + JPEG[2:], 'no frame header'),
+        # A frame header cut short by the end of the file.
+        (SOI + b'\xff\xc0\x00\x11\x08' + EOI, 'no frame header'),
+        (SOI + comment(b'x') * 300 + JPEG[2:], 'no frame header'),
+    ],
+)
+def test_what_is_not_a_whole_jpeg_says_what_it_is(tmp_path, data, reason):
+    path = tmp_path / 'picture.jpeg'
+    path.write_bytes(data)
+
+    with pytest.raises(jpeg.JPEGError) as failure:
+        jpeg.frame_size(path)
+
+    assert reason in str(failure.value)
+
+
+def test_files_that_are_not_the_jpeg_their_name_says_are_not_listed_or_served(
+    config, storage_path, caplog
+):
+    honest = put_image(storage_path)
+    liars = {
+        put_image(storage_path, data=os.urandom(5000)): 'not a JPEG',
+        put_image(storage_path, data=JPEG[: len(JPEG) // 2]): 'not a whole JPEG',
+        put_image(storage_path, data=encode(gradient(), 'PNG')): 'not a JPEG',
+        put_image(
+            storage_path, name_size=(64000, 48000)
+        ): 'a JPEG of 320x200 where its name says 64000x48000',
+    }
+    # Hidden files are asgilook's own (its counter, its key) or the system's.
+    (pathlib.Path(storage_path) / '.DS_Store').write_bytes(b'\0' * 64)
+    caplog.set_level(logging.WARNING, logger='asgilook.catalog')
+    client = falcon.testing.TestClient(create_app(config))
+
+    listings = [client.simulate_get('/images') for _ in range(3)]
+    # Another change, and the directory is read again: no file is reported twice.
+    upload = client.simulate_post('/images', body=encode(gradient((64, 64)), 'PNG'))
+    after = client.simulate_get('/images')
+    answers = {
+        image_id: [
+            client.simulate_get(f'/images/{image_id}.jpeg').status_code,
+            client.simulate_get(f'/thumbnails/{image_id}/32000x24000.jpeg').status_code,
+            client.simulate_get(f'/thumbnails/{image_id}/160x100.jpeg').status_code,
+        ]
+        for image_id in liars
+    }
+    picture = client.simulate_get(f'/images/{honest}.jpeg')
+
+    assert [[item['id'] for item in resp.json] for resp in listings] == [[honest]] * 3
+    assert [item['id'] for item in after.json] == [honest, upload.json['id']]
+    assert answers == {image_id: [404, 404, 404] for image_id in liars}
+    assert picture.content == stored_file(storage_path, honest).read_bytes()
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if m.startswith('ignoring .')]
+    for image_id, reason in liars.items():
+        (message,) = [m for m in messages if m.startswith(f'ignoring {image_id}.')]
+        assert f': {reason}' in message
+
+
+async def test_a_file_is_checked_when_first_seen_not_at_every_reading(
+    storage_path, redis_server, monkeypatch
+):
+    checked = []
+    check = files.check
+    monkeypatch.setattr(
+        files,
+        'check',
+        lambda directory, name, entry: (
+            checked.append(name) or check(directory, name, entry)
+        ),
+    )
+    by_hand = put_image(storage_path)
+    liar = put_image(storage_path, data=JPEG[:-2])
+    async with two_workers(storage_path, redis_server) as (first, second):
+        # Each worker checks what it finds at start, once.
+        assert sorted(checked) == sorted(
+            [stored_file(storage_path, by_hand).name] * 2
+            + [stored_file(storage_path, liar).name] * 2
+        )
+        checked.clear()
+        uploads = [await upload_through(first, (64, 64)) for _ in range(3)]
+        # The other worker reads the directory again, and checks what is new.
+        await second.simulate_get('/images')
+        by_second = sorted(checked)
+        checked.clear()
+        own = await upload_through(second, (64, 64))
+        listing = await first.simulate_get('/images')
+        by_first = list(checked)
+
+    def name(image):
+        return stored_file(storage_path, image['id']).name
+
+    # Neither checked what it wrote itself, nor read again what it rejected.
+    assert by_second == sorted(name(image) for image in uploads)
+    assert by_first == [name(own)]
+    assert {item['id'] for item in listing.json} == {
+        by_hand,
+        own['id'],
+        *(image['id'] for image in uploads),
+    }
+
+
+async def test_as_an_unprivileged_user_what_cannot_be_read_is_not_listed(
+    redis_server, caplog
+):
+    # A directory an unprivileged process may use: none of pytest's is.
+    directory = pathlib.Path(tempfile.mkdtemp())
+    try:
+        os.chmod(directory, 0o777)
+        image_id = put_image(directory)
+        path = stored_file(directory, image_id)
+        # Not even root reads past an LSM; an unprivileged process past mode 0.
+        os.chmod(path, 0)
+        # An upload in progress of a process of another user (init's, here).
+        in_progress = temporary(directory, 1)
+        config = config_over(directory, redis_server)
+        async with contextlib.AsyncExitStack() as stack:
+            with as_nobody():
+                conductor = await stack.enter_async_context(
+                    falcon.testing.ASGIConductor(create_app(config))
+                )
+                hidden = await conductor.simulate_get('/images')
+            os.chmod(path, 0o644)
+            # Another change: the directory is read again, the file with it.
+            await upload_through(conductor, (64, 64))
+            shown = await conductor.simulate_get('/images')
+        left = os.listdir(directory)
+    finally:
+        shutil.rmtree(directory)
+
+    assert hidden.json == []
+    assert image_id in [item['id'] for item in shown.json]
+    assert in_progress in left
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(
+        m.startswith(f'ignoring {path.name} ') and 'cannot be read' in m
+        for m in messages
+    )
+
+
+@contextlib.contextmanager
+def as_nobody():
+    """Act as the unprivileged user 'nobody' for a while (as root only)."""
+    assert os.geteuid() == 0, 'this test needs root, as the tmpfs tests do'
+    # Real and effective ids (signals check the real one); root stays saved.
+    os.setresgid(65534, 65534, 0)
+    os.setresuid(65534, 65534, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+# A file removed by hand.
+
+
+async def test_once_a_worker_answered_404_for_an_image_it_never_answers_200(
+    storage_path, redis_server, monkeypatch
+):
+    # Look at the directory on every request that memory does not answer.
+    monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
+    async with two_workers(storage_path, redis_server) as workers:
+        image = await upload_through(workers[0], (640, 400))
+        kept = [image['image'], image['thumbnails'][0]]
+        for worker in workers:
+            for uri in kept * 2:
+                assert (await worker.simulate_get(uri)).status_code == 200
+        assert (await worker.simulate_get(kept[0])).headers['X-ASGILook-Cache'] == 'Hit'
+
+        stored_file(storage_path, image['id']).unlink()
+        answers = []
+        for worker in workers:
+            # What memory does not hold is looked up, and found gone.
+            first = await worker.simulate_get(image['thumbnails'][1])
+            later = [
+                await worker.simulate_get(uri)
+                for _ in range(3)
+                for uri in [image['image'], *image['thumbnails'], '/images']
+            ]
+            answers.append((first.status_code, [resp.status_code for resp in later]))
+            listing = later[-1]
+
+    assert answers == [(404, [404, 404, 404, 200] * 3)] * 2
+    assert listing.json == []
+
+
+# What killed workers leave behind.
+
+
+def ended_pid() -> int:
+    """The pid of a process that has run and ended."""
+    process = subprocess.Popen(['true'])
+    process.wait()
+    return process.pid
+
+
+def temporary(directory, pid=None, age=0) -> str:
+    """Leave a temporary file as an upload of process pid does; return its name."""
+    hex_part = uuid.uuid4().hex
+    name = (
+        f'.incoming-{hex_part}.tmp'
+        if pid is None
+        else f'.incoming-{pid}-{hex_part}.tmp'
+    )
+    path = pathlib.Path(directory) / name
+    path.write_bytes(b'\xff\xd8 part of an upload')
+    moment = path.stat().st_mtime_ns - age * 10**9
+    os.utime(path, ns=(moment, moment))
+    return name
+
+
+def test_a_start_removes_what_uploads_of_ended_processes_left(
+    config, storage_path, caplog
+):
+    image_id = put_image(storage_path)
+    dead = ended_pid()
+    removed = [
+        temporary(storage_path, dead),
+        # Left by an earlier process that had this one's pid.
+        temporary(storage_path, os.getpid()),
+        # From the release that did not name the process, over an hour ago.
+        temporary(storage_path, age=HOUR + 60),
+    ]
+    # An upload of a process that runs, or one of the last hour.
+    kept = [
+        temporary(storage_path, os.getppid()),
+        temporary(storage_path, age=HOUR - 60),
+    ]
+    caplog.set_level(logging.WARNING)
+    client = falcon.testing.TestClient(create_app(config))
+
+    listing = client.simulate_get('/images')
+    left = set(os.listdir(storage_path))
+    # Only the first reading of a process clears: later ones meet uploads
+    # in progress, as this one could be.
+    later = temporary(storage_path, dead)
+    client.simulate_post('/images', body=encode(gradient((64, 64)), 'PNG'))
+    again = client.simulate_get('/images')
+
+    assert [item['id'] for item in listing.json] == [image_id]
+    assert not left & set(removed)
+    assert set(kept) <= left
+    assert later in os.listdir(storage_path)
+    assert len(again.json) == 2
+    messages = [record.getMessage() for record in caplog.records]
+    for name in removed:
+        assert len([m for m in messages if m.startswith(f'removed {name} ')]) == 1
+    assert any(
+        m.startswith(f'removed {removed[0]} ')
+        and f'process {dead}, which has ended' in m
+        for m in messages
+    )
+    # The recent one is reported, as it may be a leftover; the live one is not.
+    assert [m for m in messages if m.startswith(f'ignoring {kept[1]} ')]
+    assert not [m for m in messages if kept[0] in m]
+    assert not [m for m in messages if later in m]
+
+
+def test_a_leftover_that_cannot_be_removed_is_reported_and_one_gone_is_not(
+    config, storage_path, caplog
+):
+    # What another worker's start removed first is gone: this one looks no
+    # further. A temporary name that points nowhere is as good as gone.
+    gone = f'.incoming-{uuid.uuid4().hex}.tmp'
+    (pathlib.Path(storage_path) / gone).symlink_to('nowhere')
+    stuck = temporary(storage_path, ended_pid())
+    (pathlib.Path(storage_path) / stuck).unlink()
+    (pathlib.Path(storage_path) / stuck).mkdir()
+    (pathlib.Path(storage_path) / stuck / 'inside').write_text('in the way')
+    caplog.set_level(logging.WARNING)
+    client = falcon.testing.TestClient(create_app(config))
+
+    listing = client.simulate_get('/images')
+
+    assert listing.json == []
+    messages = [record.getMessage() for record in caplog.records]
+    assert [m for m in messages if m.startswith(f'ignoring {stuck} ')] == [
+        f'ignoring {stuck} in {storage_path}: a leftover that cannot be removed: '
+        'Is a directory'
+    ]
+    assert not [m for m in messages if gone in m]
+
+
+async def test_what_one_directory_holds_says_nothing_of_another(
+    config, tmp_path, caplog
+):
+    first, second = tmp_path / 'first', tmp_path / 'second'
+    first.mkdir()
+    second.mkdir()
+    image_id = put_image(first)
+    original = stored_file(first, image_id)
+    # The same name, time and size in another directory, and garbage in it.
+    copy = second / original.name
+    copy.write_bytes(os.urandom(original.stat().st_size))
+    os.utime(copy, ns=(original.stat().st_atime_ns, original.stat().st_mtime_ns))
+    config.storage_path = first
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        listed = await conductor.simulate_get('/images')
+        config.storage_path = second
+        elsewhere = await conductor.simulate_get('/images')
+
+    assert [item['id'] for item in listed.json] == [image_id]
+    assert elsewhere.json == []
