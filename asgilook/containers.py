@@ -1,10 +1,10 @@
-"""The structure of PNG and GIF files, read from their bytes without decoding.
+"""The structure of PNG, GIF and JPEG files, read from their bytes, not decoded.
 
 Pillow decodes a PNG cut anywhere after its last IDAT chunk, one whose
 checksums are wrong after the first IDAT, and a GIF cut before its trailer,
 as if they were whole. These walks find what is missing: one pass over the
 bytes, no pixel decoded (a CRC-32 of every PNG chunk, the length of every GIF
-sub-block).
+sub-block). Of a JPEG, the frame header says how its picture is coded.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
 
 # A PNG chunk's length is at most 2**31 - 1 (PNG 5.3).
 _MAX_CHUNK = 2**31 - 1
+
+# JPEG start-of-frame markers (C4, C8 and CC are other segments), and the
+# markers that stand alone, without a length (TEM, the restarts).
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
 class BrokenFileError(Exception):
@@ -88,3 +93,25 @@ def _skip_sub_blocks(data: memoryview, position: int) -> int:
             return position
     # Cut inside the sub-blocks: the caller finds no trailer after them.
     return end
+
+
+def jpeg_frame(data: memoryview | bytes) -> int:
+    """Return the start-of-frame marker of a JPEG (0xC0 to 0xCF, T.81 B.1.1.3).
+
+    0 if the segments before it are broken (Pillow opens no JPEG whose
+    first scan comes before its frame header).
+    """
+    end = len(data)
+    position = 2  # after the start-of-image marker
+    while position + 4 <= end and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _JPEG_FRAMES:
+            return marker
+        if marker == 0xFF:
+            position += 1  # a fill byte
+        elif marker in _JPEG_STANDALONE:
+            position += 2
+        else:
+            # A segment's length counts its own two bytes.
+            position += 2 + struct.unpack_from('>H', data, position + 2)[0]
+    return 0

@@ -41,6 +41,9 @@ UPLOAD_FORMATS = ('JPEG', 'PNG', 'GIF', 'WEBP', 'TIFF', 'BMP', 'ICO')
 # What asgilook stores is JPEG, and only JPEG is rendered from storage.
 STORED_FORMATS = ('JPEG',)
 
+# The JPEG frames of Huffman coding (T.81 table B.1): what asgilook writes.
+_HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+
 # The longest side libjpeg encodes (JPEG_MAX_DIMENSION); the format's 65535
 # is out of its reach.
 MAX_SIDE = 65500
@@ -156,9 +159,7 @@ def resize(source: str | os.PathLike, size: tuple[int, int], quality: int) -> by
     with open(source, 'rb') as file:
         data = file.read()
     with _open_stored(data) as image:
-        if size not in _halvings(image.size):
-            width, height = image.size
-            raise StoredImageError(f'a {width}x{height} JPEG has no {size} thumbnail')
+        _check_stored(data, image.size, size)
         image.decodermaxblock = len(data)
         image.draft('RGB', size)
         try:
@@ -193,6 +194,25 @@ def _open_stored(data: bytes) -> PIL.Image.Image:
         return PIL.Image.open(io.BytesIO(data), formats=STORED_FORMATS)
     except Exception as ex:
         raise StoredImageError(f'the stored file is not a JPEG: {ex}') from ex
+
+
+def _check_stored(data: bytes, real: tuple[int, int], size: tuple[int, int]) -> None:
+    """Refuse to render what a stored JPEG does not hold.
+
+    The thumbnail must be a halving of the picture's real size, whatever the
+    file's name says. And the file must be long enough for that picture:
+    Huffman coding takes at least a bit for each 8x8 block, where the decoder
+    would make up, grey, whatever a short file leaves out (a few KiB could
+    otherwise claim 64000x48000 and be decoded at gigabytes). asgilook
+    writes Huffman-coded JPEGs only: the arithmetic coding has no such bound.
+    """
+    width, height = real
+    if size not in _halvings(real):
+        raise StoredImageError(f'a {width}x{height} JPEG has no {size} thumbnail')
+    if containers.jpeg_frame(data) not in _HUFFMAN_FRAMES:
+        raise StoredImageError('the stored JPEG is not Huffman-coded')
+    if len(data) * 8 * 64 < width * height:
+        raise StoredImageError(f'{len(data)} bytes cannot hold {width}x{height}')
 
 
 def _halvings(size: tuple[int, int]) -> Iterator[tuple[int, int]]:

@@ -6,6 +6,7 @@ import concurrent.futures
 import functools
 import io
 import pathlib
+import random
 import struct
 import subprocess
 import sys
@@ -426,6 +427,15 @@ def test_a_file_that_is_not_whole_is_422(client, storage_path, kind):
     assert_refused(client, storage_path, PNG_DAMAGE[kind](), 422, 'Damaged image')
 
 
+def test_a_stray_byte_between_gif_blocks_is_passed_over(client):
+    data = animation('GIF')
+
+    resp = upload(client, data[:-1] + b'\x00' + data[-1:])
+
+    assert resp.status_code == 201
+    assert resp.json['size'] == [40, 30]
+
+
 TRUNCATED = {
     'JPEG': lambda: encode(_noisy(), 'JPEG'),
     'progressive JPEG': lambda: encode(_noisy(), 'JPEG', progressive=True),
@@ -481,13 +491,47 @@ def _jpeg(size=(640, 480)) -> bytes:
     return photo(size, seed=5)
 
 
+def _frame_patched(size, marker=0xC0) -> bytes:
+    """A real 640x480 JPEG whose frame header says size, and coding marker."""
+    data = bytearray(_jpeg())
+    frame = data.index(b'\xff\xc0')
+    data[frame + 1] = marker
+    data[frame + 5 : frame + 9] = struct.pack('>2H', size[1], size[0])
+    return bytes(data)
+
+
+def _scan_of_noise() -> bytes:
+    """A whole JPEG whose scan is bytes the decoder stops at (seed 0 does)."""
+    data = _jpeg()
+    scan = data.index(b'\xff\xda')
+    return data[: scan + 14] + random.Random(0).randbytes(20000) + b'\xff\xd9'
+
+
+def _before_frame(inserted: bytes) -> bytes:
+    data = _jpeg()
+    frame = data.index(b'\xff\xc0')
+    return data[:frame] + inserted + data[frame:]
+
+
+# (bytes, the size in the name): none holds a picture of that size.
 STORED = {
     'garbage': lambda: (b'not a JPEG at all ' * 100, (640, 480)),
     'JPEG cut at 60%': lambda: (_jpeg()[: len(_jpeg()) * 6 // 10], (640, 480)),
     'JPEG cut before its end': lambda: (_jpeg()[:-2], (640, 480)),
     'PNG under a JPEG name': lambda: (encode(gradient((640, 480)), 'PNG'), (640, 480)),
-    'JPEG named 64000x48000': lambda: (_jpeg(), (64000, 48000)),
+    'JPEG named 20000x15000': lambda: (_jpeg(), (20000, 15000)),
     'JPEG named twice its size': lambda: (_jpeg(), (1280, 960)),
+    # Whole JPEGs whose frame header agrees with their name:
+    'JPEG of a scan of noise': lambda: (_scan_of_noise(), (640, 480)),
+    '90 KiB saying 20000x15000': lambda: (
+        _frame_patched((20000, 15000)),
+        (20000, 15000),
+    ),
+    'arithmetic-coded JPEG': lambda: (_frame_patched((640, 480), 0xC9), (640, 480)),
+    'JPEG with bytes before its frame': lambda: (
+        _before_frame(b'\x00\x00'),
+        (640, 480),
+    ),
 }
 
 
@@ -506,7 +550,7 @@ async def test_a_stored_file_that_is_not_its_image_is_404(
         uris = [uri for image in listed for uri in image['thumbnails']]
         uris = uris or [f'/thumbnails/{image_id}/{named[0] // 2}x{named[1] // 2}.jpeg']
         for uri in uris[:2]:
-            # Never a hang: a render of 32000x24000 would allocate ~3 GB.
+            # Never a hang: 10000x7500 would be decoded from 90 KiB.
             resp = await asyncio.wait_for(conductor.simulate_get(uri), 30)
 
             assert resp.status_code == 404, resp.text
@@ -523,6 +567,13 @@ def test_a_real_jpeg_renders_under_a_true_name(storage_path):
 
     assert resp.status_code == 200
     assert decode(resp.content).size == (320, 240)
+
+
+def test_resize_renders_a_jpeg_with_a_restart_and_fill_before_its_frame(tmp_path):
+    path = tmp_path / 'stored.jpeg'
+    path.write_bytes(_before_frame(b'\xff\xd0\xff'))
+
+    assert decode(imaging.resize(path, (320, 240), 90)).size == (320, 240)
 
 
 @pytest.mark.parametrize('kind', sorted(STORED))
