@@ -13,6 +13,7 @@ from .conditional import ConditionalRequests
 from .config import Config
 from .fastpath import CachedApp
 from .images import Images, Thumbnails
+from .signing import ServiceKey
 from .store import StorageUnavailableError, Store
 
 
@@ -20,7 +21,11 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     """Wire the store, the resources, the cache and the error handlers."""
     config = config or Config()
     store = Store(config)
-    cache = RedisCache(config, validator=store.version, generation=store.generation)
+    # Loaded at start-up (by the cache, the first to need it).
+    key = ServiceKey(config)
+    cache = RedisCache(
+        config, validator=store.version, generation=store.generation, key=key
+    )
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 

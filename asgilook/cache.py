@@ -12,14 +12,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon.asgi
-import msgpack
 import redis.asyncio.retry
 import redis.backoff
 import redis.exceptions
 
+from . import entries
 from .config import Config
+from .entries import Entry
 from .flights import Flight, Flights
 from .memory import MemoryTier
+from .signing import ServiceKey
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +40,10 @@ class _CacheUnavailable(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Entry:
-    """One cached response and the version of what it was computed from."""
-
-    content_type: str
-    body: bytes
-    version: str
-    headers: dict[str, str]
-
-
-@dataclasses.dataclass(frozen=True)
 class _Kept:
     """An entry in this process's memory, and until when it may be served."""
 
-    entry: _Entry
+    entry: Entry
     generation: bytes
     fresh_until: float
     # The ASGI headers of a Hit, ready for the fast path to send.
@@ -82,6 +74,11 @@ class RedisCache:
     are computed as if there were no cache. Concurrent misses of one path are
     computed once per process, and once across processes while Redis holds
     the lock of the path.
+
+    Entries are signed with the service key for the path they answer, and
+    only an entry asgilook could have computed itself (one of
+    `content_types`, the stored headers in printable ASCII) is stored or
+    sent: whoever can write to Redis cannot make asgilook send anything else.
     """
 
     PREFIX = 'asgilook:'
@@ -94,6 +91,8 @@ class RedisCache:
     # Headers a Hit repeats from the Miss that stored it (Content-Length is
     # the body's, Content-Type is kept on its own).
     STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control')
+    # The types of the responses asgilook computes: no other is stored or sent.
+    CONTENT_TYPES = frozenset({'image/jpeg', 'application/json', 'application/msgpack'})
     TTL = 3600
     # How long a render may hold the key of its path; a process waiting for
     # another's render computes the response itself after this long.
@@ -110,26 +109,35 @@ class RedisCache:
     # while Redis has answered within LIVENESS (an outage shows as Bypass).
     MEMORY_TTL = 1.0
     LIVENESS = 0.5
+    # How long an entry may take to be written once its response is computed
+    # (several megabytes on a busy machine). The response waits for it no
+    # longer than redis_timeout; the write goes on without it.
+    STORE_TIMEOUT = 2.0
 
     def __init__(
         self,
         config: Config,
         validator: Callable[[str], Awaitable[str | None]] | None = None,
         generation: Callable[[], bytes | None] | None = None,
+        key: ServiceKey | None = None,
+        content_types: frozenset[str] = CONTENT_TYPES,
     ) -> None:
         self._config = config
         self._validator = validator or _always_valid
         self._generation = generation or _no_generation
+        self._service_key = key or ServiceKey(config)
+        self._content_types = content_types
         self._memory = MemoryTier(config.memory_cache_size)
         self._alive_until = 0.0
-        # Creating the client does no I/O; it connects on first use. Retries
+        # Creating a client does no I/O; it connects on first use. Retries
         # are left to the next request: a cache does not make one wait.
-        self._redis = config.redis_from_url(
-            config.redis_host,
-            socket_timeout=config.redis_timeout,
-            socket_connect_timeout=config.redis_timeout,
-            retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
-        )
+        # Lookups and the writes of entries have clients (and connections)
+        # of their own: a write cut short never holds up a lookup.
+        self._redis = self._client(config.redis_timeout)
+        self._store_redis = self._client(max(config.redis_timeout, self.STORE_TIMEOUT))
+        self._storing: set[asyncio.Task] = set()
+        # Unsigned entries are logged once: whoever wrote them may write many.
+        self._unsigned_seen = False
         self._flights = Flights()
         # What this process writes into the keys of the paths it renders.
         self._rendering = self.RENDERING + uuid.uuid4().hex.encode()
@@ -137,17 +145,35 @@ class RedisCache:
         self._set_nx_get = True
         # None until the first answer or failure, then whether Redis answers.
         self._available: bool | None = None
+        # Whether Redis has ever answered this process.
+        self._answered = False
         self._retry_at = 0.0
+        # The PING that decides whether a late answer was Redis's fault.
+        self._suspicion: asyncio.Task | None = None
+
+    def _client(self, timeout: float) -> Any:
+        return self._config.redis_from_url(
+            self._config.redis_host,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
+        )
 
     async def process_startup(
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
+        await self._service_key.load()
         await self._ping()
 
     async def process_shutdown(
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
+        # Entries on their way are written (each within STORE_TIMEOUT) first.
+        await asyncio.gather(*self._storing)
+        if self._suspicion is not None:
+            await self._suspicion
         await self._redis.aclose()
+        await self._store_redis.aclose()
 
     async def process_request(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
@@ -189,12 +215,13 @@ class RedisCache:
         try:
             if (
                 resp.get_header(self.CACHE_HEADER) == 'Miss'
-                and req.method == 'GET'
                 and req_succeeded
                 and resp.status_code == 200
                 and lookup.version is not None
             ):
                 entry = await _response_entry(resp, lookup.version)
+                if entry is not None and not entry.sendable(self._content_types):
+                    entry = None
         finally:
             if lookup.flight is not None:
                 self._flights.land(lookup.flight, entry)
@@ -202,15 +229,31 @@ class RedisCache:
             return
         if entry is not None:
             self._keep(req.path, entry, lookup.generation)
-            data = msgpack.packb(
-                [entry.content_type, entry.body, entry.version, entry.headers],
-                use_bin_type=True,
-            )
             # The entry takes the place of this render's mark.
-            await self._quietly(self._redis.set, self._key(req.path), data, ex=self.TTL)
+            await self._store(req.path, entry)
         elif lookup.locked:
             # Nothing to store: those waiting for this render compute their own.
             await self._quietly(self._redis.delete, self._key(req.path))
+
+    async def _store(self, path: str, entry: Entry) -> None:
+        """Write an entry to Redis, waiting for it redis_timeout at most."""
+        data = entries.pack(entry, path, self._service_key)
+        task = asyncio.create_task(self._write(self._key(path), data))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        # Past the timeout the response goes on, and the entry on its way.
+        await asyncio.wait({task}, timeout=self._config.redis_timeout)
+
+    async def _write(self, key: str, data: bytes) -> None:
+        try:
+            await self._store_redis.set(key, data, ex=self.TTL)
+        except _REDIS_ERRORS:
+            # A write cut short (a large entry on a busy machine, a connection
+            # lost mid-way, which the client then drops) says little of Redis;
+            # a PING, held to the rule of lookups, says whether it answers.
+            await self._ping()
+            return
+        self._alive_until = time.monotonic() + self.LIVENESS
 
     async def _invalidate(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
@@ -241,28 +284,23 @@ class RedisCache:
             self._keep(path, kept.entry, lookup.generation)
             return self._serve(resp, kept.entry)
 
-        if req.method == 'GET':
-            flight, leading = self._flights.join(path, version)
-            if not leading:
-                entry = await self._flights.follow(flight, within=self.LOCK_TTL)
-                return 'Miss' if entry is None else self._serve(resp, entry)
-            lookup.flight = flight
-            data = await self._command(self._mark, self._key(path))
-            lookup.locked = data is None
-            entry = _valid(data, version)
-            if self._rendered_by_another(data):
-                entry = await self._rendered_elsewhere(path, version)
-        else:
-            # A HEAD serves what there is, and leaves rendering to GETs.
-            entry = _valid(
-                await self._command(self._redis.get, self._key(path)), version
-            )
+        # A HEAD takes part as a GET does: its responder may compute the
+        # body too (then it is stored), or only the headers (then nothing is).
+        flight, leading = self._flights.join(path, version)
+        if not leading:
+            entry = await self._flights.follow(flight, within=self.LOCK_TTL)
+            return 'Miss' if entry is None else self._serve(resp, entry)
+        lookup.flight = flight
+        data = await self._command(self._mark, self._key(path))
+        lookup.locked = data is None
+        entry = self._valid(data, path, version)
+        if self._rendered_by_another(data):
+            entry = await self._rendered_elsewhere(path, version)
 
         if entry is None:
             return 'Miss'
         self._keep(path, entry, lookup.generation)
-        if lookup.flight is not None:
-            self._flights.land(lookup.flight, entry)
+        self._flights.land(flight, entry)
         return self._serve(resp, entry)
 
     async def _mark(self, key: str) -> bytes | None:
@@ -286,7 +324,7 @@ class RedisCache:
         data, _ = await pipe.execute()
         return data
 
-    async def _rendered_elsewhere(self, path: str, version: str) -> _Entry | None:
+    async def _rendered_elsewhere(self, path: str, version: str) -> Entry | None:
         """Wait while another process renders path; return its entry."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.LOCK_TTL
@@ -294,8 +332,30 @@ class RedisCache:
             await asyncio.sleep(self.POLL_INTERVAL)
             data = await self._command(self._redis.get, self._key(path))
             if not self._rendered_by_another(data):
-                return _valid(data, version)
+                return self._valid(data, path, version)
         return None
+
+    def _valid(self, data: bytes | None, path: str, version: str) -> Entry | None:
+        """Return the entry stored for path if it still shows what holds now."""
+        try:
+            entry = entries.unpack(data, path, self._service_key)
+        except entries.UnsignedEntryError:
+            if not self._unsigned_seen:
+                self._unsigned_seen = True
+                logger.warning(
+                    "Redis at %s holds entries not signed with this service's "
+                    'key (another ASGI_LOOK_SECRET, or forged); they are '
+                    'treated as misses',
+                    self._config.redis_host,
+                )
+            return None
+        if (
+            entry is None
+            or entry.version != version
+            or not entry.sendable(self._content_types)
+        ):
+            return None
+        return entry
 
     def _rendered_by_another(self, data: bytes | None) -> bool:
         # A mark of this process is one its render could not take back while
@@ -337,7 +397,7 @@ class RedisCache:
             return None
         return kept
 
-    def _keep(self, path: str, entry: _Entry, generation: bytes | None) -> None:
+    def _keep(self, path: str, entry: Entry, generation: bytes | None) -> None:
         if generation is None:
             return
         headers = [
@@ -352,7 +412,7 @@ class RedisCache:
         kept = _Kept(entry, generation, time.monotonic() + self.MEMORY_TTL, headers)
         self._memory.put(path, kept, len(entry.body))
 
-    def _serve(self, resp: falcon.asgi.Response, entry: _Entry) -> str:
+    def _serve(self, resp: falcon.asgi.Response, entry: Entry) -> str:
         resp.content_type = entry.content_type
         resp.data = entry.body
         for name, value in entry.headers.items():
@@ -361,6 +421,9 @@ class RedisCache:
         return 'Hit'
 
     async def _reachable(self) -> bool:
+        if self._suspicion is not None:
+            # Redis was late; until a PING says why, nobody waits for it.
+            return False
         if self._available:
             return True
         if time.monotonic() < self._retry_at:
@@ -376,10 +439,11 @@ class RedisCache:
             return False
         if self._available is False:
             logger.warning(
-                'Redis at %s answers again; serving from the cache',
+                'Redis at %s answers%s; serving from the cache',
                 self._config.redis_host,
+                ' again' if self._answered else '',
             )
-        self._available = True
+        self._available = self._answered = True
         return True
 
     async def _command(self, command, *args, **kwargs):
@@ -388,10 +452,33 @@ class RedisCache:
             async with asyncio.timeout(self._config.redis_timeout):
                 result = await command(*args, **kwargs)
         except _REDIS_ERRORS as ex:
-            self._lost(ex)
+            if self._available and isinstance(ex, _TIMEOUTS):
+                self._suspect()
+            else:
+                self._lost(ex)
             raise _CacheUnavailable from ex
         self._alive_until = time.monotonic() + self.LIVENESS
         return result
+
+    def _suspect(self) -> None:
+        # A command of a Redis that answered may be late because this process
+        # was busy (a burst of large responses), not Redis. A PING decides;
+        # nobody waits for it, so it is given RETRY_INTERVAL to answer.
+        if self._suspicion is None:
+            self._suspicion = asyncio.create_task(self._confirm())
+
+    async def _confirm(self) -> None:
+        budget = max(self._config.redis_timeout, self.RETRY_INTERVAL)
+        try:
+            async with asyncio.timeout(budget):
+                # The client that waits longer (also to connect) than lookups.
+                await self._store_redis.ping()
+        except _REDIS_ERRORS as ex:
+            self._lost(ex)
+        else:
+            self._alive_until = time.monotonic() + self.LIVENESS
+        finally:
+            self._suspicion = None
 
     async def _quietly(self, command, *args, **kwargs) -> None:
         with contextlib.suppress(_CacheUnavailable):
@@ -421,53 +508,32 @@ def _no_generation() -> bytes:
     return b''
 
 
-def _valid(data: bytes | None, version: str) -> _Entry | None:
-    """Return the entry stored under a key if it still shows what holds now."""
-    entry = _decode(data)
-    return entry if entry is not None and entry.version == version else None
+async def _response_entry(resp: falcon.asgi.Response, version: str) -> Entry | None:
+    """Return what a Hit will need to repeat a response; None if it has no body.
 
-
-def _decode(data: bytes | None) -> _Entry | None:
-    """Return the entry stored under a key, if it is one this version wrote."""
-    if data is None:
-        return None
-    try:
-        content_type, body, version, headers = msgpack.unpackb(data, raw=False)
-    except (ValueError, TypeError):
-        # Garbage or an older format: treat it as absent; it is overwritten.
-        return None
-    if (
-        isinstance(content_type, str)
-        and isinstance(body, bytes)
-        and isinstance(version, str)
-        and isinstance(headers, dict)
-        and all(isinstance(item, str) for pair in headers.items() for item in pair)
-    ):
-        return _Entry(content_type, body, version, headers)
-    return None
-
-
-async def _response_entry(resp: falcon.asgi.Response, version: str) -> _Entry:
-    """Return what a Hit will need to repeat a response."""
+    A HEAD whose responder set only the headers computed no body to keep.
+    """
     headers = {
         name: value
         for name in RedisCache.STORED_HEADERS
         if (value := resp.get_header(name)) is not None
     }
     body = await _render_body(resp)
+    if body is None:
+        return None
     # Without a type of its own, a response is sent as the default media type.
     content_type = resp.content_type or resp.options.default_media_type
-    return _Entry(content_type, body, version, headers)
+    return Entry(content_type, body, version, headers)
 
 
-async def _render_body(resp: falcon.asgi.Response) -> bytes:
-    """Return the body of a response, turning a stream into data first.
+async def _render_body(resp: falcon.asgi.Response) -> bytes | None:
+    """Return the body of a response (None: none), turning a stream into data first.
 
     A stream can be read only once: what is cached must also be what is sent.
     """
     stream = resp.stream
     if stream is None:
-        return await resp.render_body() or b''
+        return await resp.render_body()
 
     resp.stream = None
     try:

@@ -27,11 +27,12 @@ def test_entries_are_msgpack_under_the_path(client, redis, png_image):
     image = client.simulate_post('/images', body=png_image).json
     listing = client.simulate_get('/images')
 
-    content_type, body, version, headers = msgpack.unpackb(
+    content_type, body, version, headers, signature = msgpack.unpackb(
         redis.get('asgilook:/images')
     )
     assert (content_type, body) == ('application/json', listing.content)
     assert version
+    assert len(signature) == 32
     assert headers == {'ETag': listing.headers['ETag'], 'Cache-Control': 'no-cache'}
     assert 3590 < redis.ttl('asgilook:/images') <= 3600
     client.simulate_get(image['thumbnails'][0])
@@ -177,7 +178,7 @@ class _Streamed:
             for number in range(100):
                 yield f'chunk {number};'.encode()
 
-        resp.content_type = falcon.MEDIA_TEXT
+        resp.content_type = falcon.MEDIA_JSON
         resp.stream = chunks()
 
 
@@ -288,20 +289,27 @@ async def test_going_away_and_coming_back_is_logged_once_each(
     )
 
 
-def test_the_redis_client_gives_up_within_the_timeout(config):
-    seen = {}
+def test_the_redis_clients_give_up_within_their_timeouts(config):
+    seen = []
 
     def redis_from_url(url, **kwargs):
-        seen.update(kwargs, url=url)
+        seen.append(dict(kwargs, url=url))
         return aioredis.from_url(url, **kwargs)
 
     config.redis_from_url = redis_from_url
     config.redis_timeout = 0.3
     create_app(config)
 
-    assert seen['url'] == 'redis://localhost'
-    assert seen['socket_timeout'] == seen['socket_connect_timeout'] == 0.3
-    assert seen['retry'].get_retries() == 0
+    # One client for lookups, one for the writes of entries.
+    lookups, stores = seen
+    assert lookups['url'] == stores['url'] == 'redis://localhost'
+    assert lookups['socket_timeout'] == lookups['socket_connect_timeout'] == 0.3
+    assert (
+        stores['socket_timeout']
+        == stores['socket_connect_timeout']
+        == (RedisCache.STORE_TIMEOUT)
+    )
+    assert lookups['retry'].get_retries() == stores['retry'].get_retries() == 0
 
 
 def test_options_is_answered_and_not_cached(client):
@@ -310,3 +318,51 @@ def test_options_is_answered_and_not_cached(client):
     assert resp.status_code == 200
     assert set(resp.headers['Allow'].split(', ')) == {'GET', 'HEAD', 'POST'}
     assert 'X-ASGILook-Cache' not in resp.headers
+
+
+async def test_a_redis_that_comes_up_after_the_start_answers_not_again(
+    config, redis_server, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    redis_server.connected = False
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        down = await conductor.simulate_get('/images')
+        redis_server.connected = True
+        up = [await conductor.simulate_get('/images') for _ in range(2)]
+
+    assert down.headers['X-ASGILook-Cache'] == 'Bypass'
+    assert [resp.headers['X-ASGILook-Cache'] for resp in up] == ['Miss', 'Hit']
+    messages = [r.getMessage() for r in caplog.records if r.name == 'asgilook.cache']
+    assert messages == [
+        'Redis at redis://localhost cannot be reached (FakeRedis is emulating a '
+        'connection error.); serving without the cache',
+        'Redis at redis://localhost answers; serving from the cache',
+    ]
+
+
+class _LosesRedis:
+    """A responder during whose work Redis goes away."""
+
+    def __init__(self, redis_server):
+        self._redis_server = redis_server
+
+    async def on_get(self, req, resp):
+        self._redis_server.connected = False
+        resp.media = ['computed']
+
+
+def test_a_redis_lost_before_the_entry_is_written(config, redis_server, caplog):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/lost', _LosesRedis(redis_server))
+    client = falcon.testing.TestClient(app)
+
+    first = client.simulate_get('/lost')
+    second = client.simulate_get('/lost')
+
+    assert (first.status_code, first.json) == (200, ['computed'])
+    assert first.headers['X-ASGILook-Cache'] == 'Miss'
+    assert second.headers['X-ASGILook-Cache'] == 'Bypass'
+    messages = [r.getMessage() for r in caplog.records if r.name == 'asgilook.cache']
+    assert len(messages) == 1
+    assert 'cannot be reached' in messages[0]

@@ -229,3 +229,64 @@ async def test_a_leader_that_ends_without_landing_releases_its_followers():
 
     assert await flights.follow(flight, within=1) is None
     assert flights.join('/images', 'v1')[1] is True
+
+
+async def test_a_head_of_a_cold_thumbnail_renders_it_for_the_get(
+    storage_path, redis_server, renders
+):
+    async with two_workers(storage_path, redis_server) as (first, second):
+        uri = (await upload_through(first))['thumbnails'][0]
+
+        head = await first.simulate_head(uri)
+        get = await first.simulate_get(uri)
+        elsewhere = await second.simulate_get(uri)
+
+    assert len(renders) == 1
+    assert (head.status_code, head.content) == (200, b'')
+    states = [resp.headers['X-ASGILook-Cache'] for resp in (head, get, elsewhere)]
+    assert states == ['Miss', 'Hit', 'Hit']
+    matters = ('Content-Type', 'Content-Length', 'ETag', 'Last-Modified')
+    for name in matters + ('Cache-Control',):
+        assert head.headers[name] == get.headers[name] == elsewhere.headers[name]
+    assert int(get.headers['Content-Length']) == len(get.content) > 0
+    assert get.content == elsewhere.content
+
+
+async def test_concurrent_heads_and_gets_render_once(config, renders):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        uri = (await upload_through(conductor))['thumbnails'][0]
+
+        crowd = await asyncio.gather(
+            *(
+                conductor.simulate_request(method, uri)
+                for _ in range(4)
+                for method in ('HEAD', 'GET')
+            )
+        )
+
+    assert len(renders) == 1
+    gets = [resp for resp in crowd if resp.content]
+    assert len(gets) == 4
+    assert len({resp.content for resp in gets}) == 1
+
+
+async def test_a_head_of_an_image_leaves_no_mark_and_stores_nothing(
+    config, redis_server, storage_path
+):
+    redis = fakeredis.FakeRedis(server=redis_server)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await upload_through(conductor)
+        uri = image['image']
+
+        head = await conductor.simulate_head(uri)
+        held = redis.get(f'asgilook:{uri}')
+        get = await conductor.simulate_get(uri)
+        again = await conductor.simulate_get(uri)
+
+    assert (head.status_code, head.content) == (200, b'')
+    assert held is None
+    stored = stored_file(storage_path, image['id']).read_bytes()
+    assert (get.status_code, get.content) == (200, stored)
+    assert get.headers['X-ASGILook-Cache'] == 'Miss'
+    assert head.headers['Content-Length'] == get.headers['Content-Length']
+    assert (again.headers['X-ASGILook-Cache'], again.content) == ('Hit', stored)

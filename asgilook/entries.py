@@ -1,0 +1,89 @@
+"""Cache entries: one response as Redis keeps it, signed for the path it answers."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import msgpack
+
+from .signing import ServiceKey
+
+# The purpose the service key signs entries for (see ServiceKey.sign).
+PURPOSE = b'asgilook-cache'
+# The headers an entry repeats from the response that stored it
+# (Content-Length is the body's, Content-Type is kept on its own).
+STORED_HEADERS = frozenset({'ETag', 'Last-Modified', 'Cache-Control'})
+# What a header value may hold: printable ASCII, no line breaks.
+_PRINTABLE = re.compile(r'[\x20-\x7e]*')
+
+
+class UnsignedEntryError(ValueError):
+    """An entry is not signed by this service's key for the path it is under."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One cached response and the version of what it was computed from."""
+
+    content_type: str
+    body: bytes
+    version: str
+    headers: dict[str, str]
+
+    def sendable(self, content_types: frozenset[str]) -> bool:
+        """Return whether this is a response asgilook could have computed.
+
+        One of content_types, only the stored headers, in values printable
+        ASCII: whatever Redis holds, nothing else is sent.
+        """
+        return self.content_type in content_types and all(
+            name in STORED_HEADERS and _PRINTABLE.fullmatch(value)
+            for name, value in self.headers.items()
+        )
+
+
+def pack(entry: Entry, path: str, key: ServiceKey) -> bytes:
+    """Return an entry as Redis keeps it for path: a signed msgpack array."""
+    signature = key.sign(PURPOSE, *_signed_parts(entry, path))
+    return msgpack.packb(
+        [entry.content_type, entry.body, entry.version, entry.headers, signature],
+        use_bin_type=True,
+    )
+
+
+def unpack(data: bytes | None, path: str, key: ServiceKey) -> Entry | None:
+    """Return the entry Redis keeps for path, None if it holds none.
+
+    UnsignedEntryError if what it holds is not signed for path by key.
+    """
+    if data is None:
+        return None
+    try:
+        content_type, body, version, headers, signature = msgpack.unpackb(
+            data, raw=False
+        )
+    except (ValueError, TypeError):
+        # Garbage or an older format: treat it as absent; it is overwritten.
+        return None
+    if not (
+        isinstance(content_type, str)
+        and isinstance(body, bytes)
+        and isinstance(version, str)
+        and isinstance(headers, dict)
+        and all(isinstance(item, str) for pair in headers.items() for item in pair)
+        and isinstance(signature, bytes)
+    ):
+        return None
+    entry = Entry(content_type, body, version, headers)
+    if not key.verify(signature, PURPOSE, *_signed_parts(entry, path)):
+        raise UnsignedEntryError(path)
+    return entry
+
+
+def _signed_parts(entry: Entry, path: str) -> tuple[bytes, bytes]:
+    # One keyed hash over the body; the rest is a few bytes packed first.
+    described = msgpack.packb(
+        [path, entry.content_type, entry.version, entry.headers], use_bin_type=True
+    )
+    return described, entry.body

@@ -1,0 +1,133 @@
+"""The cache against a real redis-server: large writes, a frozen server."""
+
+import asyncio
+import logging
+import random
+import signal
+import time
+
+import falcon
+import falcon.asgi
+import falcon.testing
+import pytest
+from redis import asyncio as aioredis
+
+from asgilook.cache import RedisCache
+
+from . import servers
+from .fakes import make_config
+
+pytestmark = pytest.mark.live
+
+LARGE = 4 * 1024 * 1024
+
+
+class _Blobs:
+    """Responses of a known body per number: large ones, and small ones."""
+
+    async def on_get(self, req, resp, number):
+        resp.content_type = falcon.MEDIA_JPEG
+        resp.data = _blob(number, LARGE)
+
+    async def on_get_small(self, req, resp, number):
+        resp.content_type = falcon.MEDIA_JPEG
+        resp.data = _blob(number, 64)
+
+
+def _blob(number: int, size: int) -> bytes:
+    return random.Random(number).randbytes(size)
+
+
+def _app(storage_path, redis_url, redis_timeout) -> tuple[falcon.asgi.App, RedisCache]:
+    config = make_config(storage_path)
+    config.redis_from_url = aioredis.from_url
+    config.redis_host = redis_url
+    config.redis_timeout = redis_timeout
+    # Every Hit comes from Redis, through the client under test.
+    config.memory_cache_size = 0
+    cache = RedisCache(config)
+    app = falcon.asgi.App(middleware=[cache])
+    app.add_route('/blobs/{number:int}', _Blobs())
+    app.add_route('/small/{number:int}', _Blobs(), suffix='small')
+    return app, cache
+
+
+def _cache_log(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == 'asgilook.cache']
+
+
+async def test_large_entries_written_at_once_turn_nothing_off(
+    storage_path, live_redis, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    numbers = range(16)
+    app, _ = _app(storage_path, live_redis, 0.1)
+    # Another worker, in no hurry, reads back what the first one wrote.
+    reader, _ = _app(storage_path, live_redis, 2.0)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        burst = await asyncio.gather(
+            *(conductor.simulate_get(f'/blobs/{number}') for number in numbers)
+        )
+        async with falcon.testing.ASGIConductor(reader) as elsewhere:
+            stored = [
+                await elsewhere.simulate_get(f'/blobs/{number}') for number in numbers
+            ]
+        # The same client afterwards: every answer is the one asked for.
+        small = [
+            [await conductor.simulate_get(f'/small/{number}') for _ in range(2)]
+            for number in numbers
+        ]
+
+    for number, resp, read in zip(numbers, burst, stored, strict=True):
+        assert (resp.status_code, resp.content) == (200, _blob(number, LARGE))
+        assert read.content == resp.content
+        # What was computed was written whole, under its own path; a lookup
+        # this busy process got to late went without the cache.
+        state = resp.headers['X-ASGILook-Cache'], read.headers['X-ASGILook-Cache']
+        assert state in {('Miss', 'Hit'), ('Bypass', 'Miss')}
+    assert [resp.headers['X-ASGILook-Cache'] for resp in burst].count('Miss') >= 1
+    for number, (miss, hit) in zip(numbers, small, strict=True):
+        assert (miss.headers['X-ASGILook-Cache'], hit.headers['X-ASGILook-Cache']) == (
+            'Miss',
+            'Hit',
+        )
+        assert miss.content == hit.content == _blob(number, 64)
+    # The cache never went off.
+    assert _cache_log(caplog) == []
+
+
+async def test_a_frozen_redis_still_turns_the_cache_off(storage_path, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    port = servers.free_port()
+    redis_url = f'redis://127.0.0.1:{port}'
+    redis = await asyncio.to_thread(servers.start_redis, tmp_path, port)
+    try:
+        app, cache = _app(storage_path, redis_url, 0.1)
+        # A late Redis is asked again soon: the test need not wait.
+        cache.RETRY_INTERVAL = 0.05
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            warm = [await conductor.simulate_get('/small/1') for _ in range(2)]
+            redis.send_signal(signal.SIGSTOP)
+            started = time.monotonic()
+            frozen = await conductor.simulate_get('/small/1')
+            # While a PING decides whether Redis is away, nobody waits for it.
+            meanwhile = await conductor.simulate_get('/small/1')
+            waited = time.monotonic() - started
+        # The server stopped once that PING had its answer: none.
+        redis.send_signal(signal.SIGCONT)
+        async with falcon.testing.ASGIConductor(app) as conductor:
+            thawed = await conductor.simulate_get('/small/1')
+    finally:
+        redis.send_signal(signal.SIGCONT)
+        servers.stop(redis)
+
+    answers = [*warm, frozen, meanwhile, thawed]
+    states = [resp.headers['X-ASGILook-Cache'] for resp in answers]
+    assert states == ['Miss', 'Hit', 'Bypass', 'Bypass', 'Hit']
+    assert {resp.content for resp in answers} == {_blob(1, 64)}
+    assert waited < 0.1 + 1.0
+    assert _cache_log(caplog) == [
+        f'Redis at {redis_url} cannot be reached (no answer within 0.1 s); '
+        'serving without the cache',
+        f'Redis at {redis_url} answers again; serving from the cache',
+    ]
