@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 
+import falcon.asgi
 import falcon.testing
 import pytest
 
@@ -15,6 +16,7 @@ from asgilook import logs, startup
 from asgilook.app import create_app
 from asgilook.config import Config
 from asgilook.startup import AppAtStartup
+from asgilook.store import StorageUnavailableError
 
 from .fakes import make_config
 from .images import photo
@@ -158,6 +160,23 @@ async def test_an_app_whose_own_startup_fails_is_reported(caplog, inner, reason)
     assert sent == [{'type': 'lifespan.startup.failed'}]
     [line] = _cannot_start_lines(caplog)
     assert line.endswith(reason)
+
+
+class _StorageAway:
+    async def process_startup(self, scope, event):
+        raise StorageUnavailableError('cannot store images in /gone')
+
+
+async def test_a_falcon_middleware_that_cannot_start_is_reported_in_its_words(
+    caplog,
+):
+    app = falcon.asgi.App(middleware=[_StorageAway()])
+
+    sent = await _lifespan(AppAtStartup(lambda: app), ['lifespan.startup'])
+
+    assert sent == [{'type': 'lifespan.startup.failed'}]
+    assert _cannot_start_lines(caplog) == ['cannot start: cannot store images in /gone']
+    assert 'Traceback' not in caplog.text
 
 
 async def test_a_failed_shutdown_is_passed_on():
