@@ -7,6 +7,7 @@ import fcntl
 import mmap
 import os
 import pathlib
+import threading
 
 GENERATION_NAME = '.generation'
 
@@ -37,6 +38,8 @@ class Generation:
         # The directory, its counter's map and descriptor, set in one step:
         # a thread may map the counter while the event loop reads it.
         self._mapped: tuple[pathlib.Path, mmap.mmap, int] | None = None
+        # Two changes at once map the counter once.
+        self._mapping = threading.Lock()
 
     async def open(self, directory: pathlib.Path) -> None:
         """Map the counter of directory, if it has one with its bytes on disk."""
@@ -65,10 +68,11 @@ class Generation:
         return await loop.run_in_executor(None, self._advance, directory)
 
     def _map(self, directory: pathlib.Path, create: bool) -> None:
-        if self._mapped is None or self._mapped[0] != directory:
-            mapped = _map_counter(directory, create)
-            if mapped is not None:
-                self._mapped = (directory, *mapped)
+        with self._mapping:
+            if self._mapped is None or self._mapped[0] != directory:
+                mapped = _map_counter(directory, create)
+                if mapped is not None:
+                    self._mapped = (directory, *mapped)
 
     def _advance(self, directory: pathlib.Path) -> tuple[bytes, bytes] | None:
         try:
