@@ -88,9 +88,8 @@ class RedisCache:
     INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
     CACHED_METHODS = frozenset({'GET', 'HEAD'})
     CACHE_HEADER = 'X-ASGILook-Cache'
-    # Headers a Hit repeats from the Miss that stored it (Content-Length is
-    # the body's, Content-Type is kept on its own).
-    STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control')
+    # Headers a Hit repeats from the Miss that stored it.
+    STORED_HEADERS = entries.STORED_HEADERS
     # The types of the responses asgilook computes: no other is stored or sent.
     CONTENT_TYPES = frozenset({'image/jpeg', 'application/json', 'application/msgpack'})
     TTL = 3600
