@@ -1,19 +1,30 @@
-"""The structure of PNG, GIF and JPEG files, read from their bytes, not decoded.
+"""What image files hold, read from their structure before any pixel is decoded.
 
 Pillow decodes a PNG cut anywhere after its last IDAT chunk, one whose
 checksums are wrong after the first IDAT, and a GIF cut before its trailer,
 as if they were whole. These walks find what is missing: one pass over the
 bytes, no pixel decoded (a CRC-32 of every PNG chunk, the length of every GIF
-sub-block). Of a JPEG, the frame header says how its picture is coded.
+sub-block). An icon's picture is sized by the PNG or BMP it embeds, and a
+JPEG's frame header says how its picture is coded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import mmap
+import os
 import struct
 import zlib
+from collections.abc import Iterator
+from typing import IO
+
+import PIL.BmpImagePlugin
+import PIL.IcoImagePlugin
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
+ICO_SIGNATURE = b'\x00\x00\x01\x00'
 
 # A PNG chunk's length is at most 2**31 - 1 (PNG 5.3).
 _MAX_CHUNK = 2**31 - 1
@@ -26,6 +37,23 @@ _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 class BrokenFileError(Exception):
     """The bytes are not a whole, well-formed file of their format."""
+
+
+@contextlib.contextmanager
+def contents(source: IO[bytes]) -> Iterator[memoryview]:
+    """Lend the whole of a file as bytes: its buffer in memory, or it mapped."""
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as view:
+            yield view
+        return
+    if not os.fstat(source.fileno()).st_size:
+        yield memoryview(b'')  # mmap maps no empty file
+        return
+    with (
+        mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+    ):
+        yield view
 
 
 def png_frames(data: memoryview, start: int = 0) -> list[tuple[int, int]]:
@@ -54,6 +82,26 @@ def png_frames(data: memoryview, start: int = 0) -> list[tuple[int, int]]:
             offset = position + (8 if kind == b'IHDR' else 12)
             sizes.append(struct.unpack_from('>2I', data, offset))
         position = crc_at + 4
+
+
+def icon_frame(source: IO[bytes], data: memoryview) -> list[tuple[int, int]]:
+    """Return the sizes an ICO's picture declares, as png_frames does.
+
+    The directory's sizes are one byte a side: the picture Pillow decodes
+    (the largest, then the deepest) is sized by the PNG or BMP it embeds.
+    """
+    source.seek(0)
+    try:
+        entry = PIL.IcoImagePlugin.IcoFile(source).entry[0]
+        if data[entry.offset : entry.offset + 8] == PNG_SIGNATURE:
+            return png_frames(data, entry.offset)
+        source.seek(entry.offset)
+        frame = PIL.BmpImagePlugin.DibImageFile(source)
+    except Exception as ex:
+        # Pillow's parsers raise many kinds of errors on hostile headers.
+        raise BrokenFileError(f'the icon cannot be read: {ex}') from ex
+    # The colours, then a mask of the same size: half the height.
+    return [(frame.width, frame.height // 2)]
 
 
 def check_gif(data: memoryview) -> None:

@@ -13,15 +13,11 @@ What cannot be done is said by one of these errors:
 
 from __future__ import annotations
 
-import contextlib
 import io
-import mmap
 import os
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-import PIL.BmpImagePlugin
-import PIL.IcoImagePlugin
 import PIL.Image
 import PIL.ImageCms
 import PIL.ImageOps
@@ -44,13 +40,12 @@ STORED_FORMATS = ('JPEG',)
 # The JPEG frames of Huffman coding (T.81 table B.1): what asgilook writes.
 _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
 
-# The longest side libjpeg encodes (JPEG_MAX_DIMENSION); the format's 65535
-# is out of its reach.
+# The longest side libjpeg writes (its JPEG_MAX_DIMENSION), short of the
+# 65535 the format allows.
 MAX_SIDE = 65500
 
 # How the formats asgilook accepts begin. Bytes that start like one of these but
 # cannot be decoded are a damaged image, not an unknown format.
-_ICO_SIGNATURE = b'\x00\x00\x01\x00'
 _SIGNATURES = (
     b'\xff\xd8\xff',  # JPEG
     containers.PNG_SIGNATURE,  # PNG, APNG
@@ -58,7 +53,7 @@ _SIGNATURES = (
     b'BM',  # BMP
     b'II*\x00',  # TIFF, little-endian
     b'MM\x00*',  # TIFF, big-endian
-    _ICO_SIGNATURE,
+    containers.ICO_SIGNATURE,
 )
 # Part of every thumbnail's ETag: thumbnails rendered by another Pillow, or by
 # another version of resize() (bump the number when it changes), differ.
@@ -113,7 +108,7 @@ def to_jpeg(
     behind; an RGB colour profile is kept. Every size the decoder will
     allocate is checked from the file's headers before any pixel is decoded.
     """
-    with _contents(source) as data:
+    with containers.contents(source) as data:
         _check_structure(source, data, max_pixels)
     with _open(source, UPLOAD_FORMATS) as image:
         _check_size(image.size, max_pixels)
@@ -229,23 +224,6 @@ def _looks_like_an_image(source: IO[bytes]) -> bool:
     return is_webp or head.startswith(_SIGNATURES)
 
 
-@contextlib.contextmanager
-def _contents(source: IO[bytes]) -> Iterator[memoryview]:
-    """Lend the whole upload as bytes: its buffer in memory, or its file mapped."""
-    if isinstance(source, io.BytesIO):
-        with source.getbuffer() as view:
-            yield view
-        return
-    if not os.fstat(source.fileno()).st_size:
-        yield memoryview(b'')
-        return
-    with (
-        mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-        memoryview(mapped) as view,
-    ):
-        yield view
-
-
 def _check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> None:
     """Check what Pillow would not before it decodes: hidden sizes, cut files."""
     head = bytes(data[:8])
@@ -255,33 +233,11 @@ def _check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> No
             _check_sizes(containers.png_frames(data), max_pixels)
         elif head.startswith(containers.GIF_SIGNATURES):
             containers.check_gif(data)
-        elif head.startswith(_ICO_SIGNATURE):
-            _check_icon(source, data, max_pixels)
+        elif head.startswith(containers.ICO_SIGNATURE):
+            # Pillow decodes the picture of an icon as it opens it.
+            _check_sizes(containers.icon_frame(source, data), max_pixels)
     except containers.BrokenFileError as ex:
         raise DamagedImageError(str(ex)) from ex
-
-
-def _check_icon(source: IO[bytes], data: memoryview, max_pixels: int) -> None:
-    """Check the picture an ICO holds, which Pillow decodes as it opens it.
-
-    The directory's sizes are one byte a side: the picture's real size is in
-    the PNG or BMP it embeds, and open() decodes that picture at once.
-    """
-    source.seek(0)
-    try:
-        # The entry Pillow loads: the largest, then the deepest.
-        entry = PIL.IcoImagePlugin.IcoFile(source).entry[0]
-        if data[entry.offset : entry.offset + 8] == containers.PNG_SIGNATURE:
-            sizes = containers.png_frames(data, entry.offset)
-        else:
-            source.seek(entry.offset)
-            frame = PIL.BmpImagePlugin.DibImageFile(source)
-            # The colours, then a mask of the same size: half the height.
-            sizes = [(frame.width, frame.height // 2)]
-    except Exception as ex:
-        # Pillow's parsers raise many kinds of errors on hostile headers.
-        raise DamagedImageError(f'the icon cannot be read: {ex}') from ex
-    _check_sizes(sizes, max_pixels)
 
 
 def _check_tiles(image: PIL.Image.Image, max_pixels: int) -> None:
