@@ -12,7 +12,7 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFilter
 
-from asgilook.catalog import GENERATION_NAME, file_name
+from asgilook.catalog import TEMPORARY_PREFIX, file_name
 
 
 def encode(image: PIL.Image.Image, fmt: str, **params) -> bytes:
@@ -94,8 +94,16 @@ def stored_file(storage_path, image_id: str) -> pathlib.Path:
 
 
 def image_files(storage_path) -> list[str]:
-    """The files of a storage directory but the generation token asgilook keeps."""
-    return sorted(set(os.listdir(storage_path)) - {GENERATION_NAME})
+    """The images and uploads in progress of a storage directory.
+
+    Not the hidden files asgilook keeps for itself (its generation counter,
+    its service key), which exist whatever was uploaded.
+    """
+    return sorted(
+        name
+        for name in os.listdir(storage_path)
+        if not name.startswith('.') or name.startswith(TEMPORARY_PREFIX)
+    )
 
 
 def photo(size: tuple[int, int] = (1920, 1080), seed: int = 1) -> bytes:

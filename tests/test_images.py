@@ -1,5 +1,6 @@
 import contextlib
 import resource
+import shutil
 import signal
 
 import falcon.testing
@@ -8,7 +9,7 @@ import pytest
 
 from asgilook.app import create_app
 
-from .images import close_to, decode, encode, gradient, stored_file
+from .images import close_to, decode, encode, gradient, image_files, stored_file
 
 FIRST_ID = '36562622-48e5-4a61-be67-e426b11821ed'
 
@@ -109,13 +110,13 @@ def test_a_file_removed_from_storage_is_not_found(client, png_image, storage_pat
 
 
 def test_empty_upload_is_a_bad_request(client, storage_path):
-    before = set(storage_path.listdir())
+    before = image_files(storage_path)
 
     resp = client.simulate_post('/images', body=b'')
 
     assert resp.status_code == 400
     assert resp.json['title'] == 'Empty upload'
-    assert set(storage_path.listdir()) == before
+    assert image_files(storage_path) == before
     assert client.simulate_get('/images').json == []
 
 
@@ -123,26 +124,26 @@ def test_empty_upload_is_a_bad_request(client, storage_path):
     'body', [b'hello, world', b'<html><body>hi</body></html>', bytes(range(256))]
 )
 def test_bytes_that_are_no_image_are_unsupported(client, storage_path, body):
-    before = set(storage_path.listdir())
+    before = image_files(storage_path)
 
     resp = client.simulate_post('/images', body=body)
 
     assert resp.status_code == 415
     assert resp.json['title'] == 'Not an image'
     assert 'JPEG' in resp.json['description']
-    assert set(storage_path.listdir()) == before
+    assert image_files(storage_path) == before
     assert client.simulate_get('/images').json == []
 
 
 def test_a_truncated_image_is_unprocessable(client, storage_path):
     png = encode(gradient(), 'PNG')
-    before = set(storage_path.listdir())
+    before = image_files(storage_path)
 
     resp = client.simulate_post('/images', body=png[: len(png) // 2])
 
     assert resp.status_code == 422
     assert resp.json['title'] == 'Damaged image'
-    assert set(storage_path.listdir()) == before
+    assert image_files(storage_path) == before
 
 
 def test_unknown_path_is_a_json_404(client):
@@ -210,33 +211,34 @@ def file_size_limit(limit):
 
 
 def test_no_room_for_the_upload_is_507(client, storage_path, png_image):
-    before = set(storage_path.listdir())
+    before = image_files(storage_path)
 
     with file_size_limit(len(png_image) // 2):
         resp = client.simulate_post('/images', body=png_image)
 
     assert resp.status_code == 507
     assert resp.json['title'] == 'Storage full'
-    assert set(storage_path.listdir()) == before
+    assert image_files(storage_path) == before
 
 
 def test_no_room_for_the_stored_jpeg_is_507(client, storage_path):
     # A flat PNG is small; its JPEG is not: the upload fits, the image does not.
     upload = encode(gradient((1200, 1200)), 'PNG')
-    before = set(storage_path.listdir())
+    before = image_files(storage_path)
 
     with file_size_limit(len(upload) + 1):
         resp = client.simulate_post('/images', body=upload)
 
     assert resp.status_code == 507
     assert resp.json['title'] == 'Storage full'
-    assert set(storage_path.listdir()) == before
+    assert image_files(storage_path) == before
 
 
 async def test_storage_gone_while_serving_is_503(config, png_image, tmp_path):
     config.storage_path = tmp_path / 'volume'
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        config.storage_path.rmdir()
+        # The volume goes away, with the key asgilook made in it at start.
+        shutil.rmtree(config.storage_path)
 
         resp = await conductor.simulate_post('/images', body=png_image)
 

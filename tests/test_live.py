@@ -1,7 +1,6 @@
 """End to end: a real uvicorn process serving asgilook against a real redis-server."""
 
 import asyncio
-import os
 import signal
 import socket
 import time
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from . import servers
-from .images import decode, encode, gradient
+from .images import decode, encode, gradient, image_files
 
 pytestmark = pytest.mark.live
 
@@ -133,7 +132,7 @@ def test_an_oversized_chunked_upload_is_refused_before_it_ends(tmp_path, live_re
 
         assert response.startswith(b'HTTP/1.1 413 ')
         assert httpx.get(f'{base_url}/images').json() == []
-        assert os.listdir(tmp_path / 'images') == []
+        assert image_files(tmp_path / 'images') == []
 
 
 def test_a_declared_oversized_upload_is_refused_unread(tmp_path, live_redis):

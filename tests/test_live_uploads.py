@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from . import servers
-from .images import encode, gradient, photo
+from .images import encode, gradient, image_files, photo
 
 pytestmark = pytest.mark.live
 
@@ -39,15 +39,6 @@ def head(length=None, extra=b'') -> bytes:
         else b'Content-Length: %d\r\n' % length
     )
     return b'POST /images HTTP/1.1\r\nHost: 127.0.0.1\r\n' + framing + extra + b'\r\n'
-
-
-def files(storage) -> list[str]:
-    """Images and uploads in progress; not what asgilook keeps for itself."""
-    return [
-        name
-        for name in os.listdir(storage)
-        if not name.startswith('.') or name.startswith('.incoming-')
-    ]
 
 
 def wait_for(condition, seconds: float = 10.0) -> bool:
@@ -81,7 +72,7 @@ def test_an_upload_whose_client_went_away_is_not_stored(server, kind, send):
     # The server sees the disconnect at once; give it time to act wrongly.
     time.sleep(0.5)
     assert httpx.get(f'{base_url}/images').json() == []
-    assert wait_for(lambda: files(storage) == [])
+    assert wait_for(lambda: image_files(storage) == [])
 
 
 def test_expect_100_continue_over_the_limit_gets_no_continue(tmp_path, live_redis):
@@ -149,9 +140,12 @@ def test_200_stalled_uploads_take_bounded_memory_and_leave_nothing(server):
             sock.settimeout(10)
             answers.append(sock.recv(64))
     assert all(answer.startswith(b'HTTP/1.1 408 ') for answer in answers)
-    assert wait_for(lambda: files(storage) == [os.path.basename(image_file(storage))])
+    assert wait_for(
+        lambda: image_files(storage) == [os.path.basename(image_file(storage))]
+    )
 
 
 def image_file(storage) -> str:
-    (name,) = [name for name in files(storage) if name.endswith('.jpeg')]
+    """The one image of the storage directory (uploads in progress aside)."""
+    (name,) = [name for name in image_files(storage) if name.endswith('.jpeg')]
     return name

@@ -322,7 +322,7 @@ def test_files_that_are_not_complete_images_are_ignored_and_reported_once(
 
 
 def test_an_empty_storage_directory_is_an_empty_catalog(client, storage_path):
-    assert os.listdir(storage_path) == []
+    assert image_files(storage_path) == []
 
     assert client.simulate_get('/images').json == []
 

@@ -36,7 +36,7 @@ Transpose = PIL.Image.Transpose
 @pytest.fixture
 def storage(storage_path):
     """The names in the storage directory, to compare before and after."""
-    return lambda: set(os.listdir(storage_path))
+    return lambda: image_files(storage_path)
 
 
 def upload(client, body):
@@ -503,7 +503,7 @@ def test_mutated_images_never_fail_the_server(tmp_path_factory, body):
     else:
         assert 400 <= resp.status_code < 500
         assert set(resp.json) == {'title', 'description'}
-        assert os.listdir(storage_path) == []
+        assert image_files(storage_path) == []
         assert client.simulate_get('/images').json == []
 
 
