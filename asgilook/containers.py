@@ -25,6 +25,24 @@ import PIL.IcoImagePlugin
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
 ICO_SIGNATURE = b'\x00\x00\x01\x00'
+TIFF_SIGNATURES = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
+
+# How many directory entries of a TIFF's pages are checked (a page counts
+# one more): ~0.15 s of walking. Beyond, the rest is left unchecked: Pillow
+# decodes the first page only, and a longer walk would cost more than any
+# page is worth. A page has a dozen or two entries.
+MAX_TIFF_ENTRIES = 100_000
+# Where the pieces of a page's picture are: strips, or tiles (offsets, lengths).
+_TIFF_PIECES = ((273, 279), (324, 325))
+# The integer types a TIFF locates them with: SHORT, LONG, LONG8.
+_TIFF_INTEGERS = {3: 'H', 4: 'I', 16: 'Q'}
+# The bytes of a value of each TIFF type (TIFF 6.0 section 2, BigTIFF).
+_TIFF_TYPE_SIZES = {
+    **dict.fromkeys((1, 2, 6, 7), 1),
+    **dict.fromkeys((3, 8), 2),
+    **dict.fromkeys((4, 9, 11, 13), 4),
+    **dict.fromkeys((5, 10, 12, 16, 17, 18), 8),
+}
 
 # A PNG chunk's length is at most 2**31 - 1 (PNG 5.3).
 _MAX_CHUNK = 2**31 - 1
@@ -124,6 +142,58 @@ def check_gif(data: memoryview) -> None:
             # As Pillow does, a stray byte between blocks is passed over.
             position += 1
     raise BrokenFileError('the GIF ends before its trailer')
+
+
+def check_tiff(data: memoryview) -> None:
+    """Check that every page of a TIFF lies within it: directory, values, pieces.
+
+    Pillow reads the first page only, so a file cut in a later page would
+    pass for whole. Classic and BigTIFF, either byte order.
+    """
+    order = '<' if data[0] == 0x49 else '>'
+    try:
+        big = struct.unpack_from(order + 'H', data, 2)[0] == 43
+        (offset,) = struct.unpack_from(order + ('Q' if big else 'I'), data, 4 * big + 4)
+        seen: set[int] = set()
+        budget = MAX_TIFF_ENTRIES
+        while offset and offset not in seen:
+            seen.add(offset)
+            (count,) = struct.unpack_from(order + ('Q' if big else 'H'), data, offset)
+            budget -= count + 1
+            if budget < 0:
+                return
+            offset = _check_tiff_page(data, order, big, offset, count)
+    except struct.error as ex:
+        raise BrokenFileError(f'the TIFF ends inside a page directory: {ex}') from ex
+
+
+def _check_tiff_page(
+    data: memoryview, order: str, big: bool, offset: int, count: int
+) -> int:
+    """Check the page of count entries at offset; return where the next begins."""
+    # How offsets are written, how long an entry is, and how many bytes of
+    # values it holds itself.
+    pointer, entry, inline = ('Q', 20, 8) if big else ('I', 12, 4)
+    first = offset + (8 if big else 2)
+    pieces: dict[int, tuple[int, ...]] = {}
+    for at in range(first, first + count * entry, entry):
+        tag, kind, values = struct.unpack_from(order + 'HH' + pointer, data, at)
+        size = _TIFF_TYPE_SIZES.get(kind, 0) * values
+        where = at + entry - inline
+        if size > inline:
+            (where,) = struct.unpack_from(order + pointer, data, where)
+        if where + size > len(data):
+            raise BrokenFileError('the TIFF ends inside the values of a page')
+        if kind in _TIFF_INTEGERS and any(tag in pair for pair in _TIFF_PIECES):
+            pieces[tag] = struct.unpack_from(
+                f'{order}{values}{_TIFF_INTEGERS[kind]}', data, where
+            )
+    for starts, lengths in _TIFF_PIECES:
+        # Counts that disagree are the decoder's to judge, on the first page.
+        pairs = zip(pieces.get(starts, ()), pieces.get(lengths, ()), strict=False)
+        if any(start + length > len(data) for start, length in pairs):
+            raise BrokenFileError('the TIFF ends inside the picture of a page')
+    return struct.unpack_from(order + pointer, data, first + count * entry)[0]
 
 
 def _colour_table(flags: int) -> int:

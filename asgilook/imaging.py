@@ -233,6 +233,8 @@ def _check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> No
             _check_sizes(containers.png_frames(data), max_pixels)
         elif head.startswith(containers.GIF_SIGNATURES):
             containers.check_gif(data)
+        elif head.startswith(containers.TIFF_SIGNATURES):
+            containers.check_tiff(data)
         elif head.startswith(containers.ICO_SIGNATURE):
             # Pillow decodes the picture of an icon as it opens it.
             _check_sizes(containers.icon_frame(source, data), max_pixels)

@@ -86,6 +86,7 @@ ALLOWED = {
     'animated WebP': lambda: animation('WEBP'),
     'TIFF': lambda: encode(gradient((40, 30)), 'TIFF'),
     'multi-page TIFF': lambda: _save_all('TIFF'),
+    'multi-page BigTIFF': lambda: _save_all('TIFF', big_tiff=True),
     'BMP': lambda: encode(gradient((40, 30)), 'BMP'),
     'ICO': lambda: encode(gradient((32, 32)), 'ICO', sizes=[(32, 32)]),
     'ICO of a bitmap': lambda: encode(
@@ -210,7 +211,9 @@ def _apng(width: int, height: int) -> bytes:
 
 
 @functools.cache
-def _tiled_tiff(tile, tile_type: int = 4, size=(16, 16)) -> bytes:
+def _tiled_tiff(
+    tile, tile_type: int = 4, size=(16, 16), next_page: int = 0, bits_at: int = 0
+) -> bytes:
     """A deflated RGB TIFF of one tile of zeros, with a tile of that size.
 
     libtiff decodes a tile whole, whatever the size of the image.
@@ -223,7 +226,7 @@ def _tiled_tiff(tile, tile_type: int = 4, size=(16, 16)) -> bytes:
     entries = [
         (256, 4, 1, width),
         (257, 4, 1, height),
-        (258, 3, 3, 8 + 2 + 11 * 12 + 4),  # bits per sample: after the IFD
+        (258, 3, 3, bits_at or 8 + 2 + 11 * 12 + 4),  # bits per sample: after the IFD
         (259, 3, 1, 8),  # deflate
         (262, 3, 1, 2),  # RGB
         (277, 3, 1, 3),
@@ -236,7 +239,8 @@ def _tiled_tiff(tile, tile_type: int = 4, size=(16, 16)) -> bytes:
     ifd = struct.pack('<H', len(entries)) + b''.join(
         struct.pack('<HHII', *entry) for entry in entries
     )
-    return b'II*\x00' + struct.pack('<I', 8) + ifd + bytes(4) + b'\x08\x00' * 3 + data
+    after = struct.pack('<I', next_page)
+    return b'II*\x00' + struct.pack('<I', 8) + ifd + after + b'\x08\x00' * 3 + data
 
 
 HIDDEN = {
@@ -267,6 +271,35 @@ def test_a_tiff_tile_of_no_size_is_422(client, storage_path):
     data = _tiled_tiff((0x41, 16), tile_type=2)
 
     assert_refused(client, storage_path, data, 422, 'Damaged image')
+
+
+def test_a_tiff_whose_values_lie_beyond_its_end_is_422(client, storage_path):
+    data = _tiled_tiff((16, 16), bits_at=10**6)
+
+    assert_refused(client, storage_path, data, 422, 'Damaged image')
+
+
+def test_a_tiff_whose_pages_loop_is_stored_as_its_first(client):
+    # Its one page says the next page is itself.
+    resp = upload(client, _tiled_tiff((16, 16), next_page=8))
+
+    assert resp.status_code == 201
+    assert resp.json['size'] == [16, 16]
+
+
+def test_the_walk_of_a_tiffs_pages_is_bounded(client):
+    # After its first page, 100 000 empty ones, then one that is cut.
+    data = bytearray(_tiled_tiff((16, 16), next_page=1000))
+    data += bytes(1000 - len(data))
+    pages = 100_000
+    for page in range(1, pages + 1):
+        data += struct.pack('<HI', 0, 1000 + 6 * page)
+    data += struct.pack('<H', 5)
+
+    resp = upload(client, bytes(data))
+
+    assert resp.status_code == 201
+    assert resp.json['size'] == [16, 16]
 
 
 def test_a_tiff_tile_that_rounds_the_image_up_is_stored(client):
@@ -448,6 +481,9 @@ TRUNCATED = {
     'animated WebP': lambda: _save_all('WEBP'),
     'TIFF': lambda: encode(_noisy(), 'TIFF'),
     'LZW TIFF': lambda: encode(_noisy(), 'TIFF', compression='tiff_lzw'),
+    # Pillow reads the first page only: a cut in the last went unseen.
+    'multi-page TIFF': lambda: _save_all('TIFF'),
+    'multi-page BigTIFF': lambda: _save_all('TIFF', big_tiff=True),
     'BMP': lambda: encode(_noisy(), 'BMP'),
     'ICO': lambda: encode(_noisy((64, 64)), 'ICO', sizes=[(64, 64)]),
     'ICO of a bitmap': lambda: encode(
