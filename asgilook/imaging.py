@@ -51,8 +51,7 @@ _SIGNATURES = (
     containers.PNG_SIGNATURE,  # PNG, APNG
     *containers.GIF_SIGNATURES,
     b'BM',  # BMP
-    b'II*\x00',  # TIFF, little-endian
-    b'MM\x00*',  # TIFF, big-endian
+    *containers.TIFF_SIGNATURES,  # TIFF and BigTIFF, either byte order
     containers.ICO_SIGNATURE,
 )
 # Part of every thumbnail's ETag: thumbnails rendered by another Pillow, or by

@@ -433,7 +433,15 @@ def _icon_of(frame: bytes) -> bytes:
     return struct.pack('<3H', 0, 1, 1) + entry + frame
 
 
-PNG_DAMAGE = {
+def _unknown_compression(**params) -> bytes:
+    data = bytearray(encode(_noisy(), 'TIFF', **params))
+    entry = data.index(b'\x03\x01\x03\x00')  # tag 259, SHORT, little-endian
+    value = entry + (12 if params.get('big_tiff') else 8)
+    data[value : value + 2] = struct.pack('<H', 12345)
+    return bytes(data)
+
+
+DAMAGE = {
     'bad IDAT checksum': lambda: _flip_crc(_noisy_png(), b'IDAT'),
     'bad checksum of the last IDAT': lambda: _flip_crc(_noisy_png(), b'IDAT', 5),
     'bad checksum after IDAT': lambda: _flip_crc(_png_text_after_idat(), b'tEXt'),
@@ -452,12 +460,14 @@ PNG_DAMAGE = {
     'GIF cut before its trailer': lambda: encode(_noisy(), 'GIF')[:-1],
     'animated GIF cut in a later frame': lambda: _save_all('GIF')[:-200],
     'GIF cut in an extension': lambda: animation('GIF')[:25],
+    'BigTIFF cut in its header': lambda: encode(_noisy(), 'TIFF', big_tiff=True)[:12],
+    'BigTIFF of an unknown compression': lambda: _unknown_compression(big_tiff=True),
 }
 
 
-@pytest.mark.parametrize('kind', sorted(PNG_DAMAGE))
+@pytest.mark.parametrize('kind', sorted(DAMAGE))
 def test_a_file_that_is_not_whole_is_422(client, storage_path, kind):
-    assert_refused(client, storage_path, PNG_DAMAGE[kind](), 422, 'Damaged image')
+    assert_refused(client, storage_path, DAMAGE[kind](), 422, 'Damaged image')
 
 
 def test_a_stray_byte_between_gif_blocks_is_passed_over(client):
