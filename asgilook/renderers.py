@@ -45,6 +45,8 @@ class RenderProcesses:
         self._threads = threads
         self._pool: ProcessPoolExecutor | None = None
         self._startable = True
+        # Submits to the pool that may still start one of its processes.
+        self._starting = 0
 
     async def resize(
         self, source: str | os.PathLike, size: tuple[int, int], quality: int
@@ -59,10 +61,7 @@ class RenderProcesses:
             pool = self._pool or self._start()
             submitted = False
             try:
-                # Submitting starts a process if none is idle.
-                rendering = loop.run_in_executor(
-                    pool, imaging.resize, source, size, quality
-                )
+                rendering = await self._submit(pool, source, size, quality)
                 submitted = True
                 return await rendering
             except BrokenProcessPool:
@@ -91,6 +90,27 @@ class RenderProcesses:
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, cancel_futures=True)
 
+    async def _submit(
+        self,
+        pool: ProcessPoolExecutor,
+        source: str | os.PathLike,
+        size: tuple[int, int],
+        quality: int,
+    ) -> asyncio.Future[bytes]:
+        """Hand a render to the pool; return what will be its outcome."""
+        if self._starting:
+            # Submitting starts a process while not all of them run (the
+            # first, the fork server too: 65-145 ms, longer on a busy
+            # machine), which must not hold the event loop.
+            self._starting -= 1
+            started = await asyncio.to_thread(
+                pool.submit, imaging.resize, source, size, quality
+            )
+            return asyncio.wrap_future(started)
+        return asyncio.get_running_loop().run_in_executor(
+            pool, imaging.resize, source, size, quality
+        )
+
     def _start(self) -> ProcessPoolExecutor:
         if 'forkserver' in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context('forkserver')
@@ -103,6 +123,7 @@ class RenderProcesses:
             initializer=end_with,
             initargs=(os.getpid(),),
         )
+        self._starting = self._workers
         return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
