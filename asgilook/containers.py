@@ -22,6 +22,8 @@ from typing import IO
 import PIL.BmpImagePlugin
 import PIL.IcoImagePlugin
 
+from . import jpeg
+
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
 ICO_SIGNATURE = b'\x00\x00\x01\x00'
@@ -46,11 +48,6 @@ _TIFF_TYPE_SIZES = {
 
 # A PNG chunk's length is at most 2**31 - 1 (PNG 5.3).
 _MAX_CHUNK = 2**31 - 1
-
-# JPEG start-of-frame markers (C4, C8 and CC are other segments), and the
-# markers that stand alone, without a length (TEM, the restarts).
-_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
 class BrokenFileError(Exception):
@@ -219,17 +216,10 @@ def jpeg_frame(data: memoryview | bytes) -> int:
     0 if the segments before it are broken (Pillow opens no JPEG whose
     first scan comes before its frame header).
     """
-    end = len(data)
-    position = 2  # after the start-of-image marker
-    while position + 4 <= end and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker in _JPEG_FRAMES:
-            return marker
-        if marker == 0xFF:
-            position += 1  # a fill byte
-        elif marker in _JPEG_STANDALONE:
-            position += 2
-        else:
-            # A segment's length counts its own two bytes.
-            position += 2 + struct.unpack_from('>H', data, position + 2)[0]
-    return 0
+    try:
+        marker, _, _ = jpeg.frame(
+            lambda offset, size: bytes(data[offset : offset + size]), len(data)
+        )
+    except jpeg.JPEGError:
+        return 0
+    return marker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 START_OF_IMAGE = b'\xff\xd8'
 END_OF_IMAGE = b'\xff\xd9'
@@ -49,10 +50,23 @@ def frame_size(
 
 
 def _frame_size(descriptor: int, head: bytes, length: int) -> tuple[int, int]:
+    _, width, height = frame(
+        lambda offset, size: _read(descriptor, head, offset, size), length
+    )
+    return width, height
+
+
+def frame(read: Callable[[int, int], bytes], length: int) -> tuple[int, int, int]:
+    """Return the start-of-frame marker of a JPEG, and the width and height.
+
+    read(offset, size) gives the bytes of the file of `length` bytes there
+    (fewer at its end). JPEGError if the segments before the frame header
+    are broken: no decoder reads a JPEG whose first scan comes before it.
+    """
     offset = len(START_OF_IMAGE)
     for _ in range(_MAX_SEGMENTS):
         # A marker, its segment's length, and a frame header's fields.
-        segment = _read(descriptor, head, offset, 9)
+        segment = read(offset, 9)
         if len(segment) < 2 or segment[0] != 0xFF:
             break
         marker = segment[1]
@@ -68,7 +82,7 @@ def _frame_size(descriptor: int, head: bytes, length: int) -> tuple[int, int]:
         if marker in _FRAMES and len(segment) == 9:
             height = int.from_bytes(segment[5:7], 'big')
             width = int.from_bytes(segment[7:9], 'big')
-            return width, height
+            return marker, width, height
         # A segment's length counts its own two bytes.
         size = int.from_bytes(segment[2:4], 'big')
         offset += 2 + size
