@@ -34,7 +34,7 @@ class CachedApp(falcon.asgi.App):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope['type'] == 'http':
             if scope.get('http_version', '1.1') not in _HTTP_VERSIONS:
-                await _send_error(send, _VERSION_NOT_SUPPORTED)
+                await send_error(send, _VERSION_NOT_SUPPORTED)
                 return
             answer = self._cache.kept_answer(scope)
             if answer is not None:
@@ -58,8 +58,8 @@ _VERSION_NOT_SUPPORTED = falcon.HTTPVersionNotSupported(
 )
 
 
-async def _send_error(send: Any, error: falcon.HTTPError) -> None:
-    """Send an error as the app would, for a request Falcon cannot take."""
+async def send_error(send: Any, error: falcon.HTTPError) -> None:
+    """Send an error as the app would, for a request Falcon does not take."""
     body = error.to_json()
     headers = [
         (b'content-type', falcon.MEDIA_JSON.encode()),

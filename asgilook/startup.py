@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import multiprocessing
 import os
@@ -15,8 +14,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import falcon
+
 from . import logs
 from .config import ConfigError
+from .fastpath import send_error
 from .store import StorageUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -220,20 +222,10 @@ async def _unavailable(scope: dict[str, Any], send: Any) -> None:
     if scope['type'] != 'http':
         await send({'type': 'websocket.close', 'code': 1011})
         return
-    body = json.dumps(
-        {
-            'title': 'Service unavailable',
-            'description': 'The server could not start; its log says why.',
-        }
-    ).encode()
-    await send(
-        {
-            'type': 'http.response.start',
-            'status': 503,
-            'headers': [
-                (b'content-type', b'application/json'),
-                (b'content-length', str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({'type': 'http.response.body', 'body': body})
+    await send_error(send, _NOT_STARTED)
+
+
+_NOT_STARTED = falcon.HTTPServiceUnavailable(
+    title='Service unavailable',
+    description='The server could not start; its log says why.',
+)
