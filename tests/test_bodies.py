@@ -8,6 +8,7 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_app
+from asgilook.bodies import GuardedBody
 
 from .asgi import DISCONNECT, STALL, body, call
 from .images import encode, gradient, image_files
@@ -166,3 +167,18 @@ def test_http_0_9_is_refused_with_json(config):
     assert status == 505
     assert headers['content-type'] == 'application/json'
     assert error['title'] == 'HTTP version not supported'
+
+
+async def test_after_the_whole_body_events_pass_as_they_are():
+    # Falcon waits for a disconnect while it streams a response: that wait is
+    # neither timed out nor an error once the body has come whole.
+    events = [body(b'abc'), DISCONNECT]
+
+    async def receive():
+        return events.pop(0)
+
+    guarded = GuardedBody({'headers': [(b'content-length', b'3')]}, receive, 0.01)
+
+    assert await guarded() == body(b'', more=True)
+    assert await guarded() == body(b'abc')
+    assert await guarded() == DISCONNECT

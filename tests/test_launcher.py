@@ -3,6 +3,7 @@
 import logging
 import os
 import re
+import runpy
 import signal
 import socket
 import subprocess
@@ -69,6 +70,16 @@ def test_help_lists_the_options_and_their_defaults():
     ):
         assert option in done.stdout
     assert '(default: 127.0.0.1)' in done.stdout
+
+
+def test_python_dash_m_asgilook_runs_the_launcher(monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', ['asgilook', '--help'])
+
+    with pytest.raises(SystemExit) as ex:
+        runpy.run_module('asgilook', run_name='__main__')
+
+    assert ex.value.code == 0
+    assert '--max-header-size' in capsys.readouterr().out
 
 
 def test_a_bad_setting_exits_2_with_one_line(monkeypatch, capsys):
