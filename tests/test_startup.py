@@ -231,7 +231,15 @@ async def test_without_a_lifespan_a_failed_start_is_a_503_and_stops(caplog):
     assert len(_cannot_start_lines(caplog)) == 1
 
 
-async def test_one_worker_of_a_supervisor_reports_a_failed_start(caplog):
+@pytest.fixture
+def claims():
+    """Let go of the claims a test's workers make (a worker holds its own)."""
+    yield
+    while startup._CLAIMS:
+        startup._CLAIMS.pop().close()
+
+
+async def test_one_worker_of_a_supervisor_reports_a_failed_start(caplog, claims):
     # Two workers of one supervisor, as two apps in one process.
     supervisor = 10**9 + os.getpid()
     workers = [AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor)]
