@@ -24,6 +24,7 @@ from .images import (
     gradient,
     half_transparent,
     image_files,
+    png,
     solid,
     ycck_jpeg,
 )
@@ -256,24 +257,13 @@ def _png_rgb16(rgb, size=(48, 32)) -> bytes:
     """A 16-bit-per-channel RGB PNG, written chunk by chunk."""
     width, height = size
     row = b'\x00' + struct.pack('>3H', *rgb) * width
-    return _png(
+    return png(
         [
             (b'IHDR', struct.pack('>2I5B', width, height, 16, 2, 0, 0, 0)),
             (b'IDAT', zlib.compress(row * height)),
             (b'IEND', b''),
         ]
     )
-
-
-def _png(chunks) -> bytes:
-    body = b''.join(
-        struct.pack('>I', len(data))
-        + kind
-        + data
-        + struct.pack('>I', zlib.crc32(kind + data))
-        for kind, data in chunks
-    )
-    return b'\x89PNG\r\n\x1a\n' + body
 
 
 @pytest.mark.parametrize('kind', sorted(MODES))
@@ -332,14 +322,14 @@ def test_bytes_of_no_image_format_are_415(client, storage, body):
 
 def _png_with_header(width, height, rest=b'') -> bytes:
     ihdr = struct.pack('>2I5B', width, height, 8, 2, 0, 0, 0)
-    return _png([(b'IHDR', ihdr)]) + rest
+    return png([(b'IHDR', ihdr)]) + rest
 
 
 def _png_bomb(width, height) -> bytes:
     """A valid PNG header and a few KiB of zeros that claim width x height pixels."""
     ihdr = struct.pack('>2I5B', width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b'\x00' * 1_000_000, 9)
-    return _png([(b'IHDR', ihdr), (b'IDAT', idat), (b'IEND', b'')])
+    return png([(b'IHDR', ihdr), (b'IDAT', idat), (b'IEND', b'')])
 
 
 def _bad_crc(png: bytes) -> bytes:
