@@ -366,3 +366,59 @@ def test_a_redis_lost_before_the_entry_is_written(config, redis_server, caplog):
     messages = [r.getMessage() for r in caplog.records if r.name == 'asgilook.cache']
     assert len(messages) == 1
     assert 'cannot be reached' in messages[0]
+
+
+class _LateRedis(fakeredis.aioredis.FakeRedis):
+    """A Redis whose first `late` lookups answer after `delay` seconds."""
+
+    late = 0
+    delay = 0.0
+
+    async def execute_command(self, *args, **options):
+        if args[0] in ('GET', 'SET') and type(self).late > 0:
+            type(self).late -= 1
+            await asyncio.sleep(self.delay)
+        return await super().execute_command(*args, **options)
+
+
+async def test_late_lookups_of_a_redis_that_answers_turn_nothing_off(
+    config, redis_server, caplog
+):
+    # Lookups answer late (this process was busy, say); a PING on the writes'
+    # client answers at once: one PING decides, and the cache stays on.
+    config.redis_timeout = 0.05
+    clients = []
+
+    class Late(_LateRedis):
+        late, delay = 2, 0.2
+
+    def from_url(*args, **kwargs):
+        kind = Late if not clients else fakeredis.aioredis.FakeRedis
+        clients.append(kind(server=redis_server))
+        return clients[-1]
+
+    config.redis_from_url = from_url
+    app = create_app(config)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        image = (await conductor.simulate_post('/images', body=_png())).json
+        # Two lookups at once are late: both are given up (Bypass), one PING.
+        late = await asyncio.gather(
+            conductor.simulate_get('/images'),
+            conductor.simulate_get(image['thumbnails'][0]),
+        )
+        assert [resp.headers['X-ASGILook-Cache'] for resp in late] == ['Bypass'] * 2
+        states = []
+        for _ in range(100):
+            resp = await conductor.simulate_get(image['image'])
+            states.append(resp.headers['X-ASGILook-Cache'])
+            if states[-1] == 'Hit':
+                break
+            await asyncio.sleep(0.01)
+
+    assert states[-1] == 'Hit'
+    assert Late.late == 0
+    assert not [r for r in caplog.records if r.name == 'asgilook.cache']
+
+
+def _png() -> bytes:
+    return encode(gradient((320, 200)), 'PNG')
