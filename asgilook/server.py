@@ -47,8 +47,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self._max_head = getattr(config, 'max_header_size', DEFAULT_MAX_HEADER_SIZE)
         self._head_timeout = getattr(config, 'header_timeout', DEFAULT_HEADER_TIMEOUT)
-        # Bytes received since the last head ended (counted while one is due).
+        # Bytes of the head due, received so far, and the last bytes received
+        # (its end, CR LF CR LF, may straddle two reads).
         self._head_size = 0
+        self._head_tail = b''
         self._head_due = True
         self._head_timer: asyncio.TimerHandle | None = None
 
@@ -61,16 +63,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_due:
-            self._head_size += len(data)
-        super().data_received(data)
-        if self._head_due and self._head_size > self._max_head:
+        # Counted before the parser sees them: a whole head in one read is
+        # parsed, and handed to the app, within this call.
+        if self._head_due and self._count_head(data) > self._max_head:
             self._refuse(
                 431,
                 'Request header fields too large',
                 f'The request line and headers take more than {self._max_head} '
                 'bytes. Send fewer or shorter headers.',
             )
+            return
+        super().data_received(data)
+
+    def _count_head(self, data: bytes) -> int:
+        """Add the bytes of data up to the head's end; return the head's size."""
+        seen = self._head_tail + data
+        end = seen.find(b'\r\n\r\n')
+        if end < 0:
+            self._head_size += len(data)
+            self._head_tail = seen[-3:]
+        else:
+            self._head_size += end + 4 - len(self._head_tail)
+            self._head_tail = b''
+        return self._head_size
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -79,7 +94,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
-        self._head_due, self._head_size = False, 0
+        self._head_due, self._head_size, self._head_tail = False, 0, b''
         self._disarm_head_timer()
         super().on_headers_complete()
 

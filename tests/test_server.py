@@ -107,6 +107,26 @@ async def test_a_head_over_the_limit_is_refused_with_431():
     assert '4096 bytes' in body['description']
 
 
+@pytest.mark.parametrize('size', [5000, 100_000])
+async def test_a_head_over_the_limit_in_one_piece_is_refused_with_431(size):
+    # Parsed, and handed to the app, within the read that brought it.
+    async with _server(max_header_size=4096, header_timeout=5) as port:
+        answer = await _exchange(
+            port, GET + b'X-Large: ' + b'a' * size + b'\r\nConnection: close\r\n\r\n'
+        )
+
+    status, _ = _json_answer(answer)
+    assert status == b'HTTP/1.1 431 Request Header Fields Too Large'
+
+
+async def test_a_head_whose_end_straddles_two_reads_is_measured_to_its_end():
+    async with _server(max_header_size=4096, header_timeout=5) as port:
+        head = GET + b'X-Within: ' + b'a' * 3000 + b'\r\nConnection: close\r\n\r'
+        answer = await _exchange(port, head, b'\n', pause=0.1)
+
+    assert answer.startswith(b'HTTP/1.1 200 OK')
+
+
 @pytest.mark.parametrize(
     'parts',
     [[], [b'GET / HT'], [GET + b'\r\n', GET]],
