@@ -237,22 +237,36 @@ class RedisCache:
     async def _store(self, path: str, entry: Entry) -> None:
         """Write an entry to Redis, waiting for it redis_timeout at most."""
         data = entries.pack(entry, path, self._service_key)
-        task = asyncio.create_task(self._write(self._key(path), data))
+        task = asyncio.create_task(self._write(path, data, entry.version))
         self._storing.add(task)
         task.add_done_callback(self._storing.discard)
         # Past the timeout the response goes on, and the entry on its way.
         await asyncio.wait({task}, timeout=self._config.redis_timeout)
 
-    async def _write(self, key: str, data: bytes) -> None:
+    async def _write(self, path: str, data: bytes, version: str) -> None:
+        key = self._key(path)
         try:
             await self._store_redis.set(key, data, ex=self.TTL)
+            # A change answered while this response was computed (a DELETE
+            # of its image) dropped the key before it was written: what the
+            # entry shows must not stay behind it.
+            if await self._still_shows(path, version):
+                self._alive_until = time.monotonic() + self.LIVENESS
+                return
+            await self._store_redis.delete(key)
         except _REDIS_ERRORS:
             # A write cut short (a large entry on a busy machine, a connection
             # lost mid-way, which the client then drops) says little of Redis;
             # a PING, held to the rule of lookups, says whether it answers.
             await self._ping()
-            return
-        self._alive_until = time.monotonic() + self.LIVENESS
+
+    async def _still_shows(self, path: str, version: str) -> bool:
+        try:
+            return await self._validator(path) == version
+        except Exception:
+            # The storage cannot say now (gone, unreadable): keep nothing it
+            # might deny.
+            return False
 
     async def _invalidate(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response

@@ -1,6 +1,7 @@
 import asyncio
 import logging
 import socket
+import threading
 import time
 
 import fakeredis
@@ -11,9 +12,11 @@ import msgpack
 import pytest
 from redis import asyncio as aioredis
 
+from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
+from .fakes import make_config
 from .images import encode, gradient, stored_file
 
 
@@ -422,3 +425,64 @@ async def test_late_lookups_of_a_redis_that_answers_turn_nothing_off(
 
 def _png() -> bytes:
     return encode(gradient((320, 200)), 'PNG')
+
+
+async def test_a_render_that_a_delete_overtakes_leaves_nothing_in_redis(
+    storage_path, redis_server, redis, monkeypatch
+):
+    # Worker one renders a thumbnail; worker two deletes the image meanwhile
+    # and drops its keys; the render's entry, written after, must go too.
+    started, go_on = threading.Event(), threading.Event()
+    resize = imaging.resize
+
+    def held_resize(*args):
+        # Rendered from the file, and not yet answered.
+        thumbnail = resize(*args)
+        started.set()
+        go_on.wait(10)
+        return thumbnail
+
+    monkeypatch.setattr(imaging, 'resize', held_resize)
+    configs = [make_config(storage_path, redis_server) for _ in range(2)]
+    for config in configs:
+        config.render_processes = 0
+    one, two = (create_app(config) for config in configs)
+    async with (
+        falcon.testing.ASGIConductor(one) as first,
+        falcon.testing.ASGIConductor(two) as second,
+    ):
+        image = (await first.simulate_post('/images', body=_png())).json
+        rendering = asyncio.ensure_future(first.simulate_get(image['thumbnails'][0]))
+        await asyncio.to_thread(started.wait, 10)
+        assert (await second.simulate_delete(image['image'])).status_code == 204
+        go_on.set()
+        await rendering
+        gone = await first.simulate_get(image['thumbnails'][0])
+
+    assert gone.status_code == 404
+    assert redis.keys('asgilook:/thumbnails/*') == []
+
+
+async def test_an_entry_the_storage_cannot_vouch_for_again_is_not_kept(config, redis):
+    # What a response showed is asked again once its entry is written; a
+    # storage that cannot answer then (gone, unreadable) keeps nothing.
+    asked = []
+
+    async def validator(path):
+        asked.append(path)
+        if len(asked) > 1:
+            raise OSError('the storage went away')
+        return 'version-1'
+
+    class Hello:
+        async def on_get(self, req, resp):
+            resp.media = {'hello': 'world'}
+
+    app = falcon.asgi.App(middleware=[RedisCache(config, validator=validator)])
+    app.add_route('/hello', Hello())
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        resp = await conductor.simulate_get('/hello')
+
+    assert (resp.status_code, resp.json) == (200, {'hello': 'world'})
+    assert asked == ['/hello', '/hello']
+    assert redis.keys('asgilook:*') == []
