@@ -210,16 +210,16 @@ def _skip_sub_blocks(data: memoryview, position: int) -> int:
     return end
 
 
-def jpeg_frame(data: memoryview | bytes) -> int:
-    """Return the start-of-frame marker of a JPEG (0xC0 to 0xCF, T.81 B.1.1.3).
+def jpeg_frame(data: memoryview | bytes) -> tuple[int, int, int]:
+    """Return a JPEG's start-of-frame marker (0xC0 to 0xCF, T.81 B.1.1.3), width
+    and height.
 
-    0 if the segments before it are broken (Pillow opens no JPEG whose
-    first scan comes before its frame header).
+    (0, 0, 0) if the segments before it are broken (Pillow opens no JPEG
+    whose first scan comes before its frame header).
     """
     try:
-        marker, _, _ = jpeg.frame(
+        return jpeg.frame(
             lambda offset, size: bytes(data[offset : offset + size]), len(data)
         )
     except jpeg.JPEGError:
-        return 0
-    return marker
+        return 0, 0, 0

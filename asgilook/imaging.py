@@ -23,7 +23,7 @@ import PIL.ImageCms
 import PIL.ImageOps
 import PIL.TiffImagePlugin
 
-from . import containers
+from . import containers, jpeg
 
 # asgilook checks the pixel count of every upload itself, against its own
 # configured limit, before decoding; Pillow's process-wide limit would warn or
@@ -203,10 +203,31 @@ def _check_stored(data: bytes, real: tuple[int, int], size: tuple[int, int]) -> 
     width, height = real
     if size not in _halvings(real):
         raise StoredImageError(f'a {width}x{height} JPEG has no {size} thumbnail')
-    if containers.jpeg_frame(data) not in _HUFFMAN_FRAMES:
+    if containers.jpeg_frame(data)[0] not in _HUFFMAN_FRAMES:
         raise StoredImageError('the stored JPEG is not Huffman-coded')
-    if len(data) * 8 * 64 < width * height:
+    if not _can_hold(len(data), real):
         raise StoredImageError(f'{len(data)} bytes cannot hold {width}x{height}')
+
+
+def _can_hold(length: int, size: tuple[int, int]) -> bool:
+    """Whether a Huffman-coded JPEG of length bytes can hold a picture of size.
+
+    Huffman coding takes at least a bit for each 8x8 block of a picture.
+    """
+    return length * 8 * 64 >= size[0] * size[1]
+
+
+def _check_jpeg(data: memoryview) -> None:
+    """Refuse an upload whose JPEG frame claims more than its bytes can hold.
+
+    The decoder would make up, grey, what is missing: a 633-byte file that
+    says 7000x7000 would be decoded for a third of a second and stored as
+    a picture of nothing, at a thousand times its size.
+    """
+    # Broken segments (marker 0) are Pillow's to tell.
+    marker, width, height = containers.jpeg_frame(data)
+    if marker in _HUFFMAN_FRAMES and not _can_hold(len(data), (width, height)):
+        raise DamagedImageError(f'{len(data)} bytes cannot hold {width}x{height}')
 
 
 def _halvings(size: tuple[int, int]) -> Iterator[tuple[int, int]]:
@@ -234,6 +255,8 @@ def _check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> No
             containers.check_gif(data)
         elif head.startswith(containers.TIFF_SIGNATURES):
             containers.check_tiff(data)
+        elif head.startswith(jpeg.START_OF_IMAGE):
+            _check_jpeg(data)
         elif head.startswith(containers.ICO_SIGNATURE):
             # Pillow decodes the picture of an icon as it opens it.
             _check_sizes(containers.icon_frame(source, data), max_pixels)

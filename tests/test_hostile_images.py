@@ -638,3 +638,35 @@ async def test_a_render_process_sends_the_refusal_back(tmp_path):
                 await processes.resize(path, (32000, 24000), 90)
         finally:
             await processes.close()
+
+
+def _claiming(data: bytes, size: tuple[int, int]) -> bytes:
+    """A JPEG whose frame header says size, whatever its scan holds."""
+    data = bytearray(data)
+    frame = data.index(b'\xff\xc0')
+    data[frame + 5 : frame + 9] = struct.pack('>HH', size[1], size[0])
+    return bytes(data)
+
+
+@pytest.mark.parametrize('size', [(7000, 7000), (1000, 1000)])
+def test_a_jpeg_that_claims_more_than_its_bytes_hold_is_422(client, storage_path, size):
+    # 16x16 of scan data: the decoder would make up the rest, grey.
+    small = encode(gradient((16, 16)), 'JPEG')
+
+    resp = assert_refused(
+        client, storage_path, _claiming(small, size), 422, 'Damaged image'
+    )
+
+    assert 'truncated or corrupt' in resp.json['description']
+
+
+@pytest.mark.parametrize('mode', ['RGB', 'L'])
+def test_the_smallest_honest_jpeg_of_a_size_is_stored(client, mode):
+    # One colour, the lowest quality: the fewest bytes a JPEG of 4000x4000
+    # can take, still six times what the check asks of it.
+    body = encode(PIL.Image.new(mode, (4000, 4000)), 'JPEG', quality=1)
+
+    resp = upload(client, body)
+
+    assert resp.status_code == 201
+    assert resp.json['size'] == [4000, 4000]
