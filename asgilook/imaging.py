@@ -217,7 +217,7 @@ def _can_hold(length: int, size: tuple[int, int]) -> bool:
     return length * 8 * 64 >= size[0] * size[1]
 
 
-def _check_jpeg(data: memoryview) -> None:
+def _check_jpeg(data: memoryview, max_pixels: int) -> None:
     """Refuse an upload whose JPEG frame claims more than its bytes can hold.
 
     The decoder would make up, grey, what is missing: a 633-byte file that
@@ -226,6 +226,8 @@ def _check_jpeg(data: memoryview) -> None:
     """
     # Broken segments (marker 0) are Pillow's to tell.
     marker, width, height = containers.jpeg_frame(data)
+    # A bomb is too large (413) before it is too short.
+    _check_size((width, height), max_pixels)
     if marker in _HUFFMAN_FRAMES and not _can_hold(len(data), (width, height)):
         raise DamagedImageError(f'{len(data)} bytes cannot hold {width}x{height}')
 
@@ -256,7 +258,7 @@ def _check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> No
         elif head.startswith(containers.TIFF_SIGNATURES):
             containers.check_tiff(data)
         elif head.startswith(jpeg.START_OF_IMAGE):
-            _check_jpeg(data)
+            _check_jpeg(data, max_pixels)
         elif head.startswith(containers.ICO_SIGNATURE):
             # Pillow decodes the picture of an icon as it opens it.
             _check_sizes(containers.icon_frame(source, data), max_pixels)
