@@ -87,6 +87,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_tail = b''
         return self._head_size
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to what httptools cannot parse, as JSON like
+        # every other error of asgilook's.
+        self._refuse(
+            400,
+            'Bad request',
+            'The request line or headers are not well-formed HTTP (an '
+            'unknown method, a bad Content-Length, bare line feeds, bytes '
+            'that are not ASCII in the path). Send a well-formed request.',
+        )
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         # The first byte of a request on a kept-alive connection.

@@ -128,6 +128,24 @@ async def test_a_head_whose_end_straddles_two_reads_is_measured_to_its_end():
 
 
 @pytest.mark.parametrize(
+    'request_',
+    [
+        b'BREW / HTTP/1.1\r\nHost: localhost\r\n\r\n',
+        b'GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n',
+        b'GET /\xd9\xa1 HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    ],
+    ids=['unknown method', 'negative length', 'raw non-ASCII path'],
+)
+async def test_a_request_that_is_not_http_is_answered_400_in_json(request_):
+    async with _server() as port:
+        answer = await _exchange(port, request_)
+
+    status, body = _json_answer(answer)
+    assert status == b'HTTP/1.1 400 Bad Request'
+    assert body['title'] == 'Bad request'
+
+
+@pytest.mark.parametrize(
     'parts',
     [[], [b'GET / HT'], [GET + b'\r\n', GET]],
     ids=['silent', 'half a request line', 'second head half sent'],
