@@ -301,7 +301,9 @@ class _Upload:
     """One upload's body while it arrives and waits for a Pillow worker.
 
     It waits in memory while it is at most SPOOL_IN_MEMORY bytes and the
-    worker's budget of waiting memory allows; otherwise in a spool file.
+    worker's budget of waiting memory allows; otherwise in a spool file,
+    written a budgeted SPOOL_IN_MEMORY at a time (a chunk at a time when the
+    budget is spent).
     """
 
     def __init__(
@@ -316,34 +318,39 @@ class _Upload:
 
     async def receive(self, chunks: AsyncIterable[bytes]) -> bytes | pathlib.Path:
         """Read the body whole: its bytes, or the spool file holding them."""
-        loop = asyncio.get_running_loop()
         received = 0
         async for chunk in chunks:
             received += len(chunk)
             if received > self._max_size:
                 raise UploadTooLargeError
-            if (
-                not self._spooled
-                and received <= SPOOL_IN_MEMORY
-                and self._waiting.take(len(chunk))
+            if self._held + len(chunk) <= SPOOL_IN_MEMORY and self._waiting.take(
+                len(chunk)
             ):
                 self._chunks.append(chunk)
                 self._held += len(chunk)
-                continue
-            # To disk: what waited in memory first, then this chunk.
-            data = b''.join([*self._chunks, chunk])
-            self._release()
-            self._spooled = True
-            await loop.run_in_executor(None, _append, self._spool, data)
+            else:
+                # To disk: what waited in memory first, then this chunk.
+                await self._spill(chunk)
         if not received:
             raise EmptyUploadError
-        return self._spool if self._spooled else b''.join(self._chunks)
+        if not self._spooled:
+            return b''.join(self._chunks)
+        if self._chunks:
+            await self._spill()
+        return self._spool
 
     async def discard(self) -> None:
         """Give back the memory the body held, and remove its spool file."""
         self._release()
         if self._spooled:
             await _remove_quietly(self._spool)
+
+    async def _spill(self, chunk: bytes = b'') -> None:
+        data = b''.join([*self._chunks, chunk])
+        self._release()
+        self._spooled = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _append, self._spool, data)
 
     def _release(self) -> None:
         self._chunks = []
