@@ -44,7 +44,7 @@ class _Kept:
     """An entry in this process's memory, and until when it may be served."""
 
     entry: Entry
-    generation: bytes
+    generation: int
     fresh_until: float
     # The ASGI headers of a Hit, ready for the fast path to send.
     asgi_headers: list[tuple[bytes, bytes]]
@@ -54,7 +54,7 @@ class _Kept:
 class _Lookup:
     """What a request that was not served from memory learned on its way."""
 
-    generation: bytes | None
+    generation: int | None
     version: str | None = None
     flight: Flight | None = None
     locked: bool = False
@@ -117,7 +117,7 @@ class RedisCache:
         self,
         config: Config,
         validator: Callable[[str], Awaitable[str | None]] | None = None,
-        generation: Callable[[], bytes | None] | None = None,
+        generation: Callable[[], int | None] | None = None,
         key: ServiceKey | None = None,
         content_types: frozenset[str] = CONTENT_TYPES,
     ) -> None:
@@ -182,7 +182,7 @@ class RedisCache:
         # Read before anything is computed: what is kept under it is no older.
         generation = self._generation()
 
-        kept = self._servable(req.path, generation)
+        kept = self._servable(_cache_path(req), generation)
         if kept is not None:
             resp.set_header(self.CACHE_HEADER, self._serve(resp, kept.entry))
             return
@@ -226,13 +226,14 @@ class RedisCache:
                 self._flights.land(lookup.flight, entry)
         if not self._available:
             return
+        path = _cache_path(req)
         if entry is not None:
-            self._keep(req.path, entry, lookup.generation)
+            self._keep(path, entry, lookup.generation)
             # The entry takes the place of this render's mark.
-            await self._store(req.path, entry)
+            await self._store(path, entry)
         elif lookup.locked:
             # Nothing to store: those waiting for this render compute their own.
-            await self._quietly(self._redis.delete, self._key(req.path))
+            await self._quietly(self._redis.delete, self._key(path))
 
     async def _store(self, path: str, entry: Entry) -> None:
         """Write an entry to Redis, waiting for it redis_timeout at most."""
@@ -281,7 +282,7 @@ class RedisCache:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, lookup: _Lookup
     ) -> str:
         """Serve the response from Redis if it holds it; return Hit or Miss."""
-        path = req.path
+        path = _cache_path(req)
         lookup.version = version = await self._validator(path)
         if version is None:
             # Nothing stored is shown at this path: there is nothing to cache.
@@ -390,7 +391,14 @@ class RedisCache:
         """
         if scope['method'] not in self.CACHED_METHODS:
             return None
-        kept = self._servable(scope['path'], self._generation())
+        path = scope['path']
+        query = scope.get('query_string')
+        if query:
+            if not query.isascii():
+                # Kept answers have plain queries (pages); this is none.
+                return None
+            path = f'{path}?{query.decode()}'
+        kept = self._servable(path, self._generation())
         if kept is None:
             return None
         # ASGI allows one-shot iterables here; keep them readable for Falcon.
@@ -400,7 +408,7 @@ class RedisCache:
                 return None
         return kept.asgi_headers, kept.entry.body
 
-    def _servable(self, path: str, generation: bytes | None) -> _Kept | None:
+    def _servable(self, path: str, generation: int | None) -> _Kept | None:
         """Return what memory keeps for path if it may be served as it is now."""
         now = time.monotonic()
         if not self._available or now >= self._alive_until:
@@ -410,7 +418,7 @@ class RedisCache:
             return None
         return kept
 
-    def _keep(self, path: str, entry: Entry, generation: bytes | None) -> None:
+    def _keep(self, path: str, entry: Entry, generation: int | None) -> None:
         if generation is None:
             return
         headers = [
@@ -513,12 +521,23 @@ class RedisCache:
         return self.PREFIX + path
 
 
+def _cache_path(req: falcon.asgi.Request) -> str:
+    """Return what a request's answer is kept under: its path and query.
+
+    Only answers of 200 are kept, and resources redirect or refuse the
+    spellings of a query they do not take (see images.py), so junk queries
+    keep nothing.
+    """
+    query = req.query_string
+    return f'{req.path}?{query}' if query else req.path
+
+
 async def _always_valid(path: str) -> str:
     return ''
 
 
-def _no_generation() -> bytes:
-    return b''
+def _no_generation() -> int:
+    return 0
 
 
 async def _response_entry(resp: falcon.asgi.Response, version: str) -> Entry | None:

@@ -1,13 +1,32 @@
-"""The catalog on disk: which complete images the storage directory holds.
+"""The catalog: which complete images the storage directory holds, in SQLite.
 
-The storage directory is the one copy of the truth, shared by every worker
-process and surviving restarts. Each image is one file, named after what the
-catalog needs to know (`{id}.{width}x{height}.{bytes}.jpeg`) and dated with
-the moment of its upload, so listing the catalog reads names and one `stat`
-a file. The name is not proof: a file a process has not written itself is
-listed once its first and last bytes show the JPEG its name says (checked
-when first seen, not at every reading). An in-memory snapshot serves
-requests for as long as the directory has not changed.
+Image bytes are files of the storage directory, named after what the
+catalog needs to know (`{id}.{width}x{height}.{bytes}.jpeg`); the catalog
+is a SQLite database beside them (`.catalog/catalog.sqlite3`, in WAL mode),
+shared by every worker process of the host:
+
+- `images`: one row per listed image, numbered (`seq`) in the order the
+  uploads were committed: the order of the list and of its pages;
+- `changes`: the change log, one row per image added or removed, numbered
+  across the service; its last number is the catalog's version;
+- `settings`: the digest of what the catalog lists (its version: the XOR of
+  a hash of each entry, moved by each change), and the storage directory's
+  time as the catalog last left it.
+
+A change is one transaction that also moves the file: an upload's file is
+renamed into place, a deleted image's file out of the way (to `.incoming/`),
+inside the transaction that adds or removes its row, under SQLite's write
+lock. Whatever process dies wherever, a file is served only if its row is
+committed, and a listed row lost its file only if the directory's time moved
+after the catalog recorded it, which the next start notices (and then reads
+the whole directory: see reindex.py).
+
+Other workers learn of a change from SQLite's `PRAGMA data_version`, a read
+of shared memory (see `token`). Reads and writes run in one thread each, off
+the event loop.
+
+A server database for several hosts would implement the same methods (see
+the README's storage section).
 """
 
 from __future__ import annotations
@@ -16,327 +35,504 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import logging
-import operator
 import os
 import pathlib
+import sqlite3
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
-
-import aiofiles.os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from . import files
-from .files import TEMPORARY_PREFIX, Entry, file_name
-from .generation import GENERATION_NAME, Generation
+from .files import Entry, file_name
 
-__all__ = ['GENERATION_NAME', 'TEMPORARY_PREFIX', 'Catalog', 'Entry', 'file_name']
+__all__ = ['Catalog', 'CatalogError', 'CatalogFullError', 'Entry', 'Page', 'file_name']
 
 logger = logging.getLogger(__name__)
 
-# A directory's modification time ticks coarsely (milliseconds to a second,
-# depending on the file system): a snapshot taken this soon after the last
-# change may have missed another change in the same tick, so it is not
-# trusted on the time alone. Changes asgilook makes also renew the generation
-# token, which tells them apart however close they come.
-_RACY_NS = 1_000_000_000
+CATALOG_DIRECTORY = '.catalog'
+DATABASE_NAME = 'catalog.sqlite3'
+# The change log keeps at least this many of the last changes.
+RETAINED_CHANGES = 100_000
+# How long a write waits for another process's write (a reindex, say).
+WRITE_WAIT_SECONDS = 60.0
+# Entries of images remembered between changes, by id.
+REMEMBERED_ENTRIES = 10_000
 
-# count() is the generation count and this many bytes of a serial.
-_STAMP_SIZE = 8
-# The token of a snapshot that a change this process could not count made
-# stale: it equals no count, so the next request reads the directory again.
-_UNCOUNTED = b''
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    modified_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    serial INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),
+    image_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value NOT NULL
+) WITHOUT ROWID;
+"""
+_COLUMNS = 'id, width, height, length, modified_ns'
 
-# While the generation token is unchanged, how long a snapshot is served
-# without looking at the directory: what is changed behind asgilook's back
-# (files copied in or removed by hand) shows within this.
-RECHECK_SECONDS = 1.0
+
+def file_name_sql(table: str) -> str:
+    """Return the SQL of the file name of a row of table, as file_name() makes it."""
+    return (
+        f"{table}.id || '.' || {table}.width || 'x' || {table}.height || '.' "
+        f"|| {table}.length || '.jpeg'"
+    )
+
+
+_T = TypeVar('_T')
+
+# Each connection's data_version counts from its own start: tokens of two
+# connections are told apart by this many bits above it.
+_EPOCH_SHIFT = 48
+_epochs = itertools.count(1)
+
+
+class CatalogError(Exception):
+    """The catalog database cannot be read or written."""
+
+
+class CatalogFullError(CatalogError):
+    """The catalog database has no room for a change (a full disk)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class _Snapshot:
-    directory: pathlib.Path
-    mtime_ns: int
-    # The generation token before the directory was read.
-    token: bytes | None
-    # Whether the directory's time was old enough to tell every later change.
-    trusted: bool
-    entries: dict[str, Entry]
-    # The XOR of the digests of the entries: one entry in or out is one XOR.
-    digest: int
-    # Files named as images that are not: name -> (mtime_ns, size, reason).
-    rejected: dict[str, tuple[int, int, str]]
+class Page:
+    """One page of the catalog, and the seq after which the next one starts."""
 
-    @property
-    def version(self) -> str:
-        return f'{self.digest:032x}'
+    entries: list[Entry]
+    next_after: int | None
 
 
 class Catalog:
-    """Know which images the storage directory holds, rereading it on change."""
+    """Know which images the storage directory holds, and change it with them.
 
-    def __init__(self, config: Any) -> None:
-        self._config = config
-        self._raw_directory: Any = None
-        self._directory = pathlib.Path()
-        self._snapshot: _Snapshot | None = None
-        self._checked_at = 0.0
-        self._reading: tuple[tuple, asyncio.Future] | None = None
-        self._reported: set[tuple[pathlib.Path, str]] = set()
-        self._scanned: set[pathlib.Path] = set()
-        # What this process wrote since its last reading: it needs no check.
-        self._written: dict[str, Entry] = {}
-        # Moves whenever a reading finds the catalog changed (see count()).
-        self._serial = 0
-        self._stamp = bytes(_STAMP_SIZE)
-        self.generation = Generation()
+    Every method but `token` runs its SQL in a thread. sqlite3's errors are
+    raised as CatalogError, except OSError of the file operations, which are
+    raised as they are (a full disk, a read-only one).
+    """
 
-    @property
-    def directory(self) -> pathlib.Path:
-        # The same Path object while the setting is the same object: every
-        # request asks, and the counter compares by identity first.
-        raw = self._config.storage_path
-        if raw is not self._raw_directory:
-            self._raw_directory, self._directory = raw, pathlib.Path(raw)
-        return self._directory
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.directory = directory
+        self.incoming = directory / files.TEMPORARY_DIRECTORY
+        self.path = directory / CATALOG_DIRECTORY / DATABASE_NAME
+        self._reads = ThreadPoolExecutor(1, thread_name_prefix='asgilook-catalog')
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix='asgilook-changes')
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        # Asked on the event loop at every request (see token()).
+        self._watch: sqlite3.Connection | None = None
+        self._opening = asyncio.Lock()
+        self._inode = 0
+        self._epoch = 0
+        # Entries (None: no such image) and the version, as of _known_token.
+        self._known: dict[str, Entry | None] = {}
+        self._known_version: str | None = None
+        self._known_token: int | None = None
+
+    # -- opening and closing
+
+    async def open(self) -> bool:
+        """Connect to the catalog, making it if there is none.
+
+        Return whether the storage directory changed since the catalog last
+        recorded it (or the catalog is new): then it must be reindexed.
+        """
+        async with self._opening:
+            if self._watch is not None:
+                return False
+            self._writer = await self._run_write(self._connect)
+            self._reader = await self._run_read(self._connect)
+            self._watch = await self._run_read(self._connect, False)
+            self._epoch = next(_epochs) << _EPOCH_SHIFT
+            changed = await self._run_write(self._prepare)
+            self._inode = await self._run_read(lambda: os.stat(self.path).st_ino)
+            return changed
+
+    async def close(self) -> None:
+        """Disconnect (the next call connects again); let the threads go."""
+        async with self._opening:
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                reader, writer = self._reader, self._writer
+                self._reader = self._writer = None
+                await self._run_read(reader.close)
+                await self._run_write(writer.close)
+                await self._run_read(watch.close)
+            self._known.clear()
+            self._known_token = None
+
+    def shutdown(self) -> None:
+        self._reads.shutdown(wait=False)
+        self._writes.shutdown(wait=False)
+
+    def _connect(self, check_same_thread: bool = True) -> sqlite3.Connection:
+        self.path.parent.mkdir(exist_ok=True)
+        connection = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+            timeout=WRITE_WAIT_SECONDS,
+        )
+        try:
+            connection.execute('PRAGMA journal_mode = WAL')
+            # Committed before the 201 or 204 is sent: on disk, not only in
+            # the operating system's memory.
+            connection.execute('PRAGMA synchronous = FULL')
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _prepare(self) -> bool:
+        """Make the tables if there are none; return whether to reindex."""
+        writer = self._writer
+        with _transaction(writer):
+            for statement in _SCHEMA.split(';')[:-1]:
+                writer.execute(statement)
+            recorded = _setting(writer, 'directory_mtime_ns')
+            return recorded != os.stat(self.directory).st_mtime_ns
+
+    # -- what the catalog holds
+
+    def token(self) -> int | None:
+        """Return a number that moves whenever any process changes the catalog.
+
+        SQLite's data_version of a connection of this process's own (reading
+        it looks at the shared memory of the WAL, no file is read), above
+        the number of that connection: another connection's count never
+        passes for it. None when the catalog is not open (or cannot be
+        read): nothing may be kept.
+        """
+        watch = self._watch
+        if watch is None:
+            return None
+        try:
+            return self._epoch + watch.execute('PRAGMA data_version').fetchone()[0]
+        except sqlite3.Error:
+            return None
+
+    async def get(self, image_id: str) -> Entry | None:
+        """Return the entry of an image, or None if the catalog lists none."""
+        token = self._remembering()
+        known = self._known
+        if image_id in known:
+            return known[image_id]
+        entry = await self._read(self._select_entry, image_id)
+        if token is not None and token == self._known_token:
+            if len(known) >= REMEMBERED_ENTRIES:
+                known.clear()
+            known[image_id] = entry
+        return entry
 
     async def version(self) -> str:
-        """Return a digest of the catalog that changes whenever the catalog does."""
-        return (await self._current()).version
+        """Return what the list shows, as a string that moves with every change."""
+        token = self._remembering()
+        version = self._known_version
+        if version is None:
+            version = await self._read(self._select_version)
+            if token is not None and token == self._known_token:
+                self._known_version = version
+        return version
 
-    async def entries(self) -> dict[str, Entry]:
-        """Return the images of the catalog by id, as the directory holds them now."""
-        return (await self._current()).entries
+    async def listing(self) -> tuple[list[Entry], str]:
+        """Return every image in upload order, and the version, of one moment."""
+        return await self._read(self._select_all)
 
-    async def listing(self) -> tuple[dict[str, Entry], str]:
-        """Return the images of the catalog and its digest, of the same moment."""
-        snapshot = await self._current()
-        return snapshot.entries, snapshot.version
+    async def page(self, after: int, limit: int) -> Page:
+        """Return up to limit images that follow seq after, in upload order."""
+        return await self._read(self._select_page, after, limit)
 
-    async def _current(self) -> _Snapshot:
-        directory = self.directory
-        # Read first: a change made after this is seen by the next call.
-        token = self.generation.current(directory)
-        snapshot = self._snapshot
-        usable = (
-            snapshot is not None
-            and snapshot.directory == directory
-            and (snapshot.trusted or token is not None)
-        )
-        if (
-            usable
-            and token is not None
-            and token == snapshot.token
-            and time.monotonic() < self._checked_at + RECHECK_SECONDS
-        ):
-            # No process of this directory has changed it since: no stat.
-            return snapshot
+    def _remembering(self) -> int | None:
+        token = self.token()
+        if token != self._known_token or token is None:
+            self._known = {}
+            self._known_version = None
+            self._known_token = token
+        return token
 
-        mtime_ns = (await aiofiles.os.stat(directory)).st_mtime_ns
-        # An untrusted reading is read again: a change by hand may share the
-        # tick of the directory's time with the change before it.
-        if (
-            usable
-            and snapshot.trusted
-            and token == snapshot.token
-            and mtime_ns == snapshot.mtime_ns
-        ):
-            self._checked_at = time.monotonic()
-            return snapshot
+    def _select_entry(self, image_id: str) -> Entry | None:
+        row = self._reader.execute(
+            f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
+        ).fetchone()
+        return None if row is None else _entry(row)
 
-        # Requests that find the directory as it was when a reading under way
-        # began wait for that reading instead of making their own: a change
-        # asgilook made before them moved the token, one made by hand moved
-        # the directory's time or, in the same tick, left that reading
-        # untrusted, to be read again within RECHECK_SECONDS.
-        key = (directory, token, mtime_ns)
-        reading = self._reading
-        if reading is None or reading[0] != key:
-            task = asyncio.ensure_future(self._read(directory, token, mtime_ns))
-            reading = self._reading = (key, task)
-            task.add_done_callback(lambda _: self._finish_reading(reading))
-        return await asyncio.shield(reading[1])
+    def _select_version(self) -> str:
+        self._check_file()
+        return _version(self._reader)
 
-    async def _read(
-        self, directory: pathlib.Path, token: bytes | None, mtime_ns: int
-    ) -> _Snapshot:
-        scanned_ns = time.time_ns()
-        before = self._snapshot
-        if before is not None and before.directory != directory:
-            before = None
-        written, self._written = self._written, {}
-        first = directory not in self._scanned
-        loop = asyncio.get_running_loop()
-        entries, rejected, strays = await loop.run_in_executor(
-            None, _examine, directory, before, written, first
-        )
-        self._scanned.add(directory)
-        self._report(directory, strays)
-        # Another process's first change may have made the token since.
-        await self.generation.open(directory)
-        snapshot = _Snapshot(
-            directory,
-            mtime_ns,
-            token,
-            scanned_ns - mtime_ns >= _RACY_NS,
-            entries,
-            _digest(entries.values()),
-            rejected,
-        )
-        replaced = self._snapshot
-        if (
-            replaced is None
-            or replaced.directory != directory
-            or replaced.digest != snapshot.digest
-        ):
-            self._serial += 1
-            self._stamp = self._serial.to_bytes(_STAMP_SIZE, 'little')
-        self._snapshot = snapshot
-        self._checked_at = time.monotonic()
-        return snapshot
+    def _select_all(self) -> tuple[list[Entry], str]:
+        self._check_file()
+        reader = self._reader
+        with _transaction(reader, 'BEGIN'):
+            version = _version(reader)
+            rows = reader.execute(f'SELECT {_COLUMNS} FROM images ORDER BY seq')
+            return [_entry(row) for row in rows], version
 
-    def _finish_reading(self, reading: tuple) -> None:
-        if self._reading is reading:
-            self._reading = None
+    def _select_page(self, after: int, limit: int) -> Page:
+        self._check_file()
+        rows = self._reader.execute(
+            f'SELECT {_COLUMNS}, seq FROM images WHERE seq > ? ORDER BY seq LIMIT ?',
+            (after, limit + 1),
+        ).fetchall()
+        entries = [_entry(row) for row in rows[:limit]]
+        return Page(entries, rows[limit - 1][5] if len(rows) > limit else None)
 
-    def count(self) -> bytes | None:
-        """Return a token that changes whenever the catalog this process shows does.
+    def _check_file(self) -> None:
+        """Raise CatalogError if the database file is no longer the one open.
 
-        The generation count of the storage directory (any process's change),
-        followed by the serial of this process's readings that found the
-        catalog changed (a change by hand): once an answer computed after
-        such a reading has been given, nothing kept before it is served.
-        None while the directory has no counter: nothing may be kept then.
+        Removed with its directory, say: what the open file still says is
+        no longer the storage's.
         """
-        count = self.generation.current(self.directory)
-        return None if count is None else count + self._stamp
+        try:
+            inode = os.stat(self.path).st_ino
+        except OSError as ex:
+            gone = f'the catalog is gone: {ex.strerror}'
+            raise sqlite3.OperationalError(gone) from ex
+        if inode != self._inode:
+            raise sqlite3.OperationalError(f'{self.path} was replaced')
 
-    def known(self, image_id: str) -> Entry | None:
-        """Return the entry of an image as last read, without reading again."""
-        snapshot = self._snapshot
-        return None if snapshot is None else snapshot.entries.get(image_id)
+    # -- changes
 
-    async def record(self, added: Entry | None = None, removed: str | None = None):
-        """Count a change this process has made to the directory, and know it.
+    async def add(
+        self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
+    ) -> tuple[Entry, Entry | None]:
+        """List a new image, renaming its written file into place.
 
-        When no other change came between the last reading and this one, the
-        snapshot takes the change in without reading the directory again.
+        The image is dated now, in the order of the commits. Return its entry
+        and that of the image it replaced (an id stored again), whose file
+        is then removed.
         """
-        directory = self.directory
-        if added is not None:
-            self._written[added.image_id] = added
-        counts = await self.generation.advance(directory)
-        snapshot = self._snapshot
-        if counts is None and snapshot is not None:
-            # Not counted (a full disk): the next request reads the directory.
-            self._snapshot = dataclasses.replace(snapshot, token=_UNCOUNTED)
-            return
-        if (
-            counts is None
-            or snapshot is None
-            or snapshot.directory != directory
-            or snapshot.token != counts[0]
-        ):
-            return
-        entries = dict(snapshot.entries)
-        digest = snapshot.digest
-        for image_id in {removed, added and added.image_id} - {None}:
-            if image_id in entries:
-                digest ^= _digest([entries.pop(image_id)])
-        if added is not None:
-            entries[added.image_id] = added
-            digest ^= _digest([added])
-        self._snapshot = dataclasses.replace(
-            snapshot, token=counts[1], entries=entries, digest=digest
+        entry, replaced = await self._write(
+            self._insert, image_id, size, length, temporary
         )
+        if replaced is not None and file_name(*_named(replaced)) != file_name(
+            *_named(entry)
+        ):
+            with contextlib.suppress(OSError):
+                await self._run_write(os.remove, self._file(replaced))
+        return entry, replaced
 
-    def _report(self, directory: pathlib.Path, strays: list[tuple[str, str]]) -> None:
-        for name, reason in strays:
-            if (directory, name) not in self._reported:
-                self._reported.add((directory, name))
-                logger.warning('ignoring %s in %s: %s', name, directory, reason)
+    async def remove(self, image_id: str, trash: pathlib.Path) -> bool:
+        """Unlist an image and remove its file; False if it is not listed.
 
+        FileNotFoundError if its file is gone (then it is unlisted all the same).
+        """
+        return await self._write(self._delete, image_id, trash)
 
-def _digest(entries: Iterable[Entry]) -> int:
-    # The same in every process that sees the same files, in any order.
-    digest = 0
-    for entry in entries:
-        name = file_name(entry.image_id, entry.size, entry.length)
-        identity = f'{name}@{entry.modified_ns}'.encode()
-        digest ^= int.from_bytes(hashlib.blake2b(identity, digest_size=16).digest())
-    return digest
+    def _insert(
+        self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
+    ) -> tuple[Entry, Entry | None]:
+        writer = self._writer
+        with _transaction(writer, 'BEGIN IMMEDIATE'):
+            row = writer.execute(
+                f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
+            ).fetchone()
+            replaced = None if row is None else _entry(row)
+            if replaced is not None:
+                writer.execute('DELETE FROM images WHERE id = ?', (image_id,))
+            # Dated inside the lock: the dates follow the order of the list.
+            entry = Entry(image_id, size, length, time.time_ns())
+            os.utime(temporary, ns=(entry.modified_ns, entry.modified_ns))
+            insert_rows(writer, [entry])
+            path = self._file(entry)
+            os.replace(temporary, path)
+            try:
+                self._record_directory(writer)
+                writer.execute('COMMIT')
+            except BaseException:
+                os.replace(path, temporary)
+                raise
+        return entry, replaced
 
+    def _delete(self, image_id: str, trash: pathlib.Path) -> bool:
+        writer = self._writer
+        with _transaction(writer, 'BEGIN IMMEDIATE'):
+            row = writer.execute(
+                f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            delete_rows(writer, [image_id])
+            path = self._file(_entry(row))
+            try:
+                os.replace(path, trash)
+            except FileNotFoundError:
+                # Removed by hand: the row goes too (committed), and it is 404.
+                self._record_directory(writer)
+                writer.execute('COMMIT')
+                raise
+            try:
+                self._record_directory(writer)
+                writer.execute('COMMIT')
+            except BaseException:
+                os.replace(trash, path)
+                raise
+        with contextlib.suppress(OSError):
+            os.remove(trash)
+        return True
 
-def _examine(
-    directory: pathlib.Path,
-    before: _Snapshot | None,
-    written: Mapping[str, Entry],
-    first: bool,
-) -> tuple[dict[str, Entry], dict[str, tuple[int, int, str]], list[tuple[str, str]]]:
-    """Read the directory: its images, the files rejected, and what to report.
+    def _record_directory(self, writer: sqlite3.Connection) -> None:
+        """Record the directory's time as this change leaves it, and commit."""
+        _set(writer, 'directory_mtime_ns', os.stat(self.directory).st_mtime_ns)
+        _trim_changes(writer)
 
-    A file is checked when first seen: what the last reading listed (by
-    name, time and size) or this process wrote is not, and what it rejected
-    is rejected again without a read. Temporary files are uploads in
-    progress while this process serves; at its first reading of a directory,
-    those that cannot be are removed.
-    """
-    candidates, strays, temporaries = _scan(directory)
-    if first:
-        strays += files.clear_leftovers(directory, temporaries)
-    known = {} if before is None else before.entries
-    rejected_before = {} if before is None else before.rejected
-    entries: dict[str, Entry] = {}
-    rejected = {}
-    # Files are opened relative to the directory: no path to resolve each time.
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for name, entry in candidates:
-            image_id = entry.image_id
-            if entry != known.get(image_id) and entry != written.get(image_id):
-                seen = rejected_before.get(name)
-                if seen is not None and seen[:2] == (entry.modified_ns, entry.length):
-                    reason = seen[2]
+    def _file(self, entry: Entry) -> pathlib.Path:
+        return self.directory / file_name(*_named(entry))
+
+    # -- threads
+
+    async def _read(self, function: Callable[..., _T], *args: Any) -> _T:
+        await self._connected()
+        return await self._run_read(function, *args)
+
+    async def _write(self, function: Callable[..., _T], *args: Any) -> _T:
+        await self._connected()
+        return await self._run_write(function, *args)
+
+    async def _connected(self) -> None:
+        if self._watch is None:
+            await self.open()
+
+    async def _run_read(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await _run(self._reads, function, *args)
+
+    async def _run_write(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await _run(self._writes, function, *args)
+
+    # For reindex.py: SQL in the write thread, under the write lock.
+
+    async def locked(
+        self, function: Callable[[sqlite3.Connection], _T | None]
+    ) -> _T | None:
+        """Run function(connection) under the write lock, in one transaction.
+
+        What it changed is committed, with the directory's time, if it returns
+        something; if it returns None, nothing is written.
+        """
+        await self._connected()
+
+        def run() -> _T | None:
+            writer = self._writer
+            with _transaction(writer, 'BEGIN IMMEDIATE'):
+                result = function(writer)
+                if result is None:
+                    writer.execute('ROLLBACK')
                 else:
-                    try:
-                        reason = files.check(descriptor, name, entry)
-                    except OSError as ex:
-                        # Not remembered: it may be readable at the next
-                        # reading (or gone: removed while this one went on).
-                        strays.append((name, f'cannot be read: {ex.strerror}'))
-                        continue
-                if reason:
-                    rejected[name] = (entry.modified_ns, entry.length, reason)
-                    strays.append((name, reason))
-                    continue
-            # An id stored twice (a replaced upload): the newer file is it.
-            previous = entries.get(image_id, entry)
-            entries[image_id] = max(previous, entry, key=_MODIFIED)
-    finally:
-        os.close(descriptor)
-    return entries, rejected, strays
+                    self._record_directory(writer)
+            return result
+
+        return await self._run_write(run)
 
 
-_MODIFIED = operator.attrgetter('modified_ns')
+async def _run(executor: ThreadPoolExecutor, function: Callable[..., _T], *args) -> _T:
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(executor, function, *args)
+    except sqlite3.Error as ex:
+        full = getattr(ex, 'sqlite_errorcode', 0) & 0xFF == sqlite3.SQLITE_FULL
+        raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
 
 
-def _scan(
-    directory: pathlib.Path,
-) -> tuple[list[tuple[str, Entry]], list[tuple[str, str]], list[str]]:
-    """List the files named as images, the strays, and the temporary files."""
-    candidates = []
-    strays = []
-    temporaries = []
-    with os.scandir(directory) as items:
-        for item in items:
-            if item.name.startswith(TEMPORARY_PREFIX):
-                temporaries.append(item.name)
-                continue
-            # A file another worker removes while this one reads is not listed.
-            with contextlib.suppress(FileNotFoundError):
-                entry, reason = files.read_entry(item)
-                if entry is not None:
-                    candidates.append((item.name, entry))
-                elif reason:
-                    strays.append((item.name, reason))
-    return candidates, strays, temporaries
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection, begin: str = 'BEGIN'):
+    """Run a block in a transaction: committed at its end, unless it did."""
+    connection.execute(begin)
+    try:
+        yield
+        if connection.in_transaction:
+            connection.execute('COMMIT')
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute('ROLLBACK')
+        raise
+
+
+def insert_rows(writer: sqlite3.Connection, entries: list[Entry]) -> None:
+    """List entries (in this order) and log their creation; inside a transaction."""
+    _move_digest(writer, entries)
+    writer.executemany(
+        f'INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)',
+        [(e.image_id, e.size[0], e.size[1], e.length, e.modified_ns) for e in entries],
+    )
+    writer.executemany(
+        "INSERT INTO changes (kind, image_id) VALUES ('created', ?)",
+        [(entry.image_id,) for entry in entries],
+    )
+
+
+def delete_rows(writer: sqlite3.Connection, image_ids: list[str]) -> None:
+    """Unlist images and log their removal; inside a transaction."""
+    ids = [(image_id,) for image_id in image_ids]
+    removed = [
+        _entry(row)
+        for (image_id,) in ids
+        for row in writer.execute(
+            f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
+        )
+    ]
+    _move_digest(writer, removed)
+    writer.executemany('DELETE FROM images WHERE id = ?', ids)
+    writer.executemany(
+        "INSERT INTO changes (kind, image_id) VALUES ('deleted', ?)", ids
+    )
+
+
+def _move_digest(writer: sqlite3.Connection, entries: list[Entry]) -> None:
+    """Add or take entries out of the catalog's digest (the same XOR)."""
+    digest = int(_setting(writer, 'digest') or '0', 16)
+    for entry in entries:
+        identity = f'{file_name(*_named(entry))}@{entry.modified_ns}'.encode()
+        digest ^= int.from_bytes(hashlib.blake2b(identity, digest_size=16).digest())
+    _set(writer, 'digest', f'{digest:032x}')
+
+
+def _trim_changes(writer: sqlite3.Connection) -> None:
+    # A range of the primary key: one row, or none, at each change.
+    writer.execute(
+        'DELETE FROM changes WHERE serial <= ?', (_serial(writer) - RETAINED_CHANGES,)
+    )
+
+
+def _version(connection: sqlite3.Connection) -> str:
+    """What the catalog shows: the XOR of its entries' digests, in hex."""
+    return _setting(connection, 'digest') or f'{0:032x}'
+
+
+def _serial(connection: sqlite3.Connection) -> int:
+    row = connection.execute(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
+    ).fetchone()
+    return 0 if row is None else row[0]
+
+
+def _setting(connection: sqlite3.Connection, name: str) -> Any:
+    row = connection.execute(
+        'SELECT value FROM settings WHERE name = ?', (name,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _set(connection: sqlite3.Connection, name: str, value: Any) -> None:
+    connection.execute(
+        'INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)', (name, value)
+    )
+
+
+def _entry(row: tuple) -> Entry:
+    return Entry(row[0], (row[1], row[2]), row[3], row[4])
+
+
+def _named(entry: Entry) -> tuple[str, tuple[int, int], int]:
+    return entry.image_id, entry.size, entry.length

@@ -13,7 +13,7 @@ from .signing import ServiceKey
 PURPOSE = b'asgilook-cache'
 # The headers an entry repeats from the response that stored it
 # (Content-Length is the body's, Content-Type is kept on its own).
-STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control')
+STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link')
 # What a header value may hold: printable ASCII, no line breaks.
 _PRINTABLE = re.compile(r'[\x20-\x7e]*')
 

@@ -8,15 +8,22 @@ import os
 import pathlib
 import re
 import time
+import uuid
 
 from . import jpeg
 
 logger = logging.getLogger(__name__)
 
+# Files on their way in (uploads being written or spooled) and out (deleted
+# images' files) wait in this directory of the storage directory, as
+# `{pid}-{32 hex}.tmp` or `.deleted`: the pid says whether the process that
+# made one may still use it. Releases before 0.3 kept them beside the images
+# as `.incoming-{pid}-{32 hex}.tmp` (the earliest without a pid).
+TEMPORARY_DIRECTORY = '.incoming'
 TEMPORARY_PREFIX = '.incoming-'
-# `.incoming-{pid}-{32 hex}.tmp`: the pid says whether the process writing it
-# may still use it; a name without one was made by a release that left it out.
-_TEMPORARY = re.compile(r'\.incoming-(?:(?P<pid>[1-9][0-9]{0,9})-)?[0-9a-f]{32}\.tmp')
+_TEMPORARY = re.compile(
+    r'(?:\.incoming-)?(?:(?P<pid>[1-9][0-9]{0,9})-)?[0-9a-f]{32}\.(?:tmp|deleted)'
+)
 # A temporary file without a pid belongs to an upload for no longer than this.
 ABANDONED_AFTER_SECONDS = 3600
 
@@ -41,11 +48,21 @@ def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
     return f'{image_id}.{size[0]}x{size[1]}.{length}.jpeg'
 
 
+def temporary_path(directory: pathlib.Path, suffix: str = '.tmp') -> pathlib.Path:
+    """Return a new name for a file on its way in or out of a storage directory.
+
+    In the storage directory's file system, so that renaming it into place
+    (or out of it) is one step.
+    """
+    name = f'{os.getpid()}-{uuid.uuid4().hex}{suffix}'
+    return directory / TEMPORARY_DIRECTORY / name
+
+
 def read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
     """Return the entry a file's name and size make, or why it makes none.
 
     The reason is empty for hidden files: those asgilook keeps beside its
-    images (the generation counter, the service key), and the system's.
+    images (the catalog, the service key), and the system's.
     """
     if item.name.startswith('.'):
         return None, ''

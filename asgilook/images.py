@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import falcon
 import falcon.asgi
 
+from . import pages
 from .config import Config
 from .imaging import (
     MAX_SIDE,
@@ -41,10 +43,21 @@ class Images:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        images, version = await self._store.listing()
+        page = pages.page_request(req)
+        if page is None:
+            images, version = await self._store.listing()
+            resp.etag = version
+        else:
+            images, next_after = await self._store.page(page.after, page.limit)
+            identity = [f'{image.path.name}@{image.modified}' for image in images]
+            if next_after is not None:
+                next_uri = page.next_uri(next_after)
+                resp.set_header('Link', f'<{next_uri}>; rel="next"')
+                identity.append(next_uri)
+            # A page's tag is what it shows: unchanged by changes elsewhere.
+            resp.etag = _digest('\n'.join(identity))
         resp.media = [image.serialize() for image in images]
         # The list changes with every upload and delete: ask before reusing it.
-        resp.etag = version
         resp.cache_control = ['no-cache']
 
     on_head = on_get
@@ -180,6 +193,10 @@ class Thumbnails:
     on_head = on_get
 
 
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 def _describe(resp: falcon.asgi.Response, image: Image, etag: str) -> None:
     """Set the headers of an image or thumbnail: JPEG, and never changing."""
     resp.content_type = falcon.MEDIA_JPEG
@@ -198,9 +215,10 @@ def _canonical(req: falcon.asgi.Request, uri: str) -> None:
     """Send another spelling of a resource's URL to its one URL (308).
 
     Route converters take `0640`, `+640` or an id in capitals for the same
-    resource; answering each spelling itself would render and cache it again.
+    resource, and a query is the key of another answer to a cache; answering
+    each spelling itself would render and cache it again.
     """
-    if req.path != uri:
+    if req.path != uri or req.query_string:
         raise falcon.HTTPPermanentRedirect(uri)
 
 

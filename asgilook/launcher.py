@@ -12,7 +12,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from . import logs
+from . import logs, reindex
 from .config import Config, ConfigError
 from .server import (
     DEFAULT_HEADER_TIMEOUT,
@@ -46,6 +46,8 @@ def main(
     except ConfigError as ex:
         parser.exit(2, f'{parser.prog}: error: {ex}\n')
     logs.configure()
+    if args.command == 'reindex':
+        return reindex.run(config)
     _say_where(config, args)
     return (run or serve)(
         ServerConfig(
@@ -101,6 +103,15 @@ def _say_where(config: Config, args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m asgilook', description=DESCRIPTION)
+    parser.add_argument(
+        'command',
+        nargs='?',
+        default='serve',
+        choices=['serve', 'reindex'],
+        help='serve (the default), or reindex: reconcile the catalog with the '
+        'files of the storage directory (files copied in or removed by hand), '
+        'then exit; safe while the service runs',
+    )
     for flag, kind, default, metavar, text in _OPTIONS:
         parser.add_argument(
             flag,

@@ -10,7 +10,7 @@ import os
 import pathlib
 import secrets
 
-from .catalog import TEMPORARY_PREFIX
+from . import files
 from .config import Config
 
 # The file of the storage directory that keeps the key made at the first start.
@@ -87,9 +87,9 @@ def _make(directory: pathlib.Path, path: pathlib.Path) -> None:
     The link fails if another process linked its key first: every process
     then reads that one, and nobody ever reads a key half written.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    # Named as the catalog names what a live process is writing.
-    partial = directory / f'{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(16)}.tmp'
+    # Written where uploads are: a next start removes it if this one dies.
+    partial = files.temporary_path(directory)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, 'w') as output:

@@ -10,17 +10,15 @@ import hashlib
 import io
 import os
 import pathlib
-import time
-import uuid
 from collections.abc import AsyncIterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import aiofiles
 import aiofiles.os
 
-from . import imaging
+from . import files, imaging, reindex
 from .bodies import WaitingMemory
-from .catalog import TEMPORARY_PREFIX, Catalog, Entry, file_name
+from .catalog import Catalog, CatalogError, CatalogFullError, Entry, file_name
 from .config import Config
 from .renderers import RenderProcesses
 
@@ -131,7 +129,12 @@ class Store:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._catalog = Catalog(config)
+        self._raw_directory = config.storage_path
+        self._catalog = Catalog(pathlib.Path(config.storage_path))
+        # Catalogs of directories the setting named before (closed at close()).
+        self._retired: list[Catalog] = []
+        # Directories whose leftovers this process has cleared.
+        self._cleared: set[pathlib.Path] = set()
         # Pillow work queues here; at most image_workers images are decoded at
         # once, however many requests are in flight.
         self._executor = ThreadPoolExecutor(
@@ -147,51 +150,88 @@ class Store:
             else None
         )
 
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the storage directory the settings name now."""
+        raw = self._config.storage_path
+        # The same object while the setting is: every request asks.
+        if raw is not self._raw_directory:
+            directory = pathlib.Path(raw)
+            if directory != self._catalog.directory:
+                self._retired.append(self._catalog)
+                self._catalog = Catalog(directory)
+            self._raw_directory = raw
+        return self._catalog
+
     async def get(self, image_id: str) -> Image | None:
-        entry = (await self._entries()).get(image_id)
+        with _storage_errors():
+            entry = await self.catalog.get(image_id)
         return None if entry is None else Image.from_entry(self._config, entry)
 
     async def listing(self) -> tuple[list[Image], str]:
         """Return every image, oldest upload first, and the catalog's version."""
         with _storage_errors():
-            entries, version = await self._catalog.listing()
-        ordered = sorted(
-            entries.values(), key=lambda entry: (entry.modified_ns, entry.image_id)
-        )
-        return [Image.from_entry(self._config, entry) for entry in ordered], version
+            entries, version = await self.catalog.listing()
+        return [Image.from_entry(self._config, entry) for entry in entries], version
+
+    async def page(self, after: int, limit: int) -> tuple[list[Image], int | None]:
+        """Return up to limit images uploaded after the one numbered after.
+
+        And the number to start the next page after, None if there is none.
+        """
+        with _storage_errors():
+            page = await self.catalog.page(after, limit)
+        images = [Image.from_entry(self._config, entry) for entry in page.entries]
+        return images, page.next_after
 
     async def version(self, path: str) -> str | None:
         """Return what the response at a path shows now, for a cache to compare.
 
-        The catalog's digest for the list, the file of an image for the image
-        and its thumbnails, None for a path that shows no stored image.
+        The catalog's version for the list and its pages, the file of an
+        image for the image and its thumbnails, None for a path that shows no
+        stored image.
         """
-        if path == '/images':
+        if path == '/images' or path.startswith('/images?'):
             with _storage_errors():
-                return await self._catalog.version()
+                return await self.catalog.version()
         parts = path.split('/')
         if len(parts) < 3 or parts[1] not in ('images', 'thumbnails'):
             return None
-        entry = (await self._entries()).get(parts[2].removesuffix('.jpeg'))
-        if entry is None:
+        image = await self.get(parts[2].removesuffix('.jpeg'))
+        if image is None:
             return None
-        return file_name(entry.image_id, entry.size, entry.length)
+        return image.path.name
 
     async def startup(self) -> None:
-        """Make sure the storage directory exists and takes files; read it."""
-        directory = self._catalog.directory
-        probe = self._temporary_path()
+        """Make sure the storage directory exists and takes files; open the catalog.
+
+        The catalog is reconciled with the directory if the directory changed
+        behind its back (see reindex.py).
+        """
+        catalog = self.catalog
+        directory = catalog.directory
         try:
-            await aiofiles.os.makedirs(directory, exist_ok=True)
+            await aiofiles.os.makedirs(catalog.incoming, exist_ok=True)
+            probe = self._temporary_path()
             async with aiofiles.open(probe, 'wb'):
                 pass
             await aiofiles.os.remove(probe)
-        except OSError as ex:
+            if directory not in self._cleared:
+                await self._clear_leftovers()
+            if await catalog.open():
+                await reindex.reindex(catalog, force=False)
+        except (OSError, CatalogError) as ex:
             raise StorageUnavailableError(
                 f'cannot store images in {directory} (ASGI_LOOK_STORAGE_PATH): '
-                f'{ex.strerror or ex}'
+                f'{getattr(ex, "strerror", None) or ex}'
             ) from ex
-        await self._entries()
+
+    async def _clear_leftovers(self) -> None:
+        incoming = self.catalog.incoming
+        loop = asyncio.get_running_loop()
+        names = await aiofiles.os.listdir(incoming)
+        await loop.run_in_executor(None, files.clear_leftovers, incoming, names)
+        self._cleared.add(self.catalog.directory)
 
     async def open(self, image: Image) -> object:
         """Open the stored JPEG of an image for an async read."""
@@ -203,47 +243,36 @@ class Store:
         An upload waits in memory up to SPOOL_IN_MEMORY bytes while the
         worker's upload_memory budget allows, and is spooled to disk beyond,
         so that bodies waiting for a worker take bounded memory; the JPEG is
-        written under a temporary name and renamed into place, so that no
-        reader sees it half written.
+        written under a temporary name, then renamed into place as its row is
+        committed, so that no reader sees it half written.
         """
         converted, size = await self._receive_converted(chunks)
-        # An id is stored again only when ids are given (tests); uuid4 ids
-        # never meet. What this process last read is enough to find it.
-        replaced = self._catalog.known(image_id)
-        entry = Entry(image_id, size, len(converted), time.time_ns())
-        image = Image.from_entry(self._config, entry)
+        temporary = self._temporary_path()
         loop = asyncio.get_running_loop()
-        with _storage_errors():
-            # One trip to a thread for the whole write, not one a call.
-            await loop.run_in_executor(
-                None,
-                _write_atomically,
-                image.path,
-                converted,
-                self._temporary_path(),
-                entry.modified_ns,
-            )
-        if replaced is not None:
-            old = Image.from_entry(self._config, replaced).path
-            if old != image.path:
-                await _remove_quietly(old)
-        await self._catalog.record(added=entry)
-        return image
+        try:
+            with _storage_errors():
+                # One trip to a thread for the whole write, not one a call.
+                await loop.run_in_executor(None, _write_durably, temporary, converted)
+                entry, _ = await self.catalog.add(
+                    image_id, size, len(converted), temporary
+                )
+        finally:
+            # Gone if it was renamed into place; not, if anything failed.
+            await _remove_quietly(temporary)
+        return Image.from_entry(self._config, entry)
 
     async def delete(self, image: Image) -> None:
         """Remove an image; FileNotFoundError if it is already gone."""
-        try:
-            await aiofiles.os.remove(image.path)
-        except FileNotFoundError:
-            raise
-        except OSError as ex:
-            # Read-only, not ours, failing: the image stays, and says so.
-            raise StorageUnavailableError from ex
-        await self._catalog.record(removed=image.image_id)
+        with _storage_errors():
+            removed = await self.catalog.remove(
+                image.image_id, self._temporary_path('.deleted')
+            )
+        if not removed:
+            raise FileNotFoundError(image.path)
 
-    def generation(self) -> bytes | None:
+    def generation(self) -> int | None:
         """Return a token that changes whenever any process changes the catalog."""
-        return self._catalog.count()
+        return self.catalog.token()
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG.
@@ -260,20 +289,17 @@ class Store:
         )
 
     async def close(self) -> None:
-        """Let the render processes go (they start again at the next render)."""
+        """Close the catalog; let the render processes go (both come back)."""
+        retired, self._retired = self._retired, []
+        for catalog in retired:
+            await catalog.close()
+            catalog.shutdown()
+        await self.catalog.close()
         if self._renders is not None:
             await self._renders.close()
 
-    async def _entries(self) -> dict[str, Entry]:
-        with _storage_errors():
-            return await self._catalog.entries()
-
-    def _temporary_path(self) -> pathlib.Path:
-        # A name no image can take, in the storage directory so that the final
-        # rename stays on one file system; the pid tells the next start whether
-        # the process writing it is still alive.
-        name = f'{TEMPORARY_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.tmp'
-        return self._catalog.directory / name
+    def _temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
+        return files.temporary_path(self.catalog.directory, suffix)
 
     async def _receive_converted(
         self, chunks: AsyncIterable[bytes]
@@ -389,27 +415,22 @@ def _storage_errors() -> Iterator[None]:
     """Turn a failed read or write of the storage into the store's word for it."""
     try:
         yield
+    except CatalogFullError as ex:
+        raise StorageFullError from ex
+    except CatalogError as ex:
+        raise StorageUnavailableError from ex
     except OSError as ex:
         if ex.errno in _NO_ROOM:
             raise StorageFullError from ex
         raise StorageUnavailableError from ex
 
 
-def _write_atomically(
-    path: pathlib.Path, data: bytes, temporary: pathlib.Path, modified_ns: int
-) -> None:
-    """Write data to temporary, date it, flush it to disk, then rename it to path."""
-    try:
-        with open(temporary, 'wb') as output:
-            output.write(data)
-            output.flush()
-            os.utime(output.fileno(), ns=(modified_ns, modified_ns))
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
+def _write_durably(path: pathlib.Path, data: bytes) -> None:
+    """Write data to a new file and flush it to disk."""
+    with open(path, 'wb') as output:
+        output.write(data)
+        output.flush()
+        os.fsync(output.fileno())
 
 
 async def _remove_quietly(path: pathlib.Path) -> None:

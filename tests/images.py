@@ -12,7 +12,7 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFilter
 
-from asgilook.catalog import TEMPORARY_PREFIX, file_name
+from asgilook.files import TEMPORARY_DIRECTORY, TEMPORARY_PREFIX, file_name
 
 
 def encode(image: PIL.Image.Image, fmt: str, **params) -> bytes:
@@ -94,15 +94,22 @@ def stored_file(storage_path, image_id: str) -> pathlib.Path:
 
 
 def image_files(storage_path) -> list[str]:
-    """The images and uploads in progress of a storage directory.
+    """The images and files on their way in or out of a storage directory.
 
-    Not the hidden files asgilook keeps for itself (its generation counter,
-    its service key), which exist whatever was uploaded.
+    Not the hidden files asgilook keeps for itself (its catalog, its service
+    key), which exist whatever was uploaded.
     """
+    incoming = pathlib.Path(storage_path) / TEMPORARY_DIRECTORY
+    waiting = os.listdir(incoming) if incoming.is_dir() else []
     return sorted(
-        name
-        for name in os.listdir(storage_path)
-        if not name.startswith('.') or name.startswith(TEMPORARY_PREFIX)
+        [
+            *(
+                name
+                for name in os.listdir(storage_path)
+                if not name.startswith('.') or name.startswith(TEMPORARY_PREFIX)
+            ),
+            *(f'{TEMPORARY_DIRECTORY}/{name}' for name in waiting),
+        ]
     )
 
 

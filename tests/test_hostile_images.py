@@ -19,7 +19,7 @@ import pytest
 
 from asgilook import imaging, renderers
 from asgilook.app import create_app
-from asgilook.catalog import TEMPORARY_PREFIX
+from asgilook.files import TEMPORARY_PREFIX
 
 from .fakes import make_config
 from .images import (
@@ -314,7 +314,7 @@ _MEASURE = """
 import resource, sys, tempfile
 import falcon.testing
 from asgilook.app import create_app
-from asgilook.catalog import TEMPORARY_PREFIX
+from asgilook.files import TEMPORARY_PREFIX
 from tests.fakes import make_config
 
 control, body = (open(path, 'rb').read() for path in sys.argv[1:3])

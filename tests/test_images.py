@@ -210,24 +210,26 @@ def file_size_limit(limit):
         signal.signal(signal.SIGXFSZ, previous_handler)
 
 
-def test_no_room_for_the_upload_is_507(client, storage_path, png_image):
-    before = image_files(storage_path)
-
-    with file_size_limit(len(png_image) // 2):
-        resp = client.simulate_post('/images', body=png_image)
+async def test_no_room_for_the_upload_is_507(config, storage_path, png_image):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        # The catalog is open (its files made) before the disk fills.
+        before = image_files(storage_path)
+        with file_size_limit(len(png_image) // 2):
+            resp = await conductor.simulate_post('/images', body=png_image)
 
     assert resp.status_code == 507
     assert resp.json['title'] == 'Storage full'
     assert image_files(storage_path) == before
 
 
-def test_no_room_for_the_stored_jpeg_is_507(client, storage_path):
+async def test_no_room_for_the_stored_jpeg_is_507(config, storage_path):
     # A flat PNG is small; its JPEG is not: the upload fits, the image does not.
     upload = encode(gradient((1200, 1200)), 'PNG')
     before = image_files(storage_path)
 
-    with file_size_limit(len(upload) + 1):
-        resp = client.simulate_post('/images', body=upload)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        with file_size_limit(len(upload) + 1):
+            resp = await conductor.simulate_post('/images', body=upload)
 
     assert resp.status_code == 507
     assert resp.json['title'] == 'Storage full'

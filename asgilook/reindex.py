@@ -1,0 +1,230 @@
+"""Reconcile the catalog with the files of the storage directory.
+
+What asgilook changes itself is in the catalog the moment it is answered;
+what is changed behind its back (files copied in or removed by hand, a
+process killed between moving a file and committing its row, a storage
+directory from a release before the catalog) is found by reading the whole
+directory. That costs about a second per 100 000 files, so it is done:
+
+- at start-up, only when the directory's time is not the one the catalog
+  recorded at its last change (a file was added, removed or renamed since);
+- on `python -m asgilook reindex`, always.
+
+It runs under the catalog's write lock (changes by other workers wait for
+it). Files named as images but not listed are checked (their JPEG frame
+must be the size their name says) and listed, oldest first; rows whose file
+is gone are removed; everything found is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import pathlib
+import sqlite3
+from typing import Any
+
+from . import catalog, files
+from .catalog import Catalog, CatalogError
+from .files import Entry
+
+logger = logging.getLogger(__name__)
+
+# Rows sent to SQLite at a time while the directory is read.
+_BATCH = 10_000
+# Each of adopted and removed is logged by name up to this many.
+_LOGGED_BY_NAME = 20
+
+
+@dataclasses.dataclass
+class Report:
+    """What a reindex found: names adopted, ids removed, files ignored."""
+
+    listed: int = 0
+    adopted: list[str] = dataclasses.field(default_factory=list)
+    removed: list[str] = dataclasses.field(default_factory=list)
+    ignored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def summary(self, directory: pathlib.Path) -> str:
+        return (
+            f'reindexed {directory}: {self.listed} images listed, '
+            f'{len(self.adopted)} files adopted, {len(self.removed)} rows of '
+            f'missing files removed, {len(self.ignored)} files ignored'
+        )
+
+
+async def reindex(catalog: Catalog, force: bool = True) -> Report | None:
+    """Reconcile the catalog with its directory; log and return what was found.
+
+    Unless forced, only if the directory changed since the catalog recorded
+    it (None otherwise: nothing was read).
+    """
+    report = await catalog.locked(
+        lambda writer: _reconcile(writer, catalog.directory, force)
+    )
+    if report is not None:
+        _log(catalog.directory, report)
+    return report
+
+
+def run(config: Any) -> int:
+    """`python -m asgilook reindex`: reconcile the catalog now; the exit status."""
+    directory = pathlib.Path(os.path.abspath(os.fspath(config.storage_path)))
+    try:
+        if not directory.is_dir():
+            raise FileNotFoundError(errno.ENOENT, 'no such directory')
+        asyncio.run(_run(directory))
+    except (OSError, CatalogError) as ex:
+        logger.error(
+            'cannot reindex %s: %s', directory, getattr(ex, 'strerror', None) or ex
+        )
+        return 1
+    return 0
+
+
+async def _run(directory: pathlib.Path) -> Report:
+    catalog = Catalog(directory)
+    try:
+        await catalog.open()
+        report = await reindex(catalog)
+    finally:
+        await catalog.close()
+        catalog.shutdown()
+    return report
+
+
+def _reconcile(
+    writer: sqlite3.Connection, directory: pathlib.Path, force: bool
+) -> Report | None:
+    recorded = writer.execute(
+        "SELECT value FROM settings WHERE name = 'directory_mtime_ns'"
+    ).fetchone()
+    if (
+        not force
+        and recorded is not None
+        and recorded[0] == os.stat(directory).st_mtime_ns
+    ):
+        # Another worker reconciled it while this one waited for the lock.
+        return None
+    writer.execute(
+        'CREATE TEMP TABLE IF NOT EXISTS found (name TEXT PRIMARY KEY, id TEXT, '
+        'width INTEGER, height INTEGER, length INTEGER, modified_ns INTEGER)'
+    )
+    writer.execute('DELETE FROM temp.found')
+    try:
+        report = Report()
+        report.ignored = _read_directory(writer, directory)
+        _remove_missing(writer, report)
+        _adopt_new(writer, directory, report)
+        report.listed = writer.execute('SELECT count(*) FROM images').fetchone()[0]
+    finally:
+        writer.execute('DELETE FROM temp.found')
+    return report
+
+
+def _read_directory(
+    writer: sqlite3.Connection, directory: pathlib.Path
+) -> list[tuple[str, str]]:
+    """Put the files named as images into temp.found; return the strays."""
+    strays = []
+    leftovers = []
+    batch: list[tuple] = []
+    with os.scandir(directory) as items:
+        for item in items:
+            if item.name.startswith(files.TEMPORARY_PREFIX):
+                leftovers.append(item.name)
+                continue
+            # A file removed while the directory is read is not listed.
+            with contextlib.suppress(FileNotFoundError):
+                entry, reason = files.read_entry(item)
+                if entry is not None:
+                    batch.append((item.name, *_row(entry)))
+                elif reason:
+                    strays.append((item.name, reason))
+            if len(batch) >= _BATCH:
+                _insert_found(writer, batch)
+                batch = []
+    _insert_found(writer, batch)
+    # Temporary files of releases before 0.3, beside the images.
+    strays += files.clear_leftovers(directory, leftovers)
+    return strays
+
+
+def _insert_found(writer: sqlite3.Connection, rows: list[tuple]) -> None:
+    writer.executemany('INSERT INTO temp.found VALUES (?, ?, ?, ?, ?, ?)', rows)
+
+
+def _remove_missing(writer: sqlite3.Connection, report: Report) -> None:
+    rows = writer.execute(
+        'SELECT id FROM images WHERE NOT EXISTS '
+        f'(SELECT 1 FROM temp.found WHERE name = {catalog.file_name_sql("images")})'
+    )
+    report.removed = [image_id for (image_id,) in rows]
+    catalog.delete_rows(writer, report.removed)
+
+
+def _adopt_new(
+    writer: sqlite3.Connection, directory: pathlib.Path, report: Report
+) -> None:
+    """List the files no row names, once their content holds; oldest first."""
+    rows = writer.execute(
+        'SELECT name, id, width, height, length, modified_ns FROM temp.found AS f '
+        'WHERE NOT EXISTS (SELECT 1 FROM images AS i WHERE i.id = f.id) '
+        'ORDER BY modified_ns, id'
+    ).fetchall()
+    adopted: dict[str, tuple[str, Entry]] = {}
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name, image_id, width, height, length, modified_ns in rows:
+            entry = Entry(image_id, (width, height), length, modified_ns)
+            reason = _check(descriptor, name, entry)
+            if reason:
+                report.ignored.append((name, reason))
+                continue
+            # An id with two files: the newer one is the image (rows are in
+            # order of time), the other is ignored.
+            if image_id in adopted:
+                report.ignored.append((adopted[image_id][0], 'a newer file has its id'))
+            adopted[image_id] = (name, entry)
+    finally:
+        os.close(descriptor)
+    for (name,) in writer.execute(
+        'SELECT f.name FROM temp.found AS f JOIN images AS i ON i.id = f.id '
+        f'WHERE f.name != {catalog.file_name_sql("i")}'
+    ):
+        report.ignored.append((name, 'another file of this image is listed'))
+    chosen = sorted(adopted.values(), key=lambda item: _order(item[1]))
+    report.adopted = [name for name, _ in chosen]
+    catalog.insert_rows(writer, [entry for _, entry in chosen])
+
+
+def _order(entry: Entry) -> tuple[int, str]:
+    return entry.modified_ns, entry.image_id
+
+
+def _check(descriptor: int, name: str, entry: Entry) -> str:
+    try:
+        return files.check(descriptor, name, entry)
+    except OSError as ex:
+        return f'cannot be read: {ex.strerror}'
+
+
+def _row(entry: Entry) -> tuple:
+    return entry.image_id, *entry.size, entry.length, entry.modified_ns
+
+
+def _log(directory: pathlib.Path, report: Report) -> None:
+    for name in report.adopted[:_LOGGED_BY_NAME]:
+        logger.warning('listed %s found in %s', name, directory)
+    for image_id in report.removed[:_LOGGED_BY_NAME]:
+        logger.warning(
+            'unlisted image %s: its file is gone from %s', image_id, directory
+        )
+    for name, reason in report.ignored[:_LOGGED_BY_NAME]:
+        logger.warning('ignoring %s in %s: %s', name, directory, reason)
+    found = report.adopted or report.removed or report.ignored
+    logger.log(logging.WARNING if found else logging.INFO, report.summary(directory))
