@@ -30,11 +30,13 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     thumbnails = Thumbnails(store)
 
     # Responses pass through middleware in reverse order: the cache stores
-    # the whole response before a 304 may replace it.
+    # the whole response before a 304 may replace it. The store starts last:
+    # the cache may make the service key in the storage directory, and the
+    # catalog then finds the directory as it will stay.
     app = CachedApp(
         cache,
         config.body_timeout,
-        middleware=[_StoreLifespan(store), ConditionalRequests(), cache],
+        middleware=[ConditionalRequests(), cache, _StoreLifespan(store)],
     )
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import hashlib
 import itertools
 import logging
@@ -48,7 +49,15 @@ from typing import Any, TypeVar
 from . import files
 from .files import Entry, file_name
 
-__all__ = ['Catalog', 'CatalogError', 'CatalogFullError', 'Entry', 'Page', 'file_name']
+__all__ = [
+    'Catalog',
+    'CatalogError',
+    'CatalogFullError',
+    'Entry',
+    'Page',
+    'Removal',
+    'file_name',
+]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +114,15 @@ class CatalogError(Exception):
 
 class CatalogFullError(CatalogError):
     """The catalog database has no room for a change (a full disk)."""
+
+
+class Removal(enum.Enum):
+    """What removing an image found."""
+
+    REMOVED = 'removed'
+    # Its file was gone: only its row was removed.
+    FILE_GONE = 'file gone'
+    NOT_LISTED = 'not listed'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,10 +342,10 @@ class Catalog:
                 await self._run_write(os.remove, self._file(replaced))
         return entry, replaced
 
-    async def remove(self, image_id: str, trash: pathlib.Path) -> bool:
-        """Unlist an image and remove its file; False if it is not listed.
+    async def remove(self, image_id: str, trash: pathlib.Path) -> Removal:
+        """Unlist an image and remove its file (moved to trash, then removed).
 
-        FileNotFoundError if its file is gone (then it is unlisted all the same).
+        An image whose file is gone (removed by hand) is unlisted all the same.
         """
         return await self._write(self._delete, image_id, trash)
 
@@ -356,23 +374,22 @@ class Catalog:
                 raise
         return entry, replaced
 
-    def _delete(self, image_id: str, trash: pathlib.Path) -> bool:
+    def _delete(self, image_id: str, trash: pathlib.Path) -> Removal:
         writer = self._writer
         with _transaction(writer, 'BEGIN IMMEDIATE'):
             row = writer.execute(
                 f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
             ).fetchone()
             if row is None:
-                return False
+                return Removal.NOT_LISTED
             delete_rows(writer, [image_id])
             path = self._file(_entry(row))
             try:
                 os.replace(path, trash)
             except FileNotFoundError:
-                # Removed by hand: the row goes too (committed), and it is 404.
+                # Removed by hand: the row goes too.
                 self._record_directory(writer)
-                writer.execute('COMMIT')
-                raise
+                return Removal.FILE_GONE
             try:
                 self._record_directory(writer)
                 writer.execute('COMMIT')
@@ -381,7 +398,7 @@ class Catalog:
                 raise
         with contextlib.suppress(OSError):
             os.remove(trash)
-        return True
+        return Removal.REMOVED
 
     def _record_directory(self, writer: sqlite3.Connection) -> None:
         """Record the directory's time as this change leaves it, and commit."""

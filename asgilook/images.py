@@ -70,6 +70,7 @@ class Images:
         try:
             resp.stream = await self._store.open(image)
         except FileNotFoundError as ex:
+            await self._store.forget(image)
             raise _image_not_found() from ex
         _describe_file(resp, image)
 
@@ -174,6 +175,7 @@ class Thumbnails:
         try:
             resp.data = await self._store.make_thumbnail(image, (width, height))
         except FileNotFoundError as ex:
+            await self._store.forget(image)
             raise _image_not_found() from ex
         except StoredImageError as ex:
             raise falcon.HTTPNotFound(

@@ -8,6 +8,7 @@ import datetime
 import errno
 import hashlib
 import io
+import logging
 import os
 import pathlib
 from collections.abc import AsyncIterable, Iterator
@@ -18,9 +19,18 @@ import aiofiles.os
 
 from . import files, imaging, reindex
 from .bodies import WaitingMemory
-from .catalog import Catalog, CatalogError, CatalogFullError, Entry, file_name
+from .catalog import (
+    Catalog,
+    CatalogError,
+    CatalogFullError,
+    Entry,
+    Removal,
+    file_name,
+)
 from .config import Config
 from .renderers import RenderProcesses
+
+logger = logging.getLogger(__name__)
 
 # Uploads up to this size wait for a worker in memory (within the worker's
 # upload_memory budget); larger ones on disk.
@@ -230,7 +240,9 @@ class Store:
         incoming = self.catalog.incoming
         loop = asyncio.get_running_loop()
         names = await aiofiles.os.listdir(incoming)
-        await loop.run_in_executor(None, files.clear_leftovers, incoming, names)
+        left = await loop.run_in_executor(None, files.clear_leftovers, incoming, names)
+        for name, reason in left:
+            logger.warning('ignoring %s in %s: %s', name, incoming, reason)
         self._cleared.add(self.catalog.directory)
 
     async def open(self, image: Image) -> object:
@@ -264,11 +276,27 @@ class Store:
     async def delete(self, image: Image) -> None:
         """Remove an image; FileNotFoundError if it is already gone."""
         with _storage_errors():
-            removed = await self.catalog.remove(
+            removal = await self.catalog.remove(
                 image.image_id, self._temporary_path('.deleted')
             )
-        if not removed:
+        if removal is not Removal.REMOVED:
             raise FileNotFoundError(image.path)
+
+    async def forget(self, image: Image) -> None:
+        """Unlist an image whose file was found gone (removed by hand)."""
+        try:
+            await self.delete(image)
+        except FileNotFoundError:
+            # As expected: the row went, without the file.
+            pass
+        except StoreError:
+            # Not now: the next start, or reindex, unlists it.
+            return
+        logger.warning(
+            'unlisted image %s: its file is gone from %s',
+            image.image_id,
+            self.catalog.directory,
+        )
 
     def generation(self) -> int | None:
         """Return a token that changes whenever any process changes the catalog."""

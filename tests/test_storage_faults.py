@@ -13,13 +13,13 @@ import falcon.testing
 import httpx
 import pytest
 
-from asgilook import catalog, files, jpeg
+from asgilook import files, jpeg, reindex
 from asgilook.app import create_app
-from asgilook.catalog import GENERATION_NAME, file_name
+from asgilook.catalog import Catalog, file_name
 
 from . import servers
 from .fakes import make_config, two_workers, upload_through
-from .images import decode, encode, gradient, stored_file
+from .images import decode, encode, gradient, image_files, stored_file
 from .mounts import tmpfs
 
 SECRET = 'a test secret of enough length'
@@ -83,22 +83,13 @@ def disk(tmp_path):
         yield Disk(mount)
 
 
-def sparse_counter(directory) -> None:
-    """Leave the generation counter as the release before this one made it: a hole."""
-    descriptor = os.open(directory / GENERATION_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    os.ftruncate(descriptor, 8)
-    os.close(descriptor)
-    assert os.stat(directory / GENERATION_NAME).st_blocks == 0
-
-
 async def test_a_full_disk_is_507_and_what_it_holds_is_still_served(disk):
     kept = put_image(disk.storage)
-    sparse_counter(disk.storage)
-    disk.fill()
     async with falcon.testing.ASGIConductor(
         create_app(config_over(disk.storage))
     ) as conductor:
-        # Touching a hole of the counter's map on a full tmpfs is SIGBUS.
+        # The catalog is open (its files made) before the disk fills.
+        disk.fill()
         listing = await conductor.simulate_get('/images')
         (image,) = listing.json
         picture = await conductor.simulate_get(image['image'])
@@ -120,33 +111,32 @@ async def test_a_full_disk_is_507_and_what_it_holds_is_still_served(disk):
     assert full.json['title'] == 'Storage full'
     assert again.json == [image]
     assert after.json == [image, added]
-    # The counter has its bytes now, and counted the upload.
-    counter = disk.storage / GENERATION_NAME
-    assert os.stat(counter).st_blocks > 0
-    assert counter.read_bytes() == (1).to_bytes(8, 'little')
 
 
-async def test_an_upload_that_takes_the_last_page_is_stored_without_a_counter(
+async def test_an_upload_the_catalog_has_no_room_to_record_is_507_and_leaves_nothing(
     disk, redis_server
 ):
     async with two_workers(disk.storage, redis_server) as (first, second):
         disk.fill(leave_pages=1)
-        # The image fits; the counter, made by the first change, does not.
-        image = await upload_through(first, (16, 16))
-        assert disk.free_pages == 0
-        listings = [await worker.simulate_get('/images') for worker in (first, second)]
-        fetched = await second.simulate_get(image['image'])
-        full = await second.simulate_post(
+        before = image_files(disk.storage)
+        # The image's file fits in the last page; the catalog's record does not.
+        full = await first.simulate_post(
             '/images', body=encode(gradient((16, 16)), 'PNG')
         )
+        listings = [await worker.simulate_get('/images') for worker in (first, second)]
+        left = image_files(disk.storage)
 
         disk.empty()
-        deleted = await second.simulate_delete(image['image'])
+        image = await upload_through(second, (16, 16))
+        fetched = await first.simulate_get(image['image'])
+        deleted = await first.simulate_delete(image['image'])
         gone = [await worker.simulate_get(image['image']) for worker in (first, second)]
 
-    assert [resp.json for resp in listings] == [[image], [image]]
-    assert fetched.status_code == 200
     assert full.status_code == 507
+    assert full.json['title'] == 'Storage full'
+    assert [resp.json for resp in listings] == [[], []]
+    assert left == before
+    assert fetched.status_code == 200
     assert deleted.status_code == 204
     assert [resp.status_code for resp in gone] == [404, 404]
 
@@ -154,8 +144,6 @@ async def test_an_upload_that_takes_the_last_page_is_stored_without_a_counter(
 @pytest.mark.live
 def test_a_full_disk_under_uvicorn_kills_no_worker(live_redis, disk):
     kept = put_image(disk.storage)
-    sparse_counter(disk.storage)
-    disk.fill()
     port = servers.free_port()
     process = servers.start_uvicorn(
         disk.storage,
@@ -168,6 +156,8 @@ def test_a_full_disk_under_uvicorn_kills_no_worker(live_redis, disk):
     try:
         workers = worker_pids(process.pid)
         assert len(workers) == 2
+        # Both workers have the catalog open before the disk fills.
+        disk.fill()
         with httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=30) as http:
             # New connections, so that both workers answer some.
             answers = [
@@ -285,13 +275,13 @@ def test_files_that_are_not_the_jpeg_their_name_says_are_not_listed_or_served(
             storage_path, name_size=(64000, 48000)
         ): 'a JPEG of 320x200 where its name says 64000x48000',
     }
-    # Hidden files are asgilook's own (its counter, its key) or the system's.
+    # Hidden files are asgilook's own (its catalog, its key) or the system's.
     (pathlib.Path(storage_path) / '.DS_Store').write_bytes(b'\0' * 64)
-    caplog.set_level(logging.WARNING, logger='asgilook.catalog')
+    caplog.set_level(logging.WARNING, logger='asgilook.reindex')
     client = falcon.testing.TestClient(create_app(config))
 
+    # Each request of the TestClient is a start: only the first reads files.
     listings = [client.simulate_get('/images') for _ in range(3)]
-    # Another change, and the directory is read again: no file is reported twice.
     upload = client.simulate_post('/images', body=encode(gradient((64, 64)), 'PNG'))
     after = client.simulate_get('/images')
     answers = {
@@ -315,7 +305,7 @@ def test_files_that_are_not_the_jpeg_their_name_says_are_not_listed_or_served(
         assert f': {reason}' in message
 
 
-async def test_a_file_is_checked_when_first_seen_not_at_every_reading(
+async def test_a_file_is_checked_once_when_found_and_an_upload_never(
     storage_path, redis_server, monkeypatch
 ):
     checked = []
@@ -330,32 +320,22 @@ async def test_a_file_is_checked_when_first_seen_not_at_every_reading(
     by_hand = put_image(storage_path)
     liar = put_image(storage_path, data=JPEG[:-2])
     async with two_workers(storage_path, redis_server) as (first, second):
-        # Each worker checks what it finds at start, once.
-        assert sorted(checked) == sorted(
-            [stored_file(storage_path, by_hand).name] * 2
-            + [stored_file(storage_path, liar).name] * 2
-        )
+        # The first worker to start reconciles; the second finds it done.
+        at_start = sorted(checked)
         checked.clear()
         uploads = [await upload_through(first, (64, 64)) for _ in range(3)]
-        # The other worker reads the directory again, and checks what is new.
-        await second.simulate_get('/images')
-        by_second = sorted(checked)
-        checked.clear()
         own = await upload_through(second, (64, 64))
         listing = await first.simulate_get('/images')
-        by_first = list(checked)
 
-    def name(image):
-        return stored_file(storage_path, image['id']).name
-
-    # Neither checked what it wrote itself, nor read again what it rejected.
-    assert by_second == sorted(name(image) for image in uploads)
-    assert by_first == [name(own)]
-    assert {item['id'] for item in listing.json} == {
+    assert at_start == sorted(
+        [stored_file(storage_path, by_hand).name, stored_file(storage_path, liar).name]
+    )
+    assert checked == []
+    assert [item['id'] for item in listing.json] == [
         by_hand,
-        own['id'],
         *(image['id'] for image in uploads),
-    }
+        own['id'],
+    ]
 
 
 async def test_as_an_unprivileged_user_what_cannot_be_read_is_not_listed(
@@ -371,6 +351,7 @@ async def test_as_an_unprivileged_user_what_cannot_be_read_is_not_listed(
         os.chmod(path, 0)
         # An upload in progress of a process of another user (init's, here).
         in_progress = temporary(directory, 1)
+        os.chmod(directory / files.TEMPORARY_DIRECTORY, 0o777)
         config = config_over(directory, redis_server)
         async with contextlib.AsyncExitStack() as stack:
             with as_nobody():
@@ -379,14 +360,20 @@ async def test_as_an_unprivileged_user_what_cannot_be_read_is_not_listed(
                 )
                 hidden = await conductor.simulate_get('/images')
             os.chmod(path, 0o644)
-            # Another change: the directory is read again, the file with it.
+            # Found by the next reindex (a change of mode moves no time).
             await upload_through(conductor, (64, 64))
+            unchanged = await conductor.simulate_get('/images')
+            catalog = Catalog(directory)
+            await reindex.reindex(catalog)
+            await catalog.close()
+            catalog.shutdown()
             shown = await conductor.simulate_get('/images')
-        left = os.listdir(directory)
+        left = os.listdir(directory / files.TEMPORARY_DIRECTORY)
     finally:
         shutil.rmtree(directory)
 
     assert hidden.json == []
+    assert image_id not in [item['id'] for item in unchanged.json]
     assert image_id in [item['id'] for item in shown.json]
     assert in_progress in left
     messages = [record.getMessage() for record in caplog.records]
@@ -414,10 +401,8 @@ def as_nobody():
 
 
 async def test_once_a_worker_answered_404_for_an_image_it_never_answers_200(
-    storage_path, redis_server, monkeypatch
+    storage_path, redis_server, caplog
 ):
-    # Look at the directory on every request that memory does not answer.
-    monkeypatch.setattr(catalog, 'RECHECK_SECONDS', 0)
     async with two_workers(storage_path, redis_server) as workers:
         image = await upload_through(workers[0], (640, 400))
         kept = [image['image'], image['thumbnails'][0]]
@@ -440,7 +425,10 @@ async def test_once_a_worker_answered_404_for_an_image_it_never_answers_200(
             listing = later[-1]
 
     assert answers == [(404, [404, 404, 404, 200] * 3)] * 2
+    # The first 404 unlisted it, for every worker.
     assert listing.json == []
+    messages = [record.getMessage() for record in caplog.records]
+    assert [m for m in messages if m.startswith(f'unlisted image {image["id"]}')]
 
 
 # What killed workers leave behind.
@@ -454,14 +442,15 @@ def ended_pid() -> int:
 
 
 def temporary(directory, pid=None, age=0) -> str:
-    """Leave a temporary file as an upload of process pid does; return its name."""
+    """Leave a temporary file as an upload of process pid does; return its name.
+
+    Without a pid: a name as no process of this release makes it.
+    """
     hex_part = uuid.uuid4().hex
-    name = (
-        f'.incoming-{hex_part}.tmp'
-        if pid is None
-        else f'.incoming-{pid}-{hex_part}.tmp'
-    )
-    path = pathlib.Path(directory) / name
+    name = f'{hex_part}.tmp' if pid is None else f'{pid}-{hex_part}.tmp'
+    incoming = pathlib.Path(directory) / files.TEMPORARY_DIRECTORY
+    incoming.mkdir(exist_ok=True)
+    path = incoming / name
     path.write_bytes(b'\xff\xd8 part of an upload')
     moment = path.stat().st_mtime_ns - age * 10**9
     os.utime(path, ns=(moment, moment))
@@ -488,9 +477,10 @@ def test_a_start_removes_what_uploads_of_ended_processes_left(
     caplog.set_level(logging.WARNING)
     client = falcon.testing.TestClient(create_app(config))
 
+    incoming = pathlib.Path(storage_path) / files.TEMPORARY_DIRECTORY
     listing = client.simulate_get('/images')
-    left = set(os.listdir(storage_path))
-    # Only the first reading of a process clears: later ones meet uploads
+    left = set(os.listdir(incoming))
+    # Only the first start of a process clears: later ones may meet uploads
     # in progress, as this one could be.
     later = temporary(storage_path, dead)
     client.simulate_post('/images', body=encode(gradient((64, 64)), 'PNG'))
@@ -499,7 +489,7 @@ def test_a_start_removes_what_uploads_of_ended_processes_left(
     assert [item['id'] for item in listing.json] == [image_id]
     assert not left & set(removed)
     assert set(kept) <= left
-    assert later in os.listdir(storage_path)
+    assert later in os.listdir(incoming)
     assert len(again.json) == 2
     messages = [record.getMessage() for record in caplog.records]
     for name in removed:
@@ -520,12 +510,14 @@ def test_a_leftover_that_cannot_be_removed_is_reported_and_one_gone_is_not(
 ):
     # What another worker's start removed first is gone: this one looks no
     # further. A temporary name that points nowhere is as good as gone.
-    gone = f'.incoming-{uuid.uuid4().hex}.tmp'
-    (pathlib.Path(storage_path) / gone).symlink_to('nowhere')
+    incoming = pathlib.Path(storage_path) / files.TEMPORARY_DIRECTORY
+    incoming.mkdir()
+    gone = f'{uuid.uuid4().hex}.tmp'
+    (incoming / gone).symlink_to('nowhere')
     stuck = temporary(storage_path, ended_pid())
-    (pathlib.Path(storage_path) / stuck).unlink()
-    (pathlib.Path(storage_path) / stuck).mkdir()
-    (pathlib.Path(storage_path) / stuck / 'inside').write_text('in the way')
+    (incoming / stuck).unlink()
+    (incoming / stuck).mkdir()
+    (incoming / stuck / 'inside').write_text('in the way')
     caplog.set_level(logging.WARNING)
     client = falcon.testing.TestClient(create_app(config))
 
@@ -534,7 +526,7 @@ def test_a_leftover_that_cannot_be_removed_is_reported_and_one_gone_is_not(
     assert listing.json == []
     messages = [record.getMessage() for record in caplog.records]
     assert [m for m in messages if m.startswith(f'ignoring {stuck} ')] == [
-        f'ignoring {stuck} in {storage_path}: a leftover that cannot be removed: '
+        f'ignoring {stuck} in {incoming}: a leftover that cannot be removed: '
         'Is a directory'
     ]
     assert not [m for m in messages if gone in m]
