@@ -98,9 +98,11 @@ def page_request(req: falcon.asgi.Request) -> PageRequest | None:
 
 
 def _limit(text: str) -> int:
-    if not (text.isascii() and text.strip().isdigit()):
+    digits = text.strip().lstrip('0')
+    # Python turns no more than 4300 digits into a number (a ValueError past).
+    if not (text.isascii() and text.strip().isdigit()) or len(digits) > 4:
         raise _invalid_limit()
-    limit = int(text)
+    limit = int(digits or '0')
     if not 1 <= limit <= MAX_LIMIT:
         raise _invalid_limit()
     return limit

@@ -1,0 +1,420 @@
+"""Pages of the list: `GET /images?limit=N`, followed through its Link headers."""
+
+import base64
+import re
+
+import fakeredis
+import falcon
+import falcon.testing
+import pytest
+
+from asgilook.app import create_app
+
+from .fakes import two_workers, upload_through
+
+# What a page's Link header says: the next page, as a URL of this service.
+LINK = re.compile(r'<(/images\?limit=([0-9]+)&after=([A-Za-z0-9_-]+))>; rel="next"')
+# Small pictures: no thumbnails to render, quick to upload.
+SMALL = (32, 24)
+
+
+def next_page(resp) -> str | None:
+    """The URL the Link header of a page names as the next one, or None."""
+    link = resp.headers.get('Link')
+    if link is None:
+        return None
+    match = LINK.fullmatch(link)
+    assert match is not None, link
+    return match[1]
+
+
+async def upload_many(conductor, count: int) -> list[dict]:
+    return [await upload_through(conductor, SMALL) for _ in range(count)]
+
+
+async def walk(conductors, uri='/images?limit=3') -> list[list[dict]]:
+    """Follow the Links from uri to the last page, asking each worker in turn."""
+    pages = []
+    while uri is not None:
+        resp = await conductors[len(pages) % len(conductors)].simulate_get(uri)
+        assert resp.status_code == 200
+        pages.append(resp.json)
+        uri = next_page(resp)
+    return pages
+
+
+def ids(images) -> list[str]:
+    return [image['id'] for image in images]
+
+
+@pytest.fixture
+async def conductor(config):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        yield conductor
+
+
+@pytest.fixture
+async def workers(storage_path, redis_server):
+    async with two_workers(storage_path, redis_server) as workers:
+        yield workers
+
+
+async def test_without_parameters_the_list_is_whole(conductor):
+    images = await upload_many(conductor, 4)
+
+    resp = await conductor.simulate_get('/images')
+
+    assert resp.json == images
+    assert 'Link' not in resp.headers
+
+
+async def test_a_page_is_the_oldest_images_and_links_to_the_next(conductor):
+    images = await upload_many(conductor, 5)
+
+    first = await conductor.simulate_get('/images?limit=2')
+
+    assert first.status_code == 200
+    assert first.json == images[:2]
+    assert first.headers['Cache-Control'] == 'no-cache'
+    uri = next_page(first)
+    assert uri is not None
+    assert uri.startswith('/images?limit=2&after=')
+    second = await conductor.simulate_get(uri)
+    assert second.json == images[2:4]
+    last = await conductor.simulate_get(next_page(second))
+    assert last.json == images[4:]
+    assert 'Link' not in last.headers
+
+
+async def test_a_page_that_ends_the_list_exactly_has_no_link(conductor):
+    images = await upload_many(conductor, 4)
+
+    pages = await walk([conductor], '/images?limit=2')
+
+    assert pages == [images[:2], images[2:]]
+
+
+async def test_a_page_of_an_empty_list_is_empty_and_last(conductor):
+    resp = await conductor.simulate_get('/images?limit=10')
+
+    assert resp.status_code == 200
+    assert resp.json == []
+    assert 'Link' not in resp.headers
+
+
+async def test_following_the_links_gives_every_image_once_in_upload_order(
+    conductor,
+):
+    images = await upload_many(conductor, 25)
+
+    pages = await walk([conductor], '/images?limit=7')
+
+    assert [len(page) for page in pages] == [7, 7, 7, 4]
+    assert [image for page in pages for image in page] == images
+    assert (await conductor.simulate_get('/images')).json == images
+
+
+async def test_paging_through_a_changing_catalog_skips_and_repeats_nothing(
+    workers,
+):
+    one, other = workers
+    images = await upload_many(one, 10)
+    # Every page kept by both workers first, so that what follows is served
+    # from caches that the changes must correct.
+    for _ in range(2):
+        assert [image for page in await walk([one, other]) for image in page] == (
+            images
+        )
+        assert [image for page in await walk([other, one]) for image in page] == (
+            images
+        )
+
+    first = await one.simulate_get('/images?limit=3')
+    assert first.json == images[:3]
+    # The image the cursor names, and one not reached yet, go; one comes.
+    for gone in (images[2], images[4]):
+        assert (await other.simulate_delete(gone['image'])).status_code == 204
+    added = [await upload_through(one, SMALL)]
+    second = await other.simulate_get(next_page(first))
+    assert second.json == [images[3], *images[5:7]]
+    # One already seen goes; another comes through the other worker.
+    assert (await one.simulate_delete(images[0]['image'])).status_code == 204
+    added.append(await upload_through(other, SMALL))
+    rest = await walk([one, other], next_page(second))
+
+    seen = first.json + second.json + [image for page in rest for image in page]
+    assert ids(seen) == ids([*images[:4], *images[5:], *added])
+    assert rest[-1][-2:] == added
+
+
+async def test_a_page_is_cached_with_its_link(conductor, redis_server):
+    await upload_many(conductor, 3)
+
+    computed = await conductor.simulate_get('/images?limit=2')
+    cached = await conductor.simulate_get('/images?limit=2')
+
+    assert computed.headers['X-ASGILook-Cache'] == 'Miss'
+    assert cached.headers['X-ASGILook-Cache'] == 'Hit'
+    assert cached.content == computed.content
+    for header in ('Link', 'ETag', 'Cache-Control', 'Content-Type'):
+        assert cached.headers[header] == computed.headers[header]
+    keys = fakeredis.FakeRedis(server=redis_server).keys('asgilook:/images?*')
+    assert keys == [b'asgilook:/images?limit=2']
+
+
+async def test_another_worker_serves_a_page_from_redis(workers):
+    one, other = workers
+    await upload_many(one, 3)
+    computed = await one.simulate_get('/images?limit=2')
+
+    resp = await other.simulate_get('/images?limit=2')
+
+    assert resp.headers['X-ASGILook-Cache'] == 'Hit'
+    assert resp.content == computed.content
+    assert resp.headers['Link'] == computed.headers['Link']
+
+
+async def test_an_upload_shows_on_the_last_page_once_cached(workers):
+    one, other = workers
+    images = await upload_many(one, 3)
+    last = next_page(await other.simulate_get('/images?limit=2'))
+    for _ in range(2):
+        kept = await other.simulate_get(last)
+    assert kept.headers['X-ASGILook-Cache'] == 'Hit'
+    assert kept.json == images[2:]
+
+    added = await upload_through(one, SMALL)
+    resp = await other.simulate_get(last)
+
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert resp.json == [images[2], added]
+
+
+async def test_a_delete_by_another_worker_leaves_the_page_at_once(
+    workers, redis_server
+):
+    one, other = workers
+    images = await upload_many(one, 3)
+    for _ in range(2):
+        kept = await other.simulate_get('/images?limit=2')
+    assert kept.headers['X-ASGILook-Cache'] == 'Hit'
+    # Without Redis's copy, a Hit now comes from the worker's memory.
+    await fakeredis.FakeAsyncRedis(server=redis_server).flushall()
+    kept = await other.simulate_get('/images?limit=2')
+    assert kept.headers['X-ASGILook-Cache'] == 'Hit'
+
+    assert (await one.simulate_delete(images[1]['image'])).status_code == 204
+    resp = await other.simulate_get('/images?limit=2')
+
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    assert resp.json == [images[0], images[2]]
+    assert 'Link' not in resp.headers
+
+
+async def test_a_page_answers_304_to_its_etag_until_it_changes(workers):
+    one, other = workers
+    images = await upload_many(one, 5)
+    page = await one.simulate_get('/images?limit=2')
+    etag = page.headers['ETag']
+    assert etag != (await one.simulate_get(next_page(page))).headers['ETag']
+    asked = {'If-None-Match': etag}
+    for worker in (one, other, one):
+        resp = await worker.simulate_get('/images?limit=2', headers=asked)
+        assert resp.status_code == 304
+        assert resp.headers['ETag'] == etag
+        assert resp.content == b''
+
+    # A page that is full and not the last shows the same after an upload.
+    await upload_through(one, SMALL)
+    unchanged = await other.simulate_get('/images?limit=2')
+    assert unchanged.headers['X-ASGILook-Cache'] == 'Miss'
+    assert unchanged.headers['ETag'] == etag
+    assert (await other.simulate_get('/images?limit=2', headers=asked)).status_code == (
+        304
+    )
+
+    assert (await one.simulate_delete(images[1]['image'])).status_code == 204
+    for worker in (one, other):
+        resp = await worker.simulate_get('/images?limit=2', headers=asked)
+        assert resp.status_code == 200
+        assert resp.headers['ETag'] != etag
+        assert resp.json == [images[0], images[2]]
+
+
+async def test_a_last_page_that_gains_a_next_one_changes_its_etag(conductor):
+    await upload_many(conductor, 4)
+    last = next_page(await conductor.simulate_get('/images?limit=2'))
+    page = await conductor.simulate_get(last)
+    assert 'Link' not in page.headers
+
+    await upload_through(conductor, SMALL)
+    resp = await conductor.simulate_get(
+        last, headers={'If-None-Match': page.headers['ETag']}
+    )
+
+    assert resp.status_code == 200
+    assert resp.json == page.json
+    assert next_page(resp) is not None
+    assert resp.headers['ETag'] != page.headers['ETag']
+
+
+async def test_head_of_a_page_has_the_headers_of_its_get(conductor):
+    await upload_many(conductor, 3)
+    page = await conductor.simulate_get('/images?limit=2')
+
+    for _ in range(2):
+        resp = await conductor.simulate_head('/images?limit=2')
+        assert resp.status_code == 200
+        assert resp.content == b''
+        for header in ('Link', 'ETag', 'Content-Type'):
+            assert resp.headers[header] == page.headers[header]
+    head = await conductor.simulate_head('/images?limit=0')
+    assert head.status_code == 400
+
+
+def assert_bad_request(resp, title: str) -> None:
+    assert resp.status_code == 400
+    assert resp.headers['Content-Type'] == falcon.MEDIA_JSON
+    assert resp.json['title'] == title
+    assert resp.json['description']
+    assert 'Link' not in resp.headers
+
+
+@pytest.mark.parametrize(
+    'query',
+    [
+        'limit=0',
+        'limit=1001',
+        'limit=abc',
+        'limit=-1',
+        'limit=',
+        'limit',
+        'limit=2.5',
+        'limit=1e3',
+        'limit=%EF%BC%95',  # a fullwidth 5
+        'after=AQAAAAAAAAAB',
+        # More digits than Python turns into a number without being told to.
+        'limit=' + '1' * 5000,
+    ],
+)
+async def test_a_bad_limit_is_400(conductor, query):
+    assert_bad_request(
+        await conductor.simulate_get(f'/images?{query}'), 'Invalid page size'
+    )
+
+
+@pytest.mark.parametrize(
+    'query',
+    ['limit=2&limit=2', 'limit=2&limit=3', 'limit=2&after=AQAAAAAAAAAB&after=AQ'],
+)
+async def test_a_repeated_parameter_is_400(conductor, query):
+    assert_bad_request(
+        await conductor.simulate_get(f'/images?{query}'), 'Repeated parameter'
+    )
+
+
+@pytest.mark.parametrize('query', ['x=1', 'limit=2&sort=desc', 'page=2', 'LIMIT=2'])
+async def test_an_unknown_parameter_is_400(conductor, query):
+    assert_bad_request(
+        await conductor.simulate_get(f'/images?{query}'), 'Unknown parameter'
+    )
+
+
+def cursor_of(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
+
+
+@pytest.mark.parametrize(
+    'cursor',
+    [
+        '',
+        'not-a-cursor',
+        '%%%',
+        'AQ',
+        'AQAAAAAAAAAAAAAA',
+        cursor_of(b'\x01' + (2**63).to_bytes(8, 'big')),
+        cursor_of(b'\x01' + (2**64 - 1).to_bytes(8, 'big')),
+        cursor_of(b'\x01' + (3).to_bytes(9, 'big')),
+        cursor_of(b'\x02' + (3).to_bytes(8, 'big')),
+        cursor_of(b'\x01' + (3).to_bytes(8, 'big')) + '==',
+        cursor_of(b'\x01' + (3).to_bytes(8, 'big')) + '%3D',
+        '%C3%A9',
+    ],
+)
+async def test_a_bad_cursor_is_400(conductor, cursor):
+    await upload_many(conductor, 3)
+
+    resp = await conductor.simulate_get(f'/images?limit=2&after={cursor}')
+
+    assert_bad_request(resp, 'Invalid cursor')
+
+
+async def test_a_tampered_cursor_is_400(conductor):
+    await upload_many(conductor, 3)
+    uri = next_page(await conductor.simulate_get('/images?limit=1'))
+    cursor = LINK.fullmatch(f'<{uri}>; rel="next"')[3]
+    # Another version byte, and the same bytes in standard base64's alphabet.
+    tampered = [
+        'B' + cursor[1:],
+        cursor + 'A',
+        cursor[:-1],
+        cursor.replace('A', '+', 1),
+    ]
+
+    for bad in tampered:
+        resp = await conductor.simulate_get(f'/images?limit=1&after={bad}')
+        assert_bad_request(resp, 'Invalid cursor')
+
+
+async def test_a_cursor_past_the_end_is_an_empty_last_page(conductor):
+    await upload_many(conductor, 2)
+    cursor = cursor_of(b'\x01' + (2**63 - 1).to_bytes(8, 'big'))
+
+    resp = await conductor.simulate_get(f'/images?limit=2&after={cursor}')
+
+    assert resp.status_code == 200
+    assert resp.json == []
+    assert 'Link' not in resp.headers
+
+
+@pytest.mark.parametrize(
+    ('query', 'canonical'),
+    [
+        ('limit=010', 'limit=10'),
+        ('limit=' + '0' * 5000 + '5', 'limit=5'),
+        ('limit=%32', 'limit=2'),
+        ('limit=2&', 'limit=2'),
+        ('&limit=2', 'limit=2'),
+        ('limit=+2', 'limit=2'),
+        ('after={cursor}&limit=2', 'limit=2&after={cursor}'),
+        ('limit=02&after={cursor}', 'limit=2&after={cursor}'),
+        # The cursor of the very start names no image: the first page.
+        (f'limit=2&after={cursor_of(bytes([1, 0, 0, 0, 0, 0, 0, 0, 0]))}', 'limit=2'),
+    ],
+)
+async def test_another_spelling_of_a_page_redirects_to_its_one_url(
+    conductor, redis_server, query, canonical
+):
+    await upload_many(conductor, 3)
+    uri = next_page(await conductor.simulate_get('/images?limit=1'))
+    cursor = LINK.fullmatch(f'<{uri}>; rel="next"')[3]
+
+    resp = await conductor.simulate_get(f'/images?{query.format(cursor=cursor)}')
+
+    assert resp.status_code == 308
+    location = f'/images?{canonical.format(cursor=cursor)}'
+    assert resp.headers['Location'] == location
+    assert (await conductor.simulate_get(location)).status_code == 200
+    # Never kept under its own spelling.
+    keys = fakeredis.FakeRedis(server=redis_server).keys('asgilook:/images?*')
+    assert sorted(keys) == sorted(
+        {b'asgilook:/images?limit=1', f'asgilook:{location}'.encode()}
+    )
+
+
+async def test_the_largest_page_is_a_thousand(conductor):
+    images = await upload_many(conductor, 2)
+
+    resp = await conductor.simulate_get('/images?limit=1000')
+
+    assert resp.json == images
