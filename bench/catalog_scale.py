@@ -253,9 +253,6 @@ def run_workers(
             _progress(f'  done in {time.perf_counter() - started:.0f} s')
         baseline.figures.rss = baseline.peak_rss()
         baseline.uploads.delete_all()
-        # Shown beside the sizes: the rates measured alongside the largest.
-        for kind in ('full', 'thumbnail', 'upload'):
-            setattr(baseline.figures, kind, results[-1].paired[kind])
     finally:
         baseline.stop()
     return baseline.figures, results
@@ -313,19 +310,23 @@ def _table(workers: int, baseline: Figures, results: list[Figures]) -> None:
         head += f' {f"{figures.images:,}":>12} {"ratio":>6}'
     print(head)
     for label, value, unit, spec in _ROWS:
-        line = f'{label:28} {format(value(baseline), spec):>7}{unit:3}'
+        kind = _PAIRED.get(label)
+        if kind is None:
+            line = f'{label:28} {format(value(baseline), spec):>7}{unit:3}'
+        else:
+            # Against the 20-image server measured alongside each size.
+            line = f'{label:28} {"":10}'
+            alongside = f'{"  the 20-image server beside it":39}'
         for figures in results:
             ours = value(figures)
-            theirs = value(baseline)
-            if label in _PAIRED:
-                theirs = figures.paired[_PAIRED[label]]
+            theirs = value(baseline) if kind is None else figures.paired[kind]
             ratio = f'{ours / theirs:.2f}' if theirs else '-'
             line += f' {format(ours, spec):>9}{unit:3} {ratio:>6}'
+            if kind is not None:
+                alongside += f' {format(theirs, spec):>9}{unit:3} {"":6}'
         print(line)
-    print(
-        '(rates and RSS: each size against the 20-image server measured '
-        'alongside it; its column shows the rates measured beside the largest)'
-    )
+        if kind is not None:
+            print(alongside.rstrip())
     for figures in [baseline, *results]:
         if figures.reindexed_at_start:
             print(f'NOTE: a start over {figures.images:,} images reindexed the store')
