@@ -30,13 +30,11 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     thumbnails = Thumbnails(store)
 
     # Responses pass through middleware in reverse order: the cache stores
-    # the whole response before a 304 may replace it. The store starts last:
-    # the cache may make the service key in the storage directory, and the
-    # catalog then finds the directory as it will stay.
+    # the whole response before a 304 may replace it.
     app = CachedApp(
         cache,
         config.body_timeout,
-        middleware=[ConditionalRequests(), cache, _StoreLifespan(store)],
+        middleware=[_StoreLifespan(store, key), ConditionalRequests(), cache],
     )
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
@@ -55,13 +53,18 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
 class _StoreLifespan:
     """Prepare the store when the server starts; let its processes go at the end."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, key: ServiceKey) -> None:
         self._store = store
+        self._key = key
 
     async def process_startup(
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
         await self._store.startup()
+        # Made in the storage directory if there is none: before the catalog
+        # looks at the directory, so that it finds it as it stays.
+        await self._key.load()
+        await self._store.open_catalog()
 
     async def process_shutdown(
         self, scope: dict[str, Any], event: dict[str, Any]

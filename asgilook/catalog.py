@@ -204,7 +204,7 @@ class Catalog:
             timeout=WRITE_WAIT_SECONDS,
         )
         try:
-            connection.execute('PRAGMA journal_mode = WAL')
+            _use_wal(connection)
             # Committed before the 201 or 204 is sent: on disk, not only in
             # the operating system's memory.
             connection.execute('PRAGMA synchronous = FULL')
@@ -359,7 +359,8 @@ class Catalog:
             ).fetchone()
             replaced = None if row is None else _entry(row)
             if replaced is not None:
-                writer.execute('DELETE FROM images WHERE id = ?', (image_id,))
+                delete_rows(writer, [image_id])
+            before = os.stat(self.directory).st_mtime_ns
             # Dated inside the lock: the dates follow the order of the list.
             entry = Entry(image_id, size, length, time.time_ns())
             os.utime(temporary, ns=(entry.modified_ns, entry.modified_ns))
@@ -367,7 +368,7 @@ class Catalog:
             path = self._file(entry)
             os.replace(temporary, path)
             try:
-                self._record_directory(writer)
+                self._record_directory(writer, before)
                 writer.execute('COMMIT')
             except BaseException:
                 os.replace(path, temporary)
@@ -384,14 +385,15 @@ class Catalog:
                 return Removal.NOT_LISTED
             delete_rows(writer, [image_id])
             path = self._file(_entry(row))
+            before = os.stat(self.directory).st_mtime_ns
             try:
                 os.replace(path, trash)
             except FileNotFoundError:
                 # Removed by hand: the row goes too.
-                self._record_directory(writer)
+                self._record_directory(writer, before)
                 return Removal.FILE_GONE
             try:
-                self._record_directory(writer)
+                self._record_directory(writer, before)
                 writer.execute('COMMIT')
             except BaseException:
                 os.replace(trash, path)
@@ -400,9 +402,20 @@ class Catalog:
             os.remove(trash)
         return Removal.REMOVED
 
-    def _record_directory(self, writer: sqlite3.Connection) -> None:
-        """Record the directory's time as this change leaves it, and commit."""
-        _set(writer, 'directory_mtime_ns', os.stat(self.directory).st_mtime_ns)
+    def _record_directory(
+        self, writer: sqlite3.Connection, before: int | None = None
+    ) -> None:
+        """Record the directory's time as this change leaves it.
+
+        before: the directory's time before this change's own move of a file.
+        If it is not the time recorded, something else changed the directory
+        since (a file copied in or removed by hand, a process that died between
+        its move and its commit): the old time stays, and the next start
+        reindexes. Without it (a reindex), the time is recorded.
+        """
+        recorded = _setting(writer, 'directory_mtime_ns')
+        if before is None or before == recorded:
+            _set(writer, 'directory_mtime_ns', os.stat(self.directory).st_mtime_ns)
         _trim_changes(writer)
 
     def _file(self, entry: Entry) -> pathlib.Path:
@@ -451,6 +464,25 @@ class Catalog:
             return result
 
         return await self._run_write(run)
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (kept in the file: once is enough).
+
+    Switching takes the database for a moment, and SQLite does not wait for
+    that: workers opening a new catalog together take turns here.
+    """
+    deadline = time.monotonic() + WRITE_WAIT_SECONDS
+    while True:
+        try:
+            if connection.execute('PRAGMA journal_mode').fetchone()[0] != 'wal':
+                connection.execute('PRAGMA journal_mode = WAL')
+            return
+        except sqlite3.OperationalError as ex:
+            busy = getattr(ex, 'sqlite_errorcode', 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 async def _run(executor: ThreadPoolExecutor, function: Callable[..., _T], *args) -> _T:

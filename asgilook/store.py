@@ -32,6 +32,11 @@ from .renderers import RenderProcesses
 
 logger = logging.getLogger(__name__)
 
+# Storage directories whose leftovers this process has cleared: at its first
+# start, when no upload of its own can be under way (those of its pid are an
+# earlier process's).
+_CLEARED: set[pathlib.Path] = set()
+
 # Uploads up to this size wait for a worker in memory (within the worker's
 # upload_memory budget); larger ones on disk.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -143,8 +148,6 @@ class Store:
         self._catalog = Catalog(pathlib.Path(config.storage_path))
         # Catalogs of directories the setting named before (closed at close()).
         self._retired: list[Catalog] = []
-        # Directories whose leftovers this process has cleared.
-        self._cleared: set[pathlib.Path] = set()
         # Pillow work queues here; at most image_workers images are decoded at
         # once, however many requests are in flight.
         self._executor = ThreadPoolExecutor(
@@ -213,27 +216,35 @@ class Store:
         return image.path.name
 
     async def startup(self) -> None:
-        """Make sure the storage directory exists and takes files; open the catalog.
-
-        The catalog is reconciled with the directory if the directory changed
-        behind its back (see reindex.py).
-        """
+        """Make sure the storage directory exists and takes files."""
         catalog = self.catalog
-        directory = catalog.directory
-        try:
+        with self._startup_errors():
             await aiofiles.os.makedirs(catalog.incoming, exist_ok=True)
             probe = self._temporary_path()
             async with aiofiles.open(probe, 'wb'):
                 pass
             await aiofiles.os.remove(probe)
-            if directory not in self._cleared:
+            if catalog.directory not in _CLEARED:
                 await self._clear_leftovers()
+
+    async def open_catalog(self) -> None:
+        """Open the catalog, reconciling it with the directory if needed.
+
+        That is, if the directory changed behind its back (see reindex.py).
+        """
+        catalog = self.catalog
+        with self._startup_errors():
             if await catalog.open():
                 await reindex.reindex(catalog, force=False)
+
+    @contextlib.contextmanager
+    def _startup_errors(self) -> Iterator[None]:
+        try:
+            yield
         except (OSError, CatalogError) as ex:
             raise StorageUnavailableError(
-                f'cannot store images in {directory} (ASGI_LOOK_STORAGE_PATH): '
-                f'{getattr(ex, "strerror", None) or ex}'
+                f'cannot store images in {self.catalog.directory} '
+                f'(ASGI_LOOK_STORAGE_PATH): {getattr(ex, "strerror", None) or ex}'
             ) from ex
 
     async def _clear_leftovers(self) -> None:
@@ -243,7 +254,7 @@ class Store:
         left = await loop.run_in_executor(None, files.clear_leftovers, incoming, names)
         for name, reason in left:
             logger.warning('ignoring %s in %s: %s', name, incoming, reason)
-        self._cleared.add(self.catalog.directory)
+        _CLEARED.add(self.catalog.directory)
 
     async def open(self, image: Image) -> object:
         """Open the stored JPEG of an image for an async read."""
@@ -433,7 +444,17 @@ def _convert(
         return imaging.to_jpeg(source, max_pixels, quality)
 
 
+def _incoming(path: pathlib.Path) -> None:
+    """Make the directory of files on their way in, if a start has not.
+
+    Not its parents: a storage directory that is gone stays gone (503).
+    """
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path.parent)
+
+
 def _append(path: pathlib.Path, data: bytes) -> None:
+    _incoming(path)
     with open(path, 'ab') as spool:
         spool.write(data)
 
@@ -455,6 +476,7 @@ def _storage_errors() -> Iterator[None]:
 
 def _write_durably(path: pathlib.Path, data: bytes) -> None:
     """Write data to a new file and flush it to disk."""
+    _incoming(path)
     with open(path, 'wb') as output:
         output.write(data)
         output.flush()

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import pathlib
 
 import falcon
 import falcon.testing
@@ -9,6 +10,7 @@ import pytest
 
 from asgilook.app import create_app
 from asgilook.bodies import GuardedBody
+from asgilook.files import TEMPORARY_DIRECTORY
 
 from .asgi import DISCONNECT, STALL, body, call
 from .images import encode, gradient, image_files
@@ -82,7 +84,7 @@ def test_a_stalled_body_times_out_and_leaves_nothing(config, storage_path, size)
     assert status == 408
     assert error['title'] == 'Upload stalled'
     assert '0.05 seconds' in error['description']
-    assert os.listdir(storage_path) == []
+    assert image_files(storage_path) == []
     assert_nothing_stored(app, storage_path)
 
 
@@ -145,13 +147,14 @@ def test_waiting_uploads_share_one_memory_budget(config, storage_path, png):
         return waiting, await asyncio.gather(*uploads)
 
     def spool_files():
-        return [name for name in os.listdir(storage_path) if 'incoming' in name]
+        incoming = pathlib.Path(storage_path) / TEMPORARY_DIRECTORY
+        return os.listdir(incoming) if incoming.is_dir() else []
 
     waiting, responses = falcon.async_to_sync(main)
 
     # Three halves fit in memory; the other five waited in spool files.
     assert len(waiting) == 5
-    assert all(name.startswith(f'.incoming-{os.getpid()}-') for name in waiting)
+    assert all(name.startswith(f'{os.getpid()}-') for name in waiting)
     assert [status for status, *_ in responses] == [201] * 8
     assert len(image_files(storage_path)) == 8
     assert spool_files() == []

@@ -177,11 +177,6 @@ def test_an_empty_storage_directory_is_an_empty_catalog(client, storage_path):
     assert client.simulate_get('/images').json == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='the service key is made before the store starts (app.py), and its '
-    'message names ASGI_LOOK_SECRET, not ASGI_LOOK_STORAGE_PATH',
-)
 def test_a_storage_path_that_cannot_hold_files_fails_start_up(tmp_path):
     blocker = tmp_path / 'a-file'
     blocker.write_text('in the way')

@@ -352,11 +352,6 @@ async def test_a_delete_killed_before_its_row_is_gone_at_the_next_start(
     assert image_files(storage_path) == [stored_file(storage_path, kept['id']).name]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a change by a running worker records the directory time over a '
-    'change it did not make (catalog.py, _record_directory)',
-)
 async def test_a_delete_killed_while_another_worker_changes_is_gone_at_restart(
     storage_path,
 ):
@@ -372,11 +367,6 @@ async def test_a_delete_killed_while_another_worker_changes_is_gone_at_restart(
         assert (await worker.simulate_get(gone['image'])).status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='a change by a running worker records the directory time over a '
-    'change it did not make (catalog.py, _record_directory)',
-)
 async def test_files_changed_by_hand_while_workers_change_are_seen_at_restart(
     storage_path,
 ):

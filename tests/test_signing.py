@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from asgilook.files import TEMPORARY_DIRECTORY
 from asgilook.signing import KEY_FILE_NAME, ServiceKey, ServiceKeyError
 
 from .fakes import make_config, two_workers, upload_through
@@ -30,7 +31,8 @@ async def test_workers_starting_at_once_make_one_key(storage_path):
 
     assert len(signatures) == 1
     # The key file, and no file half written or left behind.
-    assert os.listdir(storage_path) == [KEY_FILE_NAME]
+    assert sorted(os.listdir(storage_path)) == [TEMPORARY_DIRECTORY, KEY_FILE_NAME]
+    assert os.listdir(os.path.join(storage_path, TEMPORARY_DIRECTORY)) == []
     mode = os.stat(os.path.join(storage_path, KEY_FILE_NAME)).st_mode
     assert stat.S_IMODE(mode) == 0o600
     # A later start reads it.
