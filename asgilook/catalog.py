@@ -42,7 +42,7 @@ import os
 import pathlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -521,6 +521,24 @@ def insert_rows(writer: sqlite3.Connection, entries: list[Entry]) -> None:
     )
 
 
+def insert_table(writer: sqlite3.Connection, table: str) -> int:
+    """List the entries of a table with the columns of images, oldest first.
+
+    Inside a transaction; return how many. The table is read, never held.
+    """
+    rows = writer.execute(f'SELECT {_COLUMNS} FROM {table}')
+    _move_digest(writer, (_entry(row) for row in rows))
+    order = 'ORDER BY modified_ns, id'
+    count = writer.execute(
+        f'INSERT INTO images ({_COLUMNS}) SELECT {_COLUMNS} FROM {table} {order}'
+    ).rowcount
+    writer.execute(
+        'INSERT INTO changes (kind, image_id) '
+        f"SELECT 'created', id FROM {table} {order}"
+    )
+    return count
+
+
 def delete_rows(writer: sqlite3.Connection, image_ids: list[str]) -> None:
     """Unlist images and log their removal; inside a transaction."""
     ids = [(image_id,) for image_id in image_ids]
@@ -538,7 +556,7 @@ def delete_rows(writer: sqlite3.Connection, image_ids: list[str]) -> None:
     )
 
 
-def _move_digest(writer: sqlite3.Connection, entries: list[Entry]) -> None:
+def _move_digest(writer: sqlite3.Connection, entries: Iterable[Entry]) -> None:
     """Add or take entries out of the catalog's digest (the same XOR)."""
     digest = int(_setting(writer, 'digest') or '0', 16)
     for entry in entries:

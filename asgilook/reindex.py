@@ -31,6 +31,7 @@ from typing import Any
 from . import catalog, files
 from .catalog import Catalog, CatalogError
 from .files import Entry
+from .signing import ServiceKey, ServiceKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +43,19 @@ _LOGGED_BY_NAME = 20
 
 @dataclasses.dataclass
 class Report:
-    """What a reindex found: names adopted, ids removed, files ignored."""
+    """What a reindex found: files adopted, ids removed, files ignored."""
 
     listed: int = 0
-    adopted: list[str] = dataclasses.field(default_factory=list)
+    # How many files were adopted, and the first few of them (oldest first).
+    adopted: int = 0
+    adopted_names: list[str] = dataclasses.field(default_factory=list)
     removed: list[str] = dataclasses.field(default_factory=list)
     ignored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def summary(self, directory: pathlib.Path) -> str:
         return (
             f'reindexed {directory}: {self.listed} images listed, '
-            f'{len(self.adopted)} files adopted, {len(self.removed)} rows of '
+            f'{self.adopted} files adopted, {len(self.removed)} rows of '
             f'missing files removed, {len(self.ignored)} files ignored'
         )
 
@@ -77,8 +80,8 @@ def run(config: Any) -> int:
     try:
         if not directory.is_dir():
             raise FileNotFoundError(errno.ENOENT, 'no such directory')
-        asyncio.run(_run(directory))
-    except (OSError, CatalogError) as ex:
+        asyncio.run(_run(directory, ServiceKey(config)))
+    except (OSError, CatalogError, ServiceKeyError) as ex:
         logger.error(
             'cannot reindex %s: %s', directory, getattr(ex, 'strerror', None) or ex
         )
@@ -86,7 +89,11 @@ def run(config: Any) -> int:
     return 0
 
 
-async def _run(directory: pathlib.Path) -> Report:
+async def _run(directory: pathlib.Path, key: ServiceKey) -> Report:
+    # What a start makes in the directory is made first: the next start
+    # then finds the directory as this reindex recorded it.
+    os.makedirs(directory / files.TEMPORARY_DIRECTORY, exist_ok=True)
+    await key.load()
     catalog = Catalog(directory)
     try:
         await catalog.open()
@@ -170,40 +177,61 @@ def _remove_missing(writer: sqlite3.Connection, report: Report) -> None:
 def _adopt_new(
     writer: sqlite3.Connection, directory: pathlib.Path, report: Report
 ) -> None:
-    """List the files no row names, once their content holds; oldest first."""
-    rows = writer.execute(
+    """List the files no row names, once their content holds; oldest first.
+
+    Of files with one id, the newest whose content holds is listed. The
+    files are read in a stream and what holds waits in temp.adopted: a
+    reindex of a million files holds a batch of them at a time.
+    """
+    writer.execute(
+        'CREATE TEMP TABLE IF NOT EXISTS adopted (id TEXT, width INTEGER, '
+        'height INTEGER, length INTEGER, modified_ns INTEGER, name TEXT)'
+    )
+    writer.execute('DELETE FROM temp.adopted')
+    candidates = writer.execute(
         'SELECT name, id, width, height, length, modified_ns FROM temp.found AS f '
         'WHERE NOT EXISTS (SELECT 1 FROM images AS i WHERE i.id = f.id) '
-        'ORDER BY modified_ns, id'
-    ).fetchall()
-    adopted: dict[str, tuple[str, Entry]] = {}
+        'ORDER BY id, modified_ns DESC'
+    )
+    batch: list[tuple] = []
+    chosen = None
     descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for name, image_id, width, height, length, modified_ns in rows:
+        for name, image_id, width, height, length, modified_ns in candidates:
+            if image_id == chosen:
+                report.ignored.append((name, 'a newer file has its id'))
+                continue
             entry = Entry(image_id, (width, height), length, modified_ns)
             reason = _check(descriptor, name, entry)
             if reason:
                 report.ignored.append((name, reason))
                 continue
-            # An id with two files: the newer one is the image (rows are in
-            # order of time), the other is ignored.
-            if image_id in adopted:
-                report.ignored.append((adopted[image_id][0], 'a newer file has its id'))
-            adopted[image_id] = (name, entry)
+            chosen = image_id
+            batch.append((*_row(entry), name))
+            if len(batch) >= _BATCH:
+                _insert_adopted(writer, batch)
+                batch = []
     finally:
         os.close(descriptor)
+    _insert_adopted(writer, batch)
     for (name,) in writer.execute(
         'SELECT f.name FROM temp.found AS f JOIN images AS i ON i.id = f.id '
         f'WHERE f.name != {catalog.file_name_sql("i")}'
     ):
         report.ignored.append((name, 'another file of this image is listed'))
-    chosen = sorted(adopted.values(), key=lambda item: _order(item[1]))
-    report.adopted = [name for name, _ in chosen]
-    catalog.insert_rows(writer, [entry for _, entry in chosen])
+    report.adopted = catalog.insert_table(writer, 'temp.adopted')
+    report.adopted_names = [
+        name
+        for (name,) in writer.execute(
+            'SELECT name FROM temp.adopted ORDER BY modified_ns, id LIMIT ?',
+            (_LOGGED_BY_NAME,),
+        )
+    ]
+    writer.execute('DELETE FROM temp.adopted')
 
 
-def _order(entry: Entry) -> tuple[int, str]:
-    return entry.modified_ns, entry.image_id
+def _insert_adopted(writer: sqlite3.Connection, rows: list[tuple]) -> None:
+    writer.executemany('INSERT INTO temp.adopted VALUES (?, ?, ?, ?, ?, ?)', rows)
 
 
 def _check(descriptor: int, name: str, entry: Entry) -> str:
@@ -218,7 +246,7 @@ def _row(entry: Entry) -> tuple:
 
 
 def _log(directory: pathlib.Path, report: Report) -> None:
-    for name in report.adopted[:_LOGGED_BY_NAME]:
+    for name in report.adopted_names:
         logger.warning('listed %s found in %s', name, directory)
     for image_id in report.removed[:_LOGGED_BY_NAME]:
         logger.warning(

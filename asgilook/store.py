@@ -32,11 +32,6 @@ from .renderers import RenderProcesses
 
 logger = logging.getLogger(__name__)
 
-# Storage directories whose leftovers this process has cleared: at its first
-# start, when no upload of its own can be under way (those of its pid are an
-# earlier process's).
-_CLEARED: set[pathlib.Path] = set()
-
 # Uploads up to this size wait for a worker in memory (within the worker's
 # upload_memory budget); larger ones on disk.
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -146,6 +141,10 @@ class Store:
         self._config = config
         self._raw_directory = config.storage_path
         self._catalog = Catalog(pathlib.Path(config.storage_path))
+        # Storage directories whose leftovers this store cleared: at its first
+        # start, when no upload of its own can be under way (files of its pid
+        # are an earlier process's). One store serves a worker process.
+        self._cleared: set[pathlib.Path] = set()
         # Catalogs of directories the setting named before (closed at close()).
         self._retired: list[Catalog] = []
         # Pillow work queues here; at most image_workers images are decoded at
@@ -224,7 +223,7 @@ class Store:
             async with aiofiles.open(probe, 'wb'):
                 pass
             await aiofiles.os.remove(probe)
-            if catalog.directory not in _CLEARED:
+            if catalog.directory not in self._cleared:
                 await self._clear_leftovers()
 
     async def open_catalog(self) -> None:
@@ -254,7 +253,7 @@ class Store:
         left = await loop.run_in_executor(None, files.clear_leftovers, incoming, names)
         for name, reason in left:
             logger.warning('ignoring %s in %s: %s', name, incoming, reason)
-        _CLEARED.add(self.catalog.directory)
+        self._cleared.add(self.catalog.directory)
 
     async def open(self, image: Image) -> object:
         """Open the stored JPEG of an image for an async read."""
