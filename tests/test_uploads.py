@@ -1,6 +1,7 @@
 """Uploads of every kind a client can send: real-world images and hostile bytes."""
 
 import os
+import pathlib
 import random
 import struct
 import zlib
@@ -13,6 +14,7 @@ import PIL.ImageCms
 import pytest
 
 from asgilook.app import create_app
+from asgilook.files import TEMPORARY_DIRECTORY
 
 from .asgi import post_chunked
 from .fakes import make_config
@@ -526,9 +528,7 @@ def test_a_large_upload_waits_on_disk_and_is_stored_whole(config, pieces):
     assert [name.split('.')[0] for name in image_files(config.storage_path)] == [
         image['id']
     ]
-    assert not [
-        name for name in os.listdir(config.storage_path) if name.startswith('.incoming')
-    ]
+    assert os.listdir(pathlib.Path(config.storage_path) / TEMPORARY_DIRECTORY) == []
 
 
 def test_a_large_upload_over_the_limit_leaves_no_spool(config, storage):
