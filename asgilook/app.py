@@ -14,7 +14,7 @@ from .config import Config
 from .fastpath import CachedApp
 from .images import Images, Thumbnails
 from .signing import ServiceKey
-from .store import StorageUnavailableError, Store
+from .store import StorageFullError, StorageUnavailableError, Store
 
 
 def create_app(config: Config | None = None) -> falcon.asgi.App:
@@ -44,6 +44,7 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
     app.add_error_handler(StorageUnavailableError, _storage_unavailable)
+    app.add_error_handler(StorageFullError, _storage_full)
     app.add_error_handler(IncompleteBodyError, _incomplete_body)
     app.add_error_handler(BodyTimeoutError, _body_timeout)
     app.set_error_serializer(_serialize_error)
@@ -94,6 +95,14 @@ async def _storage_unavailable(req, resp, ex, params) -> None:
         title='Storage unavailable',
         description='The server cannot read or write images now. Try again later.',
         retry_after=60,
+    ) from ex
+
+
+async def _storage_full(req, resp, ex, params) -> None:
+    raise falcon.HTTPInsufficientStorage(
+        title='Storage full',
+        description='The server has no room to record this change now. Nothing '
+        'was changed; try again later.',
     ) from ex
 
 

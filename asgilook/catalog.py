@@ -102,6 +102,9 @@ def file_name_sql(table: str) -> str:
 
 _T = TypeVar('_T')
 
+# Moves whenever another connection commits a change (SQLite's own counter).
+_DATA_VERSION = 'PRAGMA data_version'
+
 # Each connection's data_version counts from its own start: tokens of two
 # connections are told apart by this many bits above it.
 _EPOCH_SHIFT = 48
@@ -237,7 +240,7 @@ class Catalog:
         if watch is None:
             return None
         try:
-            return self._epoch + watch.execute('PRAGMA data_version').fetchone()[0]
+            return self._epoch + watch.execute(_DATA_VERSION).fetchone()[0]
         except sqlite3.Error:
             return None
 

@@ -1,0 +1,181 @@
+"""The catalog database itself: damaged, replaced, busy, bounded, raced."""
+
+import asyncio
+import logging
+import pathlib
+import shutil
+import sqlite3
+
+import fakeredis
+import falcon.testing
+import pytest
+
+from asgilook import catalog, reindex
+from asgilook.app import create_app
+from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
+
+from .fakes import make_config, upload_through
+from .test_storage_faults import Disk, config_over, put_image
+
+
+def database(storage_path) -> pathlib.Path:
+    return pathlib.Path(storage_path) / CATALOG_DIRECTORY / DATABASE_NAME
+
+
+def test_a_catalog_that_is_not_a_database_stops_the_start_naming_the_path(
+    config, storage_path
+):
+    database(storage_path).parent.mkdir(parents=True)
+    database(storage_path).write_bytes(b'not a database, but long enough ' * 100)
+    client = falcon.testing.TestClient(create_app(config))
+
+    with pytest.raises(RuntimeError) as failed:
+        client.simulate_get('/images')
+
+    assert 'ASGI_LOOK_STORAGE_PATH' in str(failed.value)
+    assert 'file is not a database' in str(failed.value)
+
+
+async def test_a_catalog_replaced_while_serving_is_503(config, storage_path, tmp_path):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        await upload_through(conductor)
+        copy = tmp_path / 'copy.sqlite3'
+        shutil.copy(database(storage_path), copy)
+        copy.replace(database(storage_path))
+        listing = await conductor.simulate_get('/images')
+        page = await conductor.simulate_get('/images?limit=1')
+
+    assert listing.status_code == page.status_code == 503
+    assert listing.json['title'] == 'Storage unavailable'
+
+
+async def test_a_catalog_whose_count_cannot_be_read_keeps_nothing_in_memory(
+    config, redis_server, monkeypatch
+):
+    redis = fakeredis.FakeRedis(server=redis_server)
+    monkeypatch.setattr(catalog, '_DATA_VERSION', 'PRAGMA data_version(')
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await upload_through(conductor)
+        listing = [await conductor.simulate_get('/images') for _ in range(2)]
+        redis.flushall()
+        refetched = await conductor.simulate_get('/images')
+        deleted = await conductor.simulate_delete(image['image'])
+        after = await conductor.simulate_get('/images')
+
+    assert [resp.headers['X-ASGILook-Cache'] for resp in listing] == ['Miss', 'Hit']
+    # Nothing was kept in memory: with Redis emptied, the list is computed.
+    assert refetched.headers['X-ASGILook-Cache'] == 'Miss'
+    assert deleted.status_code == 204
+    assert after.json == []
+
+
+async def test_lookups_past_the_remembered_bound_still_answer_right(
+    config, monkeypatch
+):
+    monkeypatch.setattr(catalog, 'REMEMBERED_ENTRIES', 2)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        images = [await upload_through(conductor) for _ in range(3)]
+        answers = [
+            (await conductor.simulate_head(image['image'])).status_code
+            for image in images * 2
+        ]
+
+    assert answers == [200] * 6
+
+
+async def test_two_deletes_of_one_image_at_once_are_204_and_404(config):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await upload_through(conductor)
+        deletes = await asyncio.gather(
+            conductor.simulate_delete(image['image']),
+            conductor.simulate_delete(image['image']),
+        )
+        listing = await conductor.simulate_get('/images')
+
+    assert sorted(resp.status_code for resp in deletes) == [204, 404]
+    assert listing.json == []
+
+
+async def test_a_delete_with_no_room_to_record_it_is_507_and_keeps_the_image(
+    tmp_path,
+):
+    from .mounts import tmpfs
+
+    with tmpfs(tmp_path / 'disk', '2m') as mount:
+        disk = Disk(mount)
+        async with falcon.testing.ASGIConductor(
+            create_app(config_over(disk.storage))
+        ) as conductor:
+            image = await upload_through(conductor, (64, 48))
+            disk.fill()
+            refused = await conductor.simulate_delete(image['image'])
+            still = await conductor.simulate_get(image['image'])
+            disk.empty()
+            deleted = await conductor.simulate_delete(image['image'])
+            gone = await conductor.simulate_get(image['image'])
+
+    assert refused.status_code == 507
+    assert refused.json['title'] == 'Storage full'
+    assert still.status_code == 200
+    assert deleted.status_code == 204
+    assert gone.status_code == 404
+
+
+async def test_a_start_waits_for_a_catalog_another_process_holds(storage_path):
+    # A catalog made by another process, held while this one opens it.
+    database(storage_path).parent.mkdir(parents=True)
+    holder = sqlite3.connect(database(storage_path), isolation_level=None)
+    holder.execute('CREATE TABLE held (x)')
+    holder.execute('BEGIN EXCLUSIVE')
+    opened = Catalog(pathlib.Path(storage_path))
+    opening = asyncio.ensure_future(opened.open())
+    await asyncio.sleep(0.2)
+    waited = not opening.done()
+    holder.execute('COMMIT')
+    holder.close()
+    await opening
+    version = await opened.version()
+    await opened.close()
+    opened.shutdown()
+
+    assert waited
+    assert version == f'{0:032x}'
+
+
+async def test_a_reindex_that_finds_the_directory_as_recorded_reads_nothing(
+    storage_path, caplog
+):
+    put_image(storage_path)
+    caplog.set_level(logging.INFO, logger='asgilook.reindex')
+    opened = Catalog(pathlib.Path(storage_path))
+    first = await reindex.reindex(opened, force=False)
+    second = await reindex.reindex(opened, force=False)
+    await opened.close()
+    opened.shutdown()
+
+    assert first.adopted == 1
+    assert second is None
+    assert len([r for r in caplog.records if 'reindexed' in r.getMessage()]) == 1
+
+
+async def test_a_reindex_reads_and_lists_in_batches(storage_path, monkeypatch):
+    monkeypatch.setattr(reindex, '_BATCH', 2)
+    placed = [put_image(storage_path) for _ in range(5)]
+    async with falcon.testing.ASGIConductor(
+        create_app(make_config(storage_path))
+    ) as conductor:
+        listing = await conductor.simulate_get('/images')
+
+    assert sorted(item['id'] for item in listing.json) == sorted(placed)
+
+
+async def test_another_spelling_of_the_storage_path_is_the_same_catalog(
+    config, storage_path
+):
+    config.storage_path = pathlib.Path(storage_path)
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await upload_through(conductor)
+        config.storage_path = str(storage_path)
+        listing = await conductor.simulate_get('/images')
+
+    assert listing.json == [image]
