@@ -6,7 +6,10 @@ Run from the repository root (needs `wrk`: apt-get install wrk):
 
 It starts its own redis-server, `uvicorn asgilook.asgi:app` and, under the same
 uvicorn (1 worker, uvloop, httptools, no access log), the bare ASGI app of
-`bench/bare.py` answering the same bytes. Load comes from wrk on loopback
+`bench/bare.py` answering the same bytes. Its 20 images are uploaded; the
+images of the cold thumbnails are hard links to the first, listed by a reindex
+(`bench.filling.reindexed`, what `python -m asgilook reindex` runs) while the
+server runs, after the cached paths are measured. Load comes from wrk on loopback
 (`-t2 -c32`, a few seconds a path). For the cold thumbnail and the upload, the
 ceiling is Pillow called in this process on 2 threads doing the least work of
 that path. It prints, for each path, asgilook's rate, the ceiling's rate and
@@ -15,9 +18,11 @@ latency percentiles and the server's peak RSS.
 """
 
 import argparse
+import asyncio
 import concurrent.futures
 import io
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -29,11 +34,13 @@ from pathlib import Path
 
 import httpx
 import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFilter
 
-from asgilook.catalog import RECHECK_SECONDS, file_name
 from asgilook.config import Config
-from tests import servers
-from tests.images import photo
+from asgilook.files import file_name
+
+from . import filling, processes
 
 ROUNDS = 3
 UVICORN_FLAGS = ('--loop', 'uvloop', '--http', 'httptools', '--workers', '1')
@@ -66,6 +73,80 @@ source:close()
 """
 
 
+def photo(size: tuple[int, int] = (1920, 1080), seed: int = 1) -> bytes:
+    """Return a JPEG (quality 90) of a photo-like scene: light, edges, grain."""
+    rng = random.Random(seed)
+    width, height = size
+    sky = PIL.Image.linear_gradient('L').resize(size).convert('RGB')
+    scene = PIL.Image.merge(
+        'RGB',
+        [
+            band.point(lambda v, k=k: int(v * k))
+            for band, k in zip(sky.split(), (0.55, 0.75, 1.0), strict=True)
+        ],
+    )
+    draw = PIL.ImageDraw.Draw(scene)
+    for _ in range(60):
+        x, y = rng.randrange(width), rng.randrange(height)
+        radius = rng.randrange(20, height // 4)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    scene = scene.filter(PIL.ImageFilter.GaussianBlur(3))
+    grain = PIL.Image.frombytes('L', size, rng.randbytes(width * height))
+    scene = PIL.Image.blend(scene, grain.convert('RGB'), 0.08)
+    output = io.BytesIO()
+    scene.save(output, 'JPEG', quality=90)
+    return output.getvalue()
+
+
+def start_uvicorn(
+    storage: Path,
+    redis_url: str,
+    port: int,
+    app: str = 'asgilook.asgi:app',
+    ready_path: str = '/images',
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start uvicorn serving app in a session of its own; return once it answers."""
+    command = [sys.executable, '-m', 'uvicorn', app, '--host', '127.0.0.1']
+    command += ['--port', str(port), '--no-access-log', *UVICORN_FLAGS]
+    process = subprocess.Popen(
+        command,
+        env=dict(
+            os.environ,
+            ASGI_LOOK_STORAGE_PATH=str(storage),
+            ASGI_LOOK_REDIS_HOST=redis_url,
+            **(env or {}),
+        ),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while not _answers(f'http://127.0.0.1:{port}{ready_path}'):
+        if process.poll() is not None or time.monotonic() > deadline:
+            processes.stop(process)
+            raise RuntimeError(f'uvicorn serving {app} on {port} did not start')
+        time.sleep(0.05)
+    return process
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes pid started, and those they started, as /proc tells now."""
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [
+            child for parent in frontier for child in processes.children(parent)
+        ]
+        found += frontier
+    return found
+
+
 def wrk(url: str, seconds: float, connections: int, script: Path | None = None):
     """Return requests/s, p50 and p99 latency (s), and requests made, of wrk."""
     command = ['wrk', '-t2', f'-c{connections}', f'-d{seconds}s', '--latency', url]
@@ -81,7 +162,7 @@ def wrk(url: str, seconds: float, connections: int, script: Path | None = None):
 
 def _percentile(output: str, which: str) -> float:
     value, unit = re.search(
-        rf'^\s+{which}%\s+([\d.]+)(us|ms|s)$', output, re.M
+        rf'^\s+{which}%\s+([\d.]+)(us|ms|s)\s*$', output, re.M
     ).groups()
     return float(value) * {'us': 1e-6, 'ms': 1e-3, 's': 1.0}[unit]
 
@@ -134,19 +215,23 @@ def pillow_convert(quality: int):
     return work
 
 
-def peak_rss_mib(pid: int) -> float:
-    status = Path(f'/proc/{pid}/status').read_text()
-    return int(re.search(r'VmHWM:\s+(\d+) kB', status)[1]) / 1024
+def add_copies(
+    storage: Path, source: Path, image: dict, count: int, listed: int
+) -> list[str]:
+    """Store `count` more images with the bytes of one (hard links); their ids.
 
-
-def add_copies(storage: Path, source: Path, image: dict, count: int) -> list[str]:
-    """Store `count` more images with the bytes of one (hard links); their ids."""
+    They are listed by a reindex, as files copied in by hand are, while the
+    server runs; `listed` is how many images the catalog listed before.
+    """
     ids = []
+    length = source.stat().st_size
     for _ in range(count):
         image_id = str(uuid.uuid4())
-        length = source.stat().st_size
         os.link(source, storage / file_name(image_id, tuple(image['size']), length))
         ids.append(image_id)
+    report = asyncio.run(filling.reindexed(storage))
+    if report.listed != listed + count or report.ignored:
+        raise RuntimeError(f'the reindex did not list the copies: {report}')
     return ids
 
 
@@ -164,13 +249,15 @@ def main() -> None:
     quality = Config().jpeg_quality
     upload = photo((1920, 1080))
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp, servers.redis_server(tmp) as redis_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        processes.redis_server(Path(tmp)) as redis_port,
+    ):
         tmp = Path(tmp)
+        redis_url = f'redis://127.0.0.1:{redis_port}'
         storage = tmp / 'images'
-        port, bare_port = servers.free_port(), servers.free_port()
-        server = servers.start_uvicorn(
-            storage, redis_url, port, '--no-access-log', *UVICORN_FLAGS
-        )
+        port, bare_port = processes.free_port(), processes.free_port()
+        server = start_uvicorn(storage, redis_url, port)
         base = f'http://127.0.0.1:{port}'
         try:
             with httpx.Client(base_url=base, timeout=60) as http:
@@ -191,12 +278,10 @@ def main() -> None:
                 (tmp / 'thumbnail').write_bytes(http.get(thumbnail).content)
                 (tmp / 'list').write_bytes(http.get('/images').content)
 
-            bare = servers.start_uvicorn(
+            bare = start_uvicorn(
                 storage,
                 redis_url,
                 bare_port,
-                '--no-access-log',
-                *UVICORN_FLAGS,
                 app='bench.bare:app',
                 ready_path='/list',
                 env={
@@ -221,13 +306,11 @@ def main() -> None:
                         ),
                     )
             finally:
-                servers.stop(bare)
+                processes.stop(bare)
 
-            ids = add_copies(storage, stored, first, args.cold * ROUNDS)
+            ids = add_copies(storage, stored, first, args.cold * ROUNDS, len(images))
             size = tuple(map(int, thumbnail.rsplit('/', 1)[1][:-5].split('x')))
             (tmp / 'cold.lua').write_text(_COLD_SCRIPT)
-            # Files added behind asgilook's back show within RECHECK_SECONDS.
-            time.sleep(RECHECK_SECONDS + 0.1)
             rounds = iter(range(ROUNDS))
 
             def cold() -> tuple:
@@ -263,10 +346,10 @@ def main() -> None:
                     None,
                 ),
             )
-            rss = peak_rss_mib(server.pid)
-            helpers = [peak_rss_mib(pid) for pid in servers.descendants(server.pid)]
+            rss = processes.peak_rss_mib(server.pid)
+            helpers = [processes.peak_rss_mib(pid) for pid in descendants(server.pid)]
         finally:
-            servers.stop(server)
+            processes.stop(server)
 
     print(
         f'\nasgilook vs the ceiling, {os.cpu_count()} CPUs, {sys.platform}, '
