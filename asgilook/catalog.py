@@ -172,7 +172,8 @@ class Catalog:
         """
         async with self._opening:
             if self._watch is not None:
-                return False
+                # Open since an earlier start of this process.
+                return await self._run_write(self._prepare)
             self._writer = await self._run_write(self._connect)
             self._reader = await self._run_read(self._connect)
             self._watch = await self._run_read(self._connect, False)
