@@ -472,15 +472,22 @@ def mutated(draw):
     return bytes(data)
 
 
+@pytest.fixture(scope='module')
+def fuzzed(tmp_path_factory):
+    """One service for every example: a new one each would cost more than it."""
+    storage_path = tmp_path_factory.mktemp('fuzz')
+    client = falcon.testing.TestClient(create_app(make_config(storage_path)))
+    return client, storage_path
+
+
 @hypothesis.settings(
     max_examples=300,
     deadline=None,
     suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
 @hypothesis.given(body=mutated())
-def test_mutated_images_never_fail_the_server(tmp_path_factory, body):
-    storage_path = tmp_path_factory.mktemp('fuzz')
-    client = falcon.testing.TestClient(create_app(make_config(storage_path)))
+def test_mutated_images_never_fail_the_server(fuzzed, body):
+    client, storage_path = fuzzed
 
     resp = upload(client, body)
 
@@ -492,11 +499,13 @@ def test_mutated_images_never_fail_the_server(tmp_path_factory, body):
         assert client.simulate_get('/images').json == [resp.json]
         picture = decode(client.simulate_get(resp.json['image']).content)
         assert list(picture.size) == resp.json['size']
+        # The next example starts from an empty store again.
+        assert client.simulate_delete(resp.json['image']).status_code == 204
     else:
         assert 400 <= resp.status_code < 500
         assert set(resp.json) == {'title', 'description'}
-        assert image_files(storage_path) == []
-        assert client.simulate_get('/images').json == []
+    assert image_files(storage_path) == []
+    assert client.simulate_get('/images').json == []
 
 
 def _noise_png(size) -> bytes:
