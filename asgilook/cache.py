@@ -44,7 +44,7 @@ class _Kept:
     """An entry in this process's memory, and until when it may be served."""
 
     entry: Entry
-    generation: int
+    generation: bytes
     fresh_until: float
     # The ASGI headers of a Hit, ready for the fast path to send.
     asgi_headers: list[tuple[bytes, bytes]]
@@ -54,7 +54,7 @@ class _Kept:
 class _Lookup:
     """What a request that was not served from memory learned on its way."""
 
-    generation: int | None
+    generation: bytes | None
     version: str | None = None
     flight: Flight | None = None
     locked: bool = False
@@ -117,7 +117,7 @@ class RedisCache:
         self,
         config: Config,
         validator: Callable[[str], Awaitable[str | None]] | None = None,
-        generation: Callable[[], int | None] | None = None,
+        generation: Callable[[], bytes | None] | None = None,
         key: ServiceKey | None = None,
         content_types: frozenset[str] = CONTENT_TYPES,
     ) -> None:
@@ -408,7 +408,7 @@ class RedisCache:
                 return None
         return kept.asgi_headers, kept.entry.body
 
-    def _servable(self, path: str, generation: int | None) -> _Kept | None:
+    def _servable(self, path: str, generation: bytes | None) -> _Kept | None:
         """Return what memory keeps for path if it may be served as it is now."""
         now = time.monotonic()
         if not self._available or now >= self._alive_until:
@@ -418,7 +418,7 @@ class RedisCache:
             return None
         return kept
 
-    def _keep(self, path: str, entry: Entry, generation: int | None) -> None:
+    def _keep(self, path: str, entry: Entry, generation: bytes | None) -> None:
         if generation is None:
             return
         headers = [
@@ -536,8 +536,8 @@ async def _always_valid(path: str) -> str:
     return ''
 
 
-def _no_generation() -> int:
-    return 0
+def _no_generation() -> bytes:
+    return b''
 
 
 async def _response_entry(resp: falcon.asgi.Response, version: str) -> Entry | None:

@@ -309,7 +309,7 @@ class Store:
             self.catalog.directory,
         )
 
-    def generation(self) -> int | None:
+    def generation(self) -> bytes | None:
         """Return a token that changes whenever any process changes the catalog."""
         return self.catalog.token()
 

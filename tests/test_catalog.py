@@ -14,7 +14,7 @@ from asgilook import catalog, reindex
 from asgilook.app import create_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
 
-from .fakes import make_config, upload_through
+from .fakes import make_config, two_workers, upload_through
 from .test_storage_faults import Disk, config_over, put_image
 
 
@@ -53,6 +53,8 @@ async def test_a_catalog_whose_count_cannot_be_read_keeps_nothing_in_memory(
     config, redis_server, monkeypatch
 ):
     redis = fakeredis.FakeRedis(server=redis_server)
+    # No WAL index to map, and a count SQLite refuses to give.
+    monkeypatch.setattr(catalog, '_SHM_SUFFIX', '-not-there')
     monkeypatch.setattr(catalog, '_DATA_VERSION', 'PRAGMA data_version(')
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         image = await upload_through(conductor)
@@ -67,6 +69,22 @@ async def test_a_catalog_whose_count_cannot_be_read_keeps_nothing_in_memory(
     assert refetched.headers['X-ASGILook-Cache'] == 'Miss'
     assert deleted.status_code == 204
     assert after.json == []
+
+
+async def test_without_a_wal_index_to_map_workers_still_see_each_others_changes(
+    storage_path, redis_server, monkeypatch
+):
+    monkeypatch.setattr(catalog, '_SHM_SUFFIX', '-not-there')
+    async with two_workers(storage_path, redis_server) as (first, second):
+        image = await upload_through(first)
+        seen = [await second.simulate_get(image['image']) for _ in range(2)]
+        assert (await first.simulate_delete(image['image'])).status_code == 204
+        gone = await second.simulate_get(image['image'])
+        listing = await second.simulate_get('/images')
+
+    assert [resp.headers['X-ASGILook-Cache'] for resp in seen] == ['Miss', 'Hit']
+    assert gone.status_code == 404
+    assert listing.json == []
 
 
 async def test_lookups_past_the_remembered_bound_still_answer_right(
