@@ -178,8 +178,8 @@ class Catalog:
         """
         async with self._opening:
             if self._watch is not None:
-                # Open since an earlier start of this process.
-                return await self._run_write(self._prepare)
+                # Open since an earlier start of this store, in this process.
+                return False
             self._writer = await self._run_write(self._connect)
             self._reader = await self._run_read(self._connect)
             self._watch = await self._run_read(self._connect, False)
@@ -268,27 +268,23 @@ class Catalog:
         # A read of the database makes the file, if no connection has yet.
         self._watch.execute('SELECT count(*) FROM sqlite_master').fetchone()
         try:
-            descriptor = os.open(f'{self.path}{_SHM_SUFFIX}', os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            return mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
+            with open(f'{self.path}{_SHM_SUFFIX}', 'rb') as shm:
+                return mmap.mmap(shm.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return None
-        finally:
-            os.close(descriptor)
 
     async def get(self, image_id: str) -> Entry | None:
         """Return the entry of an image, or None if the catalog lists none."""
-        token = self._remembering()
+        self._remembering()
         known = self._known
         if image_id in known:
             return known[image_id]
         entry = await self._read(self._select_entry, image_id)
-        if token is not None and token == self._known_token:
-            if len(known) >= REMEMBERED_ENTRIES:
-                known.clear()
-            known[image_id] = entry
+        # Into the dict of the token read before: if a change came since,
+        # the next call finds another token and starts a new dict.
+        if len(known) >= REMEMBERED_ENTRIES:
+            known.clear()
+        known[image_id] = entry
         return entry
 
     async def version(self) -> str:
@@ -297,7 +293,8 @@ class Catalog:
         version = self._known_version
         if version is None:
             version = await self._read(self._select_version)
-            if token is not None and token == self._known_token:
+            # Kept only if no change came meanwhile (nor is one unknowable).
+            if token is not None and token == self.token():
                 self._known_version = version
         return version
 

@@ -36,6 +36,9 @@ class CachedApp(falcon.asgi.App):
             if scope.get('http_version', '1.1') not in _HTTP_VERSIONS:
                 await send_error(send, _VERSION_NOT_SUPPORTED)
                 return
+            if not _decodable(scope.get('query_string', b'')):
+                await send_error(send, _QUERY_NOT_UTF8)
+                return
             answer = self._cache.kept_answer(scope)
             if answer is not None:
                 headers, body = answer
@@ -56,6 +59,24 @@ _VERSION_NOT_SUPPORTED = falcon.HTTPVersionNotSupported(
     description='asgilook speaks HTTP/1.0, HTTP/1.1 and later. Send the request '
     'again in one of them.',
 )
+
+
+_QUERY_NOT_UTF8 = falcon.HTTPBadRequest(
+    title='Invalid query string',
+    description='The query string is not UTF-8. Percent-encode its bytes, as '
+    'in ?limit=100.',
+)
+
+
+def _decodable(query: bytes) -> bool:
+    """Whether Falcon can read a query string (it takes UTF-8 only)."""
+    if query.isascii():
+        return True
+    try:
+        query.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def send_error(send: Any, error: falcon.HTTPError) -> None:

@@ -215,16 +215,21 @@ class Store:
         return image.path.name
 
     async def startup(self) -> None:
-        """Make sure the storage directory exists and takes files."""
+        """Make sure the storage directory exists and takes files.
+
+        Once per store: a lifespan may start again in the same process
+        (falcon.testing starts one per request), and asks nothing of a thread.
+        """
         catalog = self.catalog
+        if catalog.directory in self._cleared:
+            return
         with self._startup_errors():
             await aiofiles.os.makedirs(catalog.incoming, exist_ok=True)
             probe = self._temporary_path()
             async with aiofiles.open(probe, 'wb'):
                 pass
             await aiofiles.os.remove(probe)
-            if catalog.directory not in self._cleared:
-                await self._clear_leftovers()
+            await self._clear_leftovers()
 
     async def open_catalog(self) -> None:
         """Open the catalog, reconciling it with the directory if needed.

@@ -16,7 +16,7 @@ DISCONNECT = {'type': 'http.disconnect'}
 
 
 async def call(
-    app, method: str, path: str, events, headers=(), http_version='1.1'
+    app, method: str, path: str, events, headers=(), http_version='1.1', query=b''
 ) -> tuple[int, dict, list[bytes], int]:
     """Send a request whose body comes as the given ASGI events, in order.
 
@@ -33,7 +33,7 @@ async def call(
         'scheme': 'http',
         'path': path,
         'raw_path': path.encode(),
-        'query_string': b'',
+        'query_string': query,
         'root_path': '',
         'headers': [(name.lower().encode(), value.encode()) for name, value in headers],
         'client': ('127.0.0.1', 50000),

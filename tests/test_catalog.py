@@ -14,6 +14,7 @@ from asgilook import catalog, reindex
 from asgilook.app import create_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
 
+from .asgi import body, call
 from .fakes import make_config, two_workers, upload_through
 from .test_storage_faults import Disk, config_over, put_image
 
@@ -197,3 +198,26 @@ async def test_another_spelling_of_the_storage_path_is_the_same_catalog(
         listing = await conductor.simulate_get('/images')
 
     assert listing.json == [image]
+
+
+async def test_a_query_that_is_not_plain_ascii_is_never_an_answer_kept_in_memory(
+    config,
+):
+    app = create_app(config)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        # A page kept in memory under the same characters, read as UTF-8.
+        await upload_through(conductor)
+        kept = [await conductor.simulate_get('/images?limit=1') for _ in range(2)]
+        answers = [
+            await call(app, 'GET', '/images', [body(b'')], query=query)
+            for query in (b'limit=1\xff', b'limit=\xc3\xa9')
+        ]
+
+    assert kept[1].headers['X-ASGILook-Cache'] == 'Hit'
+    assert [status for status, *_ in answers] == [400, 400]
+    assert answers[0][2]['title'] == 'Invalid query string'
+    assert answers[1][2]['title'] == 'Invalid page size'
+
+
+def test_a_catalog_not_yet_open_has_no_token(storage_path):
+    assert Catalog(pathlib.Path(storage_path)).token() is None
