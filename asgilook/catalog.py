@@ -182,11 +182,13 @@ class Catalog:
                 return False
             self._writer = await self._run_write(self._connect)
             self._reader = await self._run_read(self._connect)
-            self._watch = await self._run_read(self._connect, False)
-            self._wal_index = await self._run_read(self._map_wal_index)
-            self._epoch = next(_epochs).to_bytes(8, 'little')
             changed = await self._run_write(self._prepare)
             self._inode = await self._run_read(lambda: os.stat(self.path).st_ino)
+            watch = await self._run_read(self._connect, False)
+            self._wal_index = await self._run_read(self._map_wal_index, watch)
+            self._epoch = next(_epochs).to_bytes(8, 'little')
+            # Last: a call that finds it set finds the catalog ready.
+            self._watch = watch
             return changed
 
     async def close(self) -> None:
@@ -264,9 +266,9 @@ class Catalog:
             return None
         return self._epoch + version.to_bytes(8, 'little')
 
-    def _map_wal_index(self) -> mmap.mmap | None:
+    def _map_wal_index(self, watch: sqlite3.Connection) -> mmap.mmap | None:
         # A read of the database makes the file, if no connection has yet.
-        self._watch.execute('SELECT count(*) FROM sqlite_master').fetchone()
+        watch.execute('SELECT count(*) FROM sqlite_master').fetchone()
         try:
             with open(f'{self.path}{_SHM_SUFFIX}', 'rb') as shm:
                 return mmap.mmap(shm.fileno(), 0, access=mmap.ACCESS_READ)
