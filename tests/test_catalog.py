@@ -13,9 +13,11 @@ import pytest
 from asgilook import catalog, reindex
 from asgilook.app import create_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
+from asgilook.store import StorageUnavailableError, Store
 
 from .asgi import body, call
 from .fakes import make_config, two_workers, upload_through
+from .images import stored_file
 from .test_storage_faults import Disk, config_over, put_image
 
 
@@ -221,3 +223,60 @@ async def test_a_query_that_is_not_plain_ascii_is_never_an_answer_kept_in_memory
 
 def test_a_catalog_not_yet_open_has_no_token(storage_path):
     assert Catalog(pathlib.Path(storage_path)).token() is None
+
+
+class _Connection:
+    """A connection whose first answers are SQLite's errors."""
+
+    def __init__(self, *errors):
+        self.errors = list(errors)
+        self.statements = []
+
+    def execute(self, statement):
+        self.statements.append(statement)
+        if self.errors:
+            raise self.errors.pop(0)
+        return self
+
+    def fetchone(self):
+        return ('delete',)
+
+
+def _error(code):
+    error = sqlite3.OperationalError('database is locked')
+    error.sqlite_errorcode = code
+    return error
+
+
+def test_switching_to_wal_waits_while_another_process_switches():
+    # Which of several workers making a new catalog at once meets this is
+    # chance; what it does when it does is not.
+    connection = _Connection(_error(sqlite3.SQLITE_BUSY))
+    catalog._use_wal(connection)
+
+    assert connection.statements[-1] == 'PRAGMA journal_mode = WAL'
+
+    refused = _Connection(_error(sqlite3.SQLITE_READONLY))
+    with pytest.raises(sqlite3.OperationalError):
+        catalog._use_wal(refused)
+
+
+async def test_a_gone_file_that_cannot_be_unlisted_now_is_still_a_404(
+    config, storage_path, monkeypatch, caplog
+):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await upload_through(conductor)
+        stored_file(storage_path, image['id']).unlink()
+
+        async def unavailable(self, image):
+            raise StorageUnavailableError
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Store, 'delete', unavailable)
+            gone = await conductor.simulate_get(image['image'])
+        listing = await conductor.simulate_get('/images')
+
+    assert gone.status_code == 404
+    # Still listed: the next request, start or reindex unlists it.
+    assert listing.json == [image]
+    assert not [r for r in caplog.records if 'unlisted' in r.getMessage()]
