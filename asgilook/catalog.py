@@ -317,10 +317,7 @@ class Catalog:
         return token
 
     def _select_entry(self, image_id: str) -> Entry | None:
-        row = self._reader.execute(
-            f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
-        ).fetchone()
-        return None if row is None else _entry(row)
+        return _find(self._reader, image_id)
 
     def _select_version(self) -> str:
         self._check_file()
@@ -371,9 +368,7 @@ class Catalog:
         entry, replaced = await self._write(
             self._insert, image_id, size, length, temporary
         )
-        if replaced is not None and file_name(*_named(replaced)) != file_name(
-            *_named(entry)
-        ):
+        if replaced is not None and self._file(replaced) != self._file(entry):
             with contextlib.suppress(OSError):
                 await self._run_write(os.remove, self._file(replaced))
         return entry, replaced
@@ -390,10 +385,7 @@ class Catalog:
     ) -> tuple[Entry, Entry | None]:
         writer = self._writer
         with _transaction(writer, 'BEGIN IMMEDIATE'):
-            row = writer.execute(
-                f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
-            ).fetchone()
-            replaced = None if row is None else _entry(row)
+            replaced = _find(writer, image_id)
             if replaced is not None:
                 delete_rows(writer, [image_id])
             before = os.stat(self.directory).st_mtime_ns
@@ -403,24 +395,17 @@ class Catalog:
             insert_rows(writer, [entry])
             path = self._file(entry)
             os.replace(temporary, path)
-            try:
-                self._record_directory(writer, before)
-                writer.execute('COMMIT')
-            except BaseException:
-                os.replace(path, temporary)
-                raise
+            self._commit_moved(writer, before, path, temporary)
         return entry, replaced
 
     def _delete(self, image_id: str, trash: pathlib.Path) -> Removal:
         writer = self._writer
         with _transaction(writer, 'BEGIN IMMEDIATE'):
-            row = writer.execute(
-                f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
-            ).fetchone()
-            if row is None:
+            listed = _find(writer, image_id)
+            if listed is None:
                 return Removal.NOT_LISTED
             delete_rows(writer, [image_id])
-            path = self._file(_entry(row))
+            path = self._file(listed)
             before = os.stat(self.directory).st_mtime_ns
             try:
                 os.replace(path, trash)
@@ -428,15 +413,25 @@ class Catalog:
                 # Removed by hand: the row goes too.
                 self._record_directory(writer, before)
                 return Removal.FILE_GONE
-            try:
-                self._record_directory(writer, before)
-                writer.execute('COMMIT')
-            except BaseException:
-                os.replace(trash, path)
-                raise
+            self._commit_moved(writer, before, trash, path)
         with contextlib.suppress(OSError):
             os.remove(trash)
         return Removal.REMOVED
+
+    def _commit_moved(
+        self,
+        writer: sqlite3.Connection,
+        before: int,
+        moved: pathlib.Path,
+        origin: pathlib.Path,
+    ) -> None:
+        """Commit a change whose file was moved from origin; move it back if not."""
+        try:
+            self._record_directory(writer, before)
+            writer.execute('COMMIT')
+        except BaseException:
+            os.replace(moved, origin)
+            raise
 
     def _record_directory(
         self, writer: sqlite3.Connection, before: int | None = None
@@ -578,14 +573,8 @@ def insert_table(writer: sqlite3.Connection, table: str) -> int:
 def delete_rows(writer: sqlite3.Connection, image_ids: list[str]) -> None:
     """Unlist images and log their removal; inside a transaction."""
     ids = [(image_id,) for image_id in image_ids]
-    removed = [
-        _entry(row)
-        for (image_id,) in ids
-        for row in writer.execute(
-            f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
-        )
-    ]
-    _move_digest(writer, removed)
+    removed = [_find(writer, image_id) for image_id in image_ids]
+    _move_digest(writer, [entry for entry in removed if entry is not None])
     writer.executemany('DELETE FROM images WHERE id = ?', ids)
     writer.executemany(
         "INSERT INTO changes (kind, image_id) VALUES ('deleted', ?)", ids
@@ -631,6 +620,13 @@ def _set(connection: sqlite3.Connection, name: str, value: Any) -> None:
     connection.execute(
         'INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)', (name, value)
     )
+
+
+def _find(connection: sqlite3.Connection, image_id: str) -> Entry | None:
+    row = connection.execute(
+        f'SELECT {_COLUMNS} FROM images WHERE id = ?', (image_id,)
+    ).fetchone()
+    return None if row is None else _entry(row)
 
 
 def _entry(row: tuple) -> Entry:

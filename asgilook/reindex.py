@@ -153,16 +153,17 @@ def _read_directory(
                 elif reason:
                     strays.append((item.name, reason))
             if len(batch) >= _BATCH:
-                _insert_found(writer, batch)
+                _insert_into(writer, 'temp.found', batch)
                 batch = []
-    _insert_found(writer, batch)
+    _insert_into(writer, 'temp.found', batch)
     # Temporary files of releases before 0.3, beside the images.
     strays += files.clear_leftovers(directory, leftovers)
     return strays
 
 
-def _insert_found(writer: sqlite3.Connection, rows: list[tuple]) -> None:
-    writer.executemany('INSERT INTO temp.found VALUES (?, ?, ?, ?, ?, ?)', rows)
+def _insert_into(writer: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
+    """Insert rows of six columns into one of the reindex's temporary tables."""
+    writer.executemany(f'INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)', rows)
 
 
 def _remove_missing(writer: sqlite3.Connection, report: Report) -> None:
@@ -209,11 +210,11 @@ def _adopt_new(
             chosen = image_id
             batch.append((*_row(entry), name))
             if len(batch) >= _BATCH:
-                _insert_adopted(writer, batch)
+                _insert_into(writer, 'temp.adopted', batch)
                 batch = []
     finally:
         os.close(descriptor)
-    _insert_adopted(writer, batch)
+    _insert_into(writer, 'temp.adopted', batch)
     for (name,) in writer.execute(
         'SELECT f.name FROM temp.found AS f JOIN images AS i ON i.id = f.id '
         f'WHERE f.name != {catalog.file_name_sql("i")}'
@@ -228,10 +229,6 @@ def _adopt_new(
         )
     ]
     writer.execute('DELETE FROM temp.adopted')
-
-
-def _insert_adopted(writer: sqlite3.Connection, rows: list[tuple]) -> None:
-    writer.executemany('INSERT INTO temp.adopted VALUES (?, ?, ?, ?, ?, ?)', rows)
 
 
 def _check(descriptor: int, name: str, entry: Entry) -> str:

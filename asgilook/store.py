@@ -209,10 +209,11 @@ class Store:
         parts = path.split('/')
         if len(parts) < 3 or parts[1] not in ('images', 'thumbnails'):
             return None
-        image = await self.get(parts[2].removesuffix('.jpeg'))
-        if image is None:
+        with _storage_errors():
+            entry = await self.catalog.get(parts[2].removesuffix('.jpeg'))
+        if entry is None:
             return None
-        return image.path.name
+        return file_name(entry.image_id, entry.size, entry.length)
 
     async def startup(self) -> None:
         """Make sure the storage directory exists and takes files.
