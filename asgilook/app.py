@@ -7,14 +7,14 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .bodies import BodyTimeoutError, IncompleteBodyError
+from . import http_errors
 from .cache import RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
 from .fastpath import CachedApp
 from .images import Images, Thumbnails
 from .signing import ServiceKey
-from .store import StorageFullError, StorageUnavailableError, Store
+from .store import Store
 
 
 def create_app(config: Config | None = None) -> falcon.asgi.App:
@@ -41,13 +41,7 @@ def create_app(config: Config | None = None) -> falcon.asgi.App:
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
     )
-    app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
-    app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
-    app.add_error_handler(StorageUnavailableError, _storage_unavailable)
-    app.add_error_handler(StorageFullError, _storage_full)
-    app.add_error_handler(IncompleteBodyError, _incomplete_body)
-    app.add_error_handler(BodyTimeoutError, _body_timeout)
-    app.set_error_serializer(_serialize_error)
+    http_errors.register(app)
     return app
 
 
@@ -71,62 +65,3 @@ class _StoreLifespan:
         self, scope: dict[str, Any], event: dict[str, Any]
     ) -> None:
         await self._store.close()
-
-
-async def _route_not_found(req, resp, ex, params) -> None:
-    raise falcon.HTTPNotFound(
-        title='No such resource',
-        description='asgilook serves /images, /images/{id}.jpeg and '
-        '/thumbnails/{id}/{width}x{height}.jpeg.',
-    ) from ex
-
-
-async def _method_not_allowed(req, resp, ex, params) -> None:
-    allowed = ex.headers['Allow']
-    raise falcon.HTTPMethodNotAllowed(
-        allowed.split(', '),
-        title='Method not allowed',
-        description=f'{req.path} answers {allowed}.',
-    ) from ex
-
-
-async def _storage_unavailable(req, resp, ex, params) -> None:
-    raise falcon.HTTPServiceUnavailable(
-        title='Storage unavailable',
-        description='The server cannot read or write images now. Try again later.',
-        retry_after=60,
-    ) from ex
-
-
-async def _storage_full(req, resp, ex, params) -> None:
-    raise falcon.HTTPInsufficientStorage(
-        title='Storage full',
-        description='The server has no room to record this change now. Nothing '
-        'was changed; try again later.',
-    ) from ex
-
-
-async def _incomplete_body(req, resp, ex, params) -> None:
-    raise falcon.HTTPBadRequest(
-        title='Upload incomplete',
-        description='The body ended before all of it arrived (the connection '
-        'closed, or fewer bytes came than Content-Length said). Nothing was '
-        'stored; send the whole file again.',
-    ) from ex
-
-
-async def _body_timeout(req, resp, ex, params) -> None:
-    raise falcon.HTTPError(
-        falcon.HTTP_408,
-        title='Upload stalled',
-        description=f'No byte of the body arrived for {ex.seconds:g} seconds. '
-        'Nothing was stored; send the file again without pausing.',
-    ) from ex
-
-
-def _serialize_error(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, exception: falcon.HTTPError
-) -> None:
-    """Send every error as the JSON of the README, whatever the client accepts."""
-    resp.data = exception.to_json()
-    resp.content_type = falcon.MEDIA_JSON

@@ -12,23 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .errors import BodyTimeoutError, IncompleteBodyError
+
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-
-class BodyError(Exception):
-    """The body of a request did not arrive whole."""
-
-
-class IncompleteBodyError(BodyError):
-    """The client went away, or the body ended before its Content-Length."""
-
-
-class BodyTimeoutError(BodyError):
-    """No byte of the body arrived for `seconds`."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f'no byte of the body arrived for {seconds} s')
-        self.seconds = seconds
 
 
 class GuardedBody:

@@ -48,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import files
+from .errors import CatalogError, CatalogFullError
 from .files import Entry, file_name
 
 __all__ = [
@@ -114,14 +115,6 @@ _WAL_INDEX_HEADER = 48
 # Each opening of the catalog gives its tokens a prefix of its own: what was
 # kept under one never passes for current under another.
 _epochs = itertools.count(1)
-
-
-class CatalogError(Exception):
-    """The catalog database cannot be read or written."""
-
-
-class CatalogFullError(CatalogError):
-    """The catalog database has no room for a change (a full disk)."""
 
 
 class Removal(enum.Enum):

@@ -1,8 +1,16 @@
-"""Settings of asgilook, read from the environment once."""
+"""Settings of asgilook: one typed object, read from the environment once.
+
+An operator sets what the README's configuration table lists, through
+`ASGI_LOOK_*` variables; the knobs below them (how long the cache waits,
+how much the catalog remembers, the clock) are plain attributes, set on the
+instance by tests. Every attribute may be replaced before `create_app`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
@@ -10,9 +18,51 @@ from typing import Any
 
 import redis.asyncio
 
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """A setting in the environment has a value asgilook cannot use."""
+# What the storage directory may be given as: a str, a pathlib.Path, pytest's tmpdir.
+StrPath = str | os.PathLike[str]
+# A monotonic clock in seconds: time.monotonic, or a test's.
+Clock = Callable[[], float]
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheTiming:
+    """How long the cache keeps, waits for and trusts things, in seconds."""
+
+    # How long Redis keeps an entry.
+    entry_ttl: int = 3600
+    # How long a render may hold the lock of its path; a process waiting for
+    # another's render computes the answer itself after this long.
+    lock_ttl: float = 5.0
+    # How often a waiting process looks for the entry another one renders.
+    poll_interval: float = 0.01
+    # After a timed-out command, how long before Redis is asked again (a
+    # refused connection costs nothing to retry: the next request does).
+    retry_interval: float = 1.0
+    # An entry kept in a process's memory is served without asking Redis or
+    # the catalog while the catalog's token is the one it was kept under,
+    # for memory_ttl at most (a change behind asgilook's back shows after
+    # that), and while Redis has answered within liveness (an outage shows).
+    memory_ttl: float = 1.0
+    liveness: float = 0.5
+    # How long an entry may take to be written to Redis (several megabytes
+    # on a busy machine); the answer waits for it redis_timeout at most.
+    store_timeout: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogLimits:
+    """How much the catalog keeps and remembers, and how long it waits."""
+
+    # Changes kept in the change log (the source of the service's events).
+    retained_changes: int = 100_000
+    # How long a change waits for another process's change to commit.
+    write_wait: float = 60.0
+    # Records remembered between two changes (an image's lookup is free then).
+    remembered_records: int = 10_000
+    # Files a reindex reads or adopts in one batch.
+    reindex_batch: int = 10_000
 
 
 class Config:
@@ -32,120 +82,122 @@ class Config:
     DEFAULT_BODY_TIMEOUT = 30.0
     DEFAULT_REDIS_FROM_URL = staticmethod(redis.asyncio.from_url)
     DEFAULT_UUID_GENERATOR = staticmethod(uuid.uuid4)
+    # An upload up to this size waits for a Pillow worker in memory (within
+    # upload_memory); a larger one on disk.
+    DEFAULT_SPOOL_IN_MEMORY = 1024 * 1024
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-
-        self.storage_path: Any = env.get('ASGI_LOOK_STORAGE_PATH') or (
-            self.DEFAULT_STORAGE_PATH
+        env = _Environment(os.environ if environ is None else environ)
+        self.storage_path: StrPath = env.text(
+            'ASGI_LOOK_STORAGE_PATH', self.DEFAULT_STORAGE_PATH
         )
-        self.min_thumb_size: int = _positive_int(
-            env, 'ASGI_LOOK_MIN_THUMB_SIZE', self.DEFAULT_MIN_THUMB_SIZE
+        self.min_thumb_size = env.whole(
+            'ASGI_LOOK_MIN_THUMB_SIZE', self.DEFAULT_MIN_THUMB_SIZE
         )
-        self.redis_host: str = _redis_url(
-            env, 'ASGI_LOOK_REDIS_HOST', self.DEFAULT_REDIS_HOST
+        self.redis_host = env.redis_url('ASGI_LOOK_REDIS_HOST', self.DEFAULT_REDIS_HOST)
+        self.max_upload_size = env.whole(
+            'ASGI_LOOK_MAX_UPLOAD_SIZE', self.DEFAULT_MAX_UPLOAD_SIZE
         )
-        self.max_upload_size: int = _positive_int(
-            env, 'ASGI_LOOK_MAX_UPLOAD_SIZE', self.DEFAULT_MAX_UPLOAD_SIZE
+        self.max_image_pixels = env.whole(
+            'ASGI_LOOK_MAX_IMAGE_PIXELS', self.DEFAULT_MAX_IMAGE_PIXELS
         )
-        self.max_image_pixels: int = _positive_int(
-            env, 'ASGI_LOOK_MAX_IMAGE_PIXELS', self.DEFAULT_MAX_IMAGE_PIXELS
+        self.image_workers = env.whole(
+            'ASGI_LOOK_IMAGE_WORKERS', self.DEFAULT_IMAGE_WORKERS
         )
-        self.image_workers: int = _positive_int(
-            env, 'ASGI_LOOK_IMAGE_WORKERS', self.DEFAULT_IMAGE_WORKERS
+        self.render_processes = env.whole(
+            'ASGI_LOOK_RENDER_PROCESSES', self.DEFAULT_RENDER_PROCESSES, minimum=0
         )
-        self.render_processes: int = _positive_int(
-            env,
-            'ASGI_LOOK_RENDER_PROCESSES',
-            self.DEFAULT_RENDER_PROCESSES,
-            minimum=0,
+        self.jpeg_quality = env.whole(
+            'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, maximum=100
         )
-        self.jpeg_quality: int = _positive_int(
-            env, 'ASGI_LOOK_JPEG_QUALITY', self.DEFAULT_JPEG_QUALITY, maximum=100
+        self.redis_timeout = env.seconds(
+            'ASGI_LOOK_REDIS_TIMEOUT', self.DEFAULT_REDIS_TIMEOUT
         )
-        self.redis_timeout: float = _positive_number(
-            env, 'ASGI_LOOK_REDIS_TIMEOUT', self.DEFAULT_REDIS_TIMEOUT
+        self.memory_cache_size = env.whole(
+            'ASGI_LOOK_MEMORY_CACHE_SIZE', self.DEFAULT_MEMORY_CACHE_SIZE, minimum=0
         )
-        self.memory_cache_size: int = _positive_int(
-            env,
-            'ASGI_LOOK_MEMORY_CACHE_SIZE',
-            self.DEFAULT_MEMORY_CACHE_SIZE,
-            minimum=0,
+        self.upload_memory = env.whole(
+            'ASGI_LOOK_UPLOAD_MEMORY', self.DEFAULT_UPLOAD_MEMORY, minimum=0
         )
-        self.upload_memory: int = _positive_int(
-            env,
-            'ASGI_LOOK_UPLOAD_MEMORY',
-            self.DEFAULT_UPLOAD_MEMORY,
-            minimum=0,
-        )
-        self.body_timeout: float = _positive_number(
-            env, 'ASGI_LOOK_BODY_TIMEOUT', self.DEFAULT_BODY_TIMEOUT
+        self.body_timeout = env.seconds(
+            'ASGI_LOOK_BODY_TIMEOUT', self.DEFAULT_BODY_TIMEOUT
         )
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).
-        self.secret: bytes | None = _secret(env, 'ASGI_LOOK_SECRET')
+        self.secret = env.secret('ASGI_LOOK_SECRET')
+        self._set_knobs()
+
+    def _set_knobs(self) -> None:
+        """Set what only tests change: fakes, the clock, timings and limits."""
         self.redis_from_url: Callable[..., Any] = self.DEFAULT_REDIS_FROM_URL
         self.uuid_generator: Callable[[], uuid.UUID] = self.DEFAULT_UUID_GENERATOR
+        self.clock: Clock = time.monotonic
+        self.cache_timing = CacheTiming()
+        self.catalog_limits = CatalogLimits()
+        self.spool_in_memory = self.DEFAULT_SPOOL_IN_MEMORY
 
 
-def _positive_int(
-    env: Mapping[str, str],
-    name: str,
-    default: int,
-    maximum: int | None = None,
-    minimum: int = 1,
-) -> int:
-    raw = env.get(name, '').strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f' up to {maximum}' if maximum is not None else ''
-        raise ConfigError(
-            f'{name} must be a whole number from {minimum}{upper}, not {env[name]!r}'
-        )
-    return value
+class _Environment:
+    """The environment's settings, each checked as it is read."""
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
 
-def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, '').strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    # Also refuses nan and inf: neither bounds a wait.
-    if not 0 < value < float('inf'):
-        raise ConfigError(
-            f'{name} must be a number of seconds above 0, not {env[name]!r}'
-        )
-    return value
+    def text(self, name: str, default: str) -> str:
+        return self._environ.get(name) or default
 
+    def whole(
+        self, name: str, default: int, minimum: int = 1, maximum: int | None = None
+    ) -> int:
+        raw = self._environ.get(name, '').strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f' up to {maximum}' if maximum is not None else ''
+            raise ConfigError(
+                f'{name} must be a whole number from {minimum}{upper}, not {raw!r}'
+            )
+        return value
 
-def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
-    url = env.get(name, '').strip() or default
-    if urllib.parse.urlsplit(url).scheme not in _REDIS_SCHEMES:
-        raise ConfigError(
-            f'{name} must be a Redis URL such as redis://localhost:6379/0, not {url!r}'
-        )
-    return url
+    def seconds(self, name: str, default: float) -> float:
+        raw = self._environ.get(name, '').strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        # Also refuses nan and inf: neither bounds a wait.
+        if not 0 < value < float('inf'):
+            raise ConfigError(
+                f'{name} must be a number of seconds above 0, not {raw!r}'
+            )
+        return value
 
+    def redis_url(self, name: str, default: str) -> str:
+        url = self._environ.get(name, '').strip() or default
+        if urllib.parse.urlsplit(url).scheme not in _REDIS_SCHEMES:
+            raise ConfigError(
+                f'{name} must be a Redis URL such as redis://localhost:6379/0, '
+                f'not {url!r}'
+            )
+        return url
 
-def _secret(env: Mapping[str, str], name: str) -> bytes | None:
-    raw = env.get(name, '').strip()
-    if not raw:
-        return None
-    if len(raw) < _MIN_SECRET_LENGTH:
-        raise ConfigError(
-            f'{name} must be at least {_MIN_SECRET_LENGTH} characters long '
-            '(a random string: python3 -c "import secrets; '
-            'print(secrets.token_urlsafe())"), not one of {len(raw)}'
-        )
-    return raw.encode()
+    def secret(self, name: str) -> bytes | None:
+        raw = self._environ.get(name, '').strip()
+        if not raw:
+            return None
+        if len(raw) < _MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f'{name} must be at least {_MIN_SECRET_LENGTH} characters long '
+                '(a random string: python3 -c "import secrets; '
+                f'print(secrets.token_urlsafe())"), not one of {len(raw)}'
+            )
+        return raw.encode()
 
 
 _MIN_SECRET_LENGTH = 16

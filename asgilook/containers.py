@@ -23,6 +23,7 @@ import PIL.BmpImagePlugin
 import PIL.IcoImagePlugin
 
 from . import jpeg
+from .errors import BrokenFileError
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
@@ -48,10 +49,6 @@ _TIFF_TYPE_SIZES = {
 
 # A PNG chunk's length is at most 2**31 - 1 (PNG 5.3).
 _MAX_CHUNK = 2**31 - 1
-
-
-class BrokenFileError(Exception):
-    """The bytes are not a whole, well-formed file of their format."""
 
 
 @contextlib.contextmanager

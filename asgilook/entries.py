@@ -7,6 +7,7 @@ import re
 
 import msgpack
 
+from .errors import UnsignedEntryError
 from .signing import ServiceKey
 
 # The purpose the service key signs entries for (see ServiceKey.sign).
@@ -16,10 +17,6 @@ PURPOSE = b'asgilook-cache'
 STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link')
 # What a header value may hold: printable ASCII, no line breaks.
 _PRINTABLE = re.compile(r'[\x20-\x7e]*')
-
-
-class UnsignedEntryError(ValueError):
-    """An entry is not signed by this service's key for the path it is under."""
 
 
 @dataclasses.dataclass(frozen=True)

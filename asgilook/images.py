@@ -10,24 +10,8 @@ import falcon.asgi
 
 from . import pages
 from .config import Config
-from .imaging import (
-    MAX_SIDE,
-    DamagedImageError,
-    ImageTooLargeError,
-    InvalidImageError,
-    SideTooLongError,
-    StoredImageError,
-)
-from .renderers import RenderError
-from .store import (
-    EmptyUploadError,
-    Image,
-    StorageFullError,
-    Store,
-    UploadTooLargeError,
-    image_uri,
-    thumbnail_uri,
-)
+from .errors import ImageNotFoundError, ThumbnailNotFoundError, UploadTooLargeError
+from .store import Image, Store, image_uri, thumbnail_uri
 
 # What never changes under its URL may be kept by any cache for a year.
 IMMUTABLE = ('public', 'max-age=31536000', 'immutable')
@@ -49,7 +33,7 @@ class Images:
             resp.etag = version
         else:
             images, next_after = await self._store.page(page.after, page.limit)
-            identity = [f'{image.path.name}@{image.modified}' for image in images]
+            identity = [f'{image.version}@{image.modified}' for image in images]
             if next_after is not None:
                 next_uri = page.next_uri(next_after)
                 resp.set_header('Link', f'<{next_uri}>; rel="next"')
@@ -65,30 +49,20 @@ class Images:
     async def on_get_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
-        _canonical(req, image_uri(str(image_id)))
-        image = await _find(self._store, image_id)
-        try:
-            resp.stream = await self._store.open(image)
-        except FileNotFoundError as ex:
-            await self._store.forget(image)
-            raise _image_not_found() from ex
+        image = await _find(self._store, req, image_uri(str(image_id)))
+        resp.stream = await self._store.open(image)
         _describe_file(resp, image)
 
     async def on_head_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
-        _canonical(req, image_uri(str(image_id)))
-        _describe_file(resp, await _find(self._store, image_id))
+        _describe_file(resp, await _find(self._store, req, image_uri(str(image_id))))
 
     async def on_delete_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
-        _canonical(req, image_uri(str(image_id)))
-        image = await _find(self._store, image_id)
-        try:
-            await self._store.delete(image)
-        except FileNotFoundError as ex:
-            raise _image_not_found() from ex
+        image = await _find(self._store, req, image_uri(str(image_id)))
+        await self._store.delete(image)
         # Every cached response that showed the image.
         resp.context.invalidate = [image.uri, '/images', *image.thumbnails()]
         resp.status = falcon.HTTP_NO_CONTENT
@@ -98,55 +72,23 @@ class Images:
     ) -> None:
         limit = self._config.max_upload_size
         if req.content_length is not None and req.content_length > limit:
-            raise _upload_too_large(limit)
-
-        image_id = str(self._config.uuid_generator())
-        try:
-            image = await self._store.save(image_id, req.stream)
-        except EmptyUploadError as ex:
-            raise falcon.HTTPBadRequest(
-                title='Empty upload',
-                description='Send the bytes of an image file as the request body.',
-            ) from ex
-        except UploadTooLargeError as ex:
-            raise _upload_too_large(limit) from ex
-        except ImageTooLargeError as ex:
-            width, height = ex.size
-            raise falcon.HTTPContentTooLarge(
-                title='Image too large',
-                description=f'The image is {width}x{height} pixels; at most '
-                f'{ex.max_pixels} pixels are accepted. Upload a smaller picture.',
-            ) from ex
-        except SideTooLongError as ex:
-            width, height = ex.size
-            raise falcon.HTTPContentTooLarge(
-                title='Image too large',
-                description=f'The image is {width}x{height} pixels; the longest '
-                f'side a JPEG can hold is {MAX_SIDE} pixels. Upload a picture '
-                f'whose sides are at most {MAX_SIDE} pixels.',
-            ) from ex
-        except DamagedImageError as ex:
-            raise falcon.HTTPUnprocessableEntity(
-                title='Damaged image',
-                description='The image could not be decoded; it may be truncated '
-                'or corrupt. Upload the complete, undamaged file.',
-            ) from ex
-        except InvalidImageError as ex:
-            raise falcon.HTTPUnsupportedMediaType(
-                title='Not an image',
-                description='The body is not an image in a format asgilook reads. '
-                'Upload a JPEG, PNG, GIF, WebP, TIFF, BMP or ICO file.',
-            ) from ex
-        except StorageFullError as ex:
-            raise falcon.HTTPInsufficientStorage(
-                title='Storage full',
-                description='The server has no room to store this image now. '
-                'Try again later, or upload a smaller file.',
-            ) from ex
-
+            raise UploadTooLargeError(limit)
+        image = await self._store.save(str(self._config.uuid_generator()), req.stream)
         resp.location = image.uri
         resp.media = image.serialize()
         resp.status = falcon.HTTP_201
+
+    async def cache_version(
+        self, req: falcon.asgi.Request, image_id: uuid.UUID | None = None
+    ) -> str | None:
+        """What the answer to a GET of req is computed from now (None: nothing).
+
+        The catalog's version for the list and its pages; the stored file of
+        an image for the image.
+        """
+        if image_id is None:
+            return await self._store.catalog_version()
+        return await _image_version(self._store, req, image_uri(str(image_id)))
 
 
 class Thumbnails:
@@ -163,36 +105,21 @@ class Thumbnails:
         width: int,
         height: int,
     ) -> None:
-        _canonical(req, thumbnail_uri(str(image_id), (width, height)))
-        image = await _find(self._store, image_id)
+        uri = thumbnail_uri(str(image_id), (width, height))
+        image = await _find(self._store, req, uri)
         if (width, height) not in image.thumbnail_sizes():
-            raise falcon.HTTPNotFound(
-                title='No such thumbnail',
-                description=f'This image has no {width}x{height} thumbnail. '
-                'Its "thumbnails" field in GET /images lists the sizes it has.',
-            )
-
-        try:
-            resp.data = await self._store.make_thumbnail(image, (width, height))
-        except FileNotFoundError as ex:
-            await self._store.forget(image)
-            raise _image_not_found() from ex
-        except StoredImageError as ex:
-            raise falcon.HTTPNotFound(
-                title='No such image',
-                description='The stored file of this image is damaged and cannot '
-                'be shown. GET /images lists the images there are.',
-            ) from ex
-        except RenderError as ex:
-            raise falcon.HTTPServiceUnavailable(
-                title='Thumbnail not rendered',
-                description='The process rendering this thumbnail stopped. '
-                'Try again later.',
-                retry_after=10,
-            ) from ex
+            raise ThumbnailNotFoundError((width, height))
+        resp.data = await self._store.make_thumbnail(image, (width, height))
         _describe(resp, image, image.thumbnail_etag((width, height)))
 
     on_head = on_get
+
+    async def cache_version(
+        self, req: falcon.asgi.Request, image_id: uuid.UUID, width: int, height: int
+    ) -> str | None:
+        """What a thumbnail is computed from now: the stored file of its image."""
+        uri = thumbnail_uri(str(image_id), (width, height))
+        return await _image_version(self._store, req, uri)
 
 
 def _digest(text: str) -> str:
@@ -224,23 +151,26 @@ def _canonical(req: falcon.asgi.Request, uri: str) -> None:
         raise falcon.HTTPPermanentRedirect(uri)
 
 
-async def _find(store: Store, image_id: uuid.UUID) -> Image:
-    image = await store.get(str(image_id))
+async def _find(store: Store, req: falcon.asgi.Request, uri: str) -> Image:
+    """Return the image whose one URL (or its thumbnail's) is uri."""
+    _canonical(req, uri)
+    image = await store.get(_image_id(uri))
     if image is None:
-        raise _image_not_found()
+        raise ImageNotFoundError(uri)
     return image
 
 
-def _image_not_found() -> falcon.HTTPNotFound:
-    return falcon.HTTPNotFound(
-        title='No such image',
-        description='There is no image with this id. GET /images lists the images '
-        'there are.',
-    )
+async def _image_version(
+    store: Store, req: falcon.asgi.Request, uri: str
+) -> str | None:
+    if req.path != uri or req.query_string:
+        # Answered by a redirect: nothing to keep.
+        return None
+    image = await store.get(_image_id(uri))
+    return None if image is None else image.version
 
 
-def _upload_too_large(limit: int) -> falcon.HTTPContentTooLarge:
-    return falcon.HTTPContentTooLarge(
-        title='Upload too large',
-        description=f'Uploads may be at most {limit} bytes. Send a smaller file.',
-    )
+def _image_id(uri: str) -> str:
+    # /images/{id}.jpeg or /thumbnails/{id}/{size}.jpeg, made by image_uri or
+    # thumbnail_uri: the id is the third part.
+    return uri.split('/')[2].removesuffix('.jpeg')

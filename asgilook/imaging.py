@@ -24,6 +24,13 @@ import PIL.ImageOps
 import PIL.TiffImagePlugin
 
 from . import containers, jpeg
+from .errors import (
+    DamagedImageError,
+    ImageTooLargeError,
+    InvalidImageError,
+    SideTooLongError,
+    StoredImageError,
+)
 
 # asgilook checks the pixel count of every upload itself, against its own
 # configured limit, before decoding; Pillow's process-wide limit would warn or
@@ -60,42 +67,6 @@ RENDERING = f'pillow-{PIL.__version__}/resize-2'
 
 _HIGH_BIT_DEPTH = frozenset({'I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N'})
 _ALPHA = frozenset({'RGBA', 'RGBa', 'LA', 'La', 'PA'})
-
-
-class ImageError(Exception):
-    """Bytes that cannot become a stored image, or be rendered as one."""
-
-
-class InvalidImageError(ImageError):
-    """The bytes are not an image in any format asgilook reads."""
-
-
-class DamagedImageError(ImageError):
-    """The bytes start like an image but cannot be decoded."""
-
-
-class ImageTooLargeError(ImageError):
-    """The image has more pixels than asgilook is configured to decode."""
-
-    def __init__(self, size: tuple[int, int], max_pixels: int) -> None:
-        super().__init__(f'{size[0]}x{size[1]} is more than {max_pixels} pixels')
-        self.size = size
-        self.max_pixels = max_pixels
-
-
-class SideTooLongError(ImageError):
-    """A side of the image is longer than a JPEG can hold (MAX_SIDE pixels)."""
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        super().__init__(f'{size[0]}x{size[1]} has a side over {MAX_SIDE} pixels')
-        self.size = size
-
-
-class StoredImageError(ImageError):
-    """A stored file is not a JPEG that holds the image its name says.
-
-    Raised in render processes too: it crosses back pickled, with its message.
-    """
 
 
 def to_jpeg(
@@ -298,7 +269,7 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(size, max_pixels)
     if max(size) > MAX_SIDE:
-        raise SideTooLongError(size)
+        raise SideTooLongError(size, MAX_SIDE)
 
 
 def _to_rgb(image: PIL.Image.Image) -> tuple[PIL.Image.Image, bytes | None]:

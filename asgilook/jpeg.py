@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .errors import JPEGError
+
 START_OF_IMAGE = b'\xff\xd8'
 END_OF_IMAGE = b'\xff\xd9'
 
@@ -20,10 +22,6 @@ _HEAD = 4096
 # Metadata comes in segments of at most 64 KiB (EXIF, XMP, colour profiles in
 # several): a frame header further than this many segments in is not looked for.
 _MAX_SEGMENTS = 256
-
-
-class JPEGError(ValueError):
-    """A file that is not a complete JPEG; its message says what it is instead."""
 
 
 def frame_size(

@@ -21,12 +21,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from . import imaging
+from .errors import RenderError
 
 logger = logging.getLogger(__name__)
-
-
-class RenderError(Exception):
-    """A render's process died twice in a row: the thumbnail was not rendered."""
 
 
 class RenderProcesses:

@@ -12,13 +12,10 @@ import secrets
 
 from . import files
 from .config import Config
+from .errors import ServiceKeyError
 
 # The file of the storage directory that keeps the key made at the first start.
 KEY_FILE_NAME = '.service-key'
-
-
-class ServiceKeyError(Exception):
-    """The key kept in the storage directory cannot be read or made."""
 
 
 class ServiceKey:

@@ -17,9 +17,8 @@ from typing import Any
 import falcon
 
 from . import logs
-from .config import ConfigError
+from .errors import ConfigError, StorageUnavailableError
 from .fastpath import send_error
-from .store import StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 

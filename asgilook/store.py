@@ -11,8 +11,9 @@ import io
 import logging
 import os
 import pathlib
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import aiofiles
 import aiofiles.os
@@ -28,6 +29,14 @@ from .catalog import (
     file_name,
 )
 from .config import Config
+from .errors import (
+    EmptyUploadError,
+    ImageNotFoundError,
+    StorageError,
+    StorageFullError,
+    StorageUnavailableError,
+    UploadTooLargeError,
+)
 from .renderers import RenderProcesses
 
 logger = logging.getLogger(__name__)
@@ -35,26 +44,6 @@ logger = logging.getLogger(__name__)
 # Uploads up to this size wait for a worker in memory (within the worker's
 # upload_memory budget); larger ones on disk.
 SPOOL_IN_MEMORY = 1024 * 1024
-
-
-class StoreError(Exception):
-    """Something about an upload or the storage that the store cannot do."""
-
-
-class EmptyUploadError(StoreError):
-    """The upload has no bytes."""
-
-
-class UploadTooLargeError(StoreError):
-    """The upload is larger than the configured maximum."""
-
-
-class StorageFullError(StoreError):
-    """The storage directory has no room for another image."""
-
-
-class StorageUnavailableError(StoreError):
-    """The storage directory cannot be read or written (missing, read-only, failing)."""
 
 
 # What a write that ran out of room fails with: the disk, the quota, a size limit.
@@ -99,6 +88,15 @@ class Image:
     def path(self) -> pathlib.Path:
         name = file_name(self.image_id, self.size, self.length)
         return pathlib.Path(self._config.storage_path) / name
+
+    @property
+    def version(self) -> str:
+        """What the image's answers are computed from: its stored file's name.
+
+        The name holds the id, the size and the length of the file; another
+        file under the same id has another name.
+        """
+        return self.path.name
 
     @property
     def uri(self) -> str:
@@ -186,6 +184,11 @@ class Store:
             entries, version = await self.catalog.listing()
         return [Image.from_entry(self._config, entry) for entry in entries], version
 
+    async def catalog_version(self) -> str:
+        """Return the catalog's version: it changes with every upload and delete."""
+        with _storage_errors():
+            return await self.catalog.version()
+
     async def page(self, after: int, limit: int) -> tuple[list[Image], int | None]:
         """Return up to limit images uploaded after the one numbered after.
 
@@ -261,9 +264,22 @@ class Store:
             logger.warning('ignoring %s in %s: %s', name, incoming, reason)
         self._cleared.add(self.catalog.directory)
 
-    async def open(self, image: Image) -> object:
-        """Open the stored JPEG of an image for an async read."""
-        return await aiofiles.open(image.path, 'rb')
+    async def open(self, image: Image) -> Any:
+        """Open the stored JPEG of an image for an async read.
+
+        ImageNotFoundError if its file is gone (it is unlisted then).
+        """
+        async with self._gone_unlisted(image):
+            return await aiofiles.open(image.path, 'rb')
+
+    @contextlib.asynccontextmanager
+    async def _gone_unlisted(self, image: Image) -> AsyncIterator[None]:
+        """Unlist an image whose file is found gone: ImageNotFoundError."""
+        try:
+            yield
+        except FileNotFoundError as ex:
+            await self._forget(image)
+            raise ImageNotFoundError(image.image_id) from ex
 
     async def save(self, image_id: str, chunks: AsyncIterable[bytes]) -> Image:
         """Store an upload as JPEG and catalog it.
@@ -291,22 +307,22 @@ class Store:
         return Image.from_entry(self._config, entry)
 
     async def delete(self, image: Image) -> None:
-        """Remove an image; FileNotFoundError if it is already gone."""
+        """Remove an image; ImageNotFoundError if it is already gone."""
         with _storage_errors():
             removal = await self.catalog.remove(
                 image.image_id, self._temporary_path('.deleted')
             )
         if removal is not Removal.REMOVED:
-            raise FileNotFoundError(image.path)
+            raise ImageNotFoundError(image.image_id)
 
-    async def forget(self, image: Image) -> None:
+    async def _forget(self, image: Image) -> None:
         """Unlist an image whose file was found gone (removed by hand)."""
         try:
             await self.delete(image)
-        except FileNotFoundError:
+        except ImageNotFoundError:
             # As expected: the row went, without the file.
             pass
-        except StoreError:
+        except StorageError:
             # Not now: the next start, or reindex, unlists it.
             return
         logger.warning(
@@ -322,16 +338,18 @@ class Store:
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG.
 
-        RenderError if the process rendering it died.
+        RenderError if the process rendering it died, StoredImageError if
+        its file is damaged, ImageNotFoundError if it is gone (then unlisted).
         """
         # The render reads the file itself: no trips through another pool.
         quality = self._config.jpeg_quality
-        if self._renders is not None:
-            return await self._renders.resize(image.path, size, quality)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, imaging.resize, image.path, size, quality
-        )
+        async with self._gone_unlisted(image):
+            if self._renders is not None:
+                return await self._renders.resize(image.path, size, quality)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._executor, imaging.resize, image.path, size, quality
+            )
 
     async def close(self) -> None:
         """Let the render processes go (they start again at the next render).
@@ -399,7 +417,7 @@ class _Upload:
         async for chunk in chunks:
             received += len(chunk)
             if received > self._max_size:
-                raise UploadTooLargeError
+                raise UploadTooLargeError(self._max_size)
             if self._held + len(chunk) <= SPOOL_IN_MEMORY and self._waiting.take(
                 len(chunk)
             ):

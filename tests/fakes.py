@@ -49,3 +49,16 @@ async def upload_through(conductor, size=(320, 200)) -> dict:
 def dying_render(*args):
     """A render whose process dies, as one killed for its memory would."""
     os._exit(1)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when a test moves it (Config.clock)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

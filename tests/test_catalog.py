@@ -13,7 +13,8 @@ import pytest
 from asgilook import catalog, reindex
 from asgilook.app import create_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
-from asgilook.store import StorageUnavailableError, Store
+from asgilook.errors import StorageUnavailableError
+from asgilook.store import Store
 
 from .asgi import body, call
 from .fakes import make_config, two_workers, upload_through

@@ -4,7 +4,8 @@ import pathlib
 import pytest
 import redis.asyncio
 
-from asgilook.config import Config, ConfigError
+from asgilook.config import Config
+from asgilook.errors import ConfigError
 
 
 def test_defaults():

@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
+from asgilook.errors import ServiceKeyError
 from asgilook.files import TEMPORARY_DIRECTORY
-from asgilook.signing import KEY_FILE_NAME, ServiceKey, ServiceKeyError
+from asgilook.signing import KEY_FILE_NAME, ServiceKey
 
 from .fakes import make_config, two_workers, upload_through
 

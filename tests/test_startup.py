@@ -15,8 +15,8 @@ import pytest
 from asgilook import logs, startup
 from asgilook.app import create_app
 from asgilook.config import Config
+from asgilook.errors import StorageUnavailableError
 from asgilook.startup import AppAtStartup
-from asgilook.store import StorageUnavailableError
 
 from .fakes import make_config
 from .images import photo

@@ -1,0 +1,197 @@
+"""The HTTP answer to each domain error: one table, one handler.
+
+Resources raise the errors of `errors.py` and never catch them; `register`
+hands every error of the table to Falcon, which sends it as the README's
+JSON (`{"title": ..., "description": ...}`) with the table's status. A
+description is a template: `{ex.limit}` is the attribute of the error raised.
+The errors of Falcon's own routing are reworded here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from .errors import (
+    AsgilookError,
+    BodyTimeoutError,
+    DamagedImageError,
+    EmptyUploadError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    IncompleteBodyError,
+    InvalidImageError,
+    RenderError,
+    SideTooLongError,
+    StorageFullError,
+    StorageUnavailableError,
+    StoredImageError,
+    ThumbnailNotFoundError,
+    UploadTooLargeError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """What a client is told of one kind of error."""
+
+    status: str
+    title: str
+    description: str
+    # Seconds after which the request may succeed (a Retry-After header).
+    retry_after: int | None = None
+
+    def error(self, ex: AsgilookError) -> falcon.HTTPError:
+        headers = {}
+        if self.retry_after is not None:
+            headers['Retry-After'] = str(self.retry_after)
+        return falcon.HTTPError(
+            self.status,
+            title=self.title,
+            description=self.description.format(ex=ex),
+            headers=headers,
+        )
+
+
+ERRORS: dict[type[AsgilookError], Answer] = {
+    EmptyUploadError: Answer(
+        falcon.HTTP_400,
+        'Empty upload',
+        'Send the bytes of an image file as the request body.',
+    ),
+    IncompleteBodyError: Answer(
+        falcon.HTTP_400,
+        'Upload incomplete',
+        'The body ended before all of it arrived (the connection closed, or '
+        'fewer bytes came than Content-Length said). Nothing was stored; send '
+        'the whole file again.',
+    ),
+    BodyTimeoutError: Answer(
+        falcon.HTTP_408,
+        'Upload stalled',
+        'No byte of the body arrived for {ex.seconds:g} seconds. Nothing was '
+        'stored; send the file again without pausing.',
+    ),
+    UploadTooLargeError: Answer(
+        falcon.HTTP_413,
+        'Upload too large',
+        'Uploads may be at most {ex.limit} bytes. Send a smaller file.',
+    ),
+    ImageTooLargeError: Answer(
+        falcon.HTTP_413,
+        'Image too large',
+        'The image is {ex.width}x{ex.height} pixels; at most {ex.max_pixels} '
+        'pixels are accepted. Upload a smaller picture.',
+    ),
+    SideTooLongError: Answer(
+        falcon.HTTP_413,
+        'Image too large',
+        'The image is {ex.width}x{ex.height} pixels; the longest side a JPEG can '
+        'hold is {ex.max_side} pixels. Upload a picture whose sides are at most '
+        '{ex.max_side} pixels.',
+    ),
+    InvalidImageError: Answer(
+        falcon.HTTP_415,
+        'Not an image',
+        'The body is not an image in a format asgilook reads. Upload a JPEG, '
+        'PNG, GIF, WebP, TIFF, BMP or ICO file.',
+    ),
+    DamagedImageError: Answer(
+        falcon.HTTP_422,
+        'Damaged image',
+        'The image could not be decoded; it may be truncated or corrupt. Upload '
+        'the complete, undamaged file.',
+    ),
+    ImageNotFoundError: Answer(
+        falcon.HTTP_404,
+        'No such image',
+        'There is no image with this id. GET /images lists the images there are.',
+    ),
+    StoredImageError: Answer(
+        falcon.HTTP_404,
+        'No such image',
+        'The stored file of this image is damaged and cannot be shown. GET '
+        '/images lists the images there are.',
+    ),
+    ThumbnailNotFoundError: Answer(
+        falcon.HTTP_404,
+        'No such thumbnail',
+        'This image has no {ex.width}x{ex.height} thumbnail. Its "thumbnails" '
+        'field in GET /images lists the sizes it has.',
+    ),
+    StorageFullError: Answer(
+        falcon.HTTP_507,
+        'Storage full',
+        'The server has no room to store this change now. Nothing was changed; '
+        'try again later (or upload a smaller file).',
+    ),
+    StorageUnavailableError: Answer(
+        falcon.HTTP_503,
+        'Storage unavailable',
+        'The server cannot read or write images now. Try again later.',
+        retry_after=60,
+    ),
+    RenderError: Answer(
+        falcon.HTTP_503,
+        'Thumbnail not rendered',
+        'The process rendering this thumbnail stopped. Try again later.',
+        retry_after=10,
+    ),
+}
+
+
+def register(app: falcon.asgi.App) -> None:
+    """Answer every error of the table, and Falcon's routing errors, as above."""
+    app.add_error_handler(tuple(ERRORS), _answer)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
+    app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
+    app.set_error_serializer(_serialize)
+
+
+async def _answer(
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    ex: AsgilookError,
+    params: dict[str, Any],
+) -> None:
+    # The most specific entry: Falcon calls this for subclasses as well.
+    answer = next(ERRORS[kind] for kind in type(ex).__mro__ if kind in ERRORS)
+    raise answer.error(ex) from ex
+
+
+async def _route_not_found(
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    ex: falcon.HTTPRouteNotFound,
+    params: dict[str, Any],
+) -> None:
+    raise falcon.HTTPNotFound(
+        title='No such resource',
+        description='asgilook serves /images, /images/{id}.jpeg and '
+        '/thumbnails/{id}/{width}x{height}.jpeg.',
+    ) from ex
+
+
+async def _method_not_allowed(
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    ex: falcon.HTTPMethodNotAllowed,
+    params: dict[str, Any],
+) -> None:
+    allowed = ex.headers['Allow']
+    raise falcon.HTTPMethodNotAllowed(
+        allowed.split(', '),
+        title='Method not allowed',
+        description=f'{req.path} answers {allowed}.',
+    ) from ex
+
+
+def _serialize(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, exception: falcon.HTTPError
+) -> None:
+    """Send every error as the JSON of the README, whatever the client accepts."""
+    resp.data = exception.to_json()
+    resp.content_type = falcon.MEDIA_JSON
