@@ -143,9 +143,10 @@ ERRORS: dict[type[AsgilookError], Answer] = {
 }
 
 
-def register(app: falcon.asgi.App) -> None:
+def register(app: falcon.asgi.App[Any, Any]) -> None:
     """Answer every error of the table, and Falcon's routing errors, as above."""
-    app.add_error_handler(tuple(ERRORS), _answer)
+    for kind in ERRORS:
+        app.add_error_handler(kind, _answer)
     app.add_error_handler(falcon.HTTPRouteNotFound, _route_not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
     app.set_error_serializer(_serialize)
@@ -181,7 +182,8 @@ async def _method_not_allowed(
     ex: falcon.HTTPMethodNotAllowed,
     params: dict[str, Any],
 ) -> None:
-    allowed = ex.headers['Allow']
+    # Falcon's 405 names what the route answers in its Allow header.
+    allowed = dict(ex.headers or {})['Allow']
     raise falcon.HTTPMethodNotAllowed(
         allowed.split(', '),
         title='Method not allowed',
