@@ -22,12 +22,12 @@ handler). The tree::
     │   │   ├── ImageTooLargeError    more pixels than allowed       413
     │   │   └── SideTooLongError      a side no JPEG can hold        413
     │   ├── ImageNotFoundError    no image of that id (or its file is gone) 404
+    │   │   └── StoredImageError  its stored file cannot be shown (damaged) 404
     │   └── ThumbnailNotFoundError    not a size of the image's ladder   404
     ├── ServiceError              the server cannot answer now (5xx)
     │   ├── StorageError          the storage directory fails
     │   │   ├── StorageFullError      no room for the change         507
     │   │   └── StorageUnavailableError   not readable or writable   503
-    │   ├── StoredImageError      a stored file that cannot be shown 404
     │   └── RenderError           the process rendering died         503
     └── internal: never reach a client, the module that meets them decides
         ├── CatalogError          SQLite failed (store: StorageError)
@@ -130,6 +130,10 @@ class ImageNotFoundError(RequestError):
     """There is no image of this id (any more)."""
 
 
+class StoredImageError(ImageNotFoundError):
+    """The stored file of an image cannot be shown (damaged since it was stored)."""
+
+
 class ThumbnailNotFoundError(RequestError):
     """The image has no thumbnail of this size."""
 
@@ -155,10 +159,6 @@ class StorageFullError(StorageError):
 
 class StorageUnavailableError(StorageError):
     """The storage directory cannot be read or written (missing, read-only, failing)."""
-
-
-class StoredImageError(ServiceError):
-    """The stored file of an image cannot be shown (damaged since it was stored)."""
 
 
 class RenderError(ServiceError):
