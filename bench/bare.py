@@ -7,6 +7,10 @@ on every request, as a server of stored files must.
 """
 
 import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Message = dict[str, Any]
 
 
 def _read(path: str) -> bytes:
@@ -21,7 +25,12 @@ _LIST = _read(os.environ['BENCH_LIST'])
 _IMAGE_PATH = os.environ['BENCH_IMAGE']
 
 
-async def app(scope, receive, send):
+async def app(
+    scope: Message,
+    receive: Callable[[], Awaitable[Message]],
+    send: Callable[[Message], Awaitable[None]],
+) -> None:
+    """Answer a path's bytes, or 404."""
     if scope['type'] == 'lifespan':
         while (await receive())['type'] != 'lifespan.shutdown':
             await send({'type': 'lifespan.startup.complete'})

@@ -1,39 +1,44 @@
 """Storage directories of many images without uploads: hard links, then a reindex.
 
 A filled directory holds hard links to a few real 640x480 JPEGs under the
-names the catalog gives images, and is cataloged by `asgilook.reindex.reindex`,
-the code path of `python -m asgilook reindex`. A directory filled under a work
-directory is kept with a note of what it holds, and used again by later runs.
+names the catalog gives images, and is cataloged by `python -m asgilook
+reindex`. A directory filled under a work directory is kept with a note of
+what it holds, and used again by later runs. Only the layout the README
+documents is used: image files named `{id}.{width}x{height}.{bytes}.jpeg`, the
+catalog in `.catalog/catalog.sqlite3`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import errno
-import io
 import json
-import logging
 import os
 import random
+import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-import PIL.Image
-import PIL.ImageDraw
+from . import pictures
 
-from asgilook import files, reindex
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
-from asgilook.config import Config
-from asgilook.signing import ServiceKey
-
-SIZE = (640, 480)
+SIZE = pictures.SWATCH_SIZE
 SOURCES = 4
-_COLOURS = ['teal', 'darkorange', 'slateblue', 'olivedrab']
+CATALOG = Path('.catalog', 'catalog.sqlite3')
+
+
+@dataclasses.dataclass(frozen=True)
+class Reindexed:
+    """What a reindex reported: the images it lists, the files it ignored."""
+
+    listed: int
+    ignored: int
 
 
 @dataclasses.dataclass
@@ -48,21 +53,12 @@ class Filled:
 
     @property
     def catalog_path(self) -> Path:
-        return self.directory / CATALOG_DIRECTORY / DATABASE_NAME
+        return self.directory / CATALOG
 
 
-def jpeg(number: int) -> bytes:
-    """Return a 640x480 JPEG, a different picture for each number."""
-    image = PIL.Image.new('RGB', SIZE, _COLOURS[number % len(_COLOURS)])
-    draw = PIL.ImageDraw.Draw(image)
-    noise = random.Random(number)
-    for _ in range(40):
-        x, y = noise.randrange(SIZE[0]), noise.randrange(SIZE[1])
-        colour = tuple(noise.randrange(256) for _ in range(3))
-        draw.ellipse((x, y, x + 80, y + 60), fill=colour)
-    output = io.BytesIO()
-    image.save(output, 'JPEG', quality=85)
-    return output.getvalue()
+def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
+    """Return the name asgilook stores an image of this size and length under."""
+    return f'{image_id}.{size[0]}x{size[1]}.{length}.jpeg'
 
 
 def filled(work: Path, images: int) -> Filled:
@@ -96,15 +92,10 @@ def fill(directory: Path, sources: Path, images: int) -> Filled:
     """Hard-link images into a new storage directory, then reindex it."""
     started = time.perf_counter()
     directory.mkdir(parents=True)
-    # What a server's first start makes in the directory: made after the
-    # reindex, it would move the directory's time, and that start would read
-    # the whole directory again.
-    (directory / files.TEMPORARY_DIRECTORY).mkdir()
-    asyncio.run(_make_service_key(directory))
     link_images(directory, sources, images)
     filling = time.perf_counter() - started
     started = time.perf_counter()
-    report = asyncio.run(reindexed(directory))
+    report = reindexed(directory)
     if report.listed != images or report.ignored:
         raise RuntimeError(f'the reindex did not list the images: {report}')
     return Filled(directory, images, filling, time.perf_counter() - started)
@@ -117,7 +108,7 @@ def link_images(directory: Path, sources: Path, images: int) -> None:
     for number in range(SOURCES):
         path = sources / f'{number}.jpeg'
         if not path.exists():
-            path.write_bytes(jpeg(number))
+            path.write_bytes(pictures.swatch(number))
         originals.append(path)
     targets = list(originals)
     lengths = [path.stat().st_size for path in originals]
@@ -125,7 +116,7 @@ def link_images(directory: Path, sources: Path, images: int) -> None:
     for number in range(images):
         which = number % SOURCES
         image_id = str(uuid.UUID(int=ids.getrandbits(128), version=4))
-        name = files.file_name(image_id, SIZE, lengths[which])
+        name = file_name(image_id, SIZE, lengths[which])
         try:
             os.link(targets[which], directory / name)
         except OSError as ex:
@@ -137,33 +128,29 @@ def link_images(directory: Path, sources: Path, images: int) -> None:
             os.link(targets[which], directory / name)
 
 
-async def reindexed(directory: Path) -> reindex.Report:
-    """Catalog a storage directory as `python -m asgilook reindex` does.
+def reindexed(directory: Path) -> Reindexed:
+    """Run `python -m asgilook reindex` on a storage directory; what it reported.
 
-    Without its log lines (20 names of adopted files, and a summary).
+    It prepares the directory as a start does (the directory's time it
+    records is then the one the next start finds). Its log lines (20 names
+    of adopted files, and a summary) are read, not shown.
     """
-    logger = logging.getLogger(reindex.__name__)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    catalog = Catalog(directory)
-    try:
-        await catalog.open()
-        report = await reindex.reindex(catalog)
-    finally:
-        await catalog.close()
-        catalog.shutdown()
-        logger.setLevel(level)
-    return report
+    command = [sys.executable, '-m', 'asgilook', 'reindex']
+    done = subprocess.run(
+        command,
+        env=dict(os.environ, ASGI_LOOK_STORAGE_PATH=str(directory)),
+        capture_output=True,
+        text=True,
+    )
+    summary = re.search(r'(\d+) images listed, .* (\d+) files ignored', done.stderr)
+    if done.returncode or summary is None:
+        raise RuntimeError(f'python -m asgilook reindex failed:\n{done.stderr}')
+    return Reindexed(int(summary[1]), int(summary[2]))
 
 
-async def _make_service_key(directory: Path) -> None:
-    config = Config()
-    config.storage_path = directory
-    await ServiceKey(config).load()
-
-
-def read_catalog(filled: Filled, sql: str, *args: object) -> list[tuple]:
+def read_catalog(filled: Filled, sql: str, *args: object) -> list[tuple[Any, ...]]:
     """Run a query on a catalog, read-only."""
     uri = f'{filled.catalog_path.as_uri()}?mode=ro'
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
-        return connection.execute(sql, args).fetchall()
+        rows: list[tuple[Any, ...]] = connection.execute(sql, args).fetchall()
+        return rows

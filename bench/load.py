@@ -4,52 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import shutil
-import statistics
-import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
-# Each connection of wrk asks for the paths of a file in turn.
-_PATHS_SCRIPT = """
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local counter = 0
-function request()
-  counter = counter + 1
-  return wrk.format(nil, paths[counter % #paths + 1])
-end
-"""
+from . import figures, wrk
 
 
 def rate(base_url: str, paths: list[str], seconds: float, connections: int) -> float:
-    """Return the GETs a second a server answers, 16 connections asking the paths.
+    """Return the GETs a second a server answers, connections asking the paths.
 
     With wrk (one thread) if it is installed, else with httpx.
     """
-    if shutil.which('wrk') is None:
+    if not wrk.installed():
         return asyncio.run(_httpx_rate(base_url, paths, seconds, connections))
-    with tempfile.TemporaryDirectory() as tmp:
-        script, listed = Path(tmp, 'paths.lua'), Path(tmp, 'paths')
-        script.write_text(_PATHS_SCRIPT)
-        listed.write_text('\n'.join(paths) + '\n')
-        output = subprocess.run(
-            ['wrk', '-t1', f'-c{connections}', f'-d{seconds}s', '-s', str(script)]
-            + [base_url + '/'],
-            env={'BENCH_PATHS': str(listed)},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    failed = re.search(r'Non-2xx or 3xx responses: (\d+)', output)
-    if failed or 'Socket errors' in output:
-        raise RuntimeError(f'wrk saw failed requests:\n{output}')
-    return float(re.search(r'Requests/sec:\s+([\d.]+)', output)[1])
+    return wrk.get_paths(base_url, paths, seconds, connections, threads=1).rate
 
 
 async def _httpx_rate(
@@ -72,6 +44,33 @@ async def _httpx_rate(
         started = time.perf_counter()
         await asyncio.gather(*(ask(offset) for offset in range(connections)))
         return done / (time.perf_counter() - started)
+
+
+def crowd(
+    base_url: str, count: int, method: str, uri: str, body: bytes | None = None
+) -> list[tuple[httpx.Response, float]]:
+    """Send count requests at once, each on a connection of its own.
+
+    Return each response with its latency (s), and fail if one is not 2xx.
+    A connection each, so that any worker process may take it.
+    """
+    return asyncio.run(_crowd(base_url, count, method, uri, body))
+
+
+async def _crowd(
+    base_url: str, count: int, method: str, uri: str, body: bytes | None
+) -> list[tuple[httpx.Response, float]]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=600, limits=limits) as http:
+
+        async def one() -> tuple[httpx.Response, float]:
+            started = time.perf_counter()
+            resp = await http.request(method, uri, content=body)
+            elapsed = time.perf_counter() - started
+            resp.raise_for_status()
+            return resp, elapsed
+
+        return await asyncio.gather(*(one() for _ in range(count)))
 
 
 def warm(base_url: str, paths: list[str]) -> None:
@@ -98,8 +97,8 @@ def latencies(
         times.append(time.perf_counter() - started)
         resp.raise_for_status()
         hits += resp.headers.get('X-ASGILook-Cache') == 'Hit'
-    cuts = statistics.quantiles(times, n=100, method='inclusive')
-    return statistics.median(times), cuts[98], hits / samples
+    p50, p99 = figures.percentiles(times)
+    return p50, p99, hits / samples
 
 
 class Uploads:
@@ -107,7 +106,8 @@ class Uploads:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self._uploaded: list[dict] = []
+        self._uploaded: list[dict[str, Any]] = []
+        self.steady_rate = 0.0
         self._lock = threading.Lock()
 
     def post(self, http: httpx.Client, body: bytes) -> None:
@@ -143,7 +143,7 @@ class Uploads:
         return sum(counts) / (time.perf_counter() - started)
 
     @contextlib.contextmanager
-    def steady(self, body: bytes, per_second: float):
+    def steady(self, body: bytes, per_second: float) -> Iterator[None]:
         """Upload body per_second times a second while the block runs.
 
         A new connection each time, so that any worker process may take it.
@@ -186,7 +186,7 @@ class Uploads:
         """Delete every image uploaded through this object."""
         with httpx.Client(base_url=self.base_url, timeout=60) as http:
             for image in self._uploaded:
-                headers = {}
+                headers: dict[str, str] = {}
                 if 'delete_token' in image:
                     headers['Authorization'] = f'Bearer {image["delete_token"]}'
                 resp = http.delete(image['image'], headers=headers)

@@ -14,23 +14,33 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 
-STARTUP_SECONDS = 600
+ASGILOOK = 'asgilook.asgi:app'
 _POLL_SECONDS = 0.005
 
 
 def free_port() -> int:
+    """Return a TCP port of 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def redis_url(port: int, database: int = 0) -> str:
+    """Return the URL of a database of the redis-server on port of 127.0.0.1."""
+    return f'redis://127.0.0.1:{port}/{database}'
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path):
+def redis_server(workdir: Path) -> Iterator[int]:
     """Run a redis-server of its own for the block; yield its port."""
     binary = shutil.which('redis-server')
     if binary is None:
@@ -51,55 +61,76 @@ def redis_server(workdir: Path):
         stop(process)
 
 
+@contextlib.contextmanager
+def temporary_redis() -> Iterator[tuple[Path, str]]:
+    """Run a redis-server in a new temporary directory for the block.
+
+    Yield the directory (for the benchmark's files too) and the server's URL.
+    """
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as port:
+        yield Path(tmp), redis_url(port)
+
+
 class Uvicorn:
-    """`uvicorn asgilook.asgi:app` on a free port, and when it first answered."""
+    """uvicorn serving an app (asgilook) on a free port, and when it first answered.
+
+    Its workers run uvloop and httptools and log no access; the server's
+    output goes to log, or to this process's own without one.
+    """
 
     def __init__(
-        self, storage: Path, redis_url: str, workers: int, log: Path, ready_path: str
+        self,
+        storage: Path,
+        redis_url: str,
+        *,
+        workers: int = 1,
+        log: Path | None = None,
+        ready_path: str = '/images',
+        app: str = ASGILOOK,
+        env: dict[str, str] | None = None,
+        startup_seconds: float = 60,
     ) -> None:
         self.port = free_port()
         self.base_url = f'http://127.0.0.1:{self.port}'
-        self.log = log
         env = dict(
             os.environ,
             ASGI_LOOK_STORAGE_PATH=str(storage),
             ASGI_LOOK_REDIS_HOST=redis_url,
+            **(env or {}),
         )
-        command = [sys.executable, '-m', 'uvicorn', 'asgilook.asgi:app']
+        command = [sys.executable, '-m', 'uvicorn', app]
         command += ['--host', '127.0.0.1', '--port', str(self.port)]
         command += ['--no-access-log', '--loop', 'uvloop', '--http', 'httptools']
         command += ['--workers', str(workers)]
-        with open(log, 'wb') as output:
+        with contextlib.ExitStack() as stack:
+            output = None if log is None else stack.enter_context(open(log, 'wb'))
             started = time.perf_counter()
-            self.process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.process = _start(command, env, output)
         try:
             _wait_until(
                 lambda: _answers(self.base_url + ready_path),
                 self.process,
-                f'uvicorn on {self.port} (log: {log})',
-                STARTUP_SECONDS,
+                f'uvicorn serving {app} on {self.port}'
+                + ('' if log is None else f' (log: {log})'),
+                startup_seconds,
             )
         except BaseException:
             stop(self.process)
             raise
         self.startup_seconds = time.perf_counter() - started
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def workers(self, count: int) -> list[int]:
         """The pids of the worker processes: the process itself, or its children."""
         if count == 1:
-            return [self.process.pid]
+            return [self.pid]
         deadline = time.monotonic() + 60
         while True:
             pids = [
-                pid
-                for pid in children(self.process.pid)
-                if 'spawn_main' in _command_line(pid)
+                pid for pid in children(self.pid) if 'spawn_main' in _command_line(pid)
             ]
             if len(pids) >= count or time.monotonic() > deadline:
                 return pids
@@ -108,8 +139,14 @@ class Uvicorn:
     def stop(self) -> None:
         stop(self.process)
 
+    def __enter__(self) -> Uvicorn:
+        return self
 
-def stop(process: subprocess.Popen) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a process started here, and its process group, by its pid."""
     with contextlib.suppress(ProcessLookupError):
         if process.poll() is None:
@@ -138,14 +175,39 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The most resident memory a process has held (VmHWM), in MiB."""
+def descendants(pid: int) -> list[int]:
+    """The processes pid started, and those they started, as /proc tells now."""
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        frontier = [child for parent in frontier for child in children(parent)]
+        found += frontier
+    return found
+
+
+def memory_mib(pid: int, field: str = 'VmHWM') -> float:
+    """A process's resident memory in MiB: the most it has held (VmHWM), or VmRSS."""
     status = Path(f'/proc/{pid}/status').read_text()
-    return int(re.search(r'VmHWM:\s+(\d+) kB', status)[1]) / 1024
+    found = re.search(rf'^{field}:\s+(\d+) kB', status, re.MULTILINE)
+    if found is None:
+        raise LookupError(f'no {field} in /proc/{pid}/status')
+    return int(found[1]) / 1024
 
 
 def log_mentions(log: Path, text: str) -> bool:
     return text in log.read_text(errors='replace')
+
+
+def _start(
+    command: list[str], env: dict[str, str], output: IO[bytes] | None
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=output,
+        stderr=None if output is None else subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _command_line(pid: int) -> str:
@@ -171,7 +233,12 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
-def _wait_until(ready, process: subprocess.Popen, what: str, seconds: float) -> None:
+def _wait_until(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    what: str,
+    seconds: float,
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

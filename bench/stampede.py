@@ -15,68 +15,61 @@ same run: the baseline without Redis, where nothing is shared and every
 request renders; then one worker and two workers with Redis.
 """
 
+from __future__ import annotations
+
 import argparse
-import asyncio
 import collections
-import statistics
-import tempfile
-import time
+import dataclasses
 from pathlib import Path
 
 import httpx
 
-from tests import servers
-from tests.images import photo
+from . import load, pictures, processes
+from .figures import Columns, milliseconds, percentiles
+
+_COLUMNS = Columns((32, 8, 9, 9, 10))
 
 
-async def crowd(base_url: str, uri: str, size: int) -> tuple[list, list]:
-    # A connection each, so that any worker process may take it.
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+@dataclasses.dataclass(frozen=True)
+class Crowd:
+    """How a crowd at one cold thumbnail was answered."""
 
-        async def one() -> tuple[str, float]:
-            started = time.perf_counter()
-            resp = await http.get(uri)
-            elapsed = time.perf_counter() - started
-            assert resp.status_code == 200, resp.status_code
-            return resp.headers['X-ASGILook-Cache'], elapsed
+    states: dict[str, int]
+    p50: float
+    p99: float
 
-        answers = await asyncio.gather(*(one() for _ in range(size)))
-    return [state for state, _ in answers], sorted(t for _, t in answers)
+    @property
+    def renders(self) -> int:
+        # A response computed for the request that asked: one render.
+        return self.states.get('Miss', 0) + self.states.get('Bypass', 0)
 
 
-def measure(workdir: Path, redis_url: str, workers: int, size: int) -> dict:
-    port = servers.free_port()
-    process = servers.start_uvicorn(
-        workdir / f'images-{port}', redis_url, port, '--workers', str(workers)
-    )
-    base_url = f'http://127.0.0.1:{port}'
-    try:
-        warm_up = httpx.post(f'{base_url}/images', content=photo(seed=2), timeout=60)
-        upload = httpx.post(f'{base_url}/images', content=photo(), timeout=60)
+def measure(workdir: Path, redis_url: str, workers: int, size: int) -> Crowd:
+    """Crowds at the thumbnails of one photo, then at a cold one of another."""
+    storage = workdir / f'images-{processes.free_port()}'
+    with processes.Uvicorn(storage, redis_url, workers=workers) as server:
+        base_url = server.base_url
+        with httpx.Client(base_url=base_url, timeout=60) as http:
+            warm_up = http.post('/images', content=pictures.photo(seed=2))
+            upload = http.post('/images', content=pictures.photo())
         for uri in warm_up.json()['thumbnails']:
-            asyncio.run(crowd(base_url, uri, size))
+            load.crowd(base_url, size, 'GET', uri)
         uri = upload.json()['thumbnails'][0]
-        states, latencies = asyncio.run(crowd(base_url, uri, size))
-    finally:
-        servers.stop(process)
-    counted = collections.Counter(states)
-    return {
-        'renders': counted['Miss'] + counted['Bypass'],
-        'p50': statistics.median(latencies),
-        'p99': latencies[max(0, round(len(latencies) * 0.99) - 1)],
-        'states': dict(counted),
-    }
+        answers = load.crowd(base_url, size, 'GET', uri)
+    counted = collections.Counter(
+        resp.headers['X-ASGILook-Cache'] for resp, _ in answers
+    )
+    p50, p99 = percentiles([elapsed for _, elapsed in answers])
+    return Crowd(dict(counted), p50, p99)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or '').splitlines()[0])
     parser.add_argument('--requests', type=int, default=64)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, servers.redis_server(tmp) as redis_url:
-        workdir = Path(tmp)
-        absent = f'redis://127.0.0.1:{servers.free_port()}'
+    with processes.temporary_redis() as (workdir, redis_url):
+        absent = processes.redis_url(processes.free_port())
         runs = [
             (
                 '1 worker, no Redis (baseline)',
@@ -87,13 +80,18 @@ def main() -> None:
         ]
 
     print(f'{args.requests} concurrent GETs of one cold 960x540 thumbnail')
-    print(f'{"":32} {"renders":>8} {"p50":>9} {"p99":>9} {"p50 ratio":>10}')
-    baseline = runs[0][1]['p50']
+    print(_COLUMNS.line('', 'renders', 'p50', 'p99', 'p50 ratio'))
+    baseline = runs[0][1].p50
     for label, run in runs:
         print(
-            f'{label:32} {run["renders"]:>8} {run["p50"] * 1000:>7.1f}ms '
-            f'{run["p99"] * 1000:>7.1f}ms {run["p50"] / baseline:>10.2f}  '
-            f'{run["states"]}'
+            _COLUMNS.line(
+                label,
+                run.renders,
+                milliseconds(run.p50),
+                milliseconds(run.p99),
+                f'{run.p50 / baseline:.2f}',
+                f' {run.states}',
+            )
         )
 
 
