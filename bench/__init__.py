@@ -1,10 +1,11 @@
-"""asgilook's benchmarks: each runs with one command and prints ratios against a
-baseline measured in the same run.
+"""asgilook's benchmarks: one command each, ratios against a baseline of the same run.
 
 Benchmarks (`python -m bench.<name>`): speed, catalog_scale, stampede,
 upload_memory. What they share: processes (redis-server, uvicorn), load and
 wrk (requests), pictures (images to upload), figures (best rounds,
 percentiles, tables), filling (storage directories of many images). They use
-asgilook only as its users do: HTTP, `asgilook.config.Config`,
-`python -m asgilook reindex` and the storage layout the README documents.
+asgilook as its users do: HTTP, `asgilook.config.Config`, `python -m asgilook
+reindex` and the storage layout the README documents; only catalog_scale
+reads the catalog's table and makes a page cursor (`asgilook.pages`), to find
+images deep in a million without walking the list.
 """
