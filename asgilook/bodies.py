@@ -34,7 +34,7 @@ class GuardedBody:
     limit) is refused before its body is sent.
     """
 
-    def __init__(self, scope: dict[str, Any], receive: Receive, timeout: float):
+    def __init__(self, scope: dict[str, Any], receive: Receive, timeout: float) -> None:
         self._receive = receive
         self._timeout = timeout
         self._complete = False
@@ -93,4 +93,5 @@ class WaitingMemory:
         return True
 
     def give_back(self, size: int) -> None:
+        """Let go of size bytes held."""
         self.held -= size

@@ -134,6 +134,9 @@ class Config:
         self.clock: Clock = time.monotonic
         self.cache_timing = CacheTiming()
         self.catalog_limits = CatalogLimits()
+        # How a worker reads the catalog's change token, in order of
+        # preference (asgilook/catalog/watch.py): 'wal-index', 'data-version'.
+        self.change_token_sources: tuple[str, ...] = ('wal-index', 'data-version')
         self.spool_in_memory = self.DEFAULT_SPOOL_IN_MEMORY
 
 

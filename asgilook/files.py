@@ -1,4 +1,7 @@
-"""The files of a storage directory: images by name and content, and leftovers."""
+"""The files of a storage directory: images by name and content, and leftovers.
+
+Every function blocks but those of StoredFile, which read off the event loop.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ import pathlib
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
+from typing import BinaryIO
 
-from . import jpeg
+from . import blocking, jpeg
+from .errors import JPEGError
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +40,18 @@ _NAME = re.compile(
 
 
 @dataclasses.dataclass(frozen=True)
-class Entry:
-    """One complete image file of the catalog."""
+class Record:
+    """One row of the catalog: a complete image file."""
 
     image_id: str
     size: tuple[int, int]
     length: int
     modified_ns: int
+
+    @property
+    def name(self) -> str:
+        """The name of the record's file in the storage directory."""
+        return file_name(self.image_id, self.size, self.length)
 
 
 def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
@@ -58,8 +69,23 @@ def temporary_path(directory: pathlib.Path, suffix: str = '.tmp') -> pathlib.Pat
     return directory / TEMPORARY_DIRECTORY / name
 
 
-def read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
-    """Return the entry a file's name and size make, or why it makes none.
+def prepare_incoming(directory: pathlib.Path) -> list[tuple[str, str]]:
+    """Make the directory of files on their way in, and check that it takes one.
+
+    Then remove the leftovers of earlier processes from it (see
+    clear_leftovers); return the names of those left, and why.
+    """
+    incoming = directory / TEMPORARY_DIRECTORY
+    os.makedirs(incoming, exist_ok=True)
+    probe = temporary_path(directory)
+    with open(probe, 'wb'):
+        pass
+    os.remove(probe)
+    return clear_leftovers(incoming, os.listdir(incoming))
+
+
+def read_record(item: os.DirEntry[str]) -> tuple[Record | None, str]:
+    """Return the record a file's name and size make, or why it makes none.
 
     The reason is empty for hidden files: those asgilook keeps beside its
     images (the catalog, the service key), and the system's.
@@ -74,21 +100,21 @@ def read_entry(item: os.DirEntry) -> tuple[Entry | None, str]:
     if not item.is_file(follow_symlinks=False) or stat.st_size != length:
         return None, f'{stat.st_size} bytes where its name says {length}: damaged'
     size = (int(match['width']), int(match['height']))
-    return Entry(match['id'], size, length, stat.st_mtime_ns), ''
+    return Record(match['id'], size, length, stat.st_mtime_ns), ''
 
 
-def check(directory: int, name: str, entry: Entry) -> str:
-    """Return why the file of an entry is not the JPEG its name says, or ''.
+def check(directory: int, name: str, record: Record) -> str:
+    """Return why the file of a record is not the JPEG its name says, or ''.
 
     directory: a descriptor of the directory the file named name is in.
     OSError if it cannot be read.
     """
     try:
         size = jpeg.frame_size(name, directory)
-    except jpeg.JPEGError as ex:
+    except JPEGError as ex:
         return str(ex)
-    if size != entry.size:
-        named = f'{entry.size[0]}x{entry.size[1]}'
+    if size != record.size:
+        named = f'{record.size[0]}x{record.size[1]}'
         return f'a JPEG of {size[0]}x{size[1]} where its name says {named}'
     return ''
 
@@ -143,3 +169,39 @@ def _alive(pid: int) -> bool:
         # Someone else's process: alive.
         return True
     return True
+
+
+class StoredFile:
+    """A stored file open for reading off the event loop: a response's stream.
+
+    What Falcon sends as `resp.stream` (it awaits `read(size)` until b'',
+    then `close()`), and what a cache reads whole (`read()`).
+    """
+
+    # What one iteration reads.
+    CHUNK = 64 * 1024
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    @classmethod
+    async def open(cls, path: pathlib.Path) -> StoredFile:
+        """Open a file; FileNotFoundError if it is gone."""
+        return cls(await blocking.run(blocking.FILES, _open_binary, path))
+
+    async def read(self, size: int | None = -1) -> bytes:
+        """Return up to size bytes (all that are left if size is -1 or None)."""
+        return await blocking.run(
+            blocking.FILES, self._file.read, -1 if size is None else size
+        )
+
+    async def close(self) -> None:
+        await blocking.run(blocking.FILES, self._file.close)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read(self.CHUNK):
+            yield chunk
+
+
+def _open_binary(path: pathlib.Path) -> BinaryIO:
+    return open(path, 'rb')

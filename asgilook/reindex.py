@@ -26,19 +26,21 @@ import logging
 import os
 import pathlib
 import sqlite3
-from typing import Any
+from collections.abc import Iterator
 
-from . import catalog, files
-from .catalog import Catalog, CatalogError
-from .files import Entry
-from .signing import ServiceKey, ServiceKeyError
+from . import blocking, files
+from .catalog import Catalog, Record
+from .catalog import sql as catalog_sql
+from .config import Config
+from .errors import CatalogError, ServiceKeyError
+from .signing import ServiceKey
 
 logger = logging.getLogger(__name__)
 
-# Rows sent to SQLite at a time while the directory is read.
-_BATCH = 10_000
 # Each of adopted and removed is logged by name up to this many.
 _LOGGED_BY_NAME = 20
+# A row of the reindex's temporary tables (six columns).
+_Row = tuple[str, str, int, int, int, int] | tuple[str, int, int, int, int, str]
 
 
 @dataclasses.dataclass
@@ -66,21 +68,22 @@ async def reindex(catalog: Catalog, force: bool = True) -> Report | None:
     Unless forced, only if the directory changed since the catalog recorded
     it (None otherwise: nothing was read).
     """
+    batch = catalog.limits.reindex_batch
     report = await catalog.locked(
-        lambda writer: _reconcile(writer, catalog.directory, force)
+        lambda writer: _reconcile(writer, catalog.directory, force, batch)
     )
     if report is not None:
         _log(catalog.directory, report)
     return report
 
 
-def run(config: Any) -> int:
+def run(config: Config) -> int:
     """`python -m asgilook reindex`: reconcile the catalog now; the exit status."""
     directory = pathlib.Path(os.path.abspath(os.fspath(config.storage_path)))
     try:
         if not directory.is_dir():
             raise FileNotFoundError(errno.ENOENT, 'no such directory')
-        asyncio.run(_run(directory, ServiceKey(config)))
+        asyncio.run(_run(directory, config))
     except (OSError, CatalogError, ServiceKeyError) as ex:
         logger.error(
             'cannot reindex %s: %s', directory, getattr(ex, 'strerror', None) or ex
@@ -89,12 +92,13 @@ def run(config: Any) -> int:
     return 0
 
 
-async def _run(directory: pathlib.Path, key: ServiceKey) -> Report:
+async def _run(directory: pathlib.Path, config: Config) -> Report | None:
     # What a start makes in the directory is made first: the next start
     # then finds the directory as this reindex recorded it.
-    os.makedirs(directory / files.TEMPORARY_DIRECTORY, exist_ok=True)
-    await key.load()
-    catalog = Catalog(directory)
+    incoming = directory / files.TEMPORARY_DIRECTORY
+    await blocking.run(blocking.FILES, _make_directory, incoming)
+    await ServiceKey(config).load()
+    catalog = Catalog(directory, config.catalog_limits)
     try:
         await catalog.open()
         report = await reindex(catalog)
@@ -104,8 +108,12 @@ async def _run(directory: pathlib.Path, key: ServiceKey) -> Report:
     return report
 
 
+def _make_directory(path: pathlib.Path) -> None:
+    os.makedirs(path, exist_ok=True)
+
+
 def _reconcile(
-    writer: sqlite3.Connection, directory: pathlib.Path, force: bool
+    writer: sqlite3.Connection, directory: pathlib.Path, force: bool, batch: int
 ) -> Report | None:
     recorded = writer.execute(
         "SELECT value FROM settings WHERE name = 'directory_mtime_ns'"
@@ -124,9 +132,9 @@ def _reconcile(
     writer.execute('DELETE FROM temp.found')
     try:
         report = Report()
-        report.ignored = _read_directory(writer, directory)
+        report.ignored = _read_directory(writer, directory, batch)
         _remove_missing(writer, report)
-        _adopt_new(writer, directory, report)
+        _adopt_new(writer, directory, report, batch)
         report.listed = writer.execute('SELECT count(*) FROM images').fetchone()[0]
     finally:
         writer.execute('DELETE FROM temp.found')
@@ -134,49 +142,68 @@ def _reconcile(
 
 
 def _read_directory(
-    writer: sqlite3.Connection, directory: pathlib.Path
+    writer: sqlite3.Connection, directory: pathlib.Path, batch: int
 ) -> list[tuple[str, str]]:
     """Put the files named as images into temp.found; return the strays."""
     strays = []
     leftovers = []
-    batch: list[tuple] = []
-    with os.scandir(directory) as items:
+    with _batches(writer, 'temp.found', batch) as found, os.scandir(directory) as items:
         for item in items:
             if item.name.startswith(files.TEMPORARY_PREFIX):
                 leftovers.append(item.name)
                 continue
             # A file removed while the directory is read is not listed.
             with contextlib.suppress(FileNotFoundError):
-                entry, reason = files.read_entry(item)
-                if entry is not None:
-                    batch.append((item.name, *_row(entry)))
+                record, reason = files.read_record(item)
+                if record is not None:
+                    found.append((item.name, *catalog_sql.row(record)))
                 elif reason:
                     strays.append((item.name, reason))
-            if len(batch) >= _BATCH:
-                _insert_into(writer, 'temp.found', batch)
-                batch = []
-    _insert_into(writer, 'temp.found', batch)
     # Temporary files of releases before 0.3, beside the images.
     strays += files.clear_leftovers(directory, leftovers)
     return strays
 
 
-def _insert_into(writer: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
-    """Insert rows of six columns into one of the reindex's temporary tables."""
-    writer.executemany(f'INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)', rows)
+class _Batches:
+    """Rows put into one of the reindex's temporary tables a batch at a time."""
+
+    def __init__(self, writer: sqlite3.Connection, table: str, size: int) -> None:
+        self._writer = writer
+        self._table = table
+        self._size = size
+        self._rows: list[_Row] = []
+
+    def append(self, row: _Row) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self._size:
+            self.flush()
+
+    def flush(self) -> None:
+        self._writer.executemany(
+            f'INSERT INTO {self._table} VALUES (?, ?, ?, ?, ?, ?)', self._rows
+        )
+        self._rows = []
+
+
+@contextlib.contextmanager
+def _batches(writer: sqlite3.Connection, table: str, size: int) -> Iterator[_Batches]:
+    """Put rows into a table in batches; the last one when the block ends."""
+    batches = _Batches(writer, table, size)
+    yield batches
+    batches.flush()
 
 
 def _remove_missing(writer: sqlite3.Connection, report: Report) -> None:
     rows = writer.execute(
-        'SELECT id FROM images WHERE NOT EXISTS '
-        f'(SELECT 1 FROM temp.found WHERE name = {catalog.file_name_sql("images")})'
+        'SELECT id FROM images WHERE NOT EXISTS (SELECT 1 FROM temp.found '
+        f'WHERE name = {catalog_sql.file_name_sql("images")})'
     )
     report.removed = [image_id for (image_id,) in rows]
-    catalog.delete_rows(writer, report.removed)
+    catalog_sql.delete_rows(writer, report.removed)
 
 
 def _adopt_new(
-    writer: sqlite3.Connection, directory: pathlib.Path, report: Report
+    writer: sqlite3.Connection, directory: pathlib.Path, report: Report, batch: int
 ) -> None:
     """List the files no row names, once their content holds; oldest first.
 
@@ -189,38 +216,46 @@ def _adopt_new(
         'height INTEGER, length INTEGER, modified_ns INTEGER, name TEXT)'
     )
     writer.execute('DELETE FROM temp.adopted')
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with _batches(writer, 'temp.adopted', batch) as adopted:
+            _choose(writer, descriptor, report, adopted)
+    finally:
+        os.close(descriptor)
+    for (name,) in writer.execute(
+        'SELECT f.name FROM temp.found AS f JOIN images AS i ON i.id = f.id '
+        f'WHERE f.name != {catalog_sql.file_name_sql("i")}'
+    ):
+        report.ignored.append((name, 'another file of this image is listed'))
+    _list_adopted(writer, report)
+
+
+def _choose(
+    writer: sqlite3.Connection, descriptor: int, report: Report, adopted: _Batches
+) -> None:
+    """Put into adopted the newest file of each new id whose content holds."""
     candidates = writer.execute(
         'SELECT name, id, width, height, length, modified_ns FROM temp.found AS f '
         'WHERE NOT EXISTS (SELECT 1 FROM images AS i WHERE i.id = f.id) '
         'ORDER BY id, modified_ns DESC'
     )
-    batch: list[tuple] = []
     chosen = None
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for name, image_id, width, height, length, modified_ns in candidates:
-            if image_id == chosen:
-                report.ignored.append((name, 'a newer file has its id'))
-                continue
-            entry = Entry(image_id, (width, height), length, modified_ns)
-            reason = _check(descriptor, name, entry)
-            if reason:
-                report.ignored.append((name, reason))
-                continue
-            chosen = image_id
-            batch.append((*_row(entry), name))
-            if len(batch) >= _BATCH:
-                _insert_into(writer, 'temp.adopted', batch)
-                batch = []
-    finally:
-        os.close(descriptor)
-    _insert_into(writer, 'temp.adopted', batch)
-    for (name,) in writer.execute(
-        'SELECT f.name FROM temp.found AS f JOIN images AS i ON i.id = f.id '
-        f'WHERE f.name != {catalog.file_name_sql("i")}'
-    ):
-        report.ignored.append((name, 'another file of this image is listed'))
-    report.adopted = catalog.insert_table(writer, 'temp.adopted')
+    for name, image_id, width, height, length, modified_ns in candidates:
+        if image_id == chosen:
+            report.ignored.append((name, 'a newer file has its id'))
+            continue
+        record = Record(image_id, (width, height), length, modified_ns)
+        reason = _check(descriptor, name, record)
+        if reason:
+            report.ignored.append((name, reason))
+            continue
+        chosen = image_id
+        adopted.append((*catalog_sql.row(record), name))
+
+
+def _list_adopted(writer: sqlite3.Connection, report: Report) -> None:
+    """List the files of temp.adopted, and name the first few in the report."""
+    report.adopted = catalog_sql.insert_table(writer, 'temp.adopted')
     report.adopted_names = [
         name
         for (name,) in writer.execute(
@@ -231,15 +266,11 @@ def _adopt_new(
     writer.execute('DELETE FROM temp.adopted')
 
 
-def _check(descriptor: int, name: str, entry: Entry) -> str:
+def _check(descriptor: int, name: str, record: Record) -> str:
     try:
-        return files.check(descriptor, name, entry)
+        return files.check(descriptor, name, record)
     except OSError as ex:
         return f'cannot be read: {ex.strerror}'
-
-
-def _row(entry: Entry) -> tuple:
-    return entry.image_id, *entry.size, entry.length, entry.modified_ns
 
 
 def _log(directory: pathlib.Path, report: Report) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -10,7 +9,7 @@ import os
 import pathlib
 import secrets
 
-from . import files
+from . import blocking, files
 from .config import Config
 from .errors import ServiceKeyError
 
@@ -40,8 +39,7 @@ class ServiceKey:
         secret = self._config.secret
         if secret is None:
             directory = pathlib.Path(self._config.storage_path)
-            loop = asyncio.get_running_loop()
-            secret = await loop.run_in_executor(None, _kept_secret, directory)
+            secret = await blocking.run(blocking.FILES, _kept_secret, directory)
         # Any length of secret gives a key of the size BLAKE2b takes.
         self._key = hashlib.blake2b(secret, digest_size=64).digest()
 

@@ -1,6 +1,7 @@
 """The catalog database itself: damaged, replaced, busy, bounded, raced."""
 
 import asyncio
+import dataclasses
 import logging
 import pathlib
 import shutil
@@ -10,14 +11,14 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import catalog, reindex
+from asgilook import reindex
 from asgilook.app import create_app
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
+from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog, sql, watch
 from asgilook.errors import StorageUnavailableError
 from asgilook.store import Store
 
 from .asgi import body, call
-from .fakes import make_config, two_workers, upload_through
+from .fakes import make_config, upload_through
 from .images import stored_file
 from .test_storage_faults import Disk, config_over, put_image
 
@@ -53,13 +54,12 @@ async def test_a_catalog_replaced_while_serving_is_503(config, storage_path, tmp
     assert listing.json['title'] == 'Storage unavailable'
 
 
-async def test_a_catalog_whose_count_cannot_be_read_keeps_nothing_in_memory(
-    config, redis_server, monkeypatch
+async def test_a_catalog_whose_token_cannot_be_read_keeps_nothing_in_memory(
+    config, redis_server
 ):
     redis = fakeredis.FakeRedis(server=redis_server)
-    # No WAL index to map, and a count SQLite refuses to give.
-    monkeypatch.setattr(catalog, '_SHM_SUFFIX', '-not-there')
-    monkeypatch.setattr(catalog, '_DATA_VERSION', 'PRAGMA data_version(')
+    # No WAL index to map, and no count of SQLite's to read.
+    config.change_token_sources = ()
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         image = await upload_through(conductor)
         listing = [await conductor.simulate_get('/images') for _ in range(2)]
@@ -76,10 +76,15 @@ async def test_a_catalog_whose_count_cannot_be_read_keeps_nothing_in_memory(
 
 
 async def test_without_a_wal_index_to_map_workers_still_see_each_others_changes(
-    storage_path, redis_server, monkeypatch
+    storage_path, redis_server
 ):
-    monkeypatch.setattr(catalog, '_SHM_SUFFIX', '-not-there')
-    async with two_workers(storage_path, redis_server) as (first, second):
+    configs = [make_config(storage_path, redis_server) for _ in range(2)]
+    for config in configs:
+        config.change_token_sources = (watch.DATA_VERSION,)
+    async with (
+        falcon.testing.ASGIConductor(create_app(configs[0])) as first,
+        falcon.testing.ASGIConductor(create_app(configs[1])) as second,
+    ):
         image = await upload_through(first)
         seen = [await second.simulate_get(image['image']) for _ in range(2)]
         assert (await first.simulate_delete(image['image'])).status_code == 204
@@ -91,10 +96,10 @@ async def test_without_a_wal_index_to_map_workers_still_see_each_others_changes(
     assert listing.json == []
 
 
-async def test_lookups_past_the_remembered_bound_still_answer_right(
-    config, monkeypatch
-):
-    monkeypatch.setattr(catalog, 'REMEMBERED_ENTRIES', 2)
+async def test_lookups_past_the_remembered_bound_still_answer_right(config):
+    config.catalog_limits = dataclasses.replace(
+        config.catalog_limits, remembered_records=2
+    )
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         images = [await upload_through(conductor) for _ in range(3)]
         answers = [
@@ -180,12 +185,11 @@ async def test_a_reindex_that_finds_the_directory_as_recorded_reads_nothing(
     assert len([r for r in caplog.records if 'reindexed' in r.getMessage()]) == 1
 
 
-async def test_a_reindex_reads_and_lists_in_batches(storage_path, monkeypatch):
-    monkeypatch.setattr(reindex, '_BATCH', 2)
+async def test_a_reindex_reads_and_lists_in_batches(storage_path):
+    config = make_config(storage_path)
+    config.catalog_limits = dataclasses.replace(config.catalog_limits, reindex_batch=2)
     placed = [put_image(storage_path) for _ in range(5)]
-    async with falcon.testing.ASGIConductor(
-        create_app(make_config(storage_path))
-    ) as conductor:
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         listing = await conductor.simulate_get('/images')
 
     assert sorted(item['id'] for item in listing.json) == sorted(placed)
@@ -253,13 +257,30 @@ def test_switching_to_wal_waits_while_another_process_switches():
     # Which of several workers making a new catalog at once meets this is
     # chance; what it does when it does is not.
     connection = _Connection(_error(sqlite3.SQLITE_BUSY))
-    catalog._use_wal(connection)
+    sql.use_wal(connection, 60.0)
 
     assert connection.statements[-1] == 'PRAGMA journal_mode = WAL'
 
     refused = _Connection(_error(sqlite3.SQLITE_READONLY))
     with pytest.raises(sqlite3.OperationalError):
-        catalog._use_wal(refused)
+        sql.use_wal(refused, 60.0)
+
+
+def test_a_database_not_in_wal_mode_has_no_wal_index_to_map(tmp_path):
+    path = tmp_path / 'rollback.sqlite3'
+    connection = sqlite3.connect(path)
+    try:
+        assert watch.map_wal_index(connection, path) is None
+    finally:
+        connection.close()
+
+
+def test_a_data_version_sqlite_refuses_to_give_is_no_token():
+    refusing = _Connection(_error(sqlite3.SQLITE_IOERR))
+    watched = watch.Watch(refusing, None, data_version=True)
+
+    assert watched.token() is None
+    assert refusing.statements == ['PRAGMA data_version']
 
 
 async def test_a_gone_file_that_cannot_be_unlisted_now_is_still_a_404(
@@ -281,3 +302,47 @@ async def test_a_gone_file_that_cannot_be_unlisted_now_is_still_a_404(
     # Still listed: the next request, start or reindex unlists it.
     assert listing.json == [image]
     assert not [r for r in caplog.records if 'unlisted' in r.getMessage()]
+
+
+async def test_a_catalog_removed_while_serving_is_503(config, storage_path):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        await upload_through(conductor)
+        shutil.rmtree(database(storage_path).parent)
+        listing = await conductor.simulate_get('/images')
+
+    assert listing.status_code == 503
+    assert listing.json['title'] == 'Storage unavailable'
+
+
+async def test_a_catalog_closed_before_it_opened_opens_at_its_next_use(
+    storage_path,
+):
+    closed = Catalog(pathlib.Path(storage_path))
+    await closed.close()
+    listing = await closed.listing()
+    await closed.close()
+    closed.shutdown()
+
+    assert listing == ([], f'{0:032x}')
+    assert closed.token() is None
+
+
+async def test_the_token_of_sqlites_data_version_moves_with_anothers_change(
+    storage_path,
+):
+    directory = pathlib.Path(storage_path)
+    watching = Catalog(directory, token_sources=[watch.DATA_VERSION])
+    changing = Catalog(directory)
+    await changing.open()
+    await watching.open()
+    before = [watching.token() for _ in range(2)]
+    temporary = directory / 'upload.tmp'
+    temporary.write_bytes(b'\xff' * 10)
+    await changing.add('0' * 8 + '-0000-4000-8000-' + '0' * 12, (1, 1), 10, temporary)
+    after = watching.token()
+    for catalog in (watching, changing):
+        await catalog.close()
+        catalog.shutdown()
+
+    assert before[0] == before[1] is not None
+    assert after not in (None, before[0])

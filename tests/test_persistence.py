@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from asgilook.app import create_app
+from asgilook.files import StoredFile
 
 from . import servers
 from .fakes import make_config, two_workers, upload_through
@@ -230,3 +231,29 @@ def test_two_servers_on_one_storage_see_each_others_changes_at_once(
 
     with servers.uvicorn_server(storage, live_redis) as base_url:
         assert httpx.get(f'{base_url}/images').json() == kept
+
+
+class _SmallChunks(StoredFile):
+    CHUNK = 1024
+
+
+async def test_a_stored_file_streams_in_chunks_as_stored(config, storage_path):
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        image = await upload_through(conductor)
+    path = stored_file(storage_path, image['id'])
+    stored = await _SmallChunks.open(path)
+    chunks = [chunk async for chunk in stored]
+    await stored.close()
+
+    assert len(chunks) > 1
+    assert b''.join(chunks) == path.read_bytes()
+
+
+def test_thumbnails_render_in_threads_without_render_processes(config):
+    config.render_processes = 0
+    client = falcon.testing.TestClient(create_app(config))
+    image = upload(client)
+    resp = client.simulate_get(image['thumbnails'][0])
+
+    assert resp.status_code == 200
+    assert decode(resp.content).size == (160, 100)

@@ -313,8 +313,8 @@ async def test_a_file_is_checked_once_when_found_and_an_upload_never(
     monkeypatch.setattr(
         files,
         'check',
-        lambda directory, name, entry: (
-            checked.append(name) or check(directory, name, entry)
+        lambda directory, name, record: (
+            checked.append(name) or check(directory, name, record)
         ),
     )
     by_hand = put_image(storage_path)

@@ -1,0 +1,119 @@
+"""Changes of the catalog: each one transaction that also moves a file.
+
+An upload's file is renamed into place, a deleted image's file out of the
+way (to `.incoming/`), inside the transaction that adds or removes its row,
+under SQLite's write lock: whatever process dies wherever, a file is served
+only if its row is committed, and a listed row lost its file only if the
+directory's time moved after the catalog recorded it, which the next start
+notices (and then reads the whole directory: see reindex.py).
+
+Every function blocks: the catalog runs them in its writer thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import os
+import pathlib
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..files import Record
+from . import sql
+
+_T = TypeVar('_T')
+
+
+class Removal(enum.Enum):
+    """What removing an image found."""
+
+    REMOVED = 'removed'
+    # Its file was gone: only its row was removed.
+    FILE_GONE = 'file gone'
+    NOT_LISTED = 'not listed'
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """Change the catalog of a directory through its writer connection."""
+
+    writer: sqlite3.Connection
+    directory: pathlib.Path
+    retained_changes: int
+
+    def insert(
+        self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
+    ) -> tuple[Record, Record | None]:
+        """List a new image dated now, renaming its file into place.
+
+        Return its record and that of the image it replaced (an id stored
+        again), if any.
+        """
+        writer = self.writer
+        with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+            replaced = sql.find(writer, image_id)
+            if replaced is not None:
+                sql.delete_rows(writer, [image_id])
+            before = self.directory.stat().st_mtime_ns
+            # Dated inside the lock: the dates follow the order of the list.
+            record = Record(image_id, size, length, time.time_ns())
+            os.utime(temporary, ns=(record.modified_ns, record.modified_ns))
+            sql.insert_rows(writer, [record])
+            path = self.directory / record.name
+            os.replace(temporary, path)
+            self._commit_moved(before, path, temporary)
+        return record, replaced
+
+    def delete(self, image_id: str, trash: pathlib.Path) -> Removal:
+        """Unlist an image, moving its file to trash, then removing it."""
+        writer = self.writer
+        with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+            listed = sql.find(writer, image_id)
+            if listed is None:
+                return Removal.NOT_LISTED
+            sql.delete_rows(writer, [image_id])
+            path = self.directory / listed.name
+            before = self.directory.stat().st_mtime_ns
+            try:
+                os.replace(path, trash)
+            except FileNotFoundError:
+                # Removed by hand: the row goes too.
+                self._record_directory(before)
+                return Removal.FILE_GONE
+            self._commit_moved(before, trash, path)
+        with contextlib.suppress(OSError):
+            os.remove(trash)
+        return Removal.REMOVED
+
+    def locked(self, function: Callable[[sqlite3.Connection], _T | None]) -> _T | None:
+        """Run function(writer) under the write lock, in one transaction.
+
+        What it changed is committed, with the directory's time, if it returns
+        something; if it returns None, nothing is written.
+        """
+        writer = self.writer
+        with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+            result = function(writer)
+            if result is None:
+                writer.execute('ROLLBACK')
+            else:
+                self._record_directory()
+        return result
+
+    def _commit_moved(
+        self, before: int, moved: pathlib.Path, origin: pathlib.Path
+    ) -> None:
+        """Commit a change whose file was moved from origin; move it back if not."""
+        try:
+            self._record_directory(before)
+            self.writer.execute('COMMIT')
+        except BaseException:
+            os.replace(moved, origin)
+            raise
+
+    def _record_directory(self, before: int | None = None) -> None:
+        sql.record_directory(self.writer, self.directory, self.retained_changes, before)

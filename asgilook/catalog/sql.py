@@ -1,0 +1,274 @@
+"""The catalog's SQL: its schema, connections, transactions, rows and digest.
+
+- `images`: one row per listed image, numbered (`seq`) in the order the
+  uploads were committed: the order of the list and of its pages;
+- `changes`: the change log, one row per image added or removed, numbered
+  across the service;
+- `settings`: the digest of what the catalog lists (its version: the XOR of
+  a hash of each record, moved by each change), and the storage directory's
+  time as the catalog last left it.
+
+Every function blocks: the catalog runs them in its threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import pathlib
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..files import Record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    modified_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    serial INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),
+    image_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value NOT NULL
+) WITHOUT ROWID;
+"""
+COLUMNS = 'id, width, height, length, modified_ns'
+# A row of the images table's columns (those of COLUMNS).
+Row = tuple[str, int, int, int, int]
+_EMPTY_DIGEST = f'{0:032x}'
+
+
+def file_name_sql(table: str) -> str:
+    """Return the SQL of the file name of a row of table, as file_name() makes it."""
+    return (
+        f"{table}.id || '.' || {table}.width || 'x' || {table}.height || '.' "
+        f"|| {table}.length || '.jpeg'"
+    )
+
+
+def connect(
+    path: pathlib.Path, write_wait: float, check_same_thread: bool = True
+) -> sqlite3.Connection:
+    """Connect to the database at path (made if missing), in WAL mode.
+
+    write_wait: how long a write waits for another process's write.
+    """
+    path.parent.mkdir(exist_ok=True)
+    connection = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+        timeout=write_wait,
+    )
+    try:
+        use_wal(connection, write_wait)
+        # Committed before the 201 or 204 is sent: on disk, not only in
+        # the operating system's memory.
+        connection.execute('PRAGMA synchronous = FULL')
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def use_wal(connection: sqlite3.Connection, write_wait: float) -> None:
+    """Put the database in WAL mode (kept in the file: once is enough).
+
+    Switching takes the database for a moment, and SQLite does not wait for
+    that: workers opening a new catalog together take turns here.
+    """
+    deadline = time.monotonic() + write_wait
+    while True:
+        try:
+            if connection.execute('PRAGMA journal_mode').fetchone()[0] != 'wal':
+                connection.execute('PRAGMA journal_mode = WAL')
+            return
+        except sqlite3.OperationalError as ex:
+            if error_code(ex) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def error_code(ex: sqlite3.Error) -> int:
+    """Return the primary result code of an SQLite error (0 if it has none)."""
+    code: int = getattr(ex, 'sqlite_errorcode', 0)
+    return code & 0xFF
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection, begin: str = 'BEGIN') -> Iterator[None]:
+    """Run a block in a transaction: committed at its end, unless it did."""
+    connection.execute(begin)
+    try:
+        yield
+        if connection.in_transaction:
+            connection.execute('COMMIT')
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute('ROLLBACK')
+        raise
+
+
+def prepare(writer: sqlite3.Connection, directory: pathlib.Path) -> bool:
+    """Make the tables if there are none; return whether to reindex.
+
+    That is, whether the directory's time is not the one last recorded.
+    """
+    with transaction(writer):
+        for statement in SCHEMA.split(';')[:-1]:
+            writer.execute(statement)
+        recorded = setting(writer, 'directory_mtime_ns')
+        return bool(recorded != directory.stat().st_mtime_ns)
+
+
+def insert_rows(writer: sqlite3.Connection, records: list[Record]) -> None:
+    """List records (in this order) and log their creation; inside a transaction."""
+    _move_digest(writer, records)
+    writer.executemany(
+        f'INSERT INTO images ({COLUMNS}) VALUES (?, ?, ?, ?, ?)',
+        [row(record) for record in records],
+    )
+    writer.executemany(
+        "INSERT INTO changes (kind, image_id) VALUES ('created', ?)",
+        [(record.image_id,) for record in records],
+    )
+
+
+def insert_table(writer: sqlite3.Connection, table: str) -> int:
+    """List the records of a table with the columns of images, oldest first.
+
+    Inside a transaction; return how many. The table is read, never held.
+    """
+    rows = writer.execute(f'SELECT {COLUMNS} FROM {table}')
+    _move_digest(writer, (record_of(row) for row in rows))
+    order = 'ORDER BY modified_ns, id'
+    count: int = writer.execute(
+        f'INSERT INTO images ({COLUMNS}) SELECT {COLUMNS} FROM {table} {order}'
+    ).rowcount
+    writer.execute(
+        'INSERT INTO changes (kind, image_id) '
+        f"SELECT 'created', id FROM {table} {order}"
+    )
+    return count
+
+
+def delete_rows(writer: sqlite3.Connection, image_ids: list[str]) -> None:
+    """Unlist images and log their removal; inside a transaction."""
+    ids = [(image_id,) for image_id in image_ids]
+    removed = [find(writer, image_id) for image_id in image_ids]
+    _move_digest(writer, [record for record in removed if record is not None])
+    writer.executemany('DELETE FROM images WHERE id = ?', ids)
+    writer.executemany(
+        "INSERT INTO changes (kind, image_id) VALUES ('deleted', ?)", ids
+    )
+
+
+def record_directory(
+    writer: sqlite3.Connection,
+    directory: pathlib.Path,
+    retained_changes: int,
+    before: int | None = None,
+) -> None:
+    """Record the directory's time as this change leaves it; trim the change log.
+
+    before: the directory's time before this change's own move of a file.
+    If it is not the time recorded, something else changed the directory
+    since (a file copied in or removed by hand, a process that died between
+    its move and its commit): the old time stays, and the next start
+    reindexes. Without it (a reindex), the time is recorded.
+    """
+    recorded = setting(writer, 'directory_mtime_ns')
+    if before is None or before == recorded:
+        _set(writer, 'directory_mtime_ns', directory.stat().st_mtime_ns)
+    # A range of the primary key: one row, or none, at each change.
+    writer.execute(
+        'DELETE FROM changes WHERE serial <= ?',
+        (_serial(writer) - retained_changes,),
+    )
+
+
+def version(connection: sqlite3.Connection) -> str:
+    """What the catalog shows: the XOR of its records' digests, in hex."""
+    digest = setting(connection, 'digest')
+    return _EMPTY_DIGEST if digest is None else str(digest)
+
+
+def find(connection: sqlite3.Connection, image_id: str) -> Record | None:
+    """Return the record of an image, or None if none is listed."""
+    found: Row | None = connection.execute(
+        f'SELECT {COLUMNS} FROM images WHERE id = ?', (image_id,)
+    ).fetchone()
+    return None if found is None else record_of(found)
+
+
+def select_all(reader: sqlite3.Connection) -> tuple[list[Record], str]:
+    """Return every record in upload order, and the version, of one moment."""
+    with transaction(reader):
+        shown = version(reader)
+        rows = reader.execute(f'SELECT {COLUMNS} FROM images ORDER BY seq')
+        return [record_of(row) for row in rows], shown
+
+
+def select_page(
+    reader: sqlite3.Connection, after: int, limit: int
+) -> tuple[list[Record], int | None]:
+    """Return up to limit records that follow seq after, and the last one's seq.
+
+    The seq is None if no record follows this page.
+    """
+    rows = reader.execute(
+        f'SELECT {COLUMNS}, seq FROM images WHERE seq > ? ORDER BY seq LIMIT ?',
+        (after, limit + 1),
+    ).fetchall()
+    records = [record_of(row) for row in rows[:limit]]
+    return records, rows[limit - 1][5] if len(rows) > limit else None
+
+
+def row(record: Record) -> Row:
+    """Return the row of a record, in the order of COLUMNS."""
+    return (record.image_id, *record.size, record.length, record.modified_ns)
+
+
+def record_of(row: Row) -> Record:
+    """Return the record of a row of COLUMNS."""
+    return Record(row[0], (row[1], row[2]), row[3], row[4])
+
+
+def setting(connection: sqlite3.Connection, name: str) -> Any:
+    """Return the value of a setting, or None if it has none."""
+    found = connection.execute(
+        'SELECT value FROM settings WHERE name = ?', (name,)
+    ).fetchone()
+    return None if found is None else found[0]
+
+
+def _set(connection: sqlite3.Connection, name: str, value: object) -> None:
+    connection.execute(
+        'INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)', (name, value)
+    )
+
+
+def _move_digest(writer: sqlite3.Connection, records: Iterable[Record]) -> None:
+    """Add or take records out of the catalog's digest (the same XOR)."""
+    digest = int(setting(writer, 'digest') or '0', 16)
+    for record in records:
+        identity = f'{record.name}@{record.modified_ns}'.encode()
+        digest ^= int.from_bytes(hashlib.blake2b(identity, digest_size=16).digest())
+    _set(writer, 'digest', f'{digest:032x}')
+
+
+def _serial(connection: sqlite3.Connection) -> int:
+    found = connection.execute(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
+    ).fetchone()
+    return 0 if found is None else int(found[0])

@@ -1,0 +1,130 @@
+"""The storage directory the settings name now: its catalog, its start, its errors.
+
+`storage_path` may be replaced on the settings while the service runs (tests
+do): each directory gets a catalog of its own, and the catalogs of the
+directories named before are closed with the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import pathlib
+from collections.abc import Iterator
+
+from . import blocking, files, reindex
+from .catalog import Catalog
+from .config import Config
+from .errors import (
+    CatalogError,
+    CatalogFullError,
+    StorageFullError,
+    StorageUnavailableError,
+)
+
+logger = logging.getLogger(__name__)
+
+# What a write that ran out of room fails with: the disk, the quota, a size limit.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class Storage:
+    """Keep the catalog of the storage directory the settings name."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._raw_directory = config.storage_path
+        self._catalog = self._new_catalog(pathlib.Path(config.storage_path))
+        # Storage directories whose leftovers were cleared: at the first
+        # start, when no upload of this process can be under way (files of
+        # its pid are an earlier process's). One store serves a worker process.
+        self._cleared: set[pathlib.Path] = set()
+        # Catalogs of directories the setting named before (closed at close()).
+        self._retired: list[Catalog] = []
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the storage directory the settings name now."""
+        raw = self._config.storage_path
+        # The same object while the setting is: every request asks.
+        if raw is not self._raw_directory:
+            directory = pathlib.Path(raw)
+            if directory != self._catalog.directory:
+                self._retired.append(self._catalog)
+                self._catalog = self._new_catalog(directory)
+            self._raw_directory = raw
+        return self._catalog
+
+    def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
+        """Return a new name for a file on its way in or out (see files.py)."""
+        return files.temporary_path(self.catalog.directory, suffix)
+
+    async def startup(self) -> None:
+        """Make sure the storage directory exists and takes files.
+
+        Once per directory: a lifespan may start again in the same process
+        (falcon.testing starts one per request), and asks nothing of a thread.
+        """
+        catalog = self.catalog
+        if catalog.directory in self._cleared:
+            return
+        with self._startup_errors():
+            left = await blocking.run(
+                blocking.FILES, files.prepare_incoming, catalog.directory
+            )
+        for name, reason in left:
+            logger.warning('ignoring %s in %s: %s', name, catalog.incoming, reason)
+        self._cleared.add(catalog.directory)
+
+    async def open_catalog(self) -> None:
+        """Open the catalog, reconciling it with the directory if needed.
+
+        That is, if the directory changed behind its back (see reindex.py).
+        """
+        catalog = self.catalog
+        with self._startup_errors():
+            if await catalog.open():
+                await reindex.reindex(catalog, force=False)
+
+    async def close(self) -> None:
+        """Close the catalogs of directories the settings no longer name.
+
+        The current one stays open: closing the last connection of a database
+        checkpoints its WAL to disk (some 20 ms), and a lifespan may start
+        again in the same process (falcon.testing starts one per request).
+        The end of the process closes it; what is committed is in the WAL.
+        """
+        retired, self._retired = self._retired, []
+        for catalog in retired:
+            await catalog.close()
+            catalog.shutdown()
+
+    def _new_catalog(self, directory: pathlib.Path) -> Catalog:
+        config = self._config
+        return Catalog(directory, config.catalog_limits, config.change_token_sources)
+
+    @contextlib.contextmanager
+    def _startup_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, CatalogError) as ex:
+            raise StorageUnavailableError(
+                f'cannot store images in {self.catalog.directory} '
+                f'(ASGI_LOOK_STORAGE_PATH): {getattr(ex, "strerror", None) or ex}'
+            ) from ex
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn a failed read or write of the storage into the store's word for it."""
+    try:
+        yield
+    except CatalogFullError as ex:
+        raise StorageFullError from ex
+    except CatalogError as ex:
+        raise StorageUnavailableError from ex
+    except OSError as ex:
+        if ex.errno in _NO_ROOM:
+            raise StorageFullError from ex
+        raise StorageUnavailableError from ex
