@@ -23,6 +23,8 @@ from typing import IO
 import httpx
 
 ASGILOOK = 'asgilook.asgi:app'
+# No access log: the benchmarks measure asgilook, not its log lines.
+_UVICORN_FLAGS = '--host 127.0.0.1 --no-access-log --loop uvloop --http httptools'
 _POLL_SECONDS = 0.005
 
 
@@ -98,10 +100,8 @@ class Uvicorn:
             ASGI_LOOK_REDIS_HOST=redis_url,
             **(env or {}),
         )
-        command = [sys.executable, '-m', 'uvicorn', app]
-        command += ['--host', '127.0.0.1', '--port', str(self.port)]
-        command += ['--no-access-log', '--loop', 'uvloop', '--http', 'httptools']
-        command += ['--workers', str(workers)]
+        command = [sys.executable, '-m', 'uvicorn', app, *_UVICORN_FLAGS.split()]
+        command += ['--port', str(self.port), '--workers', str(workers)]
         with contextlib.ExitStack() as stack:
             output = None if log is None else stack.enter_context(open(log, 'wb'))
             started = time.perf_counter()
