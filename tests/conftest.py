@@ -21,7 +21,7 @@ from .fakes import make_config
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
 # (sleep(0) in a loop), which holds the GIL; the start's work runs in threads
-# (the catalog's, aiofiles'), which then wait a whole switch interval (5 ms)
+# (the catalog's, the file pool's), which then wait a whole switch interval (5 ms)
 # at each hand-over of the GIL, and under coverage's tracer a request of the
 # TestClient (a start each) took a second. A shorter interval hands it over
 # sooner. (uvicorn awaits the start without spinning.)
