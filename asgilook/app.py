@@ -2,47 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
 import falcon.asgi
 
 from . import http_errors
-from .cache import RedisCache
+from .cache import FastPath, RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
-from .fastpath import CachedApp
+from .guards import Guards
 from .images import Images, Thumbnails
 from .signing import ServiceKey
 from .store import Store
 
 
-def create_app(config: Config | None = None) -> falcon.asgi.App:
-    """Wire the store, the resources, the cache and the error handlers."""
+def create_app(config: Config | None = None) -> Guards:
+    """Wire the store, the resources, the cache and the error handlers.
+
+    The ASGI app it returns is the guards, around the cache's fast path,
+    around the Falcon app (its `.app`).
+    """
     config = config or Config()
     store = Store(config)
-    # Loaded at start-up (by the cache, the first to need it).
+    # Loaded at start-up (by the store's lifespan, the first to need it).
     key = ServiceKey(config)
-    cache = RedisCache(
-        config, validator=store.version, generation=store.generation, key=key
-    )
+    cache = RedisCache(config, token=store.generation, key=key)
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 
     # Responses pass through middleware in reverse order: the cache stores
     # the whole response before a 304 may replace it.
-    app = CachedApp(
-        cache,
-        config.body_timeout,
-        middleware=[_StoreLifespan(store, key), ConditionalRequests(), cache],
-    )
+    app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response] = falcon.asgi.App()
+    app.add_middleware(_StoreLifespan(store, key))
+    app.add_middleware(ConditionalRequests())
+    app.add_middleware(cache)
     app.add_route('/images', images)
     app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
     )
     http_errors.register(app)
-    return app
+    return Guards(FastPath(app, cache), config.body_timeout)
 
 
 class _StoreLifespan:
@@ -53,7 +55,7 @@ class _StoreLifespan:
         self._key = key
 
     async def process_startup(
-        self, scope: dict[str, Any], event: dict[str, Any]
+        self, scope: Mapping[str, Any], event: Mapping[str, Any]
     ) -> None:
         await self._store.startup()
         # Made in the storage directory if there is none: before the catalog
@@ -62,6 +64,6 @@ class _StoreLifespan:
         await self._store.open_catalog()
 
     async def process_shutdown(
-        self, scope: dict[str, Any], event: dict[str, Any]
+        self, scope: Mapping[str, Any], event: Mapping[str, Any]
     ) -> None:
         await self._store.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
+# The headers that make a GET or HEAD conditional (RFC 9110, section 13.1).
+CONDITIONAL_HEADERS = ('If-None-Match', 'If-Modified-Since')
+
 
 class ConditionalRequests:
     """Answer a GET or HEAD with 304 when its validators match the response.
@@ -24,8 +27,7 @@ class ConditionalRequests:
     ) -> None:
         if req.method not in ('GET', 'HEAD') or resp.status_code != 200:
             return
-        tags = req.get_header('If-None-Match')
-        since = req.get_header('If-Modified-Since')
+        tags, since = map(req.get_header, CONDITIONAL_HEADERS)
         if (tags is None and since is None) or not _not_modified(req, resp, since):
             return
 
@@ -53,7 +55,7 @@ def _not_modified(
             tag == '*' or tag == etag.removeprefix('W/').strip('"') for tag in tags
         )
 
-    last_modified = resp.last_modified
+    last_modified = resp.get_header('Last-Modified')
     if last_modified is None or since is None:
         return False
     try:

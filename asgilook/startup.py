@@ -18,7 +18,7 @@ import falcon
 
 from . import logs
 from .errors import ConfigError, StorageUnavailableError
-from .fastpath import send_error
+from .guards import send_error
 
 logger = logging.getLogger(__name__)
 

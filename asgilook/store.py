@@ -163,25 +163,6 @@ class Store:
         images = [self._image(record) for record in page.records]
         return images, page.next_after
 
-    async def version(self, path: str) -> str | None:
-        """Return what the response at a path shows now, for a cache to compare.
-
-        The catalog's version for the list and its pages, the file of an
-        image for the image and its thumbnails, None for a path that shows no
-        stored image.
-        """
-        if path == '/images' or path.startswith('/images?'):
-            with _storage_errors():
-                return await self.catalog.version()
-        parts = path.split('/')
-        if len(parts) < 3 or parts[1] not in ('images', 'thumbnails'):
-            return None
-        with _storage_errors():
-            entry = await self.catalog.get(parts[2].removesuffix('.jpeg'))
-        if entry is None:
-            return None
-        return file_name(entry.image_id, entry.size, entry.length)
-
     async def startup(self) -> None:
         """Make sure the storage directory exists and takes files."""
         await self._storage.startup()

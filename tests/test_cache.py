@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import logging
 import socket
 import threading
@@ -16,7 +17,7 @@ from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
-from .fakes import make_config
+from .fakes import FakeClock, make_config
 from .images import encode, gradient, stored_file
 
 
@@ -111,6 +112,7 @@ def test_redis_down_at_start_bypasses_the_cache(client, redis_server, caplog):
 
 
 async def test_redis_lost_and_back_while_serving(config, redis_server, png_image):
+    config.clock = clock = FakeClock()
     app = create_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         upload = await conductor.simulate_post('/images', body=png_image)
@@ -120,8 +122,8 @@ async def test_redis_lost_and_back_while_serving(config, redis_server, png_image
 
         redis_server.connected = False
         # What this process keeps in memory is served while Redis answered
-        # within LIVENESS; after that, an outage shows.
-        await asyncio.sleep(RedisCache.LIVENESS)
+        # within liveness; after that, an outage shows.
+        clock.advance(config.cache_timing.liveness)
         down = await conductor.simulate_get(uri)
         assert down.status_code == 200
         assert down.headers['X-ASGILook-Cache'] == 'Bypass'
@@ -183,6 +185,9 @@ class _Streamed:
 
         resp.content_type = falcon.MEDIA_JSON
         resp.stream = chunks()
+
+    async def cache_version(self, req):
+        return 'streamed-1'
 
 
 def test_a_streamed_body_is_cached_byte_for_byte(config):
@@ -270,12 +275,13 @@ async def test_going_away_and_coming_back_is_logged_once_each(
     config, redis_server, caplog
 ):
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    config.clock = clock = FakeClock()
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         assert (await conductor.simulate_get('/images')).headers[
             'X-ASGILook-Cache'
         ] == 'Miss'
         # Past the time the list kept in memory is served without asking Redis.
-        await asyncio.sleep(RedisCache.LIVENESS)
+        clock.advance(config.cache_timing.liveness)
 
         redis_server.connected = False
         down = [await conductor.simulate_get('/images') for _ in range(5)]
@@ -303,17 +309,14 @@ def test_the_redis_clients_give_up_within_their_timeouts(config):
 
     config.redis_from_url = redis_from_url
     config.redis_timeout = 0.3
+    config.cache_timing = dataclasses.replace(config.cache_timing, store_timeout=1.5)
     create_app(config)
 
     # One client for lookups, one for the writes of entries.
     lookups, stores = seen
     assert lookups['url'] == stores['url'] == 'redis://localhost'
     assert lookups['socket_timeout'] == lookups['socket_connect_timeout'] == 0.3
-    assert (
-        stores['socket_timeout']
-        == stores['socket_connect_timeout']
-        == (RedisCache.STORE_TIMEOUT)
-    )
+    assert stores['socket_timeout'] == stores['socket_connect_timeout'] == 1.5
     assert lookups['retry'].get_retries() == stores['retry'].get_retries() == 0
 
 
@@ -354,6 +357,9 @@ class _LosesRedis:
     async def on_get(self, req, resp):
         self._redis_server.connected = False
         resp.media = ['computed']
+
+    async def cache_version(self, req):
+        return 'computed-1'
 
 
 def test_a_redis_lost_before_the_entry_is_written(config, redis_server, caplog):
@@ -466,21 +472,21 @@ async def test_a_render_that_a_delete_overtakes_leaves_nothing_in_redis(
 
 
 async def test_an_entry_the_storage_cannot_vouch_for_again_is_not_kept(config, redis):
-    # What a response showed is asked again once its entry is written; a
+    # What an answer showed is asked again once its entry is written; a
     # storage that cannot answer then (gone, unreadable) keeps nothing.
     asked = []
-
-    async def validator(path):
-        asked.append(path)
-        if len(asked) > 1:
-            raise OSError('the storage went away')
-        return 'version-1'
 
     class Hello:
         async def on_get(self, req, resp):
             resp.media = {'hello': 'world'}
 
-    app = falcon.asgi.App(middleware=[RedisCache(config, validator=validator)])
+        async def cache_version(self, req):
+            asked.append(req.path)
+            if len(asked) > 1:
+                raise OSError('the storage went away')
+            return 'version-1'
+
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
     app.add_route('/hello', Hello())
     async with falcon.testing.ASGIConductor(app) as conductor:
         resp = await conductor.simulate_get('/hello')
@@ -488,3 +494,45 @@ async def test_an_entry_the_storage_cannot_vouch_for_again_is_not_kept(config, r
     assert (resp.status_code, resp.json) == (200, {'hello': 'world'})
     assert asked == ['/hello', '/hello']
     assert redis.keys('asgilook:*') == []
+
+
+class _Hello:
+    """A resource that says nothing of what its answer is computed from."""
+
+    async def on_get(self, req, resp, name):
+        resp.media = {'hello': name}
+
+
+class _VersionedHello(_Hello):
+    async def cache_version(self, req, name):
+        return None if name == 'nobody' else f'{name}-1'
+
+
+def test_a_resource_without_a_cache_version_is_not_cached(config, redis):
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
+    app.add_route('/plain/{name}', _Hello())
+    app.add_route('/versioned/{name}', _VersionedHello())
+    client = falcon.testing.TestClient(app)
+
+    states = {
+        uri: [client.simulate_get(uri).headers['X-ASGILook-Cache'] for _ in '12']
+        for uri in ['/plain/world', '/versioned/nobody', '/versioned/world']
+    }
+
+    assert states == {
+        '/plain/world': ['Miss', 'Miss'],
+        '/versioned/nobody': ['Miss', 'Miss'],
+        '/versioned/world': ['Miss', 'Hit'],
+    }
+    assert redis.keys('asgilook:*') == [b'asgilook:/versioned/world']
+    assert client.simulate_get('/versioned/world').json == {'hello': 'world'}
+
+
+def test_an_unrouted_path_says_miss_or_bypass(client, redis_server):
+    found = client.simulate_get('/nowhere')
+    redis_server.connected = False
+    away = client.simulate_get('/nowhere')
+
+    assert (found.status_code, away.status_code) == (404, 404)
+    assert found.headers['X-ASGILook-Cache'] == 'Miss'
+    assert away.headers['X-ASGILook-Cache'] == 'Bypass'

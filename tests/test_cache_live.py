@@ -1,6 +1,7 @@
 """The cache against a real redis-server: large writes, a frozen server."""
 
 import asyncio
+import dataclasses
 import logging
 import random
 import signal
@@ -33,23 +34,26 @@ class _Blobs:
         resp.content_type = falcon.MEDIA_JPEG
         resp.data = _blob(number, 64)
 
+    async def cache_version(self, req, number):
+        return str(number)
+
 
 def _blob(number: int, size: int) -> bytes:
     return random.Random(number).randbytes(size)
 
 
-def _app(storage_path, redis_url, redis_timeout) -> tuple[falcon.asgi.App, RedisCache]:
+def _app(storage_path, redis_url, redis_timeout, **timing) -> falcon.asgi.App:
     config = make_config(storage_path)
+    config.cache_timing = dataclasses.replace(config.cache_timing, **timing)
     config.redis_from_url = aioredis.from_url
     config.redis_host = redis_url
     config.redis_timeout = redis_timeout
     # Every Hit comes from Redis, through the client under test.
     config.memory_cache_size = 0
-    cache = RedisCache(config)
-    app = falcon.asgi.App(middleware=[cache])
+    app = falcon.asgi.App(middleware=[RedisCache(config)])
     app.add_route('/blobs/{number:int}', _Blobs())
     app.add_route('/small/{number:int}', _Blobs(), suffix='small')
-    return app, cache
+    return app
 
 
 def _cache_log(caplog) -> list[str]:
@@ -61,9 +65,9 @@ async def test_large_entries_written_at_once_turn_nothing_off(
 ):
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
     numbers = range(16)
-    app, _ = _app(storage_path, live_redis, 0.1)
+    app = _app(storage_path, live_redis, 0.1)
     # Another worker, in no hurry, reads back what the first one wrote.
-    reader, _ = _app(storage_path, live_redis, 2.0)
+    reader = _app(storage_path, live_redis, 2.0)
     async with falcon.testing.ASGIConductor(app) as conductor:
         burst = await asyncio.gather(
             *(conductor.simulate_get(f'/blobs/{number}') for number in numbers)
@@ -102,9 +106,8 @@ async def test_a_frozen_redis_still_turns_the_cache_off(storage_path, tmp_path, 
     redis_url = f'redis://127.0.0.1:{port}'
     redis = await asyncio.to_thread(servers.start_redis, tmp_path, port)
     try:
-        app, cache = _app(storage_path, redis_url, 0.1)
         # A late Redis is asked again soon: the test need not wait.
-        cache.RETRY_INTERVAL = 0.05
+        app = _app(storage_path, redis_url, 0.1, retry_interval=0.05)
         async with falcon.testing.ASGIConductor(app) as conductor:
             warm = [await conductor.simulate_get('/small/1') for _ in range(2)]
             redis.send_signal(signal.SIGSTOP)

@@ -9,10 +9,9 @@ import falcon.testing
 import msgpack
 import pytest
 
-from asgilook import entries
 from asgilook.app import create_app
-from asgilook.cache import RedisCache
-from asgilook.entries import Entry
+from asgilook.cache import RedisCache, entries
+from asgilook.cache.entries import Entry
 from asgilook.signing import ServiceKey
 
 from .fakes import make_config
@@ -146,6 +145,9 @@ def test_a_response_of_another_type_is_not_stored(config, redis):
         async def on_get(self, req, resp):
             resp.content_type = falcon.MEDIA_HTML
             resp.text = '<p>not an answer of asgilook</p>'
+
+        async def cache_version(self, req):
+            return 'page-1'
 
     app = falcon.asgi.App(middleware=[RedisCache(config)])
     app.add_route('/page', Page())

@@ -1,6 +1,8 @@
 """No thundering herd: a cold response is computed once, however many ask for it."""
 
 import asyncio
+import contextlib
+import dataclasses
 import threading
 import time
 
@@ -10,20 +12,37 @@ import pytest
 
 from asgilook import imaging
 from asgilook.app import create_app
-from asgilook.cache import RedisCache
-from asgilook.config import Config
-from asgilook.flights import Flights
+from asgilook.cache.flights import Flights
+from asgilook.cache.redis_tier import LOCK_PREFIX
+from asgilook.config import CacheTiming
 
-from .fakes import two_workers, upload_through
+from .fakes import make_config, upload_through
 from .images import stored_file
 
-ANOTHER_PROCESS_RENDERING = RedisCache.RENDERING + b'0123456789abcdef'
+# What the key of a path holds while another process holds its lock.
+ANOTHER_PROCESS_RENDERING = LOCK_PREFIX + b'0123456789abcdef'
+LOCK_TTL = CacheTiming().lock_ttl
 
 
-@pytest.fixture(autouse=True)
-def renders_in_this_process(monkeypatch):
+@pytest.fixture
+def config(config):
     """Render in threads of the test's process, where renders can be counted."""
-    monkeypatch.setattr(Config, 'DEFAULT_RENDER_PROCESSES', 0)
+    config.render_processes = 0
+    return config
+
+
+@contextlib.asynccontextmanager
+async def two_workers(storage_path, redis_server):
+    """Two apps over one storage and one Redis, rendering in this process."""
+    configs = [make_config(storage_path, redis_server) for _ in range(2)]
+    for config in configs:
+        config.render_processes = 0
+    one, two = (create_app(config) for config in configs)
+    async with (
+        falcon.testing.ASGIConductor(one) as first,
+        falcon.testing.ASGIConductor(two) as second,
+    ):
+        yield first, second
 
 
 @pytest.fixture
@@ -87,11 +106,11 @@ async def test_processes_sharing_redis_render_once_between_them(
     assert not caplog.records
 
 
-async def test_a_mark_left_behind_delays_a_render_only_so_long(
-    config, redis_server, renders, monkeypatch
+async def test_a_lock_left_behind_delays_a_render_only_so_long(
+    config, redis_server, renders
 ):
-    """Another process marked a path as its to render, and died."""
-    monkeypatch.setattr(RedisCache, 'LOCK_TTL', 0.3)
+    """Another process locked a path to render it, and died."""
+    config.cache_timing = dataclasses.replace(config.cache_timing, lock_ttl=0.3)
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
@@ -105,16 +124,16 @@ async def test_a_mark_left_behind_delays_a_render_only_so_long(
 
     assert resp.status_code == 200
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
-    assert waited >= RedisCache.LOCK_TTL
-    # What it rendered took the place of the mark.
+    assert waited >= 0.3
+    # What it rendered took the place of the lock.
     assert again.headers['X-ASGILook-Cache'] == 'Hit'
     assert len(renders) == 1
 
 
-async def test_a_mark_taken_back_without_an_entry_is_rendered_here(
+async def test_a_lock_released_without_an_entry_is_rendered_here(
     config, redis_server, renders
 ):
-    """The other process's render failed: it took its mark back, storing nothing."""
+    """The other process's render failed: it released its lock, storing nothing."""
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
@@ -129,7 +148,7 @@ async def test_a_mark_taken_back_without_an_entry_is_rendered_here(
     assert len(renders) == 1
 
 
-async def test_a_render_that_fails_takes_its_mark_back(
+async def test_a_render_that_fails_releases_its_lock(
     storage_path, redis_server, monkeypatch
 ):
     """A file gone behind the catalog's back: the other process is not held up."""
@@ -146,7 +165,7 @@ async def test_a_render_that_fails_takes_its_mark_back(
         waited = time.monotonic() - started
 
     assert failed.status_code == also_failed.status_code == 404
-    assert waited < RedisCache.LOCK_TTL
+    assert waited < LOCK_TTL
 
 
 async def test_redis_lost_during_a_render(config, redis_server, renders):
@@ -164,10 +183,10 @@ async def test_redis_lost_during_a_render(config, redis_server, renders):
 
     assert bypassed.headers['X-ASGILook-Cache'] == 'Bypass'
     assert (rendered.status_code, rendered.headers['X-ASGILook-Cache']) == (200, 'Miss')
-    # Nothing was stored while Redis was away; the mark the render left does
+    # Nothing was stored while Redis was away; the lock the render left does
     # not hold up the process that left it.
     assert fresh.headers['X-ASGILook-Cache'] == 'Miss'
-    assert waited < RedisCache.LOCK_TTL
+    assert waited < LOCK_TTL
     assert fresh.content == rendered.content
     assert len(renders) == 2
 
@@ -264,7 +283,7 @@ async def test_concurrent_heads_and_gets_render_once(config, renders):
     assert len({resp.content for resp in gets}) == 1
 
 
-async def test_a_head_of_an_image_leaves_no_mark_and_stores_nothing(
+async def test_a_head_of_an_image_leaves_no_lock_and_stores_nothing(
     config, redis_server, storage_path
 ):
     redis = fakeredis.FakeRedis(server=redis_server)

@@ -1,6 +1,5 @@
 """The in-process tier of the cache: fast, bounded, and as coherent as Redis."""
 
-import asyncio
 import pathlib
 
 import fakeredis
@@ -9,11 +8,10 @@ import pytest
 
 from asgilook import reindex
 from asgilook.app import create_app
-from asgilook.cache import RedisCache
+from asgilook.cache.memory import MemoryTier
 from asgilook.catalog import Catalog
-from asgilook.memory import MemoryTier
 
-from .fakes import two_workers, upload_through
+from .fakes import FakeClock, two_workers, upload_through
 from .images import stored_file
 
 
@@ -146,11 +144,12 @@ async def test_a_hit_from_redis_is_kept_in_memory_too(
 async def test_a_kept_entry_outlives_its_ttl_while_the_image_is_unchanged(
     config, redis
 ):
+    config.clock = clock = FakeClock()
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         image = await upload_through(conductor)
         first = await conductor.simulate_get(image['thumbnails'][0])
         redis.flushall()
-        await asyncio.sleep(RedisCache.MEMORY_TTL)
+        clock.advance(config.cache_timing.memory_ttl)
         # Redis answered a moment ago: what memory holds is checked against
         # the storage directory, and served again.
         await conductor.simulate_get('/images')

@@ -1,14 +1,18 @@
-"""CachedApp: the Falcon app, answering what memory keeps before routing."""
+"""Guards: the checks a request passes before Falcon takes it, as an ASGI wrapper."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
-import falcon.asgi
 
 from .bodies import GuardedBody
-from .cache import RedisCache
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Requests whose body asgilook reads.
 _BODY_METHODS = frozenset({'POST', 'PUT', 'PATCH'})
@@ -16,22 +20,20 @@ _BODY_METHODS = frozenset({'POST', 'PUT', 'PATCH'})
 _HTTP_VERSIONS = frozenset({'1.0', '1.1', '2', '3'})
 
 
-class CachedApp(falcon.asgi.App):
-    """A falcon.asgi.App that sends a Hit kept in memory without routing it.
+class Guards:
+    """Refuse what Falcon cannot take; read bodies through `GuardedBody`.
 
-    Routing, middleware and the request and response objects cost more than
-    sending bytes that are already known; a plain GET or HEAD whose answer
-    the cache keeps in this process is sent as the middleware would have
-    sent it (same status, headers and body). Everything else is the app's;
-    the body of a request that carries one is read through `GuardedBody`.
+    An HTTP version Falcon does not speak is a 505, a query string that is
+    not UTF-8 a 400, both answered as the app answers errors (JSON). `app`
+    is the application at the centre (Falcon's), for code that wants its API.
     """
 
-    def __init__(self, cache: RedisCache, body_timeout: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._cache = cache
+    def __init__(self, app: ASGIApp, body_timeout: float) -> None:
+        self._app = app
+        self.app: Any = getattr(app, 'app', app)
         self._body_timeout = body_timeout
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] == 'http':
             if scope.get('http_version', '1.1') not in _HTTP_VERSIONS:
                 await send_error(send, _VERSION_NOT_SUPPORTED)
@@ -39,19 +41,9 @@ class CachedApp(falcon.asgi.App):
             if not _decodable(scope.get('query_string', b'')):
                 await send_error(send, _QUERY_NOT_UTF8)
                 return
-            answer = self._cache.kept_answer(scope)
-            if answer is not None:
-                headers, body = answer
-                await send(
-                    {'type': 'http.response.start', 'status': 200, 'headers': headers}
-                )
-                if scope['method'] == 'HEAD':
-                    body = b''
-                await send({'type': 'http.response.body', 'body': body})
-                return
             if scope['method'] in _BODY_METHODS:
                 receive = GuardedBody(scope, receive, self._body_timeout)
-        await super().__call__(scope, receive, send)
+        await self._app(scope, receive, send)
 
 
 _VERSION_NOT_SUPPORTED = falcon.HTTPVersionNotSupported(
@@ -79,7 +71,7 @@ def _decodable(query: bytes) -> bool:
     return True
 
 
-async def send_error(send: Any, error: falcon.HTTPError) -> None:
+async def send_error(send: Send, error: falcon.HTTPError) -> None:
     """Send an error as the app would, for a request Falcon does not take."""
     body = error.to_json()
     headers = [

@@ -1,27 +1,30 @@
-"""Cache entries: one response as Redis keeps it, signed for the path it answers."""
+"""Entries: one answer as Redis keeps it, signed for the path it answers."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]  # msgpack ships no types
 
-from .errors import UnsignedEntryError
-from .signing import ServiceKey
+from ..errors import UnsignedEntryError
+from ..signing import ServiceKey
 
 # The purpose the service key signs entries for (see ServiceKey.sign).
 PURPOSE = b'asgilook-cache'
-# The headers an entry repeats from the response that stored it
+# The headers an entry repeats from the answer that stored it
 # (Content-Length is the body's, Content-Type is kept on its own).
 STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link')
+# The types of the answers asgilook computes: no other is stored or sent.
+CONTENT_TYPES = frozenset({'image/jpeg', 'application/json', 'application/msgpack'})
 # What a header value may hold: printable ASCII, no line breaks.
 _PRINTABLE = re.compile(r'[\x20-\x7e]*')
 
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """One cached response and the version of what it was computed from."""
+    """One cached answer and the version of what it was computed from."""
 
     content_type: str
     body: bytes
@@ -29,7 +32,7 @@ class Entry:
     headers: dict[str, str]
 
     def sendable(self, content_types: frozenset[str]) -> bool:
-        """Return whether this is a response asgilook could have computed.
+        """Return whether this is an answer asgilook could have computed.
 
         One of content_types, only the stored headers, in values printable
         ASCII: whatever Redis holds, nothing else is sent.
@@ -43,9 +46,8 @@ class Entry:
 def pack(entry: Entry, path: str, key: ServiceKey) -> bytes:
     """Return an entry as Redis keeps it for path: a signed msgpack array."""
     signature = key.sign(PURPOSE, *_signed_parts(entry, path))
-    return msgpack.packb(
-        [entry.content_type, entry.body, entry.version, entry.headers, signature],
-        use_bin_type=True,
+    return _packb(
+        [entry.content_type, entry.body, entry.version, entry.headers, signature]
     )
 
 
@@ -67,8 +69,7 @@ def unpack(data: bytes | None, path: str, key: ServiceKey) -> Entry | None:
         isinstance(content_type, str)
         and isinstance(body, bytes)
         and isinstance(version, str)
-        and isinstance(headers, dict)
-        and all(isinstance(item, str) for pair in headers.items() for item in pair)
+        and _text_headers(headers)
         and isinstance(signature, bytes)
     ):
         return None
@@ -78,9 +79,18 @@ def unpack(data: bytes | None, path: str, key: ServiceKey) -> Entry | None:
     return entry
 
 
+def _text_headers(headers: Any) -> bool:
+    return isinstance(headers, dict) and all(
+        isinstance(item, str) for pair in headers.items() for item in pair
+    )
+
+
 def _signed_parts(entry: Entry, path: str) -> tuple[bytes, bytes]:
     # One keyed hash over the body; the rest is a few bytes packed first.
-    described = msgpack.packb(
-        [path, entry.content_type, entry.version, entry.headers], use_bin_type=True
-    )
+    described = _packb([path, entry.content_type, entry.version, entry.headers])
     return described, entry.body
+
+
+def _packb(value: list[Any]) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed

@@ -1,0 +1,34 @@
+"""The cache: answers to GET and HEAD kept in memory and in Redis.
+
+Vocabulary (one word per idea):
+
+- token: the catalog's change token; any process's upload or delete changes it.
+- version: what an answer is computed from, as its resource says
+  (`cache_version`): a digest of the catalog for the list, the stored file's
+  name for an image and its thumbnails.
+- entry: an answer kept in Redis (`entries.Entry`), signed for its path,
+  under `asgilook:` + path[?query].
+- kept: an entry in a process's memory (`memory.Kept`), its Hit headers
+  rendered once.
+- lock: a path's cross-process render lock in Redis (the key holds the
+  lock until the entry replaces it).
+- flight: one computation in a process that its concurrent misses wait for.
+- Hit / Miss / Bypass (`X-ASGILook-Cache`): sent from memory, Redis or a
+  flight / computed now / computed without Redis, which did not answer.
+
+The path of a GET: `FastPath` sends what memory keeps while the token is
+the one it was kept under (fresh for `memory_ttl`, Redis alive within
+`liveness`); else Falcon routes it, and `RedisCache` asks the resource's
+version, then memory (same version), a flight of this process, and Redis:
+its entry, or its lock and a render here whose entry is kept and stored.
+
+Modules: entries (the entry and its encoding), backend (Redis clients,
+bounded commands, the outage breaker), redis_tier (entries in Redis, the
+lock), memory (the in-process tier), flights (coalescing), tiers (the path
+above), middleware (the Falcon adapter), fastpath (the ASGI wrapper).
+"""
+
+from .fastpath import FastPath
+from .middleware import RedisCache
+
+__all__ = ['FastPath', 'RedisCache']

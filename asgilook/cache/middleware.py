@@ -1,0 +1,191 @@
+"""RedisCache: the Falcon middleware that puts the tiers in front of the resources."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import falcon.asgi
+
+from ..config import Config
+from ..signing import ServiceKey
+from .backend import RedisUnavailableError
+from .entries import CONTENT_TYPES, STORED_HEADERS, Entry
+from .memory import CACHE_HEADER, Kept
+from .tiers import Lookup, Tiers, Token
+
+# What a GET or HEAD is answered from the cache for; what a change drops.
+CACHED_METHODS = frozenset({'GET', 'HEAD'})
+INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
+
+
+class RedisCache:
+    """Serve repeated GETs from memory or Redis; a POST, PUT or DELETE invalidates.
+
+    A resource is cached if it says what its answer is computed from:
+    `async def cache_version(req, **params) -> str | None` (None: nothing to
+    cache). An entry is served only while that still holds: no process
+    serves an answer that another process's change, or a change made while
+    Redis was away, made stale. A resource whose change shows at other paths
+    too lists them in `resp.context.invalidate`.
+
+    Redis only ever makes answers faster: every command is bounded by
+    `Config.redis_timeout`, and while Redis is away answers say `Bypass` and
+    are computed as if there were no cache. Entries are signed with the
+    service key for their path, and only an answer asgilook could have
+    computed (one of `content_types`, the stored headers in printable ASCII)
+    is stored or sent.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        token: Token | None = None,
+        key: ServiceKey | None = None,
+        content_types: frozenset[str] = CONTENT_TYPES,
+    ) -> None:
+        self._service_key = key or ServiceKey(config)
+        self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
+
+    async def process_startup(
+        self, scope: Mapping[str, Any], event: Mapping[str, Any]
+    ) -> None:
+        await self._service_key.load()
+        await self.tiers.backend.ping()
+
+    async def process_shutdown(
+        self, scope: Mapping[str, Any], event: Mapping[str, Any]
+    ) -> None:
+        await self.tiers.close()
+
+    async def process_request(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        if req.method not in CACHED_METHODS:
+            return
+        tiers = self.tiers
+        # Read before anything is computed: what is kept under it is no older.
+        token = tiers.token()
+        path = _cache_path(req)
+        hit = tiers.servable(path, token)
+        if hit is not None:
+            _serve(resp, hit)
+            return
+        reachable = await tiers.backend.reachable()
+        resp.context.cache = Lookup(path, token, reachable)
+        resp.set_header(CACHE_HEADER, 'Miss' if reachable else 'Bypass')
+
+    async def process_resource(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: object,
+        params: dict[str, Any],
+    ) -> None:
+        lookup: Lookup | None = resp.context.get('cache')
+        cache_version = getattr(resource, 'cache_version', None)
+        if lookup is None or not lookup.reachable or cache_version is None:
+            return
+        lookup.version_now = functools.partial(cache_version, req, **params)
+        try:
+            hit = await self.tiers.lookup(lookup, await lookup.version_now())
+        except RedisUnavailableError:
+            resp.set_header(CACHE_HEADER, 'Bypass')
+            return
+        if hit is not None:
+            _serve(resp, hit)
+
+    async def process_response(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: object,
+        req_succeeded: bool,
+    ) -> None:
+        if req.method in INVALIDATE_ON:
+            if req_succeeded:
+                # The resource may name other paths its change shows through.
+                invalidate = getattr(resp.context, 'invalidate', ())
+                await self.tiers.invalidate([req.path, *invalidate])
+            return
+        lookup: Lookup | None = resp.context.get('cache')
+        if lookup is None:
+            # Not a GET or HEAD, or served from memory: nothing to do.
+            return
+        entry = None
+        version = lookup.version
+        try:
+            if req_succeeded and version is not None and _computed(resp):
+                entry = await _response_entry(resp, version)
+        finally:
+            hit = self.tiers.land(lookup, entry)
+        await self.tiers.finish(lookup, hit)
+
+
+def _cache_path(req: falcon.asgi.Request) -> str:
+    """Return what a request's answer is kept under: its path and query.
+
+    Only answers of 200 are kept, and resources redirect or refuse the
+    spellings of a query they do not take (see images.py), so junk queries
+    keep nothing.
+    """
+    query = req.query_string
+    return f'{req.path}?{query}' if query else req.path
+
+
+def _no_token() -> bytes:
+    return b''
+
+
+def _serve(resp: falcon.asgi.Response, hit: Kept) -> None:
+    """Answer with a Hit: its body and the headers it was kept with."""
+    resp.set_headers(hit.headers)
+    resp.data = hit.entry.body
+    resp.complete = True
+
+
+def _computed(resp: falcon.asgi.Response) -> bool:
+    """Whether the resource computed an answer worth an entry (a 200 Miss)."""
+    return resp.status_code == 200 and resp.get_header(CACHE_HEADER) == 'Miss'
+
+
+async def _response_entry(resp: falcon.asgi.Response, version: str) -> Entry | None:
+    """Return what a Hit will need to repeat an answer; None if it has no body.
+
+    A HEAD whose responder set only the headers computed no body to keep.
+    """
+    headers = {
+        name: value
+        for name in STORED_HEADERS
+        if (value := resp.get_header(name)) is not None
+    }
+    body = await _render_body(resp)
+    if body is None:
+        return None
+    # Without a type of its own, an answer is sent as the default media type.
+    content_type = resp.content_type or resp.options.default_media_type
+    return Entry(content_type, body, version, headers)
+
+
+async def _render_body(resp: falcon.asgi.Response) -> bytes | None:
+    """Return the body of an answer (None: none), turning a stream into data first.
+
+    A stream can be read only once: what is cached must also be what is sent.
+    """
+    stream = resp.stream
+    if stream is None:
+        return await resp.render_body()
+
+    resp.stream = None
+    try:
+        if hasattr(stream, 'read'):
+            body: bytes = await stream.read()
+        else:
+            body = b''.join([chunk async for chunk in stream])
+    finally:
+        # Falcon awaits close() of a stream it sends; do what it would have done.
+        if hasattr(stream, 'close'):
+            await stream.close()
+    resp.data = body
+    return body

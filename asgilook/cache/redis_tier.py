@@ -1,0 +1,181 @@
+"""Entries in Redis: a lookup that takes the path's lock, the wait, the writes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+
+import redis.exceptions
+
+from ..config import Config
+from ..errors import UnsignedEntryError
+from ..signing import ServiceKey
+from . import entries
+from .backend import REDIS_ERRORS, RedisBackend, logger
+from .entries import Entry
+
+# The key of a path's entry is this and the path (with its query).
+PREFIX = 'asgilook:'
+# What the key of a path holds while a process holds its lock: this, then
+# the process's own token (it is no entry: entries are msgpack arrays).
+LOCK_PREFIX = b'asgilook-rendering:'
+
+# What an answer is computed from now (None: nothing); see RedisTier.store.
+VersionNow = Callable[[], Awaitable[str | None]]
+
+
+class RedisTier:
+    """The entries of one Redis, shared by every process; the render lock.
+
+    A lookup that finds no entry takes the path's lock in the same atomic
+    command; another process that finds the lock waits for the entry, for
+    `lock_ttl` at most. Entries are signed for their path; only one this
+    process could have computed (one of `content_types`) is served.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        backend: RedisBackend,
+        key: ServiceKey,
+        content_types: frozenset[str],
+    ) -> None:
+        self._config = config
+        self._timing = config.cache_timing
+        self._backend = backend
+        self._service_key = key
+        self._content_types = content_types
+        # What this process writes into the keys of the paths it renders.
+        self._lock = LOCK_PREFIX + uuid.uuid4().hex.encode()
+        # Whether Redis takes SET with both NX and GET (7.0 and later).
+        self._set_nx_get = True
+        # Unsigned entries are logged once: whoever wrote them may write many.
+        self._unsigned_seen = False
+        self._storing: set[asyncio.Task[None]] = set()
+
+    async def claim(self, path: str, version: str) -> tuple[Entry | None, bool]:
+        """Return the entry of path at version, and whether this process locked it.
+
+        RedisUnavailableError if Redis does not answer in time.
+        """
+        data = await self._backend.command(self._take_lock, PREFIX + path)
+        if self._locked_by_another(data):
+            return await self._rendered_elsewhere(path, version), False
+        return self._valid(data, path, version), data is None
+
+    async def release(self, path: str) -> None:
+        """Take back this process's lock of path: it stores nothing there."""
+        await self._backend.quietly(self._backend.lookups.delete, PREFIX + path)
+
+    async def drop(self, paths: Iterable[str]) -> None:
+        """Delete the entries of paths."""
+        keys = [PREFIX + path for path in paths]
+        await self._backend.quietly(self._backend.lookups.delete, *keys)
+
+    async def store(self, path: str, entry: Entry, version_now: VersionNow) -> None:
+        """Write an entry (it replaces the lock), waiting redis_timeout at most.
+
+        Past the timeout the answer goes on, and the entry on its way, for up
+        to `store_timeout`. Once written, the entry is kept only if what it
+        was computed from still holds (version_now).
+        """
+        data = entries.pack(entry, path, self._service_key)
+        task = asyncio.create_task(self._write(path, data, entry.version, version_now))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        await asyncio.wait({task}, timeout=self._config.redis_timeout)
+
+    async def close(self) -> None:
+        """Wait for the entries on their way (each within store_timeout)."""
+        await asyncio.gather(*self._storing)
+
+    async def _write(
+        self, path: str, data: bytes, version: str, version_now: VersionNow
+    ) -> None:
+        key = PREFIX + path
+        writes = self._backend.writes
+        try:
+            await writes.set(key, data, ex=self._timing.entry_ttl)
+            # A change answered while this answer was computed (a DELETE of
+            # its image) dropped the key before it was written: what the
+            # entry shows must not stay behind it.
+            if await _still_shows(version_now, version):
+                self._backend.answered()
+                return
+            await writes.delete(key)
+        except REDIS_ERRORS:
+            # A write cut short (a large entry on a busy machine, a connection
+            # lost mid-way, which the client then drops) says little of Redis;
+            # a PING, held to the rule of lookups, says whether it answers.
+            await self._backend.ping()
+
+    async def _take_lock(self, key: str) -> bytes | None:
+        """Lock key for this process if it holds nothing; return what it held.
+
+        One atomic step, so nobody can store an entry and release their lock
+        in between: `SET key lock NX PX ttl GET`, or on a Redis older than 7.0
+        (which takes NX or GET, not both) a GET and a SET NX in one MULTI.
+        """
+        ttl = int(self._timing.lock_ttl * 1000)
+        lookups = self._backend.lookups
+        if self._set_nx_get:
+            try:
+                held: bytes | None = await lookups.set(
+                    key, self._lock, nx=True, px=ttl, get=True
+                )
+                return held
+            except redis.exceptions.ResponseError:
+                self._set_nx_get = False
+        pipe = lookups.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.set(key, self._lock, nx=True, px=ttl)
+        held, _ = await pipe.execute()
+        return held
+
+    async def _rendered_elsewhere(self, path: str, version: str) -> Entry | None:
+        """Wait while another process renders path; return its entry."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timing.lock_ttl
+        while loop.time() < deadline:
+            await asyncio.sleep(self._timing.poll_interval)
+            data = await self._backend.command(self._backend.lookups.get, PREFIX + path)
+            if not self._locked_by_another(data):
+                return self._valid(data, path, version)
+        return None
+
+    def _valid(self, data: bytes | None, path: str, version: str) -> Entry | None:
+        """Return the entry stored for path if it still shows what holds now."""
+        try:
+            entry = entries.unpack(data, path, self._service_key)
+        except UnsignedEntryError:
+            if not self._unsigned_seen:
+                self._unsigned_seen = True
+                logger.warning(
+                    "Redis at %s holds entries not signed with this service's "
+                    'key (another ASGI_LOOK_SECRET, or forged); they are '
+                    'treated as misses',
+                    self._config.redis_host,
+                )
+            return None
+        if (
+            entry is None
+            or entry.version != version
+            or not entry.sendable(self._content_types)
+        ):
+            return None
+        return entry
+
+    def _locked_by_another(self, data: bytes | None) -> bool:
+        # A lock of this process is one its render could not release while
+        # Redis was away: nobody is rendering the path.
+        return data is not None and data.startswith(LOCK_PREFIX) and data != self._lock
+
+
+async def _still_shows(version_now: VersionNow, version: str) -> bool:
+    try:
+        return await version_now() == version
+    except Exception:
+        # The storage cannot say now (gone, unreadable): keep nothing it
+        # might deny.
+        return False

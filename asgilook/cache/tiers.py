@@ -1,0 +1,147 @@
+"""The path of a GET through the tiers: kept in memory, a flight, an entry in Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from ..config import Config
+from ..signing import ServiceKey
+from .backend import RedisBackend
+from .entries import Entry
+from .flights import Flight, Flights
+from .memory import Kept, MemoryTier, kept
+from .redis_tier import RedisTier, VersionNow
+
+# The catalog's change token now (None: it cannot say; nothing is kept).
+Token = Callable[[], bytes | None]
+
+
+@dataclasses.dataclass(slots=True)
+class Lookup:
+    """What a GET that memory could not answer learned on its way."""
+
+    path: str
+    token: bytes | None
+    # Whether Redis may be asked (else the answer is a Bypass).
+    reachable: bool
+    version: str | None = None
+    # What the answer is computed from now: asked again once it is stored.
+    version_now: VersionNow | None = None
+    flight: Flight[Kept] | None = None
+    locked: bool = False
+
+
+class Tiers:
+    """Memory, flights and Redis, asked in that order; nothing of HTTP here.
+
+    A kept answer is served from memory while the catalog's token is the one
+    it was kept under, for `memory_ttl` at most, and while Redis answered
+    within `liveness`. Otherwise the answer's version decides: memory again
+    if its entry is of that version, else a flight of this process, else
+    Redis (its entry, or its lock and a render here).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        token: Token,
+        key: ServiceKey,
+        content_types: frozenset[str],
+    ) -> None:
+        self._timing = config.cache_timing
+        self._clock = config.clock
+        self.token = token
+        self._content_types = content_types
+        self.backend = RedisBackend(config)
+        self._redis = RedisTier(config, self.backend, key, content_types)
+        self._memory: MemoryTier[Kept] = MemoryTier(config.memory_cache_size)
+        self._flights: Flights[Kept] = Flights()
+
+    async def close(self) -> None:
+        """Finish the writes on their way, and close the clients."""
+        await self._redis.close()
+        await self.backend.close()
+
+    def servable(self, path: str, token: bytes | None) -> Kept | None:
+        """Return what memory keeps for path if it may be sent as it is now."""
+        now = self._clock()
+        if not self.backend.alive(now):
+            return None
+        item = self._memory.get(path)
+        if item is None or item.token != token or now >= item.fresh_until:
+            return None
+        return item
+
+    async def lookup(self, lookup: Lookup, version: str | None) -> Kept | None:
+        """Return the Hit for the lookup at version; None: a Miss, to compute.
+
+        RedisUnavailableError if Redis does not answer in time.
+        """
+        lookup.version = version
+        if version is None:
+            # Nothing stored is shown at this path: there is nothing to cache.
+            return None
+        path = lookup.path
+        item = self._memory.get(path)
+        alive = self.backend.alive(self._clock())
+        if item is not None and item.entry.version == version and alive:
+            # Still what the storage holds: no need to fetch it again.
+            return self._keep(path, item.entry, lookup.token, item)
+        # A HEAD takes part as a GET does: its responder may compute the
+        # body too (then it is stored), or only the headers (then nothing is).
+        flight, leading = self._flights.join(path, version)
+        if not leading:
+            return await self._flights.follow(flight, within=self._timing.lock_ttl)
+        lookup.flight = flight
+        entry, lookup.locked = await self._redis.claim(path, version)
+        if entry is None:
+            return None
+        hit = self._keep(path, entry, lookup.token)
+        self._flights.land(flight, hit)
+        return hit
+
+    def land(self, lookup: Lookup, entry: Entry | None) -> Kept | None:
+        """End the lookup's flight with the entry computed (None: none); its Hit."""
+        hit = None
+        if entry is not None and entry.sendable(self._content_types):
+            hit = kept(entry, lookup.token, self._clock() + self._timing.memory_ttl)
+        if lookup.flight is not None:
+            self._flights.land(lookup.flight, hit)
+        return hit
+
+    async def finish(self, lookup: Lookup, hit: Kept | None) -> None:
+        """Keep and store what a Miss computed; or release the lock it took."""
+        if not self.backend.available:
+            return
+        if hit is not None and lookup.version_now is not None:
+            self._put(lookup.path, hit)
+            await self._redis.store(lookup.path, hit.entry, lookup.version_now)
+        elif lookup.locked:
+            # Nothing to store: those waiting for this render compute their own.
+            await self._redis.release(lookup.path)
+
+    async def invalidate(self, paths: Iterable[str]) -> None:
+        """Forget the answers at paths, in memory and in Redis."""
+        if not self.backend.available:
+            return
+        paths = set(paths)
+        for path in paths:
+            self._memory.discard(path)
+        await self._redis.drop(paths)
+
+    def _keep(
+        self, path: str, entry: Entry, token: bytes | None, was: Kept | None = None
+    ) -> Kept:
+        fresh_until = self._clock() + self._timing.memory_ttl
+        if was is None:
+            hit = kept(entry, token, fresh_until)
+        else:
+            # Its headers are rendered already.
+            hit = dataclasses.replace(was, token=token, fresh_until=fresh_until)
+        self._put(path, hit)
+        return hit
+
+    def _put(self, path: str, hit: Kept) -> None:
+        if hit.token is not None:
+            self._memory.put(path, hit, len(hit.entry.body))
