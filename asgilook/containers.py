@@ -23,7 +23,7 @@ import PIL.BmpImagePlugin
 import PIL.IcoImagePlugin
 
 from . import jpeg
-from .errors import BrokenFileError
+from .errors import BrokenFileError, JPEGError
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 GIF_SIGNATURES = (b'GIF87a', b'GIF89a')
@@ -187,7 +187,7 @@ def _check_tiff_page(
         pairs = zip(pieces.get(starts, ()), pieces.get(lengths, ()), strict=False)
         if any(start + length > len(data) for start, length in pairs):
             raise BrokenFileError('the TIFF ends inside the picture of a page')
-    return struct.unpack_from(order + pointer, data, first + count * entry)[0]
+    return int(struct.unpack_from(order + pointer, data, first + count * entry)[0])
 
 
 def _colour_table(flags: int) -> int:
@@ -218,5 +218,5 @@ def jpeg_frame(data: memoryview | bytes) -> tuple[int, int, int]:
         return jpeg.frame(
             lambda offset, size: bytes(data[offset : offset + size]), len(data)
         )
-    except jpeg.JPEGError:
+    except JPEGError:
         return 0, 0, 0

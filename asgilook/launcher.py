@@ -13,7 +13,8 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from . import logs, reindex
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 from .server import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_SIZE,
@@ -162,7 +163,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-_OPTIONS = [
+# Each option's flag, type, default, metavar and help.
+_OPTIONS: list[tuple[str, Callable[[str], object], object, str, str]] = [
     ('--host', str, '127.0.0.1', 'ADDRESS', 'address to listen on'),
     ('--port', _whole(0), 8000, 'PORT', 'TCP port to listen on'),
     ('--workers', _whole(1), 1, 'N', 'worker processes'),

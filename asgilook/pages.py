@@ -82,15 +82,16 @@ def page_request(req: falcon.asgi.Request) -> PageRequest | None:
             description=f'GET /images takes limit and after, not {unknown[0]}. '
             'Ask for /images?limit=100 and follow the Link header for more.',
         )
-    if any(isinstance(value, list) for value in params.values()):
+    given = {name: value for name, value in params.items() if isinstance(value, str)}
+    if len(given) != len(params):
         raise falcon.HTTPBadRequest(
             title='Repeated parameter',
             description='Give limit and after once each, as in /images?limit=100.',
         )
-    if 'limit' not in params:
+    if 'limit' not in given:
         raise _invalid_limit()
-    limit = _limit(params['limit'])
-    after = decode_cursor(params['after']) if 'after' in params else 0
+    limit = _limit(given['limit'])
+    after = decode_cursor(given['after']) if 'after' in given else 0
     page = PageRequest(limit, after)
     if query != page.query:
         raise falcon.HTTPPermanentRedirect(f'/images?{page.query}')

@@ -10,20 +10,27 @@ idle with renders in threads, 4% with renders in processes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.context import BaseContext
 
-from . import imaging
+from . import blocking, imaging
 from .errors import RenderError
 
 logger = logging.getLogger(__name__)
+
+
+# Starts the processes of a pool: ProcessPoolExecutor's signature (workers,
+# mp_context=, initializer=, initargs=), or a test's pool.
+PoolFactory = Callable[..., ProcessPoolExecutor]
 
 
 class RenderProcesses:
@@ -35,44 +42,49 @@ class RenderProcesses:
     that dies (killed for its memory, say) takes its render with it: the pool
     is replaced and the render tried once more. Where processes cannot be
     started at all, renders go to `threads`, and the log says why once.
+
+    pools makes a pool (ProcessPoolExecutor); start_methods are those of the
+    system (multiprocessing.get_all_start_methods()) unless given.
     """
 
-    def __init__(self, workers: int, threads: Executor) -> None:
+    def __init__(
+        self,
+        workers: int,
+        threads: Executor,
+        pools: PoolFactory = ProcessPoolExecutor,
+        start_methods: Collection[str] | None = None,
+    ) -> None:
         self._workers = workers
         self._threads = threads
+        self._pools = pools
+        self._start_methods = start_methods
         self._pool: ProcessPoolExecutor | None = None
         self._startable = True
         # Submits to the pool that may still start one of its processes.
         self._starting = 0
 
     async def resize(
-        self, source: str | os.PathLike, size: tuple[int, int], quality: int
+        self, source: str | os.PathLike[str], size: tuple[int, int], quality: int
     ) -> bytes:
         """Render a stored JPEG at size as `imaging.resize` does, in a process."""
-        loop = asyncio.get_running_loop()
         for _ in range(2):
             if not self._startable:
-                return await loop.run_in_executor(
+                return await blocking.run(
                     self._threads, imaging.resize, source, size, quality
                 )
             pool = self._pool or self._start()
-            submitted = False
             try:
                 rendering = await self._submit(pool, source, size, quality)
-                submitted = True
-                return await rendering
             except BrokenProcessPool:
                 self._discard(pool)
+                continue
             except OSError as ex:
-                if submitted:
-                    raise  # The render's own error, such as its file gone.
-                logger.warning(
-                    'cannot start processes to render thumbnails (%s); rendering '
-                    'them in threads (ASGI_LOOK_RENDER_PROCESSES=0 does so from '
-                    'the start)',
-                    ex,
-                )
-                self._startable = False
+                self._give_up_processes(pool, ex)
+                continue
+            try:
+                # An OSError here is the render's own, such as its file gone.
+                return await rendering
+            except BrokenProcessPool:
                 self._discard(pool)
         raise RenderError(f'the process rendering {source} at {size} died')
 
@@ -85,48 +97,65 @@ class RenderProcesses:
         """
         pool, self._pool = self._pool, None
         if pool is not None:
-            await asyncio.to_thread(pool.shutdown, cancel_futures=True)
+            await blocking.run(
+                blocking.FILES, functools.partial(pool.shutdown, cancel_futures=True)
+            )
 
     async def _submit(
         self,
         pool: ProcessPoolExecutor,
-        source: str | os.PathLike,
+        source: str | os.PathLike[str],
         size: tuple[int, int],
         quality: int,
-    ) -> asyncio.Future[bytes]:
+    ) -> Awaitable[bytes]:
         """Hand a render to the pool; return what will be its outcome."""
         if self._starting:
             # Submitting starts a process while not all of them run (the
             # first, the fork server too: 65-145 ms, longer on a busy
-            # machine), which must not hold the event loop.
+            # machine), which must not hold the event loop: it waits in the
+            # default executor.
             self._starting -= 1
-            started = await asyncio.to_thread(
-                pool.submit, imaging.resize, source, size, quality
+            started = await blocking.run(
+                blocking.FILES, pool.submit, imaging.resize, source, size, quality
             )
             return asyncio.wrap_future(started)
-        return asyncio.get_running_loop().run_in_executor(
-            pool, imaging.resize, source, size, quality
-        )
+        return blocking.run(pool, imaging.resize, source, size, quality)
 
     def _start(self) -> ProcessPoolExecutor:
-        if 'forkserver' in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context('forkserver')
-            context.set_forkserver_preload([imaging.__name__])
-        else:
-            context = multiprocessing.get_context('spawn')
-        self._pool = ProcessPoolExecutor(
+        self._pool = self._pools(
             self._workers,
-            mp_context=context,
+            mp_context=_context(self._start_methods),
             initializer=end_with,
             initargs=(os.getpid(),),
         )
         self._starting = self._workers
         return self._pool
 
+    def _give_up_processes(self, pool: ProcessPoolExecutor, ex: OSError) -> None:
+        logger.warning(
+            'cannot start processes to render thumbnails (%s); rendering '
+            'them in threads (ASGI_LOOK_RENDER_PROCESSES=0 does so from '
+            'the start)',
+            ex,
+        )
+        self._startable = False
+        self._discard(pool)
+
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         if self._pool is pool:
             self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _context(start_methods: Collection[str] | None) -> BaseContext:
+    """The fork server where there is one (Pillow imported once), else spawn."""
+    if start_methods is None:
+        start_methods = multiprocessing.get_all_start_methods()
+    if 'forkserver' in start_methods:
+        context = multiprocessing.get_context('forkserver')
+        context.set_forkserver_preload([imaging.__name__])
+        return context
+    return multiprocessing.get_context('spawn')
 
 
 # Linux 5.3 and later, Python 3.9 and later; elsewhere renders poll.

@@ -157,3 +157,22 @@ def store_by_hand(storage_path, data: bytes, size: tuple[int, int]) -> str:
     name = file_name(image_id, size, len(data))
     (pathlib.Path(storage_path) / name).write_bytes(data)
     return image_id
+
+
+def noisy(size=(160, 120)) -> PIL.Image.Image:
+    """A photo-like picture: a cut lands in its data, not in a flat run."""
+    return decode(photo((160, 120))).resize(size)
+
+
+def save_all(fmt: str, **params) -> bytes:
+    first = noisy()
+    rest = [first.rotate(90), first.rotate(180)]
+    output = io.BytesIO()
+    first.save(output, fmt, save_all=True, append_images=rest, **params)
+    return output.getvalue()
+
+
+def icon(frame: bytes, bpp: int = 32) -> bytes:
+    """An ICO whose one entry says 16x16 and holds frame (a PNG or a DIB)."""
+    entry = struct.pack('<4B2H2I', 16, 16, 0, 0, 1, bpp, len(frame), 22)
+    return struct.pack('<3H', 0, 1, 1) + entry + frame

@@ -1,16 +1,12 @@
 """`python -m asgilook` and any server of asgilook.asgi:app: safely, or not at all."""
 
 import logging
-import os
-import re
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 from uvicorn.supervisors.multiprocess import SIGNALS
 
@@ -23,19 +19,6 @@ from asgilook.startup import AppAtStartup
 from . import servers
 
 BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
-# 2026-11-21 18:40:00,123 ERROR asgilook.startup[12345]: cannot start: ...
-LOG_LINE = re.compile(
-    r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) '
-    r'(?P<logger>[.\w]+)\[(?P<pid>\d+)\]: (?P<message>.*)$'
-)
-
-
-def _log_lines(stderr: str) -> list[re.Match]:
-    return [match for line in stderr.splitlines() if (match := LOG_LINE.match(line))]
-
-
-def _lines_naming(stderr: str, name: str) -> list[str]:
-    return [line for line in stderr.splitlines() if name in line]
 
 
 @pytest.fixture
@@ -127,6 +110,20 @@ def test_the_launcher_says_where_images_are_kept_and_passes_its_limits(
     assert 'images are kept in /srv/asgilook' in caplog.messages
 
 
+def test_reindex_runs_instead_of_the_server(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', str(tmp_path / 'missing'))
+    served = []
+
+    status = launcher.main(['reindex'], run=served.append)
+
+    assert status == 1
+    assert served == []
+    assert any(
+        message.startswith(f'cannot reindex {tmp_path / "missing"}')
+        for message in caplog.messages
+    )
+
+
 def test_the_launcher_warns_of_storage_under_tmp(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger='asgilook')
     monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', '/tmp/asgilook-launcher-test')
@@ -184,167 +181,3 @@ def test_workers_whose_start_fails_stop_the_launcher_with_3(
     started = time.monotonic()
     assert launcher.serve(config) == 3
     assert time.monotonic() - started < 15
-
-
-@pytest.mark.live
-@pytest.mark.parametrize('workers', [1, 2])
-def test_uvicorn_stops_on_a_bad_setting_with_one_line(tmp_path, workers):
-    status, stderr, took = servers.run_until_exit(
-        [
-            sys.executable,
-            '-m',
-            'uvicorn',
-            'asgilook.asgi:app',
-            '--port',
-            str(servers.free_port()),
-            '--workers',
-            str(workers),
-        ],
-        env=dict(BAD_SETTING, ASGI_LOOK_STORAGE_PATH=str(tmp_path)),
-    )
-
-    assert status is not None, stderr
-    assert took < 10
-    [line] = _lines_naming(stderr, 'ASGI_LOOK_MIN_THUMB_SIZE')
-    assert 'Traceback' not in stderr
-    [report] = _log_lines(line)
-    assert report['level'] == 'ERROR'
-    assert report['message'].startswith('cannot start: ASGI_LOOK_MIN_THUMB_SIZE')
-    if workers == 1:
-        assert status == 3
-    # With --workers, uvicorn 0.54's supervisor stops, and exits 0.
-
-
-@pytest.mark.live
-def test_uvicorn_stops_on_storage_that_takes_no_files(tmp_path):
-    not_a_directory = tmp_path / 'file'
-    not_a_directory.write_bytes(b'')
-
-    status, stderr, took = servers.run_until_exit(
-        [
-            sys.executable,
-            '-m',
-            'uvicorn',
-            'asgilook.asgi:app',
-            '--port',
-            str(servers.free_port()),
-        ],
-        env={'ASGI_LOOK_STORAGE_PATH': str(not_a_directory)},
-    )
-
-    assert status == 3
-    assert took < 10
-    [line] = _lines_naming(stderr, str(not_a_directory))
-    assert 'ASGI_LOOK_STORAGE_PATH' in line
-    assert 'Traceback' not in stderr
-
-
-@pytest.mark.live
-def test_without_a_lifespan_the_first_request_stops_every_worker(tmp_path):
-    port = servers.free_port()
-    command = [
-        sys.executable,
-        '-m',
-        'uvicorn',
-        'asgilook.asgi:app',
-        '--port',
-        str(port),
-        '--workers',
-        '2',
-        '--lifespan',
-        'off',
-    ]
-    process = subprocess.Popen(
-        command,
-        env=dict(os.environ, **BAD_SETTING),
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    process.leads_group = True
-    try:
-        deadline = time.monotonic() + servers.STARTUP_SECONDS
-        while True:
-            try:
-                resp = httpx.get(f'http://127.0.0.1:{port}/images', timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        assert resp.status_code == 503
-        assert resp.json()['title'] == 'Service unavailable'
-        process.wait(timeout=10)
-    finally:
-        servers.stop(process)
-    _, stderr = process.communicate()
-    assert len(_lines_naming(stderr, 'ASGI_LOOK_MIN_THUMB_SIZE')) == 1
-
-
-@pytest.mark.live
-def test_the_launcher_serves_within_its_limits(tmp_path, live_redis):
-    port = servers.free_port()
-    process = servers.start_launcher(
-        tmp_path / 'images',
-        live_redis,
-        port,
-        '--max-header-size',
-        '16384',
-        '--header-timeout',
-        '0.5',
-    )
-    try:
-        with httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=10) as http:
-            assert http.get('/images').json() == []
-            within = http.get('/images', headers={'X-Within': 'a' * 8000})
-            assert within.status_code == 200
-        # One worker: the launcher's own process.
-        before = servers.rss_kib(process.pid, 'VmHWM')
-
-        for _ in range(4):
-            answer = _send(port, b'X-Large: ' + b'a' * (16 * 1024 * 1024) + b'\r\n')
-            assert answer in (b'', b'HTTP/1.1 431')
-
-        grown = servers.rss_kib(process.pid, 'VmHWM') - before
-        # uvicorn alone takes such a head whole: its worker peaks ~50 MiB higher.
-        assert grown < 8 * 1024, f'the worker grew by {grown} KiB at its peak'
-
-        started = time.monotonic()
-        answer = _send(port, b'X-Half: ', wait=True)
-        assert answer == b'HTTP/1.1 408'
-        assert time.monotonic() - started < 3
-    finally:
-        servers.stop(process)
-
-    _, stderr = process.communicate()
-    assert b'Traceback' not in stderr
-
-
-@pytest.mark.live
-def test_every_log_line_says_which_process_said_it(tmp_path, live_redis):
-    port = servers.free_port()
-    process = servers.start_launcher(
-        tmp_path / 'images', live_redis, port, '--workers', '2'
-    )
-    try:
-        assert httpx.get(f'http://127.0.0.1:{port}/images').status_code == 200
-    finally:
-        servers.stop(process)
-
-    _, stderr = process.communicate()
-    lines = _log_lines(stderr.decode())
-    assert {line['logger'] for line in lines} >= {'asgilook.launcher', 'uvicorn.error'}
-    assert any(line['message'].startswith('serving http://') for line in lines)
-    # The launcher and its two workers.
-    assert len({line['pid'] for line in lines}) == 3
-
-
-def _send(port: int, head_part: bytes, wait: bool = False) -> bytes:
-    """Send a request head that starts with head_part; the status line got back."""
-    with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:
-        try:
-            sock.sendall(b'GET /images HTTP/1.1\r\nHost: localhost\r\n' + head_part)
-            if not wait:
-                sock.sendall(b'\r\n')
-            return sock.recv(12)
-        except (ConnectionResetError, BrokenPipeError):
-            return b''

@@ -158,36 +158,45 @@ def _get_fresh(base_url: str, uri: str) -> int:
         return http.get(uri).status_code
 
 
+def _upload_gradients(base_url: str, count: int) -> list[dict]:
+    images = []
+    for number in range(count):
+        body = encode(gradient((256 + number, 192)), 'PNG')
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            resp = http.post('/images', content=body)
+        assert resp.status_code == 201
+        images.append(resp.json())
+    return images
+
+
+def _delete_every_other(base_url: str, images: list[dict]) -> list[dict]:
+    """Delete every other image, check each worker tells; return those kept."""
+    deleted, kept = images[::2], images[1::2]
+    for image in deleted:
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            assert http.delete(image['image']).status_code == 204
+    for image in deleted:
+        for uri in [image['image'], *image['thumbnails']]:
+            assert {_get_fresh(base_url, uri) for _ in range(4)} == {404}
+    for image in kept:
+        for uri in [image['image'], *image['thumbnails']]:
+            assert {_get_fresh(base_url, uri) for _ in range(4)} == {200}
+    return kept
+
+
 def test_two_workers_share_images_and_survive_sigkill(tmp_path, live_redis):
     storage = tmp_path / 'images'
     port = servers.free_port()
     base_url = f'http://127.0.0.1:{port}'
     process = servers.start_uvicorn(storage, live_redis, port, '--workers', '2')
     try:
-        images = []
-        for number in range(20):
-            body = encode(gradient((256 + number, 192)), 'PNG')
-            with httpx.Client(base_url=base_url, timeout=30) as http:
-                resp = http.post('/images', content=body)
-            assert resp.status_code == 201
-            images.append(resp.json())
-
+        images = _upload_gradients(base_url, 20)
         uris = [
             uri for image in images for uri in [image['image'], *image['thumbnails']]
         ]
         statuses = [_get_fresh(base_url, uri) for uri in uris for _ in range(10)]
         assert set(statuses) == {200}
-
-        deleted, kept = images[::2], images[1::2]
-        for image in deleted:
-            with httpx.Client(base_url=base_url, timeout=30) as http:
-                assert http.delete(image['image']).status_code == 204
-        for image in deleted:
-            for uri in [image['image'], *image['thumbnails']]:
-                assert {_get_fresh(base_url, uri) for _ in range(4)} == {404}
-        for image in kept:
-            for uri in [image['image'], *image['thumbnails']]:
-                assert {_get_fresh(base_url, uri) for _ in range(4)} == {200}
+        kept = _delete_every_other(base_url, images)
         assert httpx.get(f'{base_url}/images').json() == kept
     finally:
         servers.stop(process, signal.SIGKILL)
@@ -257,6 +266,10 @@ async def test_freezing_or_killing_redis_fails_no_request(tmp_path):
         redis.send_signal(signal.SIGCONT)
         servers.stop(redis)
 
+    _assert_no_request_failed(phases)
+
+
+def _assert_no_request_failed(phases: dict[str, list]) -> None:
     for name, results in phases.items():
         failed = [result for result in results if result[1] is not True]
         assert results, name

@@ -2,8 +2,8 @@
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
-import multiprocessing
 import os
 import signal
 
@@ -89,18 +89,31 @@ async def test_a_render_whose_process_dies_each_time_is_a_503(
     assert again.status_code == 200
 
 
-async def test_without_a_fork_server_renders_start_afresh(
-    storage_path, redis_server, monkeypatch
-):
-    """As on Windows, where processes cannot be forked."""
-    monkeypatch.setattr(multiprocessing, 'get_all_start_methods', lambda: ['spawn'])
-    app = _app(storage_path, redis_server, 1)
-    async with falcon.testing.ASGIConductor(app) as conductor:
-        image = (await conductor.simulate_post('/images', body=photo())).json
-        resp = await conductor.simulate_get(image['thumbnails'][0])
+@pytest.fixture
+def stored_photo(tmp_path):
+    """A stored JPEG, and the bytes imaging.resize renders of it at 960x540."""
+    path = tmp_path / 'stored.jpeg'
+    path.write_bytes(photo())
+    return path, imaging.resize(path, (960, 540), 90)
 
-    assert resp.status_code == 200
-    assert resp.headers['Content-Type'] == 'image/jpeg'
+
+@contextlib.asynccontextmanager
+async def _render_processes_of(workers, **params):
+    with concurrent.futures.ThreadPoolExecutor(1) as threads:
+        processes = renderers.RenderProcesses(workers, threads, **params)
+        try:
+            yield processes
+        finally:
+            await processes.close()
+
+
+async def test_without_a_fork_server_renders_start_afresh(stored_photo):
+    """As on Windows, where processes cannot be forked."""
+    path, expected = stored_photo
+    async with _render_processes_of(1, start_methods=['spawn']) as processes:
+        rendered = await processes.resize(path, (960, 540), 90)
+
+    assert rendered == expected
 
 
 class _NoProcesses(concurrent.futures.ProcessPoolExecutor):
@@ -111,21 +124,13 @@ class _NoProcesses(concurrent.futures.ProcessPoolExecutor):
 
 
 async def test_where_no_process_can_start_thumbnails_render_in_threads(
-    storage_path, redis_server, monkeypatch, caplog
+    stored_photo, caplog
 ):
-    monkeypatch.setattr(renderers, 'ProcessPoolExecutor', _NoProcesses)
-    in_processes = _app(storage_path, redis_server, 2)
-    in_threads = _app(storage_path, fakeredis.FakeServer(), 0)
-    async with (
-        falcon.testing.ASGIConductor(in_processes) as one,
-        falcon.testing.ASGIConductor(in_threads) as other,
-    ):
-        image = (await one.simulate_post('/images', body=photo())).json
-        rendered = [await one.simulate_get(uri) for uri in image['thumbnails']]
-        expected = [await other.simulate_get(uri) for uri in image['thumbnails']]
+    path, expected = stored_photo
+    async with _render_processes_of(2, pools=_NoProcesses) as processes:
+        rendered = [await processes.resize(path, (960, 540), 90) for _ in range(3)]
 
-    assert [resp.status_code for resp in rendered] == [200] * len(rendered)
-    assert [resp.content for resp in rendered] == [resp.content for resp in expected]
+    assert rendered == [expected] * 3
     warnings = [
         record.getMessage()
         for record in caplog.records
