@@ -45,20 +45,20 @@ class AppAtStartup:
     status 3, on which uvicorn's supervisor (0.54 and later) stops every
     worker and itself instead of starting another. At a first request it is
     a 503, and `stop()` (by default, SIGTERM to the worker's supervisor or,
-    where there is none, to this process).
+    where there is none, to this process). The worker that reported holds its
+    claim to the report (see first_to_report) report_hold seconds before it
+    exits, while the others fail too.
     """
-
-    # Seconds a worker that reported a failed start holds the claim (see
-    # first_to_report) before it exits.
-    REPORT_HOLD = 1.0
 
     def __init__(
         self,
         factory: Callable[[], Any],
         stop: Callable[[], None] | None = None,
         supervisor_pid: Callable[[], int | None] | None = None,
+        report_hold: float = 1.0,
     ) -> None:
         self._factory = factory
+        self._report_hold = report_hold
         self._supervisor_pid = supervisor_pid or _supervisor_pid
         self._stop = stop or (lambda: stop_server(self._supervisor_pid))
         self._app: Any = None
@@ -120,7 +120,7 @@ class AppAtStartup:
             if supervisor is not None:
                 # The other workers fail at about the same time: hold the
                 # claim while they do, rather than exit and free it.
-                await asyncio.sleep(self.REPORT_HOLD)
+                await asyncio.sleep(self._report_hold)
 
 
 class _Lifespan:

@@ -242,10 +242,10 @@ def claims():
 async def test_one_worker_of_a_supervisor_reports_a_failed_start(caplog, claims):
     # Two workers of one supervisor, as two apps in one process.
     supervisor = 10**9 + os.getpid()
-    workers = [AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor)]
-    workers.append(AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor))
-    for worker in workers:
-        worker.REPORT_HOLD = 0
+    workers = [
+        AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor, report_hold=0)
+        for _ in range(2)
+    ]
 
     for worker in workers:
         assert await _lifespan(worker, ['lifespan.startup']) == [
