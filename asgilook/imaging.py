@@ -1,9 +1,10 @@
 """Pillow work: turn an upload into a clean JPEG, and render thumbnails.
 
 Everything here is synchronous and CPU-bound; the store runs it in its
-executor, renders in render processes (renderers.py). Before a pixel is
+executor, thumbnails in render processes (renderers.py). Before a pixel is
 decoded, screening.py checks the file; colours.py makes what is decoded
-RGB. What cannot be done is an ImageError (the tree in errors.py).
+RGB. What cannot be done is said by an error of errors.py (see its tree):
+a kind of ImageError for an upload, StoredImageError for a stored file.
 """
 
 from __future__ import annotations

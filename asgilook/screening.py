@@ -3,7 +3,8 @@
 An upload is screened from its headers (every size the decoder would
 allocate, files cut short or claiming more than their bytes hold); a stored
 file is screened before it is rendered (its name is no proof of what it
-holds). Refusals are the errors of asgilook.errors' ImageError branch.
+holds). Refusals are errors of errors.py (see its tree): a kind of
+ImageError for an upload, StoredImageError for a stored file.
 """
 
 from __future__ import annotations
