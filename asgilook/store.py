@@ -72,7 +72,8 @@ class Image:
         The name holds the id, the size and the length of the file; another
         file under the same id has another name.
         """
-        return self.path.name
+        # Not self.path.name: a cache's lookup asks it, and a Path costs more.
+        return file_name(self.image_id, self.size, self.length)
 
     @property
     def uri(self) -> str:

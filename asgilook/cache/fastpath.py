@@ -46,7 +46,16 @@ class FastPath:
                     headers = [tuple(pair) for pair in headers]
                     scope = {**scope, 'headers': headers}
                 if not _conditional(headers):
-                    await _send(send, hit, scope['method'] == 'HEAD')
+                    # Sent here, not by a helper: one coroutine less a Hit.
+                    await send(
+                        {
+                            'type': 'http.response.start',
+                            'status': 200,
+                            'headers': hit.asgi_headers,
+                        }
+                    )
+                    body = b'' if scope['method'] == 'HEAD' else hit.entry.body
+                    await send({'type': 'http.response.body', 'body': body})
                     return
         await self.app(scope, receive, send)
 
@@ -68,10 +77,3 @@ def _conditional(headers: Iterable[tuple[bytes, bytes]]) -> bool:
         if name in _CONDITIONAL:
             return True
     return False
-
-
-async def _send(send: Send, hit: Kept, head: bool) -> None:
-    await send(
-        {'type': 'http.response.start', 'status': 200, 'headers': hit.asgi_headers}
-    )
-    await send({'type': 'http.response.body', 'body': b'' if head else hit.entry.body})
