@@ -6,7 +6,7 @@ import dataclasses
 import re
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no types
+import msgpack
 
 from ..errors import UnsignedEntryError
 from ..signing import ServiceKey
