@@ -166,8 +166,7 @@ async def _image_version(
     if req.path != uri or req.query_string:
         # Answered by a redirect: nothing to keep.
         return None
-    image = await store.get(_image_id(uri))
-    return None if image is None else image.version
+    return await store.image_version(_image_id(uri))
 
 
 def _image_id(uri: str) -> str:

@@ -143,6 +143,12 @@ class Store:
             record = await self.catalog.get(image_id)
         return None if record is None else Image.from_record(self._config, record)
 
+    async def image_version(self, image_id: str) -> str | None:
+        """Return the version of the image listed under an id (Image.version)."""
+        with _storage_errors():
+            record = await self.catalog.get(image_id)
+        return None if record is None else record.name
+
     async def listing(self) -> tuple[list[Image], str]:
         """Return every image, oldest upload first, and the catalog's version."""
         with _storage_errors():
