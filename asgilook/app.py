@@ -28,7 +28,7 @@ def create_app(config: Config | None = None) -> Guards:
     store = Store(config)
     # Loaded at start-up (by the store's lifespan, the first to need it).
     key = ServiceKey(config)
-    cache = RedisCache(config, token=store.generation, key=key)
+    cache = RedisCache(config, token=store.token, key=key)
     images = Images(config, store)
     thumbnails = Thumbnails(store)
 

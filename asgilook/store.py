@@ -250,9 +250,6 @@ class Store:
         """Return a token that changes whenever any process changes the catalog."""
         return self.catalog.token()
 
-    # Until the cache asks for token(): its name before.
-    generation = token
-
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG.
 

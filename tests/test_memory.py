@@ -129,7 +129,7 @@ async def test_a_hit_from_redis_is_kept_in_memory_too(
     async with two_workers(storage_path, redis_server) as (first, second):
         image = await upload_through(first)
         await first.simulate_get(image['image'])
-        # The first upload made the generation token; the second worker maps
+        # The first upload made the change token; the second worker maps
         # it when it next reads the catalog, and keeps entries from then on.
         await second.simulate_get('/images')
         from_redis = await second.simulate_get(image['image'])
