@@ -29,9 +29,17 @@ def make_config(storage_path, redis_server=None, uuid_generator=uuid.uuid4) -> C
 
 
 @contextlib.asynccontextmanager
-async def two_workers(storage_path, redis_server):
-    """Two apps over one storage directory and one Redis: two worker processes."""
-    apps = [create_app(make_config(storage_path, redis_server)) for _ in range(2)]
+async def two_workers(storage_path, redis_server, render_processes=None):
+    """Two apps over one storage directory and one Redis: two worker processes.
+
+    render_processes=0 renders in this process's threads (where a test
+    injects a render function).
+    """
+    configs = [make_config(storage_path, redis_server) for _ in range(2)]
+    if render_processes is not None:
+        for config in configs:
+            config.render_processes = render_processes
+    apps = [create_app(config) for config in configs]
     async with (
         falcon.testing.ASGIConductor(apps[0]) as first,
         falcon.testing.ASGIConductor(apps[1]) as second,

@@ -17,7 +17,7 @@ from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
-from .fakes import FakeClock, make_config
+from .fakes import FakeClock, two_workers
 from .images import encode, gradient, stored_file
 
 
@@ -451,13 +451,9 @@ async def test_a_render_that_a_delete_overtakes_leaves_nothing_in_redis(
         return thumbnail
 
     monkeypatch.setattr(imaging, 'resize', held_resize)
-    configs = [make_config(storage_path, redis_server) for _ in range(2)]
-    for config in configs:
-        config.render_processes = 0
-    one, two = (create_app(config) for config in configs)
-    async with (
-        falcon.testing.ASGIConductor(one) as first,
-        falcon.testing.ASGIConductor(two) as second,
+    async with two_workers(storage_path, redis_server, render_processes=0) as (
+        first,
+        second,
     ):
         image = (await first.simulate_post('/images', body=_png())).json
         rendering = asyncio.ensure_future(first.simulate_get(image['thumbnails'][0]))

@@ -1,7 +1,6 @@
 """No thundering herd: a cold response is computed once, however many ask for it."""
 
 import asyncio
-import contextlib
 import dataclasses
 import threading
 import time
@@ -16,7 +15,7 @@ from asgilook.cache.flights import Flights
 from asgilook.cache.redis_tier import LOCK_PREFIX
 from asgilook.config import CacheTiming
 
-from .fakes import make_config, upload_through
+from .fakes import two_workers, upload_through
 from .images import stored_file
 
 # What the key of a path holds while another process holds its lock.
@@ -29,20 +28,6 @@ def config(config):
     """Render in threads of the test's process, where renders can be counted."""
     config.render_processes = 0
     return config
-
-
-@contextlib.asynccontextmanager
-async def two_workers(storage_path, redis_server):
-    """Two apps over one storage and one Redis, rendering in this process."""
-    configs = [make_config(storage_path, redis_server) for _ in range(2)]
-    for config in configs:
-        config.render_processes = 0
-    one, two = (create_app(config) for config in configs)
-    async with (
-        falcon.testing.ASGIConductor(one) as first,
-        falcon.testing.ASGIConductor(two) as second,
-    ):
-        yield first, second
 
 
 @pytest.fixture
@@ -83,7 +68,10 @@ async def test_processes_sharing_redis_render_once_between_them(
     storage_path, renders, redis_version, caplog
 ):
     redis_server = fakeredis.FakeServer(version=redis_version)
-    async with two_workers(storage_path, redis_server) as (first, second):
+    async with two_workers(storage_path, redis_server, render_processes=0) as (
+        first,
+        second,
+    ):
         thumbnails = [(await upload_through(first))['thumbnails'][0] for _ in range(2)]
 
         crowds = [
@@ -152,7 +140,10 @@ async def test_a_render_that_fails_releases_its_lock(
     storage_path, redis_server, monkeypatch
 ):
     """A file gone behind the catalog's back: the other process is not held up."""
-    async with two_workers(storage_path, redis_server) as (first, second):
+    async with two_workers(storage_path, redis_server, render_processes=0) as (
+        first,
+        second,
+    ):
         image = await upload_through(first)
         uri = image['thumbnails'][0]
         for process in (first, second):
@@ -247,7 +238,10 @@ async def test_a_leader_that_ends_without_landing_releases_its_followers():
 async def test_a_head_of_a_cold_thumbnail_renders_it_for_the_get(
     storage_path, redis_server, renders
 ):
-    async with two_workers(storage_path, redis_server) as (first, second):
+    async with two_workers(storage_path, redis_server, render_processes=0) as (
+        first,
+        second,
+    ):
         uri = (await upload_through(first))['thumbnails'][0]
 
         head = await first.simulate_head(uri)
