@@ -54,6 +54,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_due = True
         self._head_timer: asyncio.TimerHandle | None = None
 
+    # uvicorn's protocol narrows asyncio's BaseTransport to Transport, which
+    # typeshed calls an incompatible override; this one keeps uvicorn's type.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_timer()
