@@ -23,7 +23,9 @@ handler). The tree::
     │   │   └── SideTooLongError      a side no JPEG can hold        413
     │   ├── ImageNotFoundError    no image of that id (or its file is gone) 404
     │   │   └── StoredImageError  its stored file cannot be shown (damaged) 404
-    │   └── ThumbnailNotFoundError    not a size of the image's ladder   404
+    │   ├── ThumbnailNotFoundError    not a size of the image's ladder   404
+    │   ├── DeleteTokenMissingError   a DELETE without a bearer token    401
+    │   └── DeleteTokenInvalidError   ... with one not the image's       403
     ├── ServiceError              the server cannot answer now (5xx)
     │   ├── StorageError          the storage directory fails
     │   │   ├── StorageFullError      no room for the change         507
@@ -143,6 +145,14 @@ class ThumbnailNotFoundError(RequestError):
 
     def __str__(self) -> str:
         return f'no {self.width}x{self.height} thumbnail'
+
+
+class DeleteTokenMissingError(RequestError):
+    """A DELETE carries no bearer token (`Authorization: Bearer <token>`)."""
+
+
+class DeleteTokenInvalidError(RequestError):
+    """A DELETE carries a token that is not the image's delete token."""
 
 
 class ServiceError(AsgilookError):

@@ -19,6 +19,8 @@ from .errors import (
     AsgilookError,
     BodyTimeoutError,
     DamagedImageError,
+    DeleteTokenInvalidError,
+    DeleteTokenMissingError,
     EmptyUploadError,
     ImageNotFoundError,
     ImageTooLargeError,
@@ -43,9 +45,13 @@ class Answer:
     description: str
     # Seconds after which the request may succeed (a Retry-After header).
     retry_after: int | None = None
+    # How to authenticate, for a 401 (a WWW-Authenticate header).
+    authenticate: str | None = None
 
     def error(self, ex: AsgilookError) -> falcon.HTTPError:
         headers = {}
+        if self.authenticate is not None:
+            headers['WWW-Authenticate'] = self.authenticate
         if self.retry_after is not None:
             headers['Retry-After'] = str(self.retry_after)
         return falcon.HTTPError(
@@ -121,6 +127,19 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'No such thumbnail',
         'This image has no {ex.width}x{ex.height} thumbnail. Its "thumbnails" '
         'field in GET /images lists the sizes it has.',
+    ),
+    DeleteTokenMissingError: Answer(
+        falcon.HTTP_401,
+        'Delete token required',
+        'Only the uploader may delete an image: send the delete_token that '
+        'POST /images answered for it, as Authorization: Bearer <token>.',
+        authenticate='Bearer realm="asgilook"',
+    ),
+    DeleteTokenInvalidError: Answer(
+        falcon.HTTP_403,
+        'Not allowed to delete',
+        'This is not the delete token of this image (or the service key changed '
+        'since it was issued). Nothing was deleted.',
     ),
     StorageFullError: Answer(
         falcon.HTTP_507,

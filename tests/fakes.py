@@ -51,7 +51,7 @@ async def upload_through(conductor, size=(320, 200)) -> dict:
     """Upload a PNG gradient through an ASGIConductor; the new image's JSON."""
     resp = await conductor.simulate_post('/images', body=encode(gradient(size), 'PNG'))
     assert resp.status_code == 201
-    return resp.json
+    return as_listed(resp.json)
 
 
 def dying_render(*args):
@@ -70,3 +70,23 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# The delete tokens of the images uploaded by as_listed's callers, by id.
+_TOKENS: dict[str, str] = {}
+
+
+def as_listed(created: dict) -> dict:
+    """The image object of a 201 body as lists show it (no delete_token).
+
+    Its token is kept for owner(): only the uploader has it.
+    """
+    image = dict(created)
+    _TOKENS[image['id']] = image.pop('delete_token')
+    return image
+
+
+def owner(image: dict) -> dict[str, str]:
+    """The headers with which the uploader of image deletes it."""
+    token = image.get('delete_token') or _TOKENS[image['id']]
+    return {'Authorization': f'Bearer {token}'}

@@ -17,7 +17,7 @@ from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
-from .fakes import FakeClock, two_workers
+from .fakes import FakeClock, as_listed, owner, two_workers
 from .images import encode, gradient, stored_file
 
 
@@ -28,7 +28,7 @@ def redis(redis_server):
 
 
 def test_entries_are_msgpack_under_the_path(client, redis, png_image):
-    image = client.simulate_post('/images', body=png_image).json
+    image = as_listed(client.simulate_post('/images', body=png_image).json)
     listing = client.simulate_get('/images')
 
     content_type, body, version, headers, signature = msgpack.unpackb(
@@ -47,7 +47,7 @@ def test_post_invalidates_the_list(client, png_image):
     assert client.simulate_get('/images').json == []
     assert client.simulate_get('/images').headers['X-ASGILook-Cache'] == 'Hit'
 
-    image = client.simulate_post('/images', body=png_image).json
+    image = as_listed(client.simulate_post('/images', body=png_image).json)
 
     resp = client.simulate_get('/images')
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
@@ -56,7 +56,7 @@ def test_post_invalidates_the_list(client, png_image):
 
 
 def test_repeated_get_of_an_image_is_the_same_bytes(client, png_image, storage_path):
-    image = client.simulate_post('/images', body=png_image).json
+    image = as_listed(client.simulate_post('/images', body=png_image).json)
     stored = stored_file(storage_path, image['id']).read_bytes()
 
     first = client.simulate_get(image['image'])
@@ -98,7 +98,7 @@ def test_redis_down_at_start_bypasses_the_cache(client, redis_server, caplog):
 
     upload = client.simulate_post('/images', body=encode(gradient(), 'PNG'))
     assert upload.status_code == 201
-    image = upload.json
+    image = as_listed(upload.json)
     for uri in ['/images', image['image'], image['thumbnails'][0]] * 2:
         resp = client.simulate_get(uri)
         assert resp.status_code == 200
@@ -210,7 +210,9 @@ def test_an_entry_from_before_a_change_is_not_served(config, redis_server):
     stale = client.simulate_get('/images')
     entry = fakeredis.FakeRedis(server=redis_server).get('asgilook:/images')
 
-    image = client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    image = as_listed(
+        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    )
     fakeredis.FakeRedis(server=redis_server).set('asgilook:/images', entry)
 
     resp = client.simulate_get('/images')
@@ -220,13 +222,17 @@ def test_an_entry_from_before_a_change_is_not_served(config, redis_server):
 
 
 def test_a_delete_while_redis_was_away_is_not_undone(client, redis_server):
-    image = client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    image = as_listed(
+        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    )
     uris = ['/images', image['image'], *image['thumbnails']]
     for uri in uris:
         client.simulate_get(uri)
 
     redis_server.connected = False
-    assert client.simulate_delete(image['image']).status_code == 204
+    assert (
+        client.simulate_delete(image['image'], headers=owner(image)).status_code == 204
+    )
     redis_server.connected = True
 
     assert client.simulate_get('/images').json == []
@@ -255,7 +261,7 @@ async def test_a_frozen_redis_costs_at_most_the_timeout(config, silent_redis, ca
         upload = await conductor.simulate_post(
             '/images', body=encode(gradient(), 'PNG')
         )
-        image = upload.json
+        image = as_listed(upload.json)
         for uri in ['/images', image['image'], image['thumbnails'][0]] * 3:
             started = time.monotonic()
             resp = await conductor.simulate_get(uri)
@@ -411,7 +417,7 @@ async def test_late_lookups_of_a_redis_that_answers_turn_nothing_off(
     config.redis_from_url = from_url
     app = create_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
-        image = (await conductor.simulate_post('/images', body=_png())).json
+        image = as_listed((await conductor.simulate_post('/images', body=_png())).json)
         # Two lookups at once are late: both are given up (Bypass), one PING.
         late = await asyncio.gather(
             conductor.simulate_get('/images'),
@@ -455,10 +461,12 @@ async def test_a_render_that_a_delete_overtakes_leaves_nothing_in_redis(
         first,
         second,
     ):
-        image = (await first.simulate_post('/images', body=_png())).json
+        image = as_listed((await first.simulate_post('/images', body=_png())).json)
         rendering = asyncio.ensure_future(first.simulate_get(image['thumbnails'][0]))
         await asyncio.to_thread(started.wait, 10)
-        assert (await second.simulate_delete(image['image'])).status_code == 204
+        assert (
+            await second.simulate_delete(image['image'], headers=owner(image))
+        ).status_code == 204
         go_on.set()
         await rendering
         gone = await first.simulate_get(image['thumbnails'][0])

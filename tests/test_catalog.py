@@ -18,7 +18,7 @@ from asgilook.errors import StorageUnavailableError
 from asgilook.store import Store
 
 from .asgi import body, call
-from .fakes import make_config, upload_through
+from .fakes import make_config, owner, upload_through
 from .images import stored_file
 from .test_storage_faults import Disk, config_over, put_image
 
@@ -65,7 +65,7 @@ async def test_a_catalog_whose_token_cannot_be_read_keeps_nothing_in_memory(
         listing = [await conductor.simulate_get('/images') for _ in range(2)]
         redis.flushall()
         refetched = await conductor.simulate_get('/images')
-        deleted = await conductor.simulate_delete(image['image'])
+        deleted = await conductor.simulate_delete(image['image'], headers=owner(image))
         after = await conductor.simulate_get('/images')
 
     assert [resp.headers['X-ASGILook-Cache'] for resp in listing] == ['Miss', 'Hit']
@@ -87,7 +87,9 @@ async def test_without_a_wal_index_to_map_workers_still_see_each_others_changes(
     ):
         image = await upload_through(first)
         seen = [await second.simulate_get(image['image']) for _ in range(2)]
-        assert (await first.simulate_delete(image['image'])).status_code == 204
+        assert (
+            await first.simulate_delete(image['image'], headers=owner(image))
+        ).status_code == 204
         gone = await second.simulate_get(image['image'])
         listing = await second.simulate_get('/images')
 
@@ -114,8 +116,8 @@ async def test_two_deletes_of_one_image_at_once_are_204_and_404(config):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         image = await upload_through(conductor)
         deletes = await asyncio.gather(
-            conductor.simulate_delete(image['image']),
-            conductor.simulate_delete(image['image']),
+            conductor.simulate_delete(image['image'], headers=owner(image)),
+            conductor.simulate_delete(image['image'], headers=owner(image)),
         )
         listing = await conductor.simulate_get('/images')
 
@@ -135,10 +137,14 @@ async def test_a_delete_with_no_room_to_record_it_is_507_and_keeps_the_image(
         ) as conductor:
             image = await upload_through(conductor, (64, 48))
             disk.fill()
-            refused = await conductor.simulate_delete(image['image'])
+            refused = await conductor.simulate_delete(
+                image['image'], headers=owner(image)
+            )
             still = await conductor.simulate_get(image['image'])
             disk.empty()
-            deleted = await conductor.simulate_delete(image['image'])
+            deleted = await conductor.simulate_delete(
+                image['image'], headers=owner(image)
+            )
             gone = await conductor.simulate_get(image['image'])
 
     assert refused.status_code == 507

@@ -9,6 +9,7 @@ import pytest
 
 from asgilook.app import create_app
 
+from .fakes import as_listed, owner
 from .images import encode, gradient, stored_file
 
 # Headers that a cached answer repeats exactly.
@@ -18,7 +19,9 @@ IMMUTABLE = 'public, max-age=31536000, immutable'
 
 @pytest.fixture
 def image(client):
-    return client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    return as_listed(
+        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    )
 
 
 @pytest.fixture(params=['list', 'image', 'thumbnail'])
@@ -142,9 +145,11 @@ def test_if_none_match_forms(client, uri, form):
 def test_the_list_etag_changes_with_the_catalog(client, image):
     before = client.simulate_get('/images').headers['ETag']
 
-    second = client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    second = as_listed(
+        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    )
     after_upload = client.simulate_get('/images', headers={'If-None-Match': before})
-    client.simulate_delete(second['image'])
+    client.simulate_delete(second['image'], headers=owner(second))
     after_delete = client.simulate_get(
         '/images', headers={'If-None-Match': after_upload.headers['ETag']}
     )

@@ -20,6 +20,8 @@ _RAISED = [
     errors.SideTooLongError((70000, 10), 65500),
     errors.ImageNotFoundError('/images/x.jpeg'),
     errors.ThumbnailNotFoundError((640, 400)),
+    errors.DeleteTokenMissingError(),
+    errors.DeleteTokenInvalidError(),
     errors.StorageFullError(),
     errors.StorageUnavailableError(),
     errors.StoredImageError('the stored file is not a JPEG'),

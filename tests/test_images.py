@@ -9,6 +9,7 @@ import pytest
 
 from asgilook.app import create_app
 
+from .fakes import as_listed
 from .images import close_to, decode, encode, gradient, image_files, stored_file
 
 FIRST_ID = '36562622-48e5-4a61-be67-e426b11821ed'
@@ -49,7 +50,7 @@ def test_post_answers_the_image_object(client, png_image):
     resp = client.simulate_post('/images', body=png_image)
 
     assert resp.headers['Content-Type'] == 'application/json'
-    image = resp.json
+    image = as_listed(resp.json)
     assert image['id'] == FIRST_ID
     assert image['image'] == f'/images/{FIRST_ID}.jpeg'
     assert image['size'] == [640, 360]
@@ -92,7 +93,7 @@ def test_uploads_are_stored_as_jpeg_with_their_picture(client, fmt, params):
 
 
 def test_download_is_the_stored_file(client, png_image, storage_path):
-    image = client.simulate_post('/images', body=png_image).json
+    image = as_listed(client.simulate_post('/images', body=png_image).json)
 
     resp = client.simulate_get(image['image'])
 
@@ -102,7 +103,7 @@ def test_download_is_the_stored_file(client, png_image, storage_path):
 
 
 def test_a_file_removed_from_storage_is_not_found(client, png_image, storage_path):
-    image = client.simulate_post('/images', body=png_image).json
+    image = as_listed(client.simulate_post('/images', body=png_image).json)
     stored_file(storage_path, image['id']).unlink()
 
     assert client.simulate_get(image['image']).status_code == 404

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from . import servers
+from .fakes import as_listed, owner
 from .images import decode, encode, gradient, image_files
 
 pytestmark = pytest.mark.live
@@ -25,7 +26,7 @@ def test_upload_list_download_and_cached_thumbnails(live_server):
             resp = http.post('/images', content=body)
             assert resp.status_code == 201
             assert resp.headers['Location'] == resp.json()['image']
-            images.append(resp.json())
+            images.append(as_listed(resp.json()))
 
         listing = http.get('/images')
         assert listing.status_code == 200
@@ -165,16 +166,28 @@ def _upload_gradients(base_url: str, count: int) -> list[dict]:
         with httpx.Client(base_url=base_url, timeout=30) as http:
             resp = http.post('/images', content=body)
         assert resp.status_code == 201
-        images.append(resp.json())
+        images.append(as_listed(resp.json()))
     return images
+
+
+def _delete(base_url: str, image: dict, headers: dict[str, str]) -> int:
+    # A new connection each time, so that either worker process may answer.
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        return http.delete(image['image'], headers=headers).status_code
+
+
+def _refuses_all_but_the_uploader(base_url: str, image: dict, other: dict) -> None:
+    """Anonymous and forged deletes are refused by every worker; then it goes."""
+    assert {_delete(base_url, image, {}) for _ in range(4)} == {401}
+    assert {_delete(base_url, image, owner(other)) for _ in range(4)} == {403}
+    assert _delete(base_url, image, owner(image)) == 204
 
 
 def _delete_every_other(base_url: str, images: list[dict]) -> list[dict]:
     """Delete every other image, check each worker tells; return those kept."""
     deleted, kept = images[::2], images[1::2]
-    for image in deleted:
-        with httpx.Client(base_url=base_url, timeout=30) as http:
-            assert http.delete(image['image']).status_code == 204
+    for image, other in zip(deleted, kept, strict=True):
+        _refuses_all_but_the_uploader(base_url, image, other)
     for image in deleted:
         for uri in [image['image'], *image['thumbnails']]:
             assert {_get_fresh(base_url, uri) for _ in range(4)} == {404}
@@ -208,6 +221,8 @@ def test_two_workers_share_images_and_survive_sigkill(tmp_path, live_redis):
             resp = httpx.get(f'{base_url}{image["image"]}')
             assert resp.status_code == 200
             assert list(decode(resp.content).size) == image['size']
+        # The tokens issued before the restart still are the uploaders'.
+        _refuses_all_but_the_uploader(base_url, kept[0], kept[1])
     finally:
         servers.stop(restarted)
 

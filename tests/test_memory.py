@@ -11,7 +11,7 @@ from asgilook.app import create_app
 from asgilook.cache.memory import MemoryTier
 from asgilook.catalog import Catalog
 
-from .fakes import FakeClock, two_workers, upload_through
+from .fakes import FakeClock, owner, two_workers, upload_through
 from .images import stored_file
 
 
@@ -84,7 +84,9 @@ async def test_what_another_worker_changes_is_never_served_old(
             'X-ASGILook-Cache'
         ] == 'Hit'
 
-        assert (await first.simulate_delete(gone['image'])).status_code == 204
+        assert (
+            await first.simulate_delete(gone['image'], headers=owner(gone))
+        ).status_code == 204
         after_delete = [await second.simulate_get(uri) for uri in uris]
         added = await upload_through(first, (256, 256))
         after_upload = await second.simulate_get('/images')

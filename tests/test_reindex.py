@@ -19,7 +19,7 @@ from asgilook import launcher, reindex
 from asgilook.app import create_app
 from asgilook.files import file_name
 
-from .fakes import make_config, upload_through
+from .fakes import make_config, owner, upload_through
 from .images import encode, gradient, image_files, stored_file
 
 # A process of a worker that uploads or deletes one image, and is killed right
@@ -30,7 +30,7 @@ import fakeredis, falcon.testing
 from asgilook.app import create_app
 from asgilook.config import Config
 
-storage, method, argument = sys.argv[1:]
+storage, method, argument, *authorization = sys.argv[1:]
 replace = os.replace
 
 
@@ -54,7 +54,8 @@ if method == 'POST':
     with open(argument, 'rb') as upload:
         print(client.simulate_post('/images', body=upload.read()).status_code)
 else:
-    print(client.simulate_delete(argument).status_code)
+    headers = {'Authorization': authorization[0]}
+    print(client.simulate_delete(argument, headers=headers).status_code)
 """
 
 
@@ -167,7 +168,9 @@ async def test_a_start_with_nothing_changed_reads_no_directory(
     monkeypatch.setattr(reindex, '_read_directory', counted)
     async with started(storage_path) as worker:
         image = await upload_through(worker)
-        assert (await worker.simulate_delete(image['image'])).status_code == 204
+        assert (
+            await worker.simulate_delete(image['image'], headers=owner(image))
+        ).status_code == 204
         image = await upload_through(worker)
     assert len(readings) == 1
     logged.clear()
@@ -302,10 +305,12 @@ def test_the_reindex_command_of_a_file_fails(tmp_path, monkeypatch, caplog):
     ]
 
 
-def killed_mid_change(storage_path, method: str, argument) -> None:
+def killed_mid_change(storage_path, method: str, argument, headers=None) -> None:
     """Run a worker that dies between moving an image's file and committing."""
+    authorization = [headers['Authorization']] if headers else []
+    script = [sys.executable, '-c', KILLED_MID_CHANGE]
     done = subprocess.run(
-        [sys.executable, '-c', KILLED_MID_CHANGE, str(storage_path), method, argument],
+        [*script, str(storage_path), method, argument, *authorization],
         capture_output=True,
         text=True,
         timeout=60,
@@ -343,7 +348,7 @@ async def test_a_delete_killed_before_its_row_is_gone_at_the_next_start(
         kept = await upload_through(worker)
         gone = await upload_through(worker)
 
-    killed_mid_change(storage_path, 'DELETE', gone['image'])
+    killed_mid_change(storage_path, 'DELETE', gone['image'], owner(gone))
 
     async with started(storage_path) as worker:
         assert await listed(worker) == [kept]
@@ -358,7 +363,7 @@ async def test_a_delete_killed_while_another_worker_changes_is_gone_at_restart(
     async with started(storage_path) as other:
         kept = await upload_through(other)
         gone = await upload_through(other)
-        killed_mid_change(storage_path, 'DELETE', gone['image'])
+        killed_mid_change(storage_path, 'DELETE', gone['image'], owner(gone))
         # The other worker goes on answering changes.
         later = await upload_through(other)
 

@@ -18,7 +18,7 @@ from asgilook.app import create_app
 from asgilook.catalog import Catalog, file_name
 
 from . import servers
-from .fakes import make_config, two_workers, upload_through
+from .fakes import make_config, owner, two_workers, upload_through
 from .images import decode, encode, gradient, image_files, stored_file
 from .mounts import tmpfs
 
@@ -129,7 +129,7 @@ async def test_an_upload_the_catalog_has_no_room_to_record_is_507_and_leaves_not
         disk.empty()
         image = await upload_through(second, (16, 16))
         fetched = await first.simulate_get(image['image'])
-        deleted = await first.simulate_delete(image['image'])
+        deleted = await first.simulate_delete(image['image'], headers=owner(image))
         gone = [await worker.simulate_get(image['image']) for worker in (first, second)]
 
     assert full.status_code == 507

@@ -6,7 +6,7 @@ import pytest
 
 from asgilook.app import create_app
 
-from .fakes import upload_through
+from .fakes import owner, upload_through
 
 SPELLINGS = [
     # (how the id is written, how the size is written)
@@ -84,7 +84,8 @@ def test_another_spelling_of_an_image_redirects(uploaded, method):
     _, client, image = uploaded
     path = f'/images/{image["id"].upper()}.jpeg'
 
-    resp = client.simulate_request(method, path)
+    # With its token: a DELETE is the uploader's.
+    resp = client.simulate_request(method, path, headers=owner(image))
 
     assert resp.status_code == 308
     assert resp.headers['location'] == image['image']
