@@ -1,11 +1,18 @@
-"""What the benchmarks measure and print: rates, percentiles, best rounds, tables."""
+"""What the benchmarks measure and print: rates, percentiles, best rounds, tables.
+
+And the machine they ran on (CPU model, SIMD flags, cores).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import statistics
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar('T')
@@ -71,3 +78,31 @@ class Columns:
             else:
                 parts.append(f'{cell!s:>{self.widths[number]}}')
         return ' '.join(parts)
+
+
+def calls_per_second(call: Callable[[], object], seconds: float) -> float:
+    """How often call runs a second, over at least `seconds`, after one warm-up."""
+    call()  # Files in the page cache, lazy imports done.
+    count = 0
+    started = time.perf_counter()
+    while True:
+        call()
+        count += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return count / elapsed
+
+
+def machine() -> str:
+    """The CPU model, its SIMD flags and the core count, from /proc/cpuinfo."""
+    model, flags = 'unknown CPU', set()
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            key, _, value = line.partition(':')
+            if key.strip() == 'model name':
+                model = value.strip()
+            elif key.strip() == 'flags':
+                flags = set(value.split())
+    wanted = ('sse4_1', 'sse4_2', 'avx2', 'avx512f')
+    shown = ' '.join(flag if flag in flags else f'no-{flag}' for flag in wanted)
+    return f'{model}, {os.cpu_count()} cores, {shown}'

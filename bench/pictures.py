@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 import random
 
 import PIL.Image
 import PIL.ImageChops
 import PIL.ImageDraw
 import PIL.ImageFilter
+import PIL.ImageStat
 
 # The size of the images of filled storage directories (`bench.filling`).
 SWATCH_SIZE = (640, 480)
@@ -75,6 +77,30 @@ def largest(pixels: int) -> bytes:
 def small_png() -> bytes:
     """Return a 64x48 PNG of one colour: an upload that costs little."""
     return encode(PIL.Image.new('RGB', (64, 48), 'crimson'), 'PNG')
+
+
+def ladder(size: tuple[int, int], minimum: int) -> list[tuple[int, int]]:
+    """asgilook's thumbnail sizes: halvings while both sides reach minimum."""
+    sizes = []
+    factor = 2
+    while size[0] // factor >= minimum and size[1] // factor >= minimum:
+        sizes.append((size[0] // factor, size[1] // factor))
+        factor *= 2
+    return sizes
+
+
+def decode(data: bytes) -> PIL.Image.Image:
+    """Return the picture of an image file's bytes, as RGB."""
+    with PIL.Image.open(io.BytesIO(data)) as image:
+        return image.convert('RGB')
+
+
+def psnr(image: PIL.Image.Image, reference: PIL.Image.Image) -> float:
+    """Peak signal-to-noise ratio (dB) of an RGB image against reference."""
+    difference = PIL.ImageChops.difference(image, reference)
+    squared = PIL.ImageStat.Stat(difference).sum2
+    mean = sum(squared) / (3 * image.width * image.height)
+    return 10 * math.log10(255**2 / mean) if mean else math.inf
 
 
 def _rgb(rng: random.Random) -> tuple[int, int, int]:
