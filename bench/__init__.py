@@ -1,7 +1,8 @@
 """asgilook's benchmarks: one command each, ratios against a baseline of the same run.
 
 Benchmarks (`python -m bench.<name>`): speed, catalog_scale, stampede,
-upload_memory. What they share: processes (redis-server, uvicorn), load and
+upload_memory, simd (Pillow against Pillow-SIMD, each in a virtual
+environment of its own, calling asgilook.imaging directly). What they share: processes (redis-server, uvicorn), load and
 wrk (requests), pictures (images to upload), figures (best rounds,
 percentiles, tables), filling (storage directories of many images). They use
 asgilook as its users do: HTTP, `asgilook.config.Config`, `python -m asgilook
