@@ -41,8 +41,9 @@ class GuardedBody:
         self._received = 0
         self._promised: int | None = None
         self._deferred = True
-        # ASGI allows a one-shot iterable here; Falcon reads the list after us.
-        scope['headers'] = headers = list(scope['headers'])
+        # ASGI allows one-shot iterables here, of one-shot pairs too (as
+        # falcon.testing sends them); Falcon reads the list after us.
+        scope['headers'] = headers = [tuple(pair) for pair in scope['headers']]
         for name, value in headers:
             if name == b'content-length' and value.isdigit():
                 self._promised = int(value)
