@@ -8,10 +8,11 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from . import http_errors
+from . import http_errors, media
 from .cache import FastPath, RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
+from .deletes import DeleteTokens
 from .guards import Guards
 from .images import Images, Thumbnails
 from .signing import ServiceKey
@@ -29,7 +30,7 @@ def create_app(config: Config | None = None) -> Guards:
     # Loaded at start-up (by the store's lifespan, the first to need it).
     key = ServiceKey(config)
     cache = RedisCache(config, token=store.token, key=key)
-    images = Images(config, store)
+    images = Images(config, store, DeleteTokens(key))
     thumbnails = Thumbnails(store)
 
     # Responses pass through middleware in reverse order: the cache stores
@@ -43,6 +44,7 @@ def create_app(config: Config | None = None) -> Guards:
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
     )
+    media.register(app)
     http_errors.register(app)
     return Guards(FastPath(app, cache), config.body_timeout)
 

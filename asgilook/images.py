@@ -8,8 +8,9 @@ import uuid
 import falcon
 import falcon.asgi
 
-from . import pages
+from . import media, pages
 from .config import Config
+from .deletes import DeleteTokens, require_delete_token
 from .errors import ImageNotFoundError, ThumbnailNotFoundError, UploadTooLargeError
 from .store import Image, Store, image_uri, thumbnail_uri
 
@@ -18,11 +19,15 @@ IMMUTABLE = ('public', 'max-age=31536000', 'immutable')
 
 
 class Images:
-    """List, upload and download images."""
+    """List, upload, download and delete images."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(
+        self, config: Config, store: Store, delete_tokens: DeleteTokens
+    ) -> None:
         self._config = config
         self._store = store
+        # Read by the hook that guards DELETE (deletes.require_delete_token).
+        self.delete_tokens = delete_tokens
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
@@ -30,7 +35,7 @@ class Images:
         page = pages.page_request(req)
         if page is None:
             images, version = await self._store.listing()
-            resp.etag = version
+            tag = version
         else:
             images, next_after = await self._store.page(page.after, page.limit)
             identity = [f'{image.version}@{image.modified}' for image in images]
@@ -39,7 +44,9 @@ class Images:
                 resp.set_header('Link', f'<{next_uri}>; rel="next"')
                 identity.append(next_uri)
             # A page's tag is what it shows: unchanged by changes elsewhere.
-            resp.etag = _digest('\n'.join(identity))
+            tag = _digest('\n'.join(identity))
+        # JSON or MessagePack: each has a tag of its own.
+        resp.etag = media.etag(tag, media.negotiate(req, resp))
         resp.media = [image.serialize() for image in images]
         # The list changes with every upload and delete: ask before reusing it.
         resp.cache_control = ['no-cache']
@@ -58,6 +65,7 @@ class Images:
     ) -> None:
         _describe_file(resp, await _find(self._store, req, image_uri(str(image_id))))
 
+    @falcon.before(require_delete_token)
     async def on_delete_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
@@ -75,7 +83,12 @@ class Images:
             raise UploadTooLargeError(limit)
         image = await self._store.save(str(self._config.uuid_generator()), req.stream)
         resp.location = image.uri
-        resp.media = image.serialize()
+        media.negotiate(req, resp)
+        # Only here: never in a list, nor in an answer a cache keeps.
+        resp.media = {
+            **image.serialize(),
+            'delete_token': await self.delete_tokens.issue(image.image_id),
+        }
         resp.status = falcon.HTTP_201
 
     async def cache_version(

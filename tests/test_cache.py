@@ -37,7 +37,11 @@ def test_entries_are_msgpack_under_the_path(client, redis, png_image):
     assert (content_type, body) == ('application/json', listing.content)
     assert version
     assert len(signature) == 32
-    assert headers == {'ETag': listing.headers['ETag'], 'Cache-Control': 'no-cache'}
+    assert headers == {
+        'ETag': listing.headers['ETag'],
+        'Cache-Control': 'no-cache',
+        'Vary': 'Accept',
+    }
     assert 3590 < redis.ttl('asgilook:/images') <= 3600
     client.simulate_get(image['thumbnails'][0])
     assert redis.exists(f'asgilook:{image["thumbnails"][0]}')

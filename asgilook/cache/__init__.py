@@ -6,11 +6,19 @@ Vocabulary (one word per idea):
 - version: what an answer is computed from, as its resource says
   (`cache_version`): a digest of the catalog for the list, the stored file's
   name for an image and its thumbnails.
-- entry: an answer kept in Redis (`entries.Entry`), signed for its path,
-  under `asgilook:` + path[?query].
+- key: what an answer is kept under (`keys.cache_key`): its path[?query],
+  preceded by a media type and a space when the request's Accept header
+  negotiates another than the default, JSON (decided as `media.negotiate`
+  decides it). Memory, Redis, flights and the fast path all go by the key:
+  no request gets another representation's bytes (each also has its own
+  ETag, so no 304 confirms the other's copy). An answer that does not vary
+  (an image, a thumbnail) is kept under the bare path for every client but
+  one preferring MessagePack, which gets a copy of its own.
+- entry: an answer kept in Redis (`entries.Entry`), signed for its key,
+  under `asgilook:` + key.
 - kept: an entry in a process's memory (`memory.Kept`), its Hit headers
   rendered once.
-- lock: a path's cross-process render lock in Redis (the key holds the
+- lock: a key's cross-process render lock in Redis (the key holds the
   lock until the entry replaces it).
 - flight: one computation in a process that its concurrent misses wait for.
 - Hit / Miss / Bypass (`X-ASGILook-Cache`): sent from memory, Redis or a
@@ -22,10 +30,11 @@ the one it was kept under (fresh for `memory_ttl`, Redis alive within
 version, then memory (same version), a flight of this process, and Redis:
 its entry, or its lock and a render here whose entry is kept and stored.
 
-Modules: entries (the entry and its encoding), backend (Redis clients,
-bounded commands, the outage breaker), redis_tier (entries in Redis, the
-lock), memory (the in-process tier), flights (coalescing), tiers (the path
-above), middleware (the Falcon adapter), fastpath (the ASGI wrapper).
+Modules: keys (the key of a request), entries (the entry and its encoding),
+backend (Redis clients, bounded commands, the outage breaker), redis_tier
+(entries in Redis, the lock), memory (the in-process tier), flights
+(coalescing), tiers (the path above), middleware (the Falcon adapter),
+fastpath (the ASGI wrapper).
 """
 
 from .fastpath import FastPath

@@ -15,7 +15,7 @@ from ..signing import ServiceKey
 PURPOSE = b'asgilook-cache'
 # The headers an entry repeats from the answer that stored it
 # (Content-Length is the body's, Content-Type is kept on its own).
-STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link')
+STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link', 'Vary')
 # The types of the answers asgilook computes: no other is stored or sent.
 CONTENT_TYPES = frozenset({'image/jpeg', 'application/json', 'application/msgpack'})
 # What a header value may hold: printable ASCII, no line breaks.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..conditional import CONDITIONAL_HEADERS
+from .keys import cache_key
 from .memory import Kept
 from .middleware import CACHED_METHODS, RedisCache
 from .tiers import Tiers, Token
@@ -36,30 +37,39 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] == 'http' and scope['method'] in CACHED_METHODS:
-            hit = self._kept(scope)
+            headers = scope['headers']
+            if type(headers) is not list:
+                # ASGI allows one-shot iterables (falcon.testing sends them):
+                # read them once, and give the app a scope of its own that it
+                # can still read. Servers send lists.
+                headers = [tuple(pair) for pair in headers]
+                scope = {**scope, 'headers': headers}
+            hit = self._kept(scope, headers)
             if hit is not None:
-                headers = scope['headers']
-                if type(headers) is not list:
-                    # ASGI allows one-shot iterables (falcon.testing sends
-                    # them): read them once, and give the app a scope of its
-                    # own that it can still read. Servers send lists.
-                    headers = [tuple(pair) for pair in headers]
-                    scope = {**scope, 'headers': headers}
-                if not _conditional(headers):
-                    # Sent here, not by a helper: one coroutine less a Hit.
-                    await send(
-                        {
-                            'type': 'http.response.start',
-                            'status': 200,
-                            'headers': hit.asgi_headers,
-                        }
-                    )
-                    body = b'' if scope['method'] == 'HEAD' else hit.entry.body
-                    await send({'type': 'http.response.body', 'body': body})
-                    return
+                # Sent here, not by a helper: one coroutine less a Hit.
+                await send(
+                    {
+                        'type': 'http.response.start',
+                        'status': 200,
+                        'headers': hit.asgi_headers,
+                    }
+                )
+                body = b'' if scope['method'] == 'HEAD' else hit.entry.body
+                await send({'type': 'http.response.body', 'body': body})
+                return
         await self.app(scope, receive, send)
 
-    def _kept(self, scope: Scope) -> Kept | None:
+    def _kept(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> Kept | None:
+        """Return what memory keeps for a plain request; None: the app answers."""
+        accept = None
+        # One pass, no generator: the hottest path.
+        for name, value in headers:
+            if name in _CONDITIONAL:
+                # Judged by the middleware against the answer.
+                return None
+            if name == b'accept':
+                # As Falcon reads a header sent more than once.
+                accept = value if accept is None else accept + b',' + value
         path: str = scope['path']
         query: bytes = scope.get('query_string', b'')
         if query:
@@ -67,13 +77,9 @@ class FastPath:
                 # Kept answers have plain queries (pages); this is none.
                 return None
             path = f'{path}?{query.decode()}'
+        if accept is not None:
+            # The representation the client asks for, decided as the
+            # middleware decides it (a thumbnail does not vary: it is kept
+            # under the bare path for every client that asks no MessagePack).
+            path = cache_key(path, accept.decode('latin-1'))
         return self._tiers.servable(path, self._token())
-
-
-def _conditional(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Whether a request carries a conditional header (left to the middleware)."""
-    # A loop, not any(): no generator made on the hottest path.
-    for name, _ in headers:  # noqa: SIM110
-        if name in _CONDITIONAL:
-            return True
-    return False

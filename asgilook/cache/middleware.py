@@ -12,6 +12,7 @@ from ..config import Config
 from ..signing import ServiceKey
 from .backend import RedisUnavailableError
 from .entries import CONTENT_TYPES, STORED_HEADERS, Entry
+from .keys import cache_key, variants
 from .memory import CACHE_HEADER, Kept
 from .tiers import Lookup, Tiers, Token
 
@@ -67,7 +68,7 @@ class RedisCache:
         tiers = self.tiers
         # Read before anything is computed: what is kept under it is no older.
         token = tiers.token()
-        path = _cache_path(req)
+        path = cache_key(_target(req), req.get_header('Accept'))
         hit = tiers.servable(path, token)
         if hit is not None:
             _serve(resp, hit)
@@ -107,7 +108,10 @@ class RedisCache:
             if req_succeeded:
                 # The resource may name other paths its change shows through.
                 invalidate = getattr(resp.context, 'invalidate', ())
-                await self.tiers.invalidate([req.path, *invalidate])
+                paths = (req.path, *invalidate)
+                await self.tiers.invalidate(
+                    [key for path in paths for key in variants(path)]
+                )
             return
         lookup: Lookup | None = resp.context.get('cache')
         if lookup is None:
@@ -123,8 +127,8 @@ class RedisCache:
         await self.tiers.finish(lookup, hit)
 
 
-def _cache_path(req: falcon.asgi.Request) -> str:
-    """Return what a request's answer is kept under: its path and query.
+def _target(req: falcon.asgi.Request) -> str:
+    """Return what a request asks for: its path and query (see keys.cache_key).
 
     Only answers of 200 are kept, and resources redirect or refuse the
     spellings of a query they do not take (see images.py), so junk queries
