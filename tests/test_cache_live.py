@@ -1,4 +1,4 @@
-"""The cache against a real redis-server: large writes, a frozen server."""
+"""The cache against a real redis-server: large writes, a frozen server, media types."""
 
 import asyncio
 import dataclasses
@@ -10,13 +10,16 @@ import time
 import falcon
 import falcon.asgi
 import falcon.testing
+import httpx
+import msgpack
 import pytest
 from redis import asyncio as aioredis
 
 from asgilook.cache import RedisCache
 
 from . import servers
-from .fakes import make_config
+from .fakes import as_listed, make_config
+from .images import encode, gradient
 
 pytestmark = pytest.mark.live
 
@@ -134,3 +137,32 @@ async def test_a_frozen_redis_still_turns_the_cache_off(storage_path, tmp_path, 
         'serving without the cache',
         f'Redis at {redis_url} answers again; serving from the cache',
     ]
+
+
+def test_two_workers_give_each_client_the_type_it_asks_for(tmp_path, live_redis):
+    json_type, msgpack_type = 'application/json', 'application/msgpack'
+    accepts = [json_type, msgpack_type] * 4
+    with servers.uvicorn_server(
+        tmp_path / 'images', live_redis, '--workers', '2'
+    ) as base_url:
+        created = httpx.post(
+            f'{base_url}/images',
+            content=encode(gradient((64, 48)), 'PNG'),
+            headers={'Accept': msgpack_type},
+        )
+        # A connection each: either worker may answer, from the one Redis.
+        answers = [
+            httpx.get(f'{base_url}/images', headers={'Accept': accept})
+            for accept in accepts
+        ]
+
+    assert created.headers['Content-Type'] == msgpack_type
+    listed = [as_listed(msgpack.unpackb(created.content, raw=False))]
+    for resp, accept in zip(answers, accepts, strict=True):
+        assert resp.headers['Content-Type'] == accept
+        assert resp.headers['Vary'] == 'Accept'
+        if accept == json_type:
+            assert resp.json() == listed
+        else:
+            assert msgpack.unpackb(resp.content, raw=False) == listed
+    assert {resp.headers['X-ASGILook-Cache'] for resp in answers[2:]} == {'Hit'}
