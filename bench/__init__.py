@@ -2,9 +2,10 @@
 
 Benchmarks (`python -m bench.<name>`): speed, catalog_scale, stampede,
 upload_memory, simd (Pillow against Pillow-SIMD, each in a virtual
-environment of its own, calling asgilook.imaging directly). What they share: processes (redis-server, uvicorn), load and
-wrk (requests), pictures (images to upload), figures (best rounds,
-percentiles, tables), filling (storage directories of many images). They use
+environment of its own, calling asgilook.imaging directly). What they
+share: processes (redis-server, uvicorn), load and wrk (requests), pictures
+(images to upload), figures (best rounds, percentiles, tables), filling
+(storage directories of many images). They use
 asgilook as its users do: HTTP, `asgilook.config.Config`, `python -m asgilook
 reindex` and the storage layout the README documents; only catalog_scale
 reads the catalog's table and makes a page cursor (`asgilook.pages`), to find
