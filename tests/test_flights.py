@@ -91,7 +91,9 @@ async def test_processes_sharing_redis_render_once_between_them(
         assert len({resp.content for resp in crowd}) == 1
         states = [resp.headers['X-ASGILook-Cache'] for resp in crowd]
         assert states.count('Miss') == 1
-    assert not caplog.records
+    # Nothing for the log: no lock lost, no Redis trouble. (asyncio's notes
+    # of a slow step on a loaded machine are not asgilook's to judge here.)
+    assert not [record for record in caplog.records if record.name != 'asyncio']
 
 
 async def test_a_lock_left_behind_delays_a_render_only_so_long(

@@ -208,7 +208,7 @@ def test_two_servers_on_one_storage_see_each_others_changes_at_once(
         images = []
         for number in range(5):
             body = encode(gradient((256 + number, 192)), 'PNG')
-            images.append(one.post('/images', content=body).json())
+            images.append(as_listed(one.post('/images', content=body).json()))
             # Listed by the other server as soon as it is answered.
             assert other.get('/images').json() == images
         deleted = images[1]
@@ -219,7 +219,7 @@ def test_two_servers_on_one_storage_see_each_others_changes_at_once(
             assert other.get(uri).headers['X-ASGILook-Cache'] == 'Hit'
         first = other.get('/images?limit=2')
 
-        assert one.delete(deleted['image']).status_code == 204
+        assert one.delete(deleted['image'], headers=owner(deleted)).status_code == 204
 
         for uri in uris[1:]:
             assert other.get(uri).status_code == 404

@@ -18,7 +18,7 @@ from asgilook.config import Config
 from asgilook.errors import StorageUnavailableError
 from asgilook.startup import AppAtStartup
 
-from .fakes import make_config
+from .fakes import as_listed, make_config
 from .images import photo
 
 BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
@@ -202,7 +202,7 @@ async def test_the_app_is_served_once_started(config):
         listed = await conductor.simulate_get('/images')
 
     assert posted.status_code == 201
-    assert listed.json == [posted.json]
+    assert listed.json == [as_listed(posted.json)]
 
 
 async def test_without_a_lifespan_the_first_request_starts_the_app(config):

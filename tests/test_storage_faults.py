@@ -18,7 +18,7 @@ from asgilook.app import create_app
 from asgilook.catalog import Catalog, file_name
 
 from . import servers
-from .fakes import make_config, owner, two_workers, upload_through
+from .fakes import as_listed, make_config, owner, two_workers, upload_through
 from .images import decode, encode, gradient, image_files, stored_file
 from .mounts import tmpfs
 
@@ -190,7 +190,7 @@ def test_a_full_disk_under_uvicorn_kills_no_worker(live_redis, disk):
     assert still.status_code == 200
     assert not crashed
     assert added.status_code == 201
-    assert [resp.json() for resp in listing] == [[image, added.json()]] * 4
+    assert [resp.json() for resp in listing] == [[image, as_listed(added.json())]] * 4
 
 
 def worker_pids(supervisor: int) -> set[int]:
