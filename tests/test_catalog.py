@@ -13,7 +13,14 @@ import pytest
 
 from asgilook import reindex
 from asgilook.app import create_app
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog, sql, watch
+from asgilook.catalog import (
+    CATALOG_DIRECTORY,
+    DATABASE_NAME,
+    Catalog,
+    Removal,
+    sql,
+    watch,
+)
 from asgilook.errors import StorageUnavailableError
 from asgilook.store import Store
 
@@ -123,6 +130,21 @@ async def test_two_deletes_of_one_image_at_once_are_204_and_404(config):
 
     assert sorted(resp.status_code for resp in deletes) == [204, 404]
     assert listing.json == []
+
+
+async def test_a_delete_that_finds_the_image_unlisted_leaves_its_trash_alone(
+    storage_path,
+):
+    # What the second of two deletes at once meets, whatever their timing.
+    catalog = Catalog(pathlib.Path(storage_path))
+    await catalog.open()
+    trash = pathlib.Path(storage_path) / 'trash'
+    removal = await catalog.remove('1a256a8a-2063-46ff-b53f-d04d5bcf5eee', trash)
+    await catalog.close()
+    catalog.shutdown()
+
+    assert removal is Removal.NOT_LISTED
+    assert not trash.exists()
 
 
 async def test_a_delete_with_no_room_to_record_it_is_507_and_keeps_the_image(
