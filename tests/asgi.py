@@ -15,6 +15,24 @@ def body(data: bytes, more: bool = False) -> dict:
 DISCONNECT = {'type': 'http.disconnect'}
 
 
+def http_scope(method: str, path: str, headers, http_version='1.1', query=b'') -> dict:
+    """The scope of an HTTP request as a server makes it (headers as ASGI pairs)."""
+    return {
+        'type': 'http',
+        'asgi': {'version': '3.0', 'spec_version': '2.3'},
+        'http_version': http_version,
+        'method': method,
+        'scheme': 'http',
+        'path': path,
+        'raw_path': path.encode(),
+        'query_string': query,
+        'root_path': '',
+        'headers': headers,
+        'client': ('127.0.0.1', 50000),
+        'server': ('127.0.0.1', 8000),
+    }
+
+
 async def call(
     app, method: str, path: str, events, headers=(), http_version='1.1', query=b''
 ) -> tuple[int, dict, list[bytes], int]:
@@ -25,20 +43,8 @@ async def call(
     Return the status, the response headers, the JSON body (None if empty)
     and how many events the app asked for.
     """
-    scope = {
-        'type': 'http',
-        'asgi': {'version': '3.0', 'spec_version': '2.3'},
-        'http_version': http_version,
-        'method': method,
-        'scheme': 'http',
-        'path': path,
-        'raw_path': path.encode(),
-        'query_string': query,
-        'root_path': '',
-        'headers': [(name.lower().encode(), value.encode()) for name, value in headers],
-        'client': ('127.0.0.1', 50000),
-        'server': ('127.0.0.1', 8000),
-    }
+    pairs = [(name.lower().encode(), value.encode()) for name, value in headers]
+    scope = http_scope(method, path, pairs, http_version, query)
     pending = list(events)
     pulled = 0
 

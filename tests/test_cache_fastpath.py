@@ -10,24 +10,12 @@ import falcon.testing
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
+from .asgi import http_scope
 from .fakes import upload_through
 
 
 def _scope(path, headers, method='GET', query=b''):
-    return {
-        'type': 'http',
-        'asgi': {'version': '3.0', 'spec_version': '2.3'},
-        'http_version': '1.1',
-        'method': method,
-        'scheme': 'http',
-        'path': path,
-        'raw_path': path.encode(),
-        'query_string': query,
-        'root_path': '',
-        'headers': headers,
-        'client': ('127.0.0.1', 50000),
-        'server': ('127.0.0.1', 8000),
-    }
+    return http_scope(method, path, headers, query=query)
 
 
 async def _send_to(app, scope):
