@@ -25,6 +25,20 @@ def _log_lines(stderr: str) -> list[re.Match]:
     return [match for line in stderr.splitlines() if (match := LOG_LINE.match(line))]
 
 
+def _plain_uvicorn(*options: str) -> list[str]:
+    """The command of uvicorn serving asgilook on a free port, without the launcher."""
+    port = str(servers.free_port())
+    return [
+        sys.executable,
+        '-m',
+        'uvicorn',
+        'asgilook.asgi:app',
+        '--port',
+        port,
+        *options,
+    ]
+
+
 def _lines_naming(stderr: str, name: str) -> list[str]:
     return [line for line in stderr.splitlines() if name in line]
 
@@ -33,16 +47,7 @@ def _lines_naming(stderr: str, name: str) -> list[str]:
 @pytest.mark.parametrize('workers', [1, 2])
 def test_uvicorn_stops_on_a_bad_setting_with_one_line(tmp_path, workers):
     status, stderr, took = servers.run_until_exit(
-        [
-            sys.executable,
-            '-m',
-            'uvicorn',
-            'asgilook.asgi:app',
-            '--port',
-            str(servers.free_port()),
-            '--workers',
-            str(workers),
-        ],
+        _plain_uvicorn('--workers', str(workers)),
         env=dict(BAD_SETTING, ASGI_LOOK_STORAGE_PATH=str(tmp_path)),
     )
 
@@ -64,14 +69,7 @@ def test_uvicorn_stops_on_storage_that_takes_no_files(tmp_path):
     not_a_directory.write_bytes(b'')
 
     status, stderr, took = servers.run_until_exit(
-        [
-            sys.executable,
-            '-m',
-            'uvicorn',
-            'asgilook.asgi:app',
-            '--port',
-            str(servers.free_port()),
-        ],
+        _plain_uvicorn(),
         env={'ASGI_LOOK_STORAGE_PATH': str(not_a_directory)},
     )
 
