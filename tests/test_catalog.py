@@ -303,6 +303,18 @@ def test_a_database_not_in_wal_mode_has_no_wal_index_to_map(tmp_path):
         connection.close()
 
 
+def test_an_empty_wal_index_is_not_mapped(tmp_path):
+    # As a crash may leave it, or another program truncate it: the watch
+    # falls back to the next source of tokens.
+    path = tmp_path / 'rollback.sqlite3'
+    (tmp_path / 'rollback.sqlite3-shm').touch()
+    connection = sqlite3.connect(path)
+    try:
+        assert watch.map_wal_index(connection, path) is None
+    finally:
+        connection.close()
+
+
 def test_a_data_version_sqlite_refuses_to_give_is_no_token():
     refusing = _Connection(_error(sqlite3.SQLITE_IOERR))
     watched = watch.Watch(refusing, None, data_version=True)

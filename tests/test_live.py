@@ -3,10 +3,14 @@
 import asyncio
 import signal
 import socket
+import sqlite3
+import threading
 import time
 
 import httpx
 import pytest
+
+from asgilook.catalog.database import CATALOG_DIRECTORY, DATABASE_NAME
 
 from . import servers
 from .fakes import as_listed, owner
@@ -225,6 +229,45 @@ def test_two_workers_share_images_and_survive_sigkill(tmp_path, live_redis):
         _refuses_all_but_the_uploader(base_url, kept[0], kept[1])
     finally:
         servers.stop(restarted)
+
+
+def _open_and_read(database, stop: threading.Event, opened: list) -> None:
+    """Open the catalog and read it, again and again, as a starting worker does."""
+    while not stop.is_set():
+        connection = sqlite3.connect(database)
+        try:
+            connection.execute('SELECT count(*) FROM images').fetchone()
+        finally:
+            connection.close()
+        opened.append(True)
+
+
+def test_another_process_opening_the_catalog_leaves_a_worker_serving(
+    tmp_path, live_redis
+):
+    # Each worker starting, and each `asgilook reindex`, opens the catalog
+    # while the running workers write to it. The first of them to open it
+    # resets its shared memory; none of the later ones may take it for the
+    # first (a running worker would die of it, answering nothing).
+    storage = tmp_path / 'images'
+    port = servers.free_port()
+    process = servers.start_uvicorn(storage, live_redis, port)
+    stop, opened = threading.Event(), []
+    opener = threading.Thread(
+        target=_open_and_read,
+        args=(storage / CATALOG_DIRECTORY / DATABASE_NAME, stop, opened),
+    )
+    opener.start()
+    try:
+        images = _upload_gradients(f'http://127.0.0.1:{port}', 40)
+    finally:
+        stop.set()
+        opener.join()
+        running = process.poll() is None
+        servers.stop(process)
+
+    assert running
+    assert len(opened) > len(images) == 40
 
 
 async def _hammer(base_url: str, expected: dict, stop: asyncio.Event, results: list):

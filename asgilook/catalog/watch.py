@@ -12,6 +12,14 @@ settings give (`Config.change_token_sources`):
   https://www.sqlite.org/walformat.html) before the commit returns. The map
   stays valid while this process holds its connections: SQLite resets the
   file only when it opens the database first.
+
+  The file stays open as long as the map: POSIX drops every lock a process
+  holds on a file when the process closes any descriptor of it, and SQLite's
+  connections hold one on this file that tells other processes it is in use.
+  Were it dropped, the next process to open the catalog (a starting worker)
+  would take the WAL index for abandoned and reset it under this process's
+  connections: a worker killed by SIGBUS, and commits unseen by the others.
+  So the watch lets it go last, after the connections of this process.
 - `data-version`: SQLite's `PRAGMA data_version` of a connection of this
   process, which moves whenever another connection commits: a few
   microseconds a call.
@@ -21,8 +29,10 @@ from __future__ import annotations
 
 import itertools
 import mmap
+import os
 import pathlib
 import sqlite3
+import weakref
 from collections.abc import Iterable
 
 WAL_INDEX = 'wal-index'
@@ -43,7 +53,7 @@ class Watch:
     def __init__(
         self,
         connection: sqlite3.Connection,
-        wal_index: mmap.mmap | None,
+        wal_index: WalIndex | None,
         data_version: bool,
     ) -> None:
         self._connection = connection
@@ -54,7 +64,7 @@ class Watch:
     def token(self) -> bytes | None:
         """Return the token now; None if it cannot be read (nothing may be kept)."""
         if self._wal_index is not None:
-            return self._epoch + self._wal_index[:_WAL_INDEX_HEADER]
+            return self._epoch + self._wal_index.header()
         if not self._data_version:
             return None
         try:
@@ -65,10 +75,33 @@ class Watch:
         return self._epoch + version.to_bytes(8, 'little')
 
     def close(self) -> None:
-        """Let the map and the connection go (in the thread that may block)."""
+        """Let the connection and the map go (in the thread that may block).
+
+        Call it after this process closed its other connections to the
+        catalog (see the module's docstring).
+        """
+        self._connection.close()
         if self._wal_index is not None:
             self._wal_index.close()
-        self._connection.close()
+
+
+class WalIndex:
+    """A read-only map of a WAL index, and the open file under it."""
+
+    def __init__(self, descriptor: int) -> None:
+        self._map = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
+        # Closed when closed, or when the catalog is let go unclosed (its
+        # connections go the same way).
+        self._close_file = weakref.finalize(self, os.close, descriptor)
+
+    def header(self) -> bytes:
+        """Return the first copy of the index's header."""
+        return self._map[:_WAL_INDEX_HEADER]
+
+    def close(self) -> None:
+        """Unmap, then close the file (which drops this process's locks on it)."""
+        self._map.close()
+        self._close_file()
 
 
 def watch(
@@ -85,12 +118,16 @@ def watch(
 
 def map_wal_index(
     connection: sqlite3.Connection, database: pathlib.Path
-) -> mmap.mmap | None:
+) -> WalIndex | None:
     """Map the WAL index of a database; None where there is none to map."""
     # A read of the database makes the file, if no connection has yet.
     connection.execute('SELECT count(*) FROM sqlite_master').fetchone()
     try:
-        with open(f'{database}-shm', 'rb') as shm:
-            return mmap.mmap(shm.fileno(), 0, access=mmap.ACCESS_READ)
+        descriptor = os.open(f'{database}-shm', os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return WalIndex(descriptor)
     except (OSError, ValueError):
+        os.close(descriptor)
         return None
