@@ -3,6 +3,7 @@ and real servers for the live tests."""
 
 import io
 import logging
+import os
 import random
 import sys
 import uuid
@@ -26,6 +27,12 @@ from .fakes import make_config
 # TestClient (a start each) took a second. A shorter interval hands it over
 # sooner. (uvicorn awaits the start without spinning.)
 sys.setswitchinterval(0.0005)
+# On some machines a thread woken on another CPU still loses every race for
+# the GIL to the spinning one (a request took seconds under coverage): with
+# the tests' threads on one CPU, a thread that lets the GIL go hands it over.
+# Servers the live tests start inherit it; none of them measures speed.
+if sys.gettrace() is not None and hasattr(os, 'sched_setaffinity'):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 @pytest.fixture(autouse=True)
