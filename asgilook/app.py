@@ -13,6 +13,7 @@ from .cache import FastPath, RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
 from .deletes import DeleteTokens
+from .events import Events, Feed, FeedLifespan
 from .guards import Guards
 from .images import Images, Thumbnails
 from .signing import ServiceKey
@@ -32,11 +33,14 @@ def create_app(config: Config | None = None) -> Guards:
     cache = RedisCache(config, token=store.token, key=key)
     images = Images(config, store, DeleteTokens(key))
     thumbnails = Thumbnails(store)
+    feed = Feed(store, config)
 
     # Responses pass through middleware in reverse order: the cache stores
     # the whole response before a 304 may replace it.
     app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response] = falcon.asgi.App()
     app.add_middleware(_StoreLifespan(store, key))
+    # Started after the store; its streams end before the store closes.
+    app.add_middleware(FeedLifespan(feed))
     app.add_middleware(ConditionalRequests())
     app.add_middleware(cache)
     app.add_route('/images', images)
@@ -44,6 +48,7 @@ def create_app(config: Config | None = None) -> Guards:
     app.add_route(
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
     )
+    app.add_route('/events', Events(feed))
     media.register(app)
     http_errors.register(app)
     return Guards(FastPath(app, cache), config.body_timeout)

@@ -65,6 +65,23 @@ class CatalogLimits:
     reindex_batch: int = 10_000
 
 
+@dataclasses.dataclass(frozen=True)
+class EventSettings:
+    """How a worker follows the change log and streams it to its subscribers."""
+
+    # Seconds between two heartbeats (an SSE comment) on a quiet stream.
+    heartbeat: float = 15.0
+    # The reconnection delay an SSE client is told (`retry:`), in milliseconds.
+    retry_ms: int = 3000
+    # How often a worker with subscribers reads the catalog's change token.
+    poll_interval: float = 0.02
+    # How far behind the newest event a subscriber may fall before it is
+    # closed (to resume from its last id); as many are kept in memory.
+    backlog: int = 1000
+    # Changes read from the catalog at once, for a subscriber that resumes.
+    batch: int = 500
+
+
 class Config:
     """Every setting of the service; attributes may be replaced before use."""
 
@@ -125,6 +142,9 @@ class Config:
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).
         self.secret = env.secret('ASGI_LOOK_SECRET')
+        self.events = EventSettings(
+            heartbeat=env.seconds('ASGI_LOOK_EVENTS_HEARTBEAT', 15.0)
+        )
         self._set_knobs()
 
     def _set_knobs(self) -> None:

@@ -21,7 +21,7 @@ from .. import blocking
 from ..config import CatalogLimits
 from ..errors import CatalogError, CatalogFullError
 from ..files import TEMPORARY_DIRECTORY, Record
-from . import sql, watch
+from . import log, sql, watch
 from .changes import Changes, Removal
 
 CATALOG_DIRECTORY = '.catalog'
@@ -94,6 +94,7 @@ class Catalog:
             writer = await self._run_write(sql.connect, self.path, wait)
             reader = await self._run_read(sql.connect, self.path, wait)
             changed = await self._run_write(sql.prepare, writer, self.directory)
+            await self._run_write(log.upgrade, writer)
             inode = await self._run_read(self._inode)
             watching = await self._run_read(self._watch)
             changes = Changes(writer, self.directory, self.limits.retained_changes)
@@ -171,6 +172,14 @@ class Catalog:
             lambda reader: sql.select_page(reader, after, limit)
         )
         return Page(records, next_after)
+
+    async def changes(self, after: int, limit: int) -> list[log.Change]:
+        """Return up to limit changes that follow serial after, oldest first."""
+        return await self._read_checked(lambda reader: log.after(reader, after, limit))
+
+    async def change_span(self) -> log.Span:
+        """Return which changes the change log can tell now."""
+        return await self._read_checked(log.span)
 
     def _remembering(self) -> bytes | None:
         token = self.token()

@@ -3,7 +3,7 @@
 - `images`: one row per listed image, numbered (`seq`) in the order the
   uploads were committed: the order of the list and of its pages;
 - `changes`: the change log, one row per image added or removed, numbered
-  across the service;
+  across the service (see log.py);
 - `settings`: the digest of what the catalog lists (its version: the XOR of
   a hash of each record, moved by each change), and the storage directory's
   time as the catalog last left it.
@@ -35,7 +35,11 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS changes (
     serial INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),
-    image_id TEXT NOT NULL
+    image_id TEXT NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    length INTEGER,
+    modified_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY,
@@ -43,6 +47,8 @@ CREATE TABLE IF NOT EXISTS settings (
 ) WITHOUT ROWID;
 """
 COLUMNS = 'id, width, height, length, modified_ns'
+# The same, in the change log.
+_CHANGE_COLUMNS = 'image_id, width, height, length, modified_ns'
 # A row of the images table's columns (those of COLUMNS).
 Row = tuple[str, int, int, int, int]
 _EMPTY_DIGEST = f'{0:032x}'
@@ -139,8 +145,9 @@ def insert_rows(writer: sqlite3.Connection, records: list[Record]) -> None:
         [row(record) for record in records],
     )
     writer.executemany(
-        "INSERT INTO changes (kind, image_id) VALUES ('created', ?)",
-        [(record.image_id,) for record in records],
+        f'INSERT INTO changes (kind, {_CHANGE_COLUMNS}) '
+        "VALUES ('created', ?, ?, ?, ?, ?)",
+        [row(record) for record in records],
     )
 
 
@@ -156,8 +163,8 @@ def insert_table(writer: sqlite3.Connection, table: str) -> int:
         f'INSERT INTO images ({COLUMNS}) SELECT {COLUMNS} FROM {table} {order}'
     ).rowcount
     writer.execute(
-        'INSERT INTO changes (kind, image_id) '
-        f"SELECT 'created', id FROM {table} {order}"
+        f'INSERT INTO changes (kind, {_CHANGE_COLUMNS}) '
+        f"SELECT 'created', {COLUMNS} FROM {table} {order}"
     )
     return count
 
@@ -189,11 +196,11 @@ def record_directory(
     """
     recorded = setting(writer, 'directory_mtime_ns')
     if before is None or before == recorded:
-        _set(writer, 'directory_mtime_ns', directory.stat().st_mtime_ns)
+        set_setting(writer, 'directory_mtime_ns', directory.stat().st_mtime_ns)
     # A range of the primary key: one row, or none, at each change.
     writer.execute(
         'DELETE FROM changes WHERE serial <= ?',
-        (_serial(writer) - retained_changes,),
+        (last_serial(writer) - retained_changes,),
     )
 
 
@@ -252,7 +259,7 @@ def setting(connection: sqlite3.Connection, name: str) -> Any:
     return None if found is None else found[0]
 
 
-def _set(connection: sqlite3.Connection, name: str, value: object) -> None:
+def set_setting(connection: sqlite3.Connection, name: str, value: object) -> None:
     connection.execute(
         'INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)', (name, value)
     )
@@ -264,10 +271,10 @@ def _move_digest(writer: sqlite3.Connection, records: Iterable[Record]) -> None:
     for record in records:
         identity = f'{record.name}@{record.modified_ns}'.encode()
         digest ^= int.from_bytes(hashlib.blake2b(identity, digest_size=16).digest())
-    _set(writer, 'digest', f'{digest:032x}')
+    set_setting(writer, 'digest', f'{digest:032x}')
 
 
-def _serial(connection: sqlite3.Connection) -> int:
+def last_serial(connection: sqlite3.Connection) -> int:
     found = connection.execute(
         "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
     ).fetchone()

@@ -1,0 +1,66 @@
+"""Events as they are sent: encoded once, for every subscriber of the worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import falcon.asgi
+
+from ..catalog.log import Change, Span
+from ..config import Config
+from ..store import Image
+
+IMAGE_CREATED = 'image.created'
+IMAGE_DELETED = 'image.deleted'
+RESET = 'reset'
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One event: its id (the change's serial), its name and its JSON data."""
+
+    serial: int
+    name: str
+    data: Any
+    # The same, as Server-Sent Event and as WebSocket message.
+    sse: falcon.asgi.SSEvent
+    text: str
+
+
+def event(serial: int, name: str, data: Any) -> Event:
+    """Return an event, encoded."""
+    encoded = json.dumps(data, separators=(',', ':'))
+    return Event(
+        serial,
+        name,
+        data,
+        falcon.asgi.SSEvent(data=encoded.encode(), event=name, event_id=str(serial)),
+        f'{{"id":{serial},"event":"{name}","data":{encoded}}}',
+    )
+
+
+def change_event(config: Config, change: Change) -> Event:
+    """Return the event of a change of the catalog."""
+    if change.record is None:
+        return event(change.serial, IMAGE_DELETED, change.image_id)
+    image = Image.from_record(config, change.record)
+    return event(change.serial, IMAGE_CREATED, image.serialize())
+
+
+def reset_event(requested: int, span: Span) -> Event:
+    """Return the event that tells a client its events are no longer kept."""
+    first_after, last = span.first_after, span.last
+    return event(
+        last,
+        RESET,
+        {
+            'requested': requested,
+            'oldest': first_after,
+            'last': last,
+            'description': f'The events after {requested} are no longer kept '
+            f'(the service keeps those after {first_after}). Read the list again '
+            f'(GET /images): the events after {last} follow.',
+        },
+    )

@@ -1,0 +1,103 @@
+"""GET /events: the service's events, as Server-Sent Events or over a WebSocket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import falcon
+import falcon.asgi
+from falcon.util.uri import parse_query_string
+
+from . import sockets
+from .feed import Feed, Subscription, SubscriptionEnded
+
+# The largest id an event can have (SQLite's largest integer).
+_MAX_ID = 2**63 - 1
+
+
+class Events:
+    """Stream every upload and delete to whoever listens, from any worker."""
+
+    def __init__(self, feed: Feed) -> None:
+        self._feed = feed
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        # An EventSource that reconnects sends the id of the last event it
+        # took, and the URL it was first given: the header is the newer.
+        after = _event_id(req.get_header('Last-Event-ID'), 'Last-Event-ID')
+        if after is None:
+            after = _event_id(after_param(req), 'after')
+        subscription = await self._feed.subscribe(after)
+        resp.sse = self._stream(subscription)
+        resp.cache_control = ['no-store']
+        # Sent as it comes through a proxy that would buffer it (nginx).
+        resp.set_header('X-Accel-Buffering', 'no')
+
+    async def on_websocket(
+        self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket
+    ) -> None:
+        after = _event_id(after_param(req), 'after')
+        await sockets.serve(ws, self._feed, after)
+
+    async def _stream(
+        self, subscription: Subscription
+    ) -> AsyncIterator[falcon.asgi.SSEvent]:
+        settings = self._feed.settings
+        # The id tells an EventSource where to resume should this stream
+        # break before its first event.
+        yield falcon.asgi.SSEvent(
+            event_id=str(subscription.cursor),
+            retry=settings.retry_ms,
+            comment='asgilook events',
+        )
+        try:
+            while True:
+                events = await subscription.next()
+                if events is None:
+                    yield _HEARTBEAT
+                    continue
+                for event in events:
+                    yield event.sse
+        except SubscriptionEnded as ended:
+            # The client reconnects, sending the id of the last event it took.
+            yield falcon.asgi.SSEvent(comment=f'end: {ended.ending.value}')
+
+
+_HEARTBEAT = falcon.asgi.SSEvent(comment='heartbeat')
+
+
+def after_param(req: falcon.asgi.Request) -> str | None:
+    """Return the query's `after`; HTTPBadRequest for any other parameter."""
+    params = parse_query_string(req.query_string, keep_blank=True, csv=False)
+    unknown = sorted(set(params) - {'after'})
+    if unknown:
+        raise falcon.HTTPBadRequest(
+            title='Unknown parameter',
+            description=f'/events takes after, not {unknown[0]}: /events?after=<id> '
+            'resumes after the event of that id.',
+        )
+    after = params.get('after')
+    if isinstance(after, list):
+        raise falcon.HTTPBadRequest(
+            title='Repeated parameter',
+            description='Give after once, as in /events?after=1234.',
+        )
+    return after
+
+
+def _event_id(text: str | None, name: str) -> int | None:
+    """Return the id a client resumes after; None if it gave none."""
+    if text is None or not text.strip():
+        return None
+    digits = text.strip()
+    if digits.isascii() and digits.isdigit() and len(digits) <= 19:
+        event_id = int(digits)
+        if event_id <= _MAX_ID:
+            return event_id
+    raise falcon.HTTPBadRequest(
+        title='Invalid event id',
+        description=f'{name} must be the id of an event (a whole number, as in '
+        '/events?after=1234), to resume after it. Leave it out to start from now.',
+    )
