@@ -8,7 +8,9 @@ and each delivery is timed from the 201 of its upload.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import os
 from typing import Any
 
 from .figures import Columns, Rate, machine, milliseconds, percentiles
@@ -29,6 +31,8 @@ class Delivery:
     reports: list[dict[str, Any]]
     client_cpu: list[float]
     worker_cpu: list[float]
+    # The worker (its index) holding each stream, by the stream's client port.
+    holders: dict[int, int]
 
     def __post_init__(self) -> None:
         self.images: dict[int, str] = {}
@@ -41,23 +45,32 @@ class Delivery:
         self.unseen = [image for image in self.arrived if image not in serial_of]
         self.expected = sorted(serial_of[image] for image in self.arrived)
 
-    def streams(self) -> list[tuple[list[int], list[float]]]:
+    def streams(self, worker: int | None = None) -> list[tuple[list[int], list[float]]]:
+        """Each stream's event ids and delivery times (of one worker's streams)."""
         return [
             (serials, times)
             for report in self.reports
-            for serials, times in zip(report['serials'], report['times'], strict=True)
+            for port, serials, times in zip(
+                report['ports'], report['serials'], report['times'], strict=True
+            )
+            if worker is None or self.holders.get(port) == worker
         ]
+
+    def held(self) -> list[int]:
+        """How many streams each worker holds."""
+        counts = collections.Counter(self.holders.values())
+        return [counts[worker] for worker in range(len(self.worker_cpu))]
 
     def complete(self) -> int:
         """How many subscribers saw exactly the expected ids, in order."""
         return sum(serials == self.expected for serials, _ in self.streams())
 
-    def latencies(self) -> list[float]:
-        """Every delivery's time since the 201 of its upload (s)."""
+    def latencies(self, worker: int | None = None) -> list[float]:
+        """Every delivery's time since the 201 of its upload (s), or one worker's."""
         arrived, images = self.arrived, self.images
         return [
             time - arrived[images[serial]]
-            for serials, times in self.streams()
+            for serials, times in self.streams(worker)
             for serial, time in zip(serials, times, strict=True)
             if images[serial] in arrived
         ]
@@ -108,12 +121,17 @@ class Results:
 
     args: argparse.Namespace
     rss_per_subscriber_kib: float = 0.0
-    held: list[int] = dataclasses.field(default_factory=list)
     without: list[Rate] = dataclasses.field(default_factory=list)
     with_idle: list[Rate] = dataclasses.field(default_factory=list)
     delivery: Delivery | None = None
     exit_seconds: float = float('nan')
     shutdown: Shutdown | None = None
+    # Other work on the machine (1-minute load average) when the run started.
+    load_at_start: float = dataclasses.field(default_factory=lambda: _load())
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
 
 
 def _row(label: str, value: object, target: str = '', ok: bool | None = None) -> None:
@@ -141,11 +159,12 @@ def report(results: Results, open_files: int) -> None:
         f'from {args.clients} client processes, 2 workers, '
         f'{args.rate:g} uploads/s for {args.upload_seconds:g}s, '
         f'wrk -t2 -c{args.connections} -d{args.seconds}s x{args.rounds}, '
-        f'open files limit {open_files}'
+        f'open files limit {open_files}; load average {results.load_at_start:.1f} '
+        f'at the start, {_load():.1f} at the end'
     )
     _row('measure', 'value', 'target')
-    _row('streams held by each worker', _slash(results.held))
     assert results.delivery is not None
+    _row('streams held by each worker', _slash(results.delivery.held()))
     _report_delivery(results.args.subscribers, results.delivery)
     kib = results.rss_per_subscriber_kib
     _row(
@@ -177,6 +196,11 @@ def _report_delivery(subscribers: int, delivery: Delivery) -> None:
         p99 < limit,
     )
     _row('201 to delivery max', milliseconds(max(latencies)))
+    by_worker = [
+        milliseconds(percentiles(delivery.latencies(worker))[1])
+        for worker in range(len(delivery.worker_cpu))
+    ]
+    _row('201 to delivery p99 by worker', _slash(by_worker))
     first50, first99 = percentiles(delivery.firsts())
     _row(
         '201 to first delivery p50, p99',

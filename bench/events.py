@@ -20,6 +20,7 @@ whether every stream was ended by the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import resource
@@ -45,19 +46,26 @@ def raise_open_files() -> int:
     return hard
 
 
-def held(workers: list[int], port: int) -> list[int]:
-    """How many established connections to port each worker holds, from /proc."""
-    inodes = set()
+def holders(workers: list[int], port: int) -> dict[int, int]:
+    """Which worker (its index) holds the connection from each client port.
+
+    From /proc: the inodes of the established sockets of port, and each
+    worker's file descriptors.
+    """
+    inodes = {}
     for line in Path('/proc/net/tcp').read_text().splitlines()[1:]:
         fields = line.split()
-        local, state, inode = fields[1], fields[3], fields[9]
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
         if state == '01' and int(local.split(':')[1], 16) == port:
-            inodes.add(f'socket:[{inode}]')
-    counts = []
-    for pid in workers:
-        fds = Path(f'/proc/{pid}/fd')
-        counts.append(sum(os.readlink(fd) in inodes for fd in fds.iterdir()))
-    return counts
+            inodes[f'socket:[{inode}]'] = int(remote.split(':')[1], 16)
+    found = {}
+    for number, pid in enumerate(workers):
+        for fd in Path(f'/proc/{pid}/fd').iterdir():
+            with contextlib.suppress(OSError):  # Closed meanwhile.
+                client_port = inodes.get(os.readlink(fd))
+                if client_port is not None:
+                    found[client_port] = number
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -135,7 +143,6 @@ def measure_idle(bench: Bench, results: Results) -> None:
     results.rss_per_subscriber_kib = (
         (rss_mib(bench.workers) - without) * 1024 / bench.args.subscribers
     )
-    results.held = held(bench.workers, bench.server.port)
     bench.close()
     for _ in range(bench.args.rounds):
         results.without.append(bench.wrk())
@@ -148,6 +155,7 @@ def measure_idle(bench: Bench, results: Results) -> None:
 def measure_delivery(bench: Bench) -> Delivery:
     """Upload steadily with every stream open; every delivery's lateness."""
     clients, server = bench.subscribers.pids, bench.workers
+    held = holders(server, bench.server.port)
     bench.subscribers.ask('probe')
     before = [cpu_seconds(pid) for pid in clients + server]
     started = time.monotonic()
@@ -163,6 +171,7 @@ def measure_delivery(bench: Bench) -> Delivery:
         bench.subscribers.ask('report'),
         client_cpu=shares[: len(clients)],
         worker_cpu=shares[len(clients) :],
+        holders=held,
     )
 
 
@@ -196,7 +205,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument('--upload-seconds', type=float, default=20)
     parser.add_argument('--seconds', type=int, default=5, help='of each wrk round')
     parser.add_argument('--connections', type=int, default=32, help="wrk's")
-    parser.add_argument('--rounds', type=int, default=2, help='wrk rounds A/B')
+    parser.add_argument('--rounds', type=int, default=3, help='wrk rounds A/B')
     return parser.parse_args()
 
 

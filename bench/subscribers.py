@@ -57,6 +57,7 @@ class Stream(asyncio.Protocol):
         self.ready: asyncio.Future[None] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.BaseTransport | None = None
+        self.port = 0
         self.serials: list[int] = []
         self.times: list[float] = []
         self.ending = ''
@@ -64,6 +65,7 @@ class Stream(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.port = transport.get_extra_info('sockname')[1]
         # uvloop's transports are not asyncio's classes: written to as one.
         typing.cast(asyncio.WriteTransport, transport).write(self._request)
 
@@ -167,6 +169,7 @@ class Client:
 
     def report(self) -> dict[str, Any]:
         return {
+            'ports': [stream.port for stream in self.streams],
             'serials': [stream.serials for stream in self.streams],
             'times': [stream.times for stream in self.streams],
             'images': self.book.images,
