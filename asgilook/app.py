@@ -51,7 +51,9 @@ def create_app(config: Config | None = None) -> Guards:
     app.add_route('/events', Events(feed))
     media.register(app)
     http_errors.register(app)
-    return Guards(FastPath(app, cache), config.body_timeout)
+    return Guards(
+        FastPath(app, cache), config.body_timeout, streams=frozenset({'/events'})
+    )
 
 
 class _StoreLifespan:

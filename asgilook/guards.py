@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 
+from . import departures
 from .bodies import GuardedBody
 
 Scope = dict[str, Any]
@@ -24,14 +25,19 @@ class Guards:
     """Refuse what Falcon cannot take; read bodies through `GuardedBody`.
 
     An HTTP version Falcon does not speak is a 505, a query string that is
-    not UTF-8 a 400, both answered as the app answers errors (JSON). `app`
-    is the application at the centre (Falcon's), for code that wants its API.
+    not UTF-8 a 400, both answered as the app answers errors (JSON). A
+    request of one of the `streams` paths gets a `Departure` (departures.py).
+    `app` is the application at the centre (Falcon's), for code that wants
+    its API.
     """
 
-    def __init__(self, app: ASGIApp, body_timeout: float) -> None:
+    def __init__(
+        self, app: ASGIApp, body_timeout: float, streams: frozenset[str] = frozenset()
+    ) -> None:
         self._app = app
         self.app: Any = getattr(app, 'app', app)
         self._body_timeout = body_timeout
+        self._streams = streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] == 'http':
@@ -43,6 +49,8 @@ class Guards:
                 return
             if scope['method'] in _BODY_METHODS:
                 receive = GuardedBody(scope, receive, self._body_timeout)
+            elif scope['path'] in self._streams:
+                scope, receive = departures.watched(scope, receive)
         await self._app(scope, receive, send)
 
 

@@ -190,8 +190,8 @@ async def _route_not_found(
 ) -> None:
     raise falcon.HTTPNotFound(
         title='No such resource',
-        description='asgilook serves /images, /images/{id}.jpeg and '
-        '/thumbnails/{id}/{width}x{height}.jpeg.',
+        description='asgilook serves /images, /images/{id}.jpeg, '
+        '/thumbnails/{id}/{width}x{height}.jpeg and /events.',
     ) from ex
 
 

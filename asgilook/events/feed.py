@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import enum
 import logging
 
@@ -41,6 +42,8 @@ class Ending(enum.Enum):
     TOO_SLOW = 'too far behind'
     # The catalog cannot be read now.
     UNAVAILABLE = 'the catalog cannot be read now'
+    # The client went.
+    LEFT = 'the client went'
 
 
 class SubscriptionEnded(Exception):
@@ -69,7 +72,8 @@ class Feed:
         self.last = 0
         self.closed = False
         self.beats = 0
-        self._wake = asyncio.Event()
+        # One future for each subscriber waiting: all are resolved at once.
+        self._waiters: set[asyncio.Future[None]] = set()
         self._follower: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self._failing = False
@@ -111,15 +115,18 @@ class Feed:
         changes = await self._read_changes(after)
         return [change_event(self._config, change) for change in changes]
 
-    async def wait(self) -> None:
-        """Wait for new events, a heartbeat or the close."""
-        await self._wake.wait()
+    def waiter(self) -> asyncio.Future[None]:
+        """Return a future resolved at new events, a heartbeat or the close."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        return waiter
 
     async def _follow_from_now(self) -> None:
         async with self._starting:
-            if self._follower is None and not self.closed:
-                self.last = (await self.span()).last
-                self._follower = asyncio.create_task(self._follow())
+            if self._follower is not None or self.closed:
+                return
+            self.last = (await self.span()).last
+            self._follower = asyncio.create_task(self._follow())
 
     async def _follow(self) -> None:
         settings = self.settings
@@ -140,16 +147,23 @@ class Feed:
     async def _read_new(self) -> bool:
         """Publish the changes after the last known; False if the catalog failed."""
         try:
-            while changes := await self._read_changes(self.last):
-                self._publish(changes)
+            changes = await self._read_changes(self.last)
         except StorageError as ex:
             if not self._failing:
-                logger.warning('events: the change log cannot be read: %s', ex)
+                cause = ex.__cause__ or ex
+                logger.warning('events: the change log cannot be read: %s', cause)
             self._failing = True
             return False
         if self._failing:
             logger.info('events: the change log can be read again')
         self._failing = False
+        while changes:
+            self._publish(changes)
+            # Caught up next time, should this read fail.
+            with contextlib.suppress(StorageError):
+                changes = await self._read_changes(self.last)
+                continue
+            return False
         return True
 
     async def _read_changes(self, after: int) -> list[Change]:
@@ -169,8 +183,10 @@ class Feed:
         self._wake_all()
 
     def _wake_all(self) -> None:
-        wake, self._wake = self._wake, asyncio.Event()
-        wake.set()
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Subscription:
@@ -182,27 +198,34 @@ class Subscription:
         self._first = first
         # Whether it reads from the events the feed keeps (else it catches up).
         self._live = False
+        self._ended = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def end(self) -> None:
+        """End it now (its client went): a waiting next() returns at once."""
+        self._ended = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self) -> list[Event] | None:
         """Return the next events; None for a heartbeat (nothing new meanwhile).
 
-        SubscriptionEnded when the feed ends the subscription.
+        SubscriptionEnded when the feed ends the subscription (or end() did).
         """
         if self._first is not None:
             first, self._first = self._first, None
             return first
         feed = self._feed
         beats = feed.beats
-        while not feed.closed:
-            if self.cursor < feed.last:
-                events = await self._take()
-                if events:
-                    self.cursor = events[-1].serial
-                    return events
+        while not (feed.closed or self._ended):
+            if self.cursor < feed.last and (events := await self._take()):
+                self.cursor = events[-1].serial
+                return events
             if feed.beats != beats:
                 return None
-            await feed.wait()
-        raise SubscriptionEnded(Ending.GOING_AWAY)
+            self._waiter = feed.waiter()
+            await self._waiter
+        raise SubscriptionEnded(Ending.LEFT if self._ended else Ending.GOING_AWAY)
 
     async def _take(self) -> list[Event]:
         feed = self._feed

@@ -8,6 +8,7 @@ import falcon
 import falcon.asgi
 from falcon.util.uri import parse_query_string
 
+from ..departures import DEPARTURE
 from . import sockets
 from .feed import Feed, Subscription, SubscriptionEnded
 
@@ -30,6 +31,9 @@ class Events:
         if after is None:
             after = _event_id(after_param(req), 'after')
         subscription = await self._feed.subscribe(after)
+        departure = req.scope.get(DEPARTURE)
+        if departure is not None:
+            departure.on_leave(subscription.end)
         resp.sse = self._stream(subscription)
         resp.cache_control = ['no-store']
         # Sent as it comes through a proxy that would buffer it (nginx).

@@ -28,6 +28,7 @@ _ENDINGS = {
     Ending.GOING_AWAY: GOING_AWAY,
     Ending.TOO_SLOW: TRY_AGAIN_LATER,
     Ending.UNAVAILABLE: TRY_AGAIN_LATER,
+    Ending.LEFT: 1000,
 }
 # A first message longer than this is no position.
 _LONGEST_MESSAGE = 100
