@@ -437,7 +437,7 @@ async def subscribers(service, workers, start):
     return clients
 
 
-async def test_events_flow_on_after_redis_stops(tmp_path):
+async def test_events_flow_on_while_redis_is_frozen_then_stopped(tmp_path):
     port = servers.free_port()
     redis = servers.start_redis(tmp_path, port)
     running = Service(tmp_path / 'images', f'redis://127.0.0.1:{port}')
@@ -446,25 +446,26 @@ async def test_events_flow_on_after_redis_stops(tmp_path):
         async with asyncio.timeout(40):
             clients = await subscribers(running, (a, b), 0)
             async with closing(clients):
-                before = await upload(running, a)
-                for client in clients:
-                    assert await client.events(until=1) == [
-                        (1, 'image.created', before)
-                    ]
+                made = [await upload(running, a)]
+                os.kill(redis.pid, signal.SIGSTOP)
+                try:
+                    made.append(await upload(running, b))
+                    got = [await client.events(until=2) for client in clients]
+                finally:
+                    os.kill(redis.pid, signal.SIGCONT)
                 servers.stop(redis)
                 assert redis.poll() is not None
-                after = [await upload(running, b), await upload(running, a)]
-                await delete(running, before, b)
-                got = [await client.events(until=4) for client in clients]
+                made += [await upload(running, b), await upload(running, a)]
+                await delete(running, made[0], b)
+                for client, events in zip(clients, got, strict=True):
+                    events += await client.events(until=5)
     finally:
         servers.stop(running.process)
         servers.stop(redis)
     expected = [
-        (2, 'image.created', after[0]),
-        (3, 'image.created', after[1]),
-        (4, 'image.deleted', before['id']),
+        (serial, 'image.created', image) for serial, image in enumerate(made, 1)
     ]
-    assert got == [expected] * 4
+    assert got == [[*expected, (5, 'image.deleted', made[0]['id'])]] * 4
 
 
 async def test_a_killed_worker_clients_resume_and_the_others_keep_receiving(
