@@ -84,6 +84,7 @@ async def test_every_upload_and_delete_is_an_event_in_order(events_config):
     assert stream.status_code == 200
     assert stream.headers['content-type'] == 'text/event-stream'
     assert stream.headers['cache-control'] == 'no-store'
+    assert 'x-asgilook-cache' not in stream.headers
     assert first == {'': 'asgilook events', 'id': '0', 'retry': '3000'}
     assert events == [
         {'id': 1, 'event': 'image.created', 'data': images[0]},
@@ -182,7 +183,10 @@ async def test_an_id_the_log_no_longer_holds_is_a_reset_then_what_follows(
         'those after 3). Read the list again (GET /images): the events after 5 '
         'follow.',
     }
-    assert resets[1]['data']['requested'] == 99
+    assert resets[1]['data']['description'] == (
+        'There is no event 99 (the last is 5). Read the list again (GET /images): '
+        'the events after 5 follow.'
+    )
     assert following == {'id': 6, 'event': 'image.created', 'data': image}
 
 

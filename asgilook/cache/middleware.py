@@ -86,7 +86,11 @@ class RedisCache:
     ) -> None:
         lookup: Lookup | None = resp.context.get('cache')
         cache_version = getattr(resource, 'cache_version', None)
-        if lookup is None or not lookup.reachable or cache_version is None:
+        if cache_version is None:
+            # Never cached (an event stream): its answer says nothing of it.
+            resp.delete_header(CACHE_HEADER)
+            return
+        if lookup is None or not lookup.reachable:
             return
         lookup.version_now = functools.partial(cache_version, req, **params)
         try:

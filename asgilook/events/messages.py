@@ -52,6 +52,13 @@ def change_event(config: Config, change: Change) -> Event:
 def reset_event(requested: int, span: Span) -> Event:
     """Return the event that tells a client its events are no longer kept."""
     first_after, last = span.first_after, span.last
+    if requested > last:
+        gone = f'There is no event {requested} (the last is {last})'
+    else:
+        gone = (
+            f'The events after {requested} are no longer kept (the service '
+            f'keeps those after {first_after})'
+        )
     return event(
         last,
         RESET,
@@ -59,8 +66,7 @@ def reset_event(requested: int, span: Span) -> Event:
             'requested': requested,
             'oldest': first_after,
             'last': last,
-            'description': f'The events after {requested} are no longer kept '
-            f'(the service keeps those after {first_after}). Read the list again '
-            f'(GET /images): the events after {last} follow.',
+            'description': f'{gone}. Read the list again (GET /images): the '
+            f'events after {last} follow.',
         },
     )
