@@ -123,6 +123,10 @@ class Results:
     rss_per_subscriber_kib: float = 0.0
     without: list[Rate] = dataclasses.field(default_factory=list)
     with_idle: list[Rate] = dataclasses.field(default_factory=list)
+    # The workers' CPU time per request of each round (s), which other
+    # processes of the machine do not sway as much as the rate.
+    cpu_without: list[float] = dataclasses.field(default_factory=list)
+    cpu_with: list[float] = dataclasses.field(default_factory=list)
     delivery: Delivery | None = None
     exit_seconds: float = float('nan')
     shutdown: Shutdown | None = None
@@ -220,6 +224,10 @@ def _report_rates(results: Results) -> None:
     best_with = max(rate.rate for rate in results.with_idle)
     _row('cached thumbnail/s, no subscribers', _rates(results.without))
     _row('cached thumbnail/s, all idle subscribers', _rates(results.with_idle))
+    cpu = [
+        f'{min(found) * 1e6:.0f}' for found in (results.cpu_without, results.cpu_with)
+    ]
+    _row('workers CPU us/request (least), without / with', _slash(cpu))
     ratio = best_with / best_without
     _row(
         'ratio, best with / best without',

@@ -111,9 +111,15 @@ class Bench:
     subscribers: Subscribers
     thumbnail: str = ''
 
-    def wrk(self) -> Rate:
+    def wrk(self, cpu: list[float] | None = None) -> Rate:
+        """wrk on the cached thumbnail; append the workers' CPU s per request."""
+        before = sum(cpu_seconds(pid) for pid in self.workers)
         url = self.server.base_url + self.thumbnail
-        return wrk.get(url, self.args.seconds, self.args.connections)
+        rate = wrk.get(url, self.args.seconds, self.args.connections)
+        used = sum(cpu_seconds(pid) for pid in self.workers) - before
+        if cpu is not None:
+            cpu.append(used / rate.requests)
+        return rate
 
     def open(self) -> None:
         opened = sum(self.subscribers.ask('open'))
@@ -145,9 +151,9 @@ def measure_idle(bench: Bench, results: Results) -> None:
     )
     bench.close()
     for _ in range(bench.args.rounds):
-        results.without.append(bench.wrk())
+        results.without.append(bench.wrk(results.cpu_without))
         bench.open()
-        results.with_idle.append(bench.wrk())
+        results.with_idle.append(bench.wrk(results.cpu_with))
         if len(results.with_idle) < bench.args.rounds:
             bench.close()
 
