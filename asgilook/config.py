@@ -136,16 +136,20 @@ class Config:
         self.upload_memory = env.whole(
             'ASGI_LOOK_UPLOAD_MEMORY', self.DEFAULT_UPLOAD_MEMORY, minimum=0
         )
+        self._read_connections(env)
+        self._set_knobs()
+
+    def _read_connections(self, env: _Environment) -> None:
+        """Read what bounds a client's connection, and the service key."""
         self.body_timeout = env.seconds(
             'ASGI_LOOK_BODY_TIMEOUT', self.DEFAULT_BODY_TIMEOUT
+        )
+        self.events = EventSettings(
+            heartbeat=env.seconds('ASGI_LOOK_EVENTS_HEARTBEAT', 15.0)
         )
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).
         self.secret = env.secret('ASGI_LOOK_SECRET')
-        self.events = EventSettings(
-            heartbeat=env.seconds('ASGI_LOOK_EVENTS_HEARTBEAT', 15.0)
-        )
-        self._set_knobs()
 
     def _set_knobs(self) -> None:
         """Set what only tests change: fakes, the clock, timings and limits."""

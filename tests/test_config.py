@@ -140,6 +140,14 @@ def test_upload_waiting_settings():
         Config(environ={'ASGI_LOOK_BODY_TIMEOUT': '0'})
 
 
+def test_events_heartbeat():
+    assert Config(environ={}).events.heartbeat == 15.0
+    config = Config(environ={'ASGI_LOOK_EVENTS_HEARTBEAT': '2.5'})
+    assert config.events.heartbeat == 2.5
+    with pytest.raises(ConfigError, match='ASGI_LOOK_EVENTS_HEARTBEAT must be a'):
+        Config(environ={'ASGI_LOOK_EVENTS_HEARTBEAT': 'often'})
+
+
 def test_secret():
     assert Config(environ={}).secret is None
     config = Config(environ={'ASGI_LOOK_SECRET': ' correct-horse-battery '})
