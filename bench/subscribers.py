@@ -22,7 +22,7 @@ from typing import Any
 import uvloop
 
 # Streams a process opens at once: the server's accept queue is not flooded.
-_OPENING_AT_ONCE = 100
+_OPENING_AT_ONCE = 10
 _OPEN_SECONDS = 60
 _PROBE_SECONDS = 0.005
 _IMAGE_ID = slice(len(b'{"id":"'), len(b'{"id":"') + 36)
