@@ -32,6 +32,9 @@ from .messages import Event, change_event, reset_event
 
 logger = logging.getLogger(__name__)
 
+# Batches of events read from the catalog kept for the next subscriber.
+_KEPT_BATCHES = 64
+
 
 class Ending(enum.Enum):
     """Why a subscription ended."""
@@ -77,6 +80,8 @@ class Feed:
         self._follower: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self._failing = False
+        # Batches read for subscribers catching up, by the id they follow.
+        self._caught_up: dict[int, list[Event]] = {}
 
     async def subscribe(self, after: int | None) -> Subscription:
         """Return a subscription to the events after id `after` (None: from now).
@@ -111,9 +116,19 @@ class Feed:
         return self._recent[start : start + self.settings.batch]
 
     async def read(self, after: int) -> list[Event]:
-        """Return events after id `after` from the catalog (to catch up)."""
-        changes = await self._read_changes(after)
-        return [change_event(self._config, change) for change in changes]
+        """Return events after id `after` from the catalog (to catch up).
+
+        The last batches read are kept: clients that resume from the same
+        id (every one from 0, say) read and encode them once.
+        """
+        events = self._caught_up.get(after)
+        if events is None:
+            changes = await self._read_changes(after)
+            events = [change_event(self._config, change) for change in changes]
+            if len(self._caught_up) >= _KEPT_BATCHES:
+                del self._caught_up[next(iter(self._caught_up))]
+            self._caught_up[after] = events
+        return events
 
     def waiter(self) -> asyncio.Future[None]:
         """Return a future resolved at new events, a heartbeat or the close."""

@@ -42,7 +42,13 @@ class Events:
     async def on_websocket(
         self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket
     ) -> None:
-        after = _event_id(after_param(req), 'after')
+        try:
+            after = _event_id(after_param(req), 'after')
+        except falcon.HTTPBadRequest as ex:
+            # Accepted first: a server turns a refused handshake into a bare
+            # 403, with no word of what was wrong.
+            await sockets.refuse(ws, ex.title or 'Bad request')
+            return
         await sockets.serve(ws, self._feed, after)
 
     async def _stream(
@@ -77,9 +83,10 @@ def after_param(req: falcon.asgi.Request) -> str | None:
     params = parse_query_string(req.query_string, keep_blank=True, csv=False)
     unknown = sorted(set(params) - {'after'})
     if unknown:
+        name = unknown[0] if len(unknown[0]) <= 40 else f'{unknown[0][:40]}…'
         raise falcon.HTTPBadRequest(
             title='Unknown parameter',
-            description=f'/events takes after, not {unknown[0]}: /events?after=<id> '
+            description=f'/events takes after, not {name}: /events?after=<id> '
             'resumes after the event of that id.',
         )
     after = params.get('after')
@@ -96,7 +103,7 @@ def _event_id(text: str | None, name: str) -> int | None:
     if text is None or not text.strip():
         return None
     digits = text.strip()
-    if digits.isascii() and digits.isdigit() and len(digits) <= 19:
+    if digits.isascii() and digits.isdigit() and len(digits.lstrip('0')) <= 19:
         event_id = int(digits)
         if event_id <= _MAX_ID:
             return event_id

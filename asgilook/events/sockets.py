@@ -24,6 +24,8 @@ GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+# Falcon's code for a 400: 3000 + the HTTP status.
+BAD_REQUEST = 3400
 _ENDINGS = {
     Ending.GOING_AWAY: GOING_AWAY,
     Ending.TOO_SLOW: TRY_AGAIN_LATER,
@@ -41,6 +43,12 @@ class _Refused(Exception):
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+
+
+async def refuse(ws: falcon.asgi.WebSocket, reason: str) -> None:
+    """Close a socket whose URL asks for what /events does not take."""
+    await ws.accept()
+    await ws.close(BAD_REQUEST, reason)
 
 
 async def serve(ws: falcon.asgi.WebSocket, feed: Feed, after: int | None) -> None:
@@ -104,17 +112,19 @@ class _Session:
 
     async def _started(self, subscription: Subscription) -> Subscription:
         """Send the first events, unless the client's first message comes before."""
-        taking = asyncio.create_task(subscription.next())
-        either: list[asyncio.Future[Any]] = [taking, self._resume]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        if self._resume.done():
-            taking.cancel()
-            return await self._feed.subscribe(self._resume.result())
-        self._may_resume = False
-        events = taking.result()
-        if events is not None:
-            await self._send(events)
-        return subscription
+        while True:
+            taking = asyncio.create_task(subscription.next())
+            either: list[asyncio.Future[Any]] = [taking, self._resume]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if self._resume.done():
+                taking.cancel()
+                return await self._feed.subscribe(self._resume.result())
+            events = taking.result()
+            # A heartbeat sends nothing: the client may still resume.
+            if events is not None:
+                self._may_resume = False
+                await self._send(events)
+                return subscription
 
     async def _send(self, events: list[Event]) -> None:
         for event in events:
