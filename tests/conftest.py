@@ -1,6 +1,7 @@
 """Fixtures: the tutorial's (fakeredis, temporary storage, predictable UUIDs)
 and real servers for the live tests."""
 
+import dataclasses
 import io
 import logging
 import os
@@ -81,6 +82,13 @@ def redis_server():
 @pytest.fixture
 def config(predictable_uuid, storage_path, redis_server):
     return make_config(storage_path, redis_server, predictable_uuid)
+
+
+@pytest.fixture
+def events_config(config):
+    """The config fixture's, its workers reading the change log every 1 ms."""
+    config.events = dataclasses.replace(config.events, poll_interval=0.001)
+    return config
 
 
 @pytest.fixture

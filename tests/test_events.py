@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import signal
 import sqlite3
@@ -22,51 +21,7 @@ from asgilook.events.feed import Ending, SubscriptionEnded
 from asgilook.store import Store
 
 from .fakes import FakeClock, owner, two_workers, upload_through
-
-# Waits are bounded: a missing event fails the test, it never hangs it.
-WAIT = 10
-
-
-@pytest.fixture
-def events_config(config):
-    config.events = dataclasses.replace(config.events, poll_interval=0.001)
-    return config
-
-
-async def _later() -> bytes:
-    await asyncio.sleep(0.001)
-    return b''
-
-
-class SSEReader:
-    """The messages of a text/event-stream, as an EventSource parses them."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._buffer = b''
-
-    async def message(self) -> dict[str, str]:
-        """Return the next message: its fields (comments under ':')."""
-        async with asyncio.timeout(WAIT):
-            while b'\n\n' not in self._buffer:
-                # falcon.testing's stream answers b'' until more came.
-                self._buffer += await self._stream.read() or await _later()
-        block, self._buffer = self._buffer.split(b'\n\n', 1)
-        fields: dict[str, str] = {}
-        for line in block.decode().split('\n'):
-            name, _, value = line.partition(': ')
-            fields[name] = value
-        return fields
-
-    async def event(self) -> dict[str, object]:
-        """Return the next event (heartbeats and the first message skipped)."""
-        while 'data' not in (fields := await self.message()):
-            pass
-        return {
-            'id': int(fields['id']),
-            'event': fields['event'],
-            'data': json.loads(fields['data']),
-        }
+from .streams import WAIT, SSEReader, uploads
 
 
 async def test_every_upload_and_delete_is_an_event_in_order(events_config):
@@ -94,10 +49,6 @@ async def test_every_upload_and_delete_is_an_event_in_order(events_config):
     assert listed == [images[1]]
 
 
-async def _changes(conductor, count: int) -> list[dict]:
-    return [await upload_through(conductor) for _ in range(count)]
-
-
 @pytest.mark.parametrize(
     ('query', 'headers', 'first_id'),
     [
@@ -112,7 +63,7 @@ async def test_a_client_resumes_after_the_last_id_it_took(
     events_config, query, headers, first_id
 ):
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
-        images = await _changes(conductor, 3)
+        images = await uploads(conductor, 3)
         async with conductor.get_stream(
             '/events', query_string=query, headers=headers
         ) as stream:
@@ -164,7 +115,7 @@ async def test_an_id_the_log_no_longer_holds_is_a_reset_then_what_follows(
         events_config.catalog_limits, retained_changes=2
     )
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
-        await _changes(conductor, 5)
+        await uploads(conductor, 5)
         resets = []
         for after in ('1', '99'):
             async with conductor.get_stream(
@@ -391,7 +342,7 @@ async def _other_worker(config):
 async def test_a_subscriber_catches_up_from_the_catalog_in_batches(events_config):
     events_config.events = dataclasses.replace(events_config.events, batch=2)
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
-        images = await _changes(conductor, 5)
+        images = await uploads(conductor, 5)
         async with _other_worker(events_config) as feed:
             subscription = await feed.subscribe(0)
             batches = [await subscription.next() for _ in range(3)]
@@ -466,7 +417,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
         falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
         _other_worker(events_config) as feed,
     ):
-        images = await _changes(conductor, 70)
+        images = await uploads(conductor, 70)
         monkeypatch.setattr(Catalog, 'changes', counted)
         # Two clients resuming from 0 together, batch by batch.
         subscriptions = [await feed.subscribe(0) for _ in range(2)]
@@ -493,7 +444,7 @@ async def test_a_subscriber_that_falls_behind_the_backlog_is_ended(events_config
         subscription = await feed.subscribe(None)
         await upload_through(conductor)
         taken = await subscription.next()
-        await _changes(conductor, 3)
+        await uploads(conductor, 3)
         async with asyncio.timeout(WAIT):
             while feed.last < 4:
                 await feed.waiter()
@@ -511,10 +462,10 @@ async def test_events_trimmed_while_a_subscriber_caught_up_are_a_reset(
         events_config.catalog_limits, retained_changes=3
     )
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
-        await _changes(conductor, 3)
+        await uploads(conductor, 3)
         async with _other_worker(events_config) as feed:
             subscription = await feed.subscribe(1)
-            await _changes(conductor, 3)
+            await uploads(conductor, 3)
             async with asyncio.timeout(WAIT):
                 while feed.last < 6:
                     await feed.waiter()
@@ -563,7 +514,7 @@ async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
 
 async def test_a_subscriber_whose_catch_up_fails_is_ended(events_config, monkeypatch):
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
-        await _changes(conductor, 2)
+        await uploads(conductor, 2)
         async with _other_worker(events_config) as feed:
             subscription = await feed.subscribe(0)
 

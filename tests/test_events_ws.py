@@ -12,19 +12,11 @@ from falcon.errors import WebSocketDisconnected
 
 from asgilook.app import create_app
 
-from .fakes import FakeClock, make_config, owner, upload_through
-
-# Waits are bounded: a missing message fails the test, it never hangs it.
-WAIT = 10
+from .fakes import FakeClock, make_config, owner
+from .streams import WAIT, SSEReader, uploads
 
 LATE = 'only a first message {"after": <id>}, before any event, is read'
 NO_POSITION = 'the first message may be {"after": <id>} and nothing else'
-
-
-@pytest.fixture
-def events_config(config):
-    config.events = dataclasses.replace(config.events, poll_interval=0.001)
-    return config
 
 
 def _conductor(config):
@@ -51,34 +43,6 @@ async def _closed(ws) -> tuple[int, str]:
     return ws.close_code, ws.close_reason
 
 
-class _SSE:
-    """The messages of a text/event-stream (comments under '')."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._buffer = b''
-
-    async def message(self) -> dict[str, str]:
-        async with asyncio.timeout(WAIT):
-            while b'\n\n' not in self._buffer:
-                self._buffer += await self._stream.read()
-        block, self._buffer = self._buffer.split(b'\n\n', 1)
-        return dict(line.partition(': ')[::2] for line in block.decode().split('\n'))
-
-    async def event(self) -> dict:
-        while 'data' not in (fields := await self.message()):
-            pass
-        return {
-            'id': int(fields['id']),
-            'event': fields['event'],
-            'data': json.loads(fields['data']),
-        }
-
-
-async def _changes(conductor, count: int) -> list[dict]:
-    return [await upload_through(conductor) for _ in range(count)]
-
-
 async def test_events_are_json_text_messages_as_the_sse_stream_tells_them(
     events_config,
 ):
@@ -87,9 +51,9 @@ async def test_events_are_json_text_messages_as_the_sse_stream_tells_them(
         conductor.get_stream('/events') as stream,
         _socket(conductor) as ws,
     ):
-        sse = _SSE(stream.stream)
+        sse = SSEReader(stream.stream)
         await sse.message()
-        images = await _changes(conductor, 2)
+        images = await uploads(conductor, 2)
         await conductor.simulate_delete(images[0]['image'], headers=owner(images[0]))
         texts = [await ws.receive_text() for _ in range(3)]
         streamed = [await sse.event() for _ in range(3)]
@@ -111,9 +75,9 @@ async def test_events_are_json_text_messages_as_the_sse_stream_tells_them(
 @pytest.mark.parametrize('after', [0, 1, 3])
 async def test_after_in_the_url_resumes_after_that_id(events_config, after):
     async with _conductor(events_config) as conductor:
-        images = await _changes(conductor, 3)
+        images = await uploads(conductor, 3)
         async with _socket(conductor, f'after={after}') as ws:
-            images += await _changes(conductor, 1)
+            images += await uploads(conductor, 1)
             messages = await _received(ws, 4 - after)
 
     assert [message['id'] for message in messages] == list(range(after + 1, 5))
@@ -122,11 +86,11 @@ async def test_after_in_the_url_resumes_after_that_id(events_config, after):
 
 async def test_a_first_message_resumes_after_its_id_none_twice(events_config):
     async with _conductor(events_config) as conductor:
-        images = await _changes(conductor, 3)
+        images = await uploads(conductor, 3)
         async with _socket(conductor) as ws:
             await ws.send_text('{"after": 1}')
             caught_up = await _received(ws, 2)
-            images += await _changes(conductor, 2)
+            images += await uploads(conductor, 2)
             following = await _received(ws, 2)
 
     messages = caught_up + following
@@ -136,9 +100,9 @@ async def test_a_first_message_resumes_after_its_id_none_twice(events_config):
 
 async def test_a_socket_without_a_position_starts_from_now(events_config):
     async with _conductor(events_config) as conductor:
-        await _changes(conductor, 2)
+        await uploads(conductor, 2)
         async with _socket(conductor) as ws:
-            images = await _changes(conductor, 1)
+            images = await uploads(conductor, 1)
             messages = await _received(ws)
 
     assert messages == [{'id': 3, 'event': 'image.created', 'data': images[0]}]
@@ -151,7 +115,7 @@ async def test_a_first_message_after_an_event_closes_1008(events_config, query):
         _conductor(events_config) as conductor,
         _socket(conductor, query) as ws,
     ):
-        images = await _changes(conductor, 1)
+        images = await uploads(conductor, 1)
         (message,) = await _received(ws)
         await ws.send_text('{"after": 0}')
         closed = await _closed(ws)
@@ -232,7 +196,7 @@ async def test_a_first_message_that_is_no_position_closes_1008(events_config, fi
 async def test_the_longest_first_message_read_is_100_characters(events_config):
     first = '{"after": 1}' + ' ' * 88
     async with _conductor(events_config) as conductor:
-        images = await _changes(conductor, 2)
+        images = await uploads(conductor, 2)
         async with _socket(conductor) as ws:
             await ws.send_text(first)
             messages = await _received(ws)
@@ -285,12 +249,12 @@ async def test_an_id_the_log_does_not_hold_is_a_reset_then_live_events(
         events_config.catalog_limits, retained_changes=2
     )
     async with _conductor(events_config) as conductor:
-        await _changes(conductor, 5)
+        await uploads(conductor, 5)
         async with _socket(conductor, query) as ws:
             if first is not None:
                 await ws.send_text(first)
             (reset,) = await _received(ws)
-            images = await _changes(conductor, 1)
+            images = await uploads(conductor, 1)
             following = await _received(ws)
 
     assert reset == {
@@ -309,7 +273,7 @@ async def test_an_id_the_log_does_not_hold_is_a_reset_then_live_events(
 
 async def _uploads_of_another_worker(storage_path, count: int) -> list[dict]:
     async with _conductor(make_config(storage_path)) as conductor:
-        return await _changes(conductor, count)
+        return await uploads(conductor, count)
 
 
 async def test_a_socket_more_than_the_backlog_behind_closes_1013(
@@ -318,7 +282,7 @@ async def test_a_socket_more_than_the_backlog_behind_closes_1013(
     events_config.events = dataclasses.replace(events_config.events, backlog=2)
     async with _conductor(events_config) as conductor:
         async with _socket(conductor) as ws:
-            images = await _changes(conductor, 1)
+            images = await uploads(conductor, 1)
             taken = await _received(ws)
             # Another worker makes three changes while this one's event loop
             # is held (as a busy worker's is): it reads them at once, and its
@@ -342,7 +306,7 @@ async def test_the_servers_shutdown_closes_open_sockets_1001(events_config):
     async with contextlib.AsyncExitStack() as running:
         conductor = await running.enter_async_context(_conductor(events_config))
         async with _socket(conductor) as ws:
-            images = await _changes(conductor, 1)
+            images = await uploads(conductor, 1)
             messages = await _received(ws)
             # The server's lifespan ends, the socket still open.
             await running.aclose()
@@ -366,7 +330,7 @@ async def test_bad_clients_never_affect_others_connected_at_the_same_time(
     events_config,
 ):
     async with _conductor(events_config) as conductor:
-        images = await _changes(conductor, 1)
+        images = await uploads(conductor, 1)
         async with (
             _socket(conductor) as resuming,
             _socket(conductor) as from_now,
@@ -384,10 +348,10 @@ async def test_bad_clients_never_affect_others_connected_at_the_same_time(
                 _refused(chatty, '{"after": 0}', '{"after": 0}'),
             )
             await leaving.close()
-            images += await _changes(conductor, 1)
+            images += await uploads(conductor, 1)
             await _received(late)
             codes.append(await _refused(late, '{"after": 0}'))
-            images += await _changes(conductor, 1)
+            images += await uploads(conductor, 1)
             resumed = caught_up + await _received(resuming, 2)
             live = await _received(from_now, 2)
 
@@ -408,7 +372,7 @@ async def test_a_client_that_leaves_ends_its_socket_on_the_server(events_config)
             async with _socket(conductor) as ws:
                 await ws.send_text('{"after": 0}')
         async with _socket(conductor) as ws:
-            images = await _changes(conductor, 1)
+            images = await uploads(conductor, 1)
             messages = await _received(ws)
 
     assert [message['data'] for message in messages] == images
@@ -429,14 +393,14 @@ async def test_a_heartbeat_sends_nothing_on_a_socket(events_config):
         _socket(conductor) as ws,
         conductor.get_stream('/events') as stream,
     ):
-        sse = _SSE(stream.stream)
+        sse = SSEReader(stream.stream)
         await sse.message()
         # Before the first event, and after one.
         await _heartbeat(clock, sse, heartbeat)
-        images = await _changes(conductor, 1)
+        images = await uploads(conductor, 1)
         first = await _received(ws)
         await _heartbeat(clock, sse, heartbeat)
-        images += await _changes(conductor, 1)
+        images += await uploads(conductor, 1)
         second = await _received(ws)
 
     assert [message['id'] for message in first + second] == [1, 2]
@@ -447,12 +411,12 @@ async def test_a_first_message_after_a_heartbeat_still_resumes(events_config):
     clock = events_config.clock = FakeClock()
     heartbeat = events_config.events.heartbeat
     async with _conductor(events_config) as conductor:
-        images = await _changes(conductor, 1)
+        images = await uploads(conductor, 1)
         async with (
             _socket(conductor) as ws,
             conductor.get_stream('/events') as stream,
         ):
-            sse = _SSE(stream.stream)
+            sse = SSEReader(stream.stream)
             await sse.message()
             for _ in range(2):
                 await _heartbeat(clock, sse, heartbeat)
