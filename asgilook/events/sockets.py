@@ -64,8 +64,11 @@ async def serve(ws: falcon.asgi.WebSocket, feed: Feed, after: int | None) -> Non
     finally:
         for task in tasks:
             task.cancel()
+    for task in done:
+        # Both may end in one step: each outcome is taken, the first acted on.
+        task.exception()
     try:
-        next(iter(done)).result()
+        next(task for task in tasks if task in done).result()
     except _Refused as refused:
         await ws.close(refused.code, refused.reason)
     except SubscriptionEnded as ended:
