@@ -31,7 +31,7 @@ sys.setswitchinterval(0.0005)
 # On some machines a thread woken on another CPU still loses every race for
 # the GIL to the spinning one (a request took seconds under coverage): with
 # the tests' threads on one CPU, a thread that lets the GIL go hands it over.
-# Servers the live tests start inherit it; none of them measures speed.
+# The servers the live tests start get every CPU back (see servers.py).
 if sys.gettrace() is not None and hasattr(os, 'sched_setaffinity'):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
