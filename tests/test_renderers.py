@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import signal
+from concurrent.futures.process import BrokenProcessPool
 
 import fakeredis
 import falcon.testing
@@ -66,6 +67,32 @@ async def test_a_render_process_that_died_is_replaced(storage_path, redis_server
 
     assert resp.status_code == 200
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+
+
+async def test_a_pool_found_broken_as_a_render_is_handed_over_is_replaced(
+    storage_path, redis_server, monkeypatch
+):
+    # Whether a pool learns of a dead process before or after the next
+    # render is handed to it is the operating system's timing: here, before.
+    submit = renderers.RenderProcesses._submit
+    broken = []
+
+    async def broken_once(self, pool, *args):
+        if not broken:
+            broken.append(pool)
+            raise BrokenProcessPool('a process of the pool died')
+        assert pool is not broken[0]
+        return await submit(self, pool, *args)
+
+    app = _app(storage_path, redis_server, 2)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        image = (await conductor.simulate_post('/images', body=photo())).json
+        monkeypatch.setattr(renderers.RenderProcesses, '_submit', broken_once)
+        resp = await conductor.simulate_get(image['thumbnails'][0])
+
+    assert broken
+    assert resp.status_code == 200
+    assert resp.headers['Content-Type'] == 'image/jpeg'
 
 
 async def test_a_render_whose_process_dies_each_time_is_a_503(
