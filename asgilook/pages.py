@@ -15,7 +15,8 @@ import binascii
 import dataclasses
 
 import falcon
-from falcon.util.uri import parse_query_string
+
+from . import queries
 
 MAX_LIMIT = 1000
 # What a cursor encodes: this version byte, then the number, 8 bytes.
@@ -74,20 +75,15 @@ def page_request(req: falcon.asgi.Request) -> PageRequest | None:
     query = req.query_string
     if not query:
         return None
-    params = parse_query_string(query, keep_blank=True, csv=False)
-    unknown = sorted(set(params) - {'limit', 'after'})
-    if unknown:
-        raise falcon.HTTPBadRequest(
-            title='Unknown parameter',
-            description=f'GET /images takes limit and after, not {unknown[0]}. '
-            'Ask for /images?limit=100 and follow the Link header for more.',
-        )
-    given = {name: value for name, value in params.items() if isinstance(value, str)}
-    if len(given) != len(params):
-        raise falcon.HTTPBadRequest(
-            title='Repeated parameter',
-            description='Give limit and after once each, as in /images?limit=100.',
-        )
+    given = queries.parameters(
+        query,
+        frozenset({'limit', 'after'}),
+        lambda name: (
+            f'GET /images takes limit and after, not {name}. '
+            'Ask for /images?limit=100 and follow the Link header for more.'
+        ),
+        'Give limit and after once each, as in /images?limit=100.',
+    )
     if 'limit' not in given:
         raise _invalid_limit()
     limit = _limit(given['limit'])
@@ -99,12 +95,8 @@ def page_request(req: falcon.asgi.Request) -> PageRequest | None:
 
 
 def _limit(text: str) -> int:
-    digits = text.strip().lstrip('0')
-    # Python turns no more than 4300 digits into a number (a ValueError past).
-    if not (text.isascii() and text.strip().isdigit()) or len(digits) > 4:
-        raise _invalid_limit()
-    limit = int(digits or '0')
-    if not 1 <= limit <= MAX_LIMIT:
+    limit = queries.whole_number(text, 4)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _invalid_limit()
     return limit
 

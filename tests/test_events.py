@@ -57,6 +57,7 @@ async def test_every_upload_and_delete_is_an_event_in_order(events_config):
         ('', {'Last-Event-ID': ' 1 '}, 2),
         ('after=3', {'Last-Event-ID': ''}, 4),
         ('', {'Last-Event-ID': '0' * 30 + '1'}, 2),
+        ('after=' + '0' * 5000 + '1', {}, 2),
     ],
 )
 async def test_a_client_resumes_after_the_last_id_it_took(

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import falcon
 import falcon.asgi
-from falcon.util.uri import parse_query_string
 
+from .. import queries
 from ..departures import DEPARTURE
 from . import sockets
 from .feed import Feed, Subscription, SubscriptionEnded
@@ -80,33 +80,25 @@ _HEARTBEAT = falcon.asgi.SSEvent(comment='heartbeat')
 
 def after_param(req: falcon.asgi.Request) -> str | None:
     """Return the query's `after`; HTTPBadRequest for any other parameter."""
-    params = parse_query_string(req.query_string, keep_blank=True, csv=False)
-    unknown = sorted(set(params) - {'after'})
-    if unknown:
-        name = unknown[0] if len(unknown[0]) <= 40 else f'{unknown[0][:40]}…'
-        raise falcon.HTTPBadRequest(
-            title='Unknown parameter',
-            description=f'/events takes after, not {name}: /events?after=<id> '
-            'resumes after the event of that id.',
-        )
-    after = params.get('after')
-    if isinstance(after, list):
-        raise falcon.HTTPBadRequest(
-            title='Repeated parameter',
-            description='Give after once, as in /events?after=1234.',
-        )
-    return after
+    given = queries.parameters(
+        req.query_string,
+        frozenset({'after'}),
+        lambda name: (
+            f'/events takes after, not {name}: /events?after=<id> '
+            'resumes after the event of that id.'
+        ),
+        'Give after once, as in /events?after=1234.',
+    )
+    return given.get('after')
 
 
 def _event_id(text: str | None, name: str) -> int | None:
     """Return the id a client resumes after; None if it gave none."""
     if text is None or not text.strip():
         return None
-    digits = text.strip()
-    if digits.isascii() and digits.isdigit() and len(digits.lstrip('0')) <= 19:
-        event_id = int(digits)
-        if event_id <= _MAX_ID:
-            return event_id
+    event_id = queries.whole_number(text, 19)
+    if event_id is not None and event_id <= _MAX_ID:
+        return event_id
     raise falcon.HTTPBadRequest(
         title='Invalid event id',
         description=f'{name} must be the id of an event (a whole number, as in '
