@@ -14,6 +14,7 @@ from .conditional import ConditionalRequests
 from .config import Config
 from .deletes import DeleteTokens
 from .events import Events, Feed, FeedLifespan
+from .gallery import Assets, Gallery
 from .guards import Guards
 from .images import Images, Thumbnails
 from .signing import ServiceKey
@@ -49,6 +50,9 @@ def create_app(config: Config | None = None) -> Guards:
         '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
     )
     app.add_route('/events', Events(feed))
+    assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
+    app.add_route('/', Gallery(store, feed, assets.files))
+    app.add_route('/gallery/{name}', assets)
     media.register(app)
     http_errors.register(app)
     return Guards(

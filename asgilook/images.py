@@ -37,7 +37,9 @@ class Images:
             images, version = await self._store.listing()
             tag = version
         else:
-            images, next_after = await self._store.page(page.after, page.limit)
+            images, next_after = await self._store.page(
+                page.after, page.limit, page.newest
+            )
             identity = [f'{image.version}@{image.modified}' for image in images]
             if next_after is not None:
                 next_uri = page.next_uri(next_after)

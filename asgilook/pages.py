@@ -1,8 +1,9 @@
 """Pages of the image list: `GET /images?limit=N&after=<cursor>`.
 
-A page holds up to `limit` images in upload order, starting after the one
-its cursor names; the `Link: <...>; rel="next"` header of a full page
-carries the cursor of its last image. The cursor is opaque to clients (a
+A page holds up to `limit` images in upload order (or newest first, with
+`order=newest`), starting after the one its cursor names; the
+`Link: <...>; rel="next"` header of a full page carries the cursor of its
+last image. The cursor is opaque to clients (a
 number of the catalog's upload order, encoded), so a page never moves when
 images are added (they come last) or removed: paging through a changing
 catalog skips and repeats nothing that stayed.
@@ -30,16 +31,21 @@ class PageRequest:
 
     limit: int
     after: int
+    # Newest first, rather than in upload order.
+    newest: bool = False
 
     @property
     def query(self) -> str:
         """The one spelling of this page's query."""
+        query = f'limit={self.limit}'
+        if self.newest:
+            query += '&order=newest'
         if self.after:
-            return f'limit={self.limit}&after={encode_cursor(self.after)}'
-        return f'limit={self.limit}'
+            query += f'&after={encode_cursor(self.after)}'
+        return query
 
     def next_uri(self, after: int) -> str:
-        return f'/images?{PageRequest(self.limit, after).query}'
+        return f'/images?{dataclasses.replace(self, after=after).query}'
 
 
 def encode_cursor(after: int) -> str:
@@ -77,18 +83,18 @@ def page_request(req: falcon.asgi.Request) -> PageRequest | None:
         return None
     given = queries.parameters(
         query,
-        frozenset({'limit', 'after'}),
+        frozenset({'limit', 'order', 'after'}),
         lambda name: (
-            f'GET /images takes limit and after, not {name}. '
+            f'GET /images takes limit, order and after, not {name}. '
             'Ask for /images?limit=100 and follow the Link header for more.'
         ),
-        'Give limit and after once each, as in /images?limit=100.',
+        'Give limit, order and after once each, as in /images?limit=100.',
     )
     if 'limit' not in given:
         raise _invalid_limit()
     limit = _limit(given['limit'])
     after = decode_cursor(given['after']) if 'after' in given else 0
-    page = PageRequest(limit, after)
+    page = PageRequest(limit, after, _newest(given.get('order', 'oldest')))
     if query != page.query:
         raise falcon.HTTPPermanentRedirect(f'/images?{page.query}')
     return page
@@ -99,6 +105,16 @@ def _limit(text: str) -> int:
     if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _invalid_limit()
     return limit
+
+
+def _newest(order: str) -> bool:
+    if order not in ('oldest', 'newest'):
+        raise falcon.HTTPBadRequest(
+            title='Invalid order',
+            description='order must be oldest (the default: upload order) or '
+            'newest, as in /images?limit=100&order=newest.',
+        )
+    return order == 'newest'
 
 
 def _invalid_limit() -> falcon.HTTPBadRequest:

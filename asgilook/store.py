@@ -160,13 +160,16 @@ class Store:
         with _storage_errors():
             return await self.catalog.version()
 
-    async def page(self, after: int, limit: int) -> tuple[list[Image], int | None]:
+    async def page(
+        self, after: int, limit: int, newest: bool = False
+    ) -> tuple[list[Image], int | None]:
         """Return up to limit images uploaded after the one numbered after.
 
-        And the number to start the next page after, None if there is none.
+        Or, newest first, before it (after 0: from the newest). And the
+        number to start the next page after, None if there is none.
         """
         with _storage_errors():
-            page = await self.catalog.page(after, limit)
+            page = await self.catalog.page(after, limit, newest)
         images = [self._image(record) for record in page.records]
         return images, page.next_after
 

@@ -5,7 +5,9 @@ import re
 from .fakes import upload_through
 
 # What a page's Link header says: the next page, as a URL of this service.
-LINK = re.compile(r'<(/images\?limit=([0-9]+)&after=([A-Za-z0-9_-]+))>; rel="next"')
+LINK = re.compile(
+    r'<(/images\?limit=([0-9]+)(?:&order=newest)?&after=([A-Za-z0-9_-]+))>; rel="next"'
+)
 # Small pictures: no thumbnails to render, quick to upload.
 SMALL = (32, 24)
 

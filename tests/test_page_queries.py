@@ -59,6 +59,15 @@ async def test_a_repeated_parameter_is_400(conductor, query):
     )
 
 
+@pytest.mark.parametrize(
+    'query', ['limit=2&order=', 'limit=2&order=desc', 'limit=2&order=NEWEST']
+)
+async def test_an_unknown_order_is_400(conductor, query):
+    assert_bad_request(
+        await conductor.simulate_get(f'/images?{query}'), 'Invalid order'
+    )
+
+
 @pytest.mark.parametrize('query', ['x=1', 'limit=2&sort=desc', 'page=2', 'LIMIT=2'])
 async def test_an_unknown_parameter_is_400(conductor, query):
     assert_bad_request(
@@ -134,6 +143,9 @@ async def test_a_cursor_past_the_end_is_an_empty_last_page(conductor):
         ('limit=+2', 'limit=2'),
         ('after={cursor}&limit=2', 'limit=2&after={cursor}'),
         ('limit=02&after={cursor}', 'limit=2&after={cursor}'),
+        ('limit=2&order=oldest', 'limit=2'),
+        ('order=newest&limit=2', 'limit=2&order=newest'),
+        ('after={cursor}&order=newest&limit=2', 'limit=2&order=newest&after={cursor}'),
         # The cursor of the very start names no image: the first page.
         (f'limit=2&after={cursor_of(bytes([1, 0, 0, 0, 0, 0, 0, 0, 0]))}', 'limit=2'),
     ],

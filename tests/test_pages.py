@@ -78,6 +78,29 @@ async def test_following_the_links_gives_every_image_once_in_upload_order(
     assert (await conductor.simulate_get('/images')).json == images
 
 
+async def test_newest_first_pages_walk_the_list_backwards(conductor):
+    images = await upload_many(conductor, 5)
+
+    first = await conductor.simulate_get('/images?limit=2&order=newest')
+
+    assert first.json == images[:2:-1]
+    assert next_page(first).startswith('/images?limit=2&order=newest&after=')
+    pages = await walk([conductor], '/images?limit=2&order=newest')
+    assert pages == [images[:2:-1], images[2:0:-1], images[:1]]
+
+
+async def test_a_newest_first_page_shows_an_image_added_since_once(conductor):
+    images = await upload_many(conductor, 4)
+    first = await conductor.simulate_get('/images?limit=2&order=newest')
+
+    await upload_many(conductor, 1)
+    second = await conductor.simulate_get(next_page(first))
+
+    # Pages go back in time from where the first one stood.
+    assert second.json == images[1::-1]
+    assert 'Link' not in second.headers
+
+
 async def test_paging_through_a_changing_catalog_skips_and_repeats_nothing(
     workers,
 ):

@@ -166,10 +166,13 @@ class Catalog:
         """Return every image in upload order, and the version, of one moment."""
         return await self._read_checked(sql.select_all)
 
-    async def page(self, after: int, limit: int) -> Page:
-        """Return up to limit images that follow seq after, in upload order."""
+    async def page(self, after: int, limit: int, newest: bool = False) -> Page:
+        """Return up to limit images that follow seq after, in upload order.
+
+        Or newest first: then the images that precede seq after (0: all).
+        """
         records, next_after = await self._read_checked(
-            lambda reader: sql.select_page(reader, after, limit)
+            lambda reader: sql.select_page(reader, after, limit, newest)
         )
         return Page(records, next_after)
 

@@ -227,16 +227,19 @@ def select_all(reader: sqlite3.Connection) -> tuple[list[Record], str]:
 
 
 def select_page(
-    reader: sqlite3.Connection, after: int, limit: int
+    reader: sqlite3.Connection, after: int, limit: int, newest: bool = False
 ) -> tuple[list[Record], int | None]:
     """Return up to limit records that follow seq after, and the last one's seq.
 
-    The seq is None if no record follows this page.
+    In upload order, or newest first (after 0 is the start in both). The
+    seq is None if no record follows this page.
     """
-    rows = reader.execute(
-        f'SELECT {COLUMNS}, seq FROM images WHERE seq > ? ORDER BY seq LIMIT ?',
-        (after, limit + 1),
-    ).fetchall()
+    if newest:
+        query = f'SELECT {COLUMNS}, seq FROM images WHERE seq < ? ORDER BY seq DESC'
+        after = after or 2**63 - 1
+    else:
+        query = f'SELECT {COLUMNS}, seq FROM images WHERE seq > ? ORDER BY seq'
+    rows = reader.execute(f'{query} LIMIT ?', (after, limit + 1)).fetchall()
     records = [record_of(row) for row in rows[:limit]]
     return records, rows[limit - 1][5] if len(rows) > limit else None
 

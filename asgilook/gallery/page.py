@@ -1,0 +1,124 @@
+"""`GET /`: the gallery's page, with the newest pictures in its HTML."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import string
+
+import falcon
+import falcon.asgi
+
+from .. import pages, queries
+from ..events import Feed
+from ..store import Image, Store
+from .assets import Asset, load
+from .policy import protect
+
+# Pictures in the page's HTML, and in each page the script asks for after it.
+PAGE_SIZE = 24
+# How wide a picture is shown, for the browser to pick from srcset: the
+# grid's columns (gallery.css) at each width of the window.
+SIZES = (
+    '(min-width: 1400px) 16vw, (min-width: 1000px) 20vw, (min-width: 600px) 33vw, 50vw'
+)
+# The width the src of a browser that knows no srcset is picked for.
+_PLAIN_WIDTH = 400
+
+
+class Gallery:
+    """The HTML page: a grid of pictures, newest first, and the script's hooks.
+
+    `GET /?after=<cursor>` is the page of pictures after another (a link at
+    the bottom of each full page, for browsers without JavaScript).
+    """
+
+    def __init__(self, store: Store, feed: Feed, assets: dict[str, Asset]) -> None:
+        self._store = store
+        self._feed = feed
+        self._assets = assets
+        self._template = string.Template(load('gallery.html').body.decode())
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        after = _after(req.query_string)
+        # The stream's position first: what changes after it is told to the
+        # script, whether the page below shows it already or not.
+        span = await self._feed.span()
+        images, next_after = await self._store.page(after, PAGE_SIZE, newest=True)
+        body = self._render(images, next_after, span.last).encode()
+        protect(resp)
+        resp.content_type = falcon.MEDIA_HTML
+        resp.etag = hashlib.sha256(body).hexdigest()[:32]
+        # Every upload and delete changes it: ask before reusing it.
+        resp.cache_control = ['no-cache']
+        resp.data = body
+
+    on_head = on_get
+
+    def _render(self, images: list[Image], next_after: int | None, serial: int) -> str:
+        # The script's end of the list too: shown while there is more.
+        next_api = ''
+        more = '<a class="more" hidden>Older pictures</a>'
+        if next_after is not None:
+            cursor = pages.encode_cursor(next_after)
+            more = (
+                f'<a class="more" rel="next" href="/?after={cursor}">Older pictures</a>'
+            )
+            next_api = pages.PageRequest(PAGE_SIZE, 0, newest=True).next_uri(next_after)
+        return self._template.substitute(
+            stylesheet=self._assets['gallery.css'].url,
+            script=self._assets['gallery.js'].url,
+            icon=self._assets['favicon.svg'].url,
+            tiles=''.join(tile(image) for image in images),
+            empty=' hidden' if images else '',
+            first=f'/images?{pages.PageRequest(PAGE_SIZE, 0, newest=True).query}',
+            next=next_api,
+            sizes=SIZES,
+            more=more,
+            events=f'/events?after={serial}',
+        )
+
+
+def tile(image: Image) -> str:
+    """Return the grid's item of an image (gallery.js makes the same ones)."""
+    width, height = image.size
+    modified = image.serialize()['modified']
+    sources = [(image.uri, width)] + [
+        (uri, size[0])
+        for uri, size in zip(image.thumbnails(), image.thumbnail_sizes(), strict=True)
+    ]
+    fitting = [source for source in sources if source[1] >= _PLAIN_WIDTH]
+    src = min(fitting, key=lambda source: source[1])[0] if fitting else image.uri
+    srcset = ', '.join(f'{uri} {source_width}w' for uri, source_width in sources)
+    alt = f'Picture of {width} × {height} pixels, uploaded {modified}'
+    attributes = {
+        'src': src,
+        'srcset': srcset,
+        'sizes': SIZES,
+        'width': width,
+        'height': height,
+        'alt': alt,
+    }
+    img = ' '.join(
+        f'{name}="{html.escape(str(value))}"' for name, value in attributes.items()
+    )
+    return (
+        f'<li class="tile" id="image-{image.image_id}" data-modified="{modified}">'
+        f'<a href="{image.uri}"><img {img} loading="lazy" decoding="async" '
+        'elementtiming="thumbnail"></a></li>\n'
+    )
+
+
+def _after(query: str) -> int:
+    """The cursor the page starts after (0: the newest picture)."""
+    if not query:
+        return 0
+    given = queries.parameters(
+        query,
+        frozenset({'after'}),
+        lambda name: f'The gallery takes after, not {name}. Open / to see it.',
+        'Give after once, as the gallery\'s "Older pictures" link does.',
+    )
+    return pages.decode_cursor(given['after']) if 'after' in given else 0

@@ -1,0 +1,400 @@
+// The gallery's script: more pages on scroll, the viewer, uploads, live
+// changes and deletes, all through asgilook's HTTP API. No framework.
+
+const grid = document.getElementById('gallery');
+const empty = document.getElementById('empty');
+const status = document.getElementById('status');
+const uploads = document.getElementById('uploads');
+const form = document.getElementById('upload');
+const input = document.getElementById('files');
+const viewer = document.getElementById('viewer');
+const viewerImage = document.getElementById('viewer-image');
+const caption = document.getElementById('viewer-caption');
+const previousButton = document.getElementById('viewer-previous');
+const nextButton = document.getElementById('viewer-next');
+const deleteButton = document.getElementById('viewer-delete');
+
+// The width a browser without srcset gets (page.py picks the same).
+const PLAIN_WIDTH = 400;
+// Delete tokens of the pictures uploaded from this browser, by image id.
+const TOKENS = 'asgilook.delete-tokens';
+
+function say(text) {
+  status.textContent = text;
+}
+
+// What an answer of the API says went wrong: its JSON error, else its status.
+function problem(body, status, statusText) {
+  if (body && body.title) {
+    return `${body.title}: ${body.description}`;
+  }
+  return `The server answered ${status} ${statusText}. Try again later.`;
+}
+
+function parse(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+// -- Delete tokens, in the browser's storage
+
+function tokens() {
+  try {
+    return JSON.parse(localStorage.getItem(TOKENS)) || {};
+  } catch {
+    return {};
+  }
+}
+
+function remember(id, token) {
+  const kept = tokens();
+  kept[id] = token;
+  localStorage.setItem(TOKENS, JSON.stringify(kept));
+}
+
+function forget(id) {
+  const kept = tokens();
+  delete kept[id];
+  localStorage.setItem(TOKENS, JSON.stringify(kept));
+}
+
+// -- Tiles: the grid's items, as page.py renders them
+
+function idOf(item) {
+  return item.id.slice('image-'.length);
+}
+
+function tileOf(id) {
+  return document.getElementById(`image-${id}`);
+}
+
+function tile(image) {
+  const [width, height] = image.size;
+  const sources = [[image.image, width]].concat(
+    image.thumbnails.map((uri) => [uri, Number(/\/(\d+)x\d+\.jpeg$/.exec(uri)[1])]),
+  );
+  const fitting = sources.filter(([, w]) => w >= PLAIN_WIDTH).sort((a, b) => a[1] - b[1]);
+  const img = document.createElement('img');
+  img.loading = 'lazy';
+  img.decoding = 'async';
+  img.sizes = grid.dataset.sizes;
+  img.srcset = sources.map(([uri, w]) => `${uri} ${w}w`).join(', ');
+  img.src = fitting.length ? fitting[0][0] : image.image;
+  img.width = width;
+  img.height = height;
+  img.alt = `Picture of ${width} × ${height} pixels, uploaded ${image.modified}`;
+  const link = document.createElement('a');
+  link.href = image.image;
+  link.append(img);
+  const item = document.createElement('li');
+  item.className = 'tile';
+  item.id = `image-${image.id}`;
+  item.dataset.modified = image.modified;
+  item.append(link);
+  return decorate(item);
+}
+
+// Give a tile of a picture uploaded from this browser its delete button.
+function decorate(item) {
+  const id = idOf(item);
+  if (tokens()[id] && !item.querySelector('.delete')) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'delete';
+    button.textContent = 'Delete';
+    button.setAttribute('aria-label', `Delete ${item.querySelector('img').alt}`);
+    button.addEventListener('click', () => destroy(id));
+    item.append(button);
+  }
+  return item;
+}
+
+function changed() {
+  empty.hidden = grid.children.length > 0;
+}
+
+// A new picture goes first; one already shown gains what it may have lacked.
+function place(image) {
+  const item = tileOf(image.id);
+  if (item) {
+    decorate(item);
+  } else {
+    grid.prepend(tile(image));
+    changed();
+  }
+}
+
+function removeTile(id) {
+  const item = tileOf(id);
+  if (!item) {
+    return;
+  }
+  if (viewer.open && current === item) {
+    const neighbour = item.nextElementSibling || item.previousElementSibling;
+    if (neighbour) {
+      show(neighbour);
+    } else {
+      viewer.close();
+    }
+  }
+  item.remove();
+  changed();
+}
+
+// -- Pages: the list's Link headers, followed as the end comes into view
+
+let nextPage = grid.dataset.next || null;
+let loading = null;
+const more = document.querySelector('.more');
+
+function nextLink(header) {
+  const found = /<([^>]+)>\s*;\s*rel="next"/.exec(header || '');
+  return found ? found[1] : null;
+}
+
+function loadMore() {
+  if (nextPage && !loading) {
+    loading = fetchPage(nextPage).finally(() => {
+      loading = null;
+    });
+  }
+  return loading || Promise.resolve();
+}
+
+async function fetchPage(uri) {
+  const response = await fetch(uri, { headers: { Accept: 'application/json' } });
+  const body = parse(await response.text());
+  if (!response.ok) {
+    say(problem(body, response.status, response.statusText));
+    return;
+  }
+  for (const image of body) {
+    if (!tileOf(image.id)) {
+      grid.append(tile(image));
+    }
+  }
+  nextPage = nextLink(response.headers.get('Link'));
+  changed();
+  watchEnd();
+}
+
+// The list from its newest picture again (after the event stream's reset).
+async function reload() {
+  grid.replaceChildren();
+  nextPage = grid.dataset.first;
+  await loadMore();
+}
+
+const endObserver = new IntersectionObserver(
+  (entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) {
+      loadMore();
+    }
+  },
+  { rootMargin: '800px 0px' },
+);
+
+// Observed anew after each page, to be told at once if it is still in view.
+function watchEnd() {
+  endObserver.unobserve(more);
+  more.hidden = !nextPage;
+  if (nextPage) {
+    endObserver.observe(more);
+  }
+}
+
+// -- The viewer: the full picture, its size and date
+
+let current = null;
+
+function show(item) {
+  current = item;
+  const img = item.querySelector('img');
+  viewerImage.src = item.querySelector('a').href;
+  viewerImage.alt = img.alt;
+  const size = `${img.getAttribute('width')} × ${img.getAttribute('height')} pixels`;
+  const date = new Date(item.dataset.modified).toLocaleString();
+  caption.textContent = `${size}, uploaded ${date}`;
+  previousButton.disabled = !item.previousElementSibling;
+  nextButton.disabled = !item.nextElementSibling && !nextPage;
+  deleteButton.hidden = !tokens()[idOf(item)];
+  if (viewer.open) {
+    history.replaceState({ viewing: idOf(item) }, '', `#${item.id}`);
+  }
+}
+
+function open(item) {
+  show(item);
+  viewer.showModal();
+  history.pushState({ viewing: idOf(item) }, '', `#${item.id}`);
+}
+
+async function step(forward) {
+  if (!current) {
+    return;
+  }
+  if (forward && !current.nextElementSibling) {
+    await loadMore();
+  }
+  const neighbour = forward ? current.nextElementSibling : current.previousElementSibling;
+  if (neighbour) {
+    show(neighbour);
+  }
+}
+
+viewer.addEventListener('keydown', (event) => {
+  if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+    event.preventDefault();
+    step(event.key === 'ArrowRight');
+  }
+});
+
+// Escape, the close button, or Back: the page's own history entry goes too.
+viewer.addEventListener('close', () => {
+  if (history.state && history.state.viewing) {
+    history.back();
+  }
+  viewerImage.removeAttribute('src');
+  if (current && current.isConnected) {
+    current.querySelector('a').focus();
+  }
+});
+
+window.addEventListener('popstate', () => {
+  if (viewer.open) {
+    viewer.close();
+  }
+});
+
+previousButton.addEventListener('click', () => step(false));
+nextButton.addEventListener('click', () => step(true));
+document.getElementById('viewer-close').addEventListener('click', () => viewer.close());
+deleteButton.addEventListener('click', () => destroy(idOf(current)));
+
+grid.addEventListener('click', (event) => {
+  const link = event.target.closest('.tile a');
+  // A click with a modifier opens the file itself, as links do.
+  if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) {
+    return;
+  }
+  event.preventDefault();
+  open(link.parentElement);
+});
+
+// -- Uploads: one row each, with its progress and the API's answer
+
+function upload(file) {
+  const row = document.createElement('li');
+  const name = document.createElement('span');
+  name.className = 'name';
+  name.textContent = file.name;
+  const progress = document.createElement('progress');
+  progress.max = 1;
+  progress.value = 0;
+  progress.setAttribute('aria-label', `Upload of ${file.name}`);
+  const message = document.createElement('span');
+  message.className = 'message';
+  message.textContent = 'Uploading…';
+  row.append(name, progress, message);
+  uploads.append(row);
+
+  const settle = (text, failed) => {
+    message.textContent = text;
+    row.classList.add(failed ? 'failed' : 'done');
+  };
+  const request = new XMLHttpRequest();
+  request.open('POST', '/images');
+  request.setRequestHeader('Accept', 'application/json');
+  request.upload.addEventListener('progress', (event) => {
+    if (event.lengthComputable) {
+      progress.value = event.loaded / event.total;
+    }
+  });
+  request.addEventListener('load', () => {
+    const body = parse(request.responseText);
+    if (request.status === 201) {
+      progress.value = 1;
+      remember(body.id, body.delete_token);
+      place(body);
+      settle('Uploaded.', false);
+    } else {
+      settle(problem(body, request.status, request.statusText), true);
+    }
+  });
+  request.addEventListener('error', () => {
+    settle('The connection was lost before the server answered. Try again.', true);
+  });
+  request.send(file);
+}
+
+function uploadAll(files) {
+  for (const file of files) {
+    upload(file);
+  }
+}
+
+input.addEventListener('change', () => {
+  uploadAll(input.files);
+  input.value = '';
+});
+
+function carriesFiles(event) {
+  return event.dataTransfer && event.dataTransfer.types.includes('Files');
+}
+
+document.addEventListener('dragover', (event) => {
+  if (carriesFiles(event)) {
+    event.preventDefault();
+    document.body.classList.add('dropping');
+  }
+});
+
+document.addEventListener('dragleave', (event) => {
+  if (!event.relatedTarget) {
+    document.body.classList.remove('dropping');
+  }
+});
+
+document.addEventListener('drop', (event) => {
+  if (carriesFiles(event)) {
+    event.preventDefault();
+    document.body.classList.remove('dropping');
+    uploadAll(event.dataTransfer.files);
+  }
+});
+
+// -- Deletes: with the token this browser was given at the upload
+
+async function destroy(id) {
+  const response = await fetch(`/images/${id}.jpeg`, {
+    method: 'DELETE',
+    headers: { Authorization: `Bearer ${tokens()[id]}` },
+  });
+  if (response.status === 204 || response.status === 404) {
+    forget(id);
+    removeTile(id);
+    say('The picture was deleted.');
+  } else {
+    say(problem(parse(await response.text()), response.status, response.statusText));
+  }
+}
+
+// -- Live: what any browser or client uploads or deletes, as it happens
+
+const events = new EventSource(grid.dataset.events);
+events.addEventListener('image.created', (event) => place(JSON.parse(event.data)));
+events.addEventListener('image.deleted', (event) => removeTile(JSON.parse(event.data)));
+events.addEventListener('reset', () => reload());
+
+for (const item of grid.children) {
+  decorate(item);
+}
+form.hidden = false;
+more.addEventListener('click', (event) => {
+  event.preventDefault();
+  loadMore();
+});
+watchEnd();
