@@ -18,7 +18,7 @@ import pytest
 
 from asgilook.app import create_app
 
-from . import servers
+from . import browser, servers
 from .fakes import make_config
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
@@ -140,3 +140,34 @@ def live_server(tmp_path, live_redis):
     storage = tmp_path / 'images'
     with servers.uvicorn_server(storage, live_redis) as base_url:
         yield base_url
+
+
+# Whether a test's own steps failed (not its set-up or tear-down).
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == 'call':
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture
+def browsers(request):
+    """Start headless Chromiums (each a browser of its own) with browsers().
+
+    When the test fails, each one's screen is saved in artifacts/ first.
+    """
+    started = []
+
+    def start(**options):
+        started.append(browser.start(**options))
+        return started[-1]
+
+    yield start
+    for number, driver in enumerate(started):
+        if request.node.stash.get(CALL_FAILED, False):
+            browser.screenshot(driver, f'{request.node.name}-{number}')
+        driver.quit()

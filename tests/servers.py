@@ -24,7 +24,7 @@ STARTUP_SECONDS = 20
 CPUS = os.sched_getaffinity(0)
 
 
-def _on_every_cpu() -> None:
+def on_every_cpu() -> None:
     os.sched_setaffinity(0, CPUS)
 
 
@@ -61,7 +61,7 @@ def start_redis(workdir, port: int) -> subprocess.Popen:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
-        preexec_fn=_on_every_cpu,
+        preexec_fn=on_every_cpu,
     )
     _wait_until(lambda: _redis_answers(port), process, f'redis-server on {port}')
     return process
@@ -111,7 +111,7 @@ def start_uvicorn(
         # Its own process group, so that stop() reaches uvicorn's worker
         # processes too, and nothing else.
         start_new_session=True,
-        preexec_fn=_on_every_cpu,
+        preexec_fn=on_every_cpu,
     )
     process.leads_group = True
     base_url = f'http://127.0.0.1:{port}'
@@ -235,7 +235,7 @@ def start_launcher(storage, redis_url: str, port: int, *args: str, env=None):
         ),
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_on_every_cpu,
+        preexec_fn=on_every_cpu,
     )
     process.leads_group = True
     _wait_until(
@@ -259,7 +259,7 @@ def run_until_exit(command: list[str], env=None, timeout: float = 15):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=_on_every_cpu,
+        preexec_fn=on_every_cpu,
     )
     process.leads_group = True
     started = time.monotonic()
