@@ -18,6 +18,8 @@ const deleteButton = document.getElementById('viewer-delete');
 const PLAIN_WIDTH = 400;
 // Delete tokens of the pictures uploaded from this browser, by image id.
 const TOKENS = 'asgilook.delete-tokens';
+// What a request that got no answer says: the server or the network is away.
+const UNREACHABLE = 'The server cannot be reached. Try again in a moment.';
 
 function say(text) {
   status.textContent = text;
@@ -165,7 +167,13 @@ function loadMore() {
 }
 
 async function fetchPage(uri) {
-  const response = await fetch(uri, { headers: { Accept: 'application/json' } });
+  let response;
+  try {
+    response = await fetch(uri, { headers: { Accept: 'application/json' } });
+  } catch {
+    say(UNREACHABLE);
+    return;
+  }
   const body = parse(await response.text());
   if (!response.ok) {
     say(problem(body, response.status, response.statusText));
@@ -369,10 +377,16 @@ document.addEventListener('drop', (event) => {
 // -- Deletes: with the token this browser was given at the upload
 
 async function destroy(id) {
-  const response = await fetch(`/images/${id}.jpeg`, {
-    method: 'DELETE',
-    headers: { Authorization: `Bearer ${tokens()[id]}` },
-  });
+  let response;
+  try {
+    response = await fetch(`/images/${id}.jpeg`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${tokens()[id]}` },
+    });
+  } catch {
+    say(UNREACHABLE);
+    return;
+  }
   if (response.status === 204 || response.status === 404) {
     forget(id);
     removeTile(id);
