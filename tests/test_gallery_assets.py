@@ -111,6 +111,7 @@ async def test_a_file_the_gallery_has_not_is_a_404(conductor, name):
     assert resp.headers['Content-Type'] == 'application/json'
     assert resp.json['title'] == 'No such file'
     assert 'Open / to see the gallery' in resp.json['description']
+    assert_policy(resp.headers)
 
 
 async def test_the_page_without_its_pictures_is_light(conductor):
@@ -149,6 +150,7 @@ async def test_a_query_the_page_does_not_take_is_a_400(conductor, query, title):
     assert resp.headers['Content-Type'] == 'application/json'
     assert resp.json['title'] == title
     assert resp.json['description']
+    assert_policy(resp.headers)
 
 
 async def test_an_empty_query_is_the_first_page(conductor):

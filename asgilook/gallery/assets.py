@@ -56,6 +56,8 @@ class Assets:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str
     ) -> None:
+        # An error's answer too.
+        protect(resp)
         asset = self.files.get(name)
         if asset is None:
             raise falcon.HTTPNotFound(
@@ -63,7 +65,6 @@ class Assets:
                 description=f'The gallery has no file {name!r}. Open / to see '
                 'the gallery.',
             )
-        protect(resp)
         resp.content_type = asset.content_type
         resp.etag = asset.version
         versioned = req.get_param('v') == asset.version

@@ -42,13 +42,14 @@ class Gallery:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
+        # An error's answer too.
+        protect(resp)
         after = _after(req.query_string)
         # The stream's position first: what changes after it is told to the
         # script, whether the page below shows it already or not.
         span = await self._feed.span()
         images, next_after = await self._store.page(after, PAGE_SIZE, newest=True)
         body = self._render(images, next_after, span.last).encode()
-        protect(resp)
         resp.content_type = falcon.MEDIA_HTML
         resp.etag = hashlib.sha256(body).hexdigest()[:32]
         # Every upload and delete changes it: ask before reusing it.

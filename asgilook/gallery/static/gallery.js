@@ -18,6 +18,9 @@ const deleteButton = document.getElementById('viewer-delete');
 const PLAIN_WIDTH = 400;
 // Delete tokens of the pictures uploaded from this browser, by image id.
 const TOKENS = 'asgilook.delete-tokens';
+// Pictures known deleted: a page or an upload's answer sent before may still
+// show them.
+const deleted = new Set();
 // What a request that got no answer says: the server or the network is away.
 const UNREACHABLE = 'The server cannot be reached. Try again in a moment.';
 
@@ -116,11 +119,17 @@ function decorate(item) {
 
 function changed() {
   empty.hidden = grid.children.length > 0;
+  if (viewer.open) {
+    controls();
+  }
 }
 
 // A new picture goes first; one already shown gains what it may have lacked.
 function place(image) {
   const item = tileOf(image.id);
+  if (deleted.has(image.id)) {
+    return;
+  }
   if (item) {
     decorate(item);
   } else {
@@ -130,12 +139,14 @@ function place(image) {
 }
 
 function removeTile(id) {
+  deleted.add(id);
   const item = tileOf(id);
   if (!item) {
     return;
   }
+  const neighbour = item.nextElementSibling || item.previousElementSibling;
+  const focused = item.contains(document.activeElement);
   if (viewer.open && current === item) {
-    const neighbour = item.nextElementSibling || item.previousElementSibling;
     if (neighbour) {
       show(neighbour);
     } else {
@@ -143,6 +154,10 @@ function removeTile(id) {
     }
   }
   item.remove();
+  // A keyboard's place is kept: on the next picture.
+  if (focused && neighbour) {
+    neighbour.querySelector('a').focus();
+  }
   changed();
 }
 
@@ -157,30 +172,44 @@ function nextLink(header) {
   return found ? found[1] : null;
 }
 
+// Bumped by reload(): a page asked for before is of the old list.
+let generation = 0;
+
 function loadMore() {
   if (nextPage && !loading) {
-    loading = fetchPage(nextPage).finally(() => {
-      loading = null;
+    const asked = generation;
+    loading = fetchPage(nextPage, asked).finally(() => {
+      if (asked === generation) {
+        loading = null;
+      }
     });
   }
   return loading || Promise.resolve();
 }
 
-async function fetchPage(uri) {
+async function fetchPage(uri, asked) {
   let response;
   try {
     response = await fetch(uri, { headers: { Accept: 'application/json' } });
   } catch {
     say(UNREACHABLE);
+    retryLater();
     return;
   }
   const body = parse(await response.text());
-  if (!response.ok) {
-    say(problem(body, response.status, response.statusText));
+  if (asked !== generation) {
     return;
   }
+  if (!response.ok) {
+    say(problem(body, response.status, response.statusText));
+    retryLater();
+    return;
+  }
+  if (status.textContent === UNREACHABLE) {
+    say('');
+  }
   for (const image of body) {
-    if (!tileOf(image.id)) {
+    if (!tileOf(image.id) && !deleted.has(image.id)) {
       grid.append(tile(image));
     }
   }
@@ -191,6 +220,11 @@ async function fetchPage(uri) {
 
 // The list from its newest picture again (after the event stream's reset).
 async function reload() {
+  generation += 1;
+  loading = null;
+  if (viewer.open) {
+    viewer.close();
+  }
   grid.replaceChildren();
   nextPage = grid.dataset.first;
   await loadMore();
@@ -205,6 +239,11 @@ const endObserver = new IntersectionObserver(
   { rootMargin: '800px 0px' },
 );
 
+// The end observed anew a while after a page that failed: asked again if in view.
+function retryLater() {
+  setTimeout(watchEnd, 5000);
+}
+
 // Observed anew after each page, to be told at once if it is still in view.
 function watchEnd() {
   endObserver.unobserve(more);
@@ -217,6 +256,9 @@ function watchEnd() {
 // -- The viewer: the full picture, its size and date
 
 let current = null;
+// Whether this document pushed the viewer's history entry (not one of a
+// document before a reload), for closing to take it back.
+let pushed = false;
 
 function show(item) {
   current = item;
@@ -226,18 +268,24 @@ function show(item) {
   const size = `${img.getAttribute('width')} × ${img.getAttribute('height')} pixels`;
   const date = new Date(item.dataset.modified).toLocaleString();
   caption.textContent = `${size}, uploaded ${date}`;
-  previousButton.disabled = !item.previousElementSibling;
-  nextButton.disabled = !item.nextElementSibling && !nextPage;
-  deleteButton.hidden = !tokens()[idOf(item)];
+  controls();
   if (viewer.open) {
     history.replaceState({ viewing: idOf(item) }, '', `#${item.id}`);
   }
+}
+
+// The viewer's buttons, for the picture shown and its neighbours now.
+function controls() {
+  previousButton.disabled = !current.previousElementSibling;
+  nextButton.disabled = !current.nextElementSibling && !nextPage;
+  deleteButton.hidden = !tokens()[idOf(current)];
 }
 
 function open(item) {
   show(item);
   viewer.showModal();
   history.pushState({ viewing: idOf(item) }, '', `#${item.id}`);
+  pushed = true;
 }
 
 async function step(forward) {
@@ -253,8 +301,10 @@ async function step(forward) {
   }
 }
 
-viewer.addEventListener('keydown', (event) => {
-  if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+// On the document: the focused button may go (disabled at the end, Delete
+// hidden), leaving the focus on the body.
+document.addEventListener('keydown', (event) => {
+  if (viewer.open && (event.key === 'ArrowRight' || event.key === 'ArrowLeft')) {
     event.preventDefault();
     step(event.key === 'ArrowRight');
   }
@@ -262,7 +312,8 @@ viewer.addEventListener('keydown', (event) => {
 
 // Escape, the close button, or Back: the page's own history entry goes too.
 viewer.addEventListener('close', () => {
-  if (history.state && history.state.viewing) {
+  if (pushed) {
+    pushed = false;
     history.back();
   }
   viewerImage.removeAttribute('src');
@@ -272,6 +323,7 @@ viewer.addEventListener('close', () => {
 });
 
 window.addEventListener('popstate', () => {
+  pushed = false;
   if (viewer.open) {
     viewer.close();
   }
@@ -398,10 +450,38 @@ async function destroy(id) {
 
 // -- Live: what any browser or client uploads or deletes, as it happens
 
-const events = new EventSource(grid.dataset.events);
-events.addEventListener('image.created', (event) => place(JSON.parse(event.data)));
-events.addEventListener('image.deleted', (event) => removeTile(JSON.parse(event.data)));
-events.addEventListener('reset', () => reload());
+// An EventSource given an error answer (a 503 of a full server) stops for
+// good: a new one resumes after the last event taken.
+let lastEvent = null;
+
+function follow(uri) {
+  const source = new EventSource(uri);
+  const taking = (handler) => (event) => {
+    lastEvent = event.lastEventId || lastEvent;
+    handler(JSON.parse(event.data));
+  };
+  source.addEventListener('image.created', taking(arrive));
+  source.addEventListener('image.deleted', taking(removeTile));
+  source.addEventListener('reset', taking(() => reload()));
+  source.addEventListener('error', () => {
+    if (source.readyState === EventSource.CLOSED) {
+      const next = lastEvent === null ? uri : `/events?after=${lastEvent}`;
+      setTimeout(() => follow(next), 5000);
+    }
+  });
+}
+
+// Events come in the order of the catalog: each new picture goes first,
+// though this browser's upload answers may have come in another order.
+function arrive(image) {
+  place(image);
+  const item = tileOf(image.id);
+  if (item && item !== grid.firstElementChild) {
+    grid.prepend(item);
+  }
+}
+
+follow(grid.dataset.events);
 
 for (const item of grid.children) {
   decorate(item);
