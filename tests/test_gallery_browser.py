@@ -16,6 +16,7 @@ from selenium.webdriver.common.keys import Keys
 from . import servers
 from .browser import console_errors, wait
 from .images import photo
+from .test_gallery import sources
 
 pytestmark = pytest.mark.live
 
@@ -58,11 +59,7 @@ def tile(driver, image_id: str):
 
 def expected_srcset(image: dict) -> str:
     """The API's picture and its thumbnail ladder, each with its width."""
-    sources = [(image['image'], image['size'][0])] + [
-        (uri, int(re.search(r'/(\d+)x\d+\.jpeg$', uri)[1]))
-        for uri in image['thumbnails']
-    ]
-    return ', '.join(f'{uri} {width}w' for uri, width in sources)
+    return ', '.join(f'{uri} {width}w' for uri, width in sources(image))
 
 
 def assert_shows(driver, image: dict) -> None:

@@ -24,6 +24,8 @@ SIZES = (
 )
 # The width the src of a browser that knows no srcset is picked for.
 _PLAIN_WIDTH = 400
+# The API's pages the script asks for: newest first, as the page shows them.
+_NEWEST = pages.PageRequest(PAGE_SIZE, 0, newest=True)
 
 
 class Gallery:
@@ -67,14 +69,14 @@ class Gallery:
             more = (
                 f'<a class="more" rel="next" href="/?after={cursor}">Older pictures</a>'
             )
-            next_api = pages.PageRequest(PAGE_SIZE, 0, newest=True).next_uri(next_after)
+            next_api = _NEWEST.next_uri(next_after)
         return self._template.substitute(
             stylesheet=self._assets['gallery.css'].url,
             script=self._assets['gallery.js'].url,
             icon=self._assets['favicon.svg'].url,
             tiles=''.join(tile(image) for image in images),
             empty=' hidden' if images else '',
-            first=f'/images?{pages.PageRequest(PAGE_SIZE, 0, newest=True).query}',
+            first=f'/images?{_NEWEST.query}',
             next=next_api,
             sizes=SIZES,
             more=more,
@@ -83,13 +85,15 @@ class Gallery:
 
 
 def tile(image: Image) -> str:
-    """Return the grid's item of an image (gallery.js makes the same ones)."""
+    """Return the grid's item of an image (gallery.js makes the same ones).
+
+    From the image as the API lists it, as the script does.
+    """
+    listed = image.serialize()
     width, height = image.size
-    modified = image.serialize()['modified']
-    sources = [(image.uri, width)] + [
-        (uri, size[0])
-        for uri, size in zip(image.thumbnails(), image.thumbnail_sizes(), strict=True)
-    ]
+    modified = listed['modified']
+    ladder = zip(listed['thumbnails'], image.thumbnail_sizes(), strict=True)
+    sources = [(image.uri, width)] + [(uri, size[0]) for uri, size in ladder]
     fitting = [source for source in sources if source[1] >= _PLAIN_WIDTH]
     src = min(fitting, key=lambda source: source[1])[0] if fitting else image.uri
     srcset = ', '.join(f'{uri} {source_width}w' for uri, source_width in sources)
