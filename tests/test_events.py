@@ -15,7 +15,7 @@ from asgilook.catalog import log
 from asgilook.catalog.database import Catalog
 from asgilook.departures import Departure
 from asgilook.errors import CatalogError
-from asgilook.events import Feed
+from asgilook.events import Feed, resource
 from asgilook.events.exits import ExitSignals
 from asgilook.events.feed import Ending, SubscriptionEnded
 from asgilook.store import Store
@@ -107,6 +107,35 @@ async def test_an_id_that_is_no_id_is_a_400(events_config, query, headers, title
     assert '/events?after=' in resp.json['description']
     # What the client sent is not echoed back whole.
     assert len(resp.json['description']) < 200
+
+
+@pytest.mark.parametrize(
+    ('query', 'headers', 'status'),
+    [
+        ('', {}, 200),
+        ('after=1', {'Last-Event-ID': '2'}, 200),
+        ('after=abc', {}, 400),
+        ('', {'Last-Event-ID': 'x1'}, 400),
+        ('since=1', {}, 400),
+    ],
+)
+def test_head_answers_what_get_would_begin_with(client, query, headers, status):
+    head = client.simulate_head('/events', query_string=query, headers=headers)
+
+    assert head.status_code == status
+    assert head.content == b''
+    if status == 200:
+        assert head.headers['content-type'] == 'text/event-stream'
+        assert head.headers['cache-control'] == 'no-store'
+        assert head.headers['x-accel-buffering'] == 'no'
+        # Nothing is known of a stream's length, not even that it is 0.
+        assert 'content-length' not in head.headers
+    else:
+        assert head.headers['content-type'] == 'application/json'
+
+
+async def test_the_stream_head_stands_for_holds_no_event():
+    assert b''.join([chunk async for chunk in resource._no_events()]) == b''
 
 
 async def test_an_id_the_log_no_longer_holds_is_a_reset_then_what_follows(

@@ -25,19 +25,23 @@ class Events:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        # An EventSource that reconnects sends the id of the last event it
-        # took, and the URL it was first given: the header is the newer.
-        after = _event_id(req.get_header('Last-Event-ID'), 'Last-Event-ID')
-        if after is None:
-            after = _event_id(after_param(req), 'after')
-        subscription = await self._feed.subscribe(after)
+        subscription = await self._feed.subscribe(_resume_after(req))
         departure = req.scope.get(DEPARTURE)
         if departure is not None:
             departure.on_leave(subscription.end)
         resp.sse = self._stream(subscription)
-        resp.cache_control = ['no-store']
-        # Sent as it comes through a proxy that would buffer it (nginx).
-        resp.set_header('X-Accel-Buffering', 'no')
+        _stream_headers(resp)
+
+    async def on_head(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        """Answer as GET would begin to, with no stream: nothing is subscribed."""
+        _resume_after(req)
+        resp.content_type = 'text/event-stream'
+        # A stream has no length to announce; one that is there keeps Falcon
+        # from saying Content-Length: 0. Never read for HEAD.
+        resp.stream = _no_events()
+        _stream_headers(resp)
 
     async def on_websocket(
         self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket
@@ -76,6 +80,27 @@ class Events:
 
 
 _HEARTBEAT = falcon.asgi.SSEvent(comment='heartbeat')
+
+
+def _resume_after(req: falcon.asgi.Request) -> int | None:
+    """Return the id a stream resumes after; HTTPBadRequest for a bad one."""
+    # An EventSource that reconnects sends the id of the last event it
+    # took, and the URL it was first given: the header is the newer.
+    after = _event_id(req.get_header('Last-Event-ID'), 'Last-Event-ID')
+    if after is None:
+        after = _event_id(after_param(req), 'after')
+    return after
+
+
+async def _no_events() -> AsyncIterator[bytes]:
+    """The body of HEAD /events: empty, and Falcon sends none for HEAD."""
+    yield b''
+
+
+def _stream_headers(resp: falcon.asgi.Response) -> None:
+    resp.cache_control = ['no-store']
+    # Sent as it comes through a proxy that would buffer it (nginx).
+    resp.set_header('X-Accel-Buffering', 'no')
 
 
 def after_param(req: falcon.asgi.Request) -> str | None:
