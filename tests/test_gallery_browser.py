@@ -13,6 +13,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from asgilook.gallery.page import PAGE_SIZE
+
 from . import servers
 from .browser import console_errors, wait
 from .images import photo
@@ -48,6 +50,10 @@ def pictures(tmp_path_factory):
 
 def open_gallery(driver, base_url: str) -> None:
     driver.get(f'{base_url}/')
+    wait_for_script(driver)
+
+
+def wait_for_script(driver) -> None:
     # The upload form shows once the script runs.
     wait(driver, lambda d: d.find_element(By.ID, 'upload').is_displayed())
 
@@ -239,6 +245,58 @@ def viewer_shows(driver, image: dict) -> None:
         ),
         f'the viewer does not show {image["image"]}',
     )
-    caption = driver.find_element(By.ID, 'viewer-caption').text
-    assert f'{image["size"][0]} × {image["size"][1]} pixels' in caption
+    # Of a picture further down than the page, from its file once it loads.
+    size = f'{image["size"][0]} × {image["size"][1]} pixels'
+    wait(driver, lambda d: size in d.find_element(By.ID, 'viewer-caption').text)
     assert driver.current_url.endswith(f'#image-{image["id"]}')
+
+
+def test_a_pictures_address_opens_the_viewer_on_it(service, browsers, pictures):
+    """A shared link: a picture on the page, one further down, one deleted."""
+    further = httpx.post(f'{service}/images', content=pictures[1].read_bytes()).json()
+    for seed in range(PAGE_SIZE):  # Enough to move it off the first page.
+        httpx.post(f'{service}/images', content=photo((320, 240), 10 + seed))
+    shown = httpx.get(f'{service}/images?limit=1&order=newest').json()[0]
+    deleted = httpx.post(f'{service}/images', content=photo((320, 240), 99)).json()
+    httpx.delete(
+        f'{service}{deleted["image"]}',
+        headers={'Authorization': f'Bearer {deleted["delete_token"]}'},
+    ).raise_for_status()
+    driver = browsers()
+
+    visit(driver, f'{service}/#image-{shown["id"]}')
+    viewer_shows(driver, shown)
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+    wait(driver, lambda d: not viewer_open(d), 'Escape left the viewer open')
+    # The address no longer names the picture; Forward names it again.
+    assert urlsplit(driver.current_url).fragment == ''
+    tile(driver, shown['id']).find_element(By.TAG_NAME, 'a').click()
+    viewer_shows(driver, shown)
+    driver.back()
+    wait(driver, lambda d: not viewer_open(d), 'Back left the viewer open')
+    driver.forward()
+    viewer_shows(driver, shown)
+
+    # Not among the pictures the page comes with (the script may fetch it).
+    assert further['id'] not in httpx.get(f'{service}/').text
+    visit(driver, f'{service}/#image-{further["id"]}')
+    viewer_shows(driver, further)
+    for button in ('viewer-previous', 'viewer-next'):
+        assert not driver.find_element(By.ID, button).is_enabled()
+
+    visit(driver, f'{service}/#image-{deleted["id"]}')
+    wait(
+        driver,
+        lambda d: 'cannot be shown' in d.find_element(By.ID, 'viewer-caption').text,
+        'a deleted picture was not said to be gone',
+    )
+    assert [
+        entry for entry in console_errors(driver) if entry['source'] != 'network'
+    ] == []
+
+
+def visit(driver, address: str) -> None:
+    """Load address afresh: a new page, not a move within the one shown."""
+    driver.get('about:blank')
+    driver.get(address)
+    wait_for_script(driver)

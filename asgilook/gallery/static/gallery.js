@@ -140,6 +140,9 @@ function place(image) {
 
 function removeTile(id) {
   deleted.add(id);
+  if (viewer.open && !current && viewing === id) {
+    viewer.close();
+  }
   const item = tileOf(id);
   if (!item) {
     return;
@@ -255,13 +258,17 @@ function watchEnd() {
 
 // -- The viewer: the full picture, its size and date
 
+// The tile shown, and the id of the picture shown (a picture opened from
+// its address may have no tile on this page).
 let current = null;
+let viewing = null;
 // Whether this document pushed the viewer's history entry (not one of a
 // document before a reload), for closing to take it back.
 let pushed = false;
 
 function show(item) {
   current = item;
+  viewing = idOf(item);
   const img = item.querySelector('img');
   viewerImage.src = item.querySelector('a').href;
   viewerImage.alt = img.alt;
@@ -274,11 +281,51 @@ function show(item) {
   }
 }
 
+// A picture further down the list than this page goes: its file alone.
+function showAlone(id) {
+  current = null;
+  viewing = id;
+  viewerImage.src = `/images/${id}.jpeg`;
+  viewerImage.alt = 'Picture';
+  caption.textContent = '';
+  controls();
+}
+
 // The viewer's buttons, for the picture shown and its neighbours now.
 function controls() {
-  previousButton.disabled = !current.previousElementSibling;
-  nextButton.disabled = !current.nextElementSibling && !nextPage;
-  deleteButton.hidden = !tokens()[idOf(current)];
+  previousButton.disabled = !current || !current.previousElementSibling;
+  nextButton.disabled = !current || (!current.nextElementSibling && !nextPage);
+  deleteButton.hidden = !tokens()[viewing];
+}
+
+viewerImage.addEventListener('load', () => {
+  if (!current) {
+    caption.textContent = `${viewerImage.naturalWidth} × ${viewerImage.naturalHeight} pixels`;
+  }
+});
+viewerImage.addEventListener('error', () => {
+  if (viewerImage.getAttribute('src')) {
+    caption.textContent =
+      'This picture cannot be shown: it was deleted, or the server cannot be reached.';
+  }
+});
+
+const PICTURE_ADDRESS = /^#image-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+// A picture's own address (shared, bookmarked, or Forward onto it) opens
+// the viewer on it.
+function openFromAddress() {
+  const match = PICTURE_ADDRESS.exec(location.hash);
+  if (!match || viewer.open) {
+    return;
+  }
+  const item = tileOf(match[1]);
+  if (item) {
+    show(item);
+  } else {
+    showAlone(match[1]);
+  }
+  viewer.showModal();
 }
 
 function open(item) {
@@ -315,6 +362,9 @@ viewer.addEventListener('close', () => {
   if (pushed) {
     pushed = false;
     history.back();
+  } else if (PICTURE_ADDRESS.test(location.hash)) {
+    // Opened from its address: the address no longer names the picture.
+    history.replaceState(null, '', location.pathname + location.search);
   }
   viewerImage.removeAttribute('src');
   if (current && current.isConnected) {
@@ -326,13 +376,17 @@ window.addEventListener('popstate', () => {
   pushed = false;
   if (viewer.open) {
     viewer.close();
+  } else if (PICTURE_ADDRESS.test(location.hash)) {
+    // Forward onto a picture: closing goes Back to where it came from.
+    openFromAddress();
+    pushed = true;
   }
 });
 
 previousButton.addEventListener('click', () => step(false));
 nextButton.addEventListener('click', () => step(true));
 document.getElementById('viewer-close').addEventListener('click', () => viewer.close());
-deleteButton.addEventListener('click', () => destroy(idOf(current)));
+deleteButton.addEventListener('click', () => destroy(viewing));
 
 grid.addEventListener('click', (event) => {
   const link = event.target.closest('.tile a');
@@ -492,3 +546,4 @@ more.addEventListener('click', (event) => {
   loadMore();
 });
 watchEnd();
+openFromAddress();
