@@ -53,6 +53,7 @@ def create_app(config: Config | None = None) -> Guards:
     assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
     app.add_route('/', Gallery(store, feed, assets.files))
     app.add_route('/gallery/{name}', assets)
+    app.add_route('/favicon.ico', assets, suffix='favicon')
     media.register(app)
     http_errors.register(app)
     return Guards(

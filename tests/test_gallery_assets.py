@@ -103,6 +103,20 @@ async def test_the_versions_are_of_the_files_the_page_loads(conductor):
     assert len(versions) == len(ASSETS)
 
 
+async def test_a_browser_asking_for_favicon_ico_gets_the_gallerys_icon(conductor):
+    # As it does for a page that names no icon: a JPEG opened by itself.
+    resp = await conductor.simulate_get('/favicon.ico')
+    head = await conductor.simulate_head('/favicon.ico')
+
+    assert resp.status_code == 200
+    assert resp.headers['Content-Type'] == 'image/svg+xml'
+    assert resp.content == package_file('favicon.svg')
+    assert resp.headers['Cache-Control'] == 'no-cache'
+    assert_policy(resp.headers)
+    assert head.status_code == 200
+    assert head.headers['ETag'] == resp.headers['ETag']
+
+
 @pytest.mark.parametrize('name', ['nope.js', 'gallery.html', 'GALLERY.JS'])
 async def test_a_file_the_gallery_has_not_is_a_404(conductor, name):
     resp = await conductor.simulate_get(f'/gallery/{name}')

@@ -5,7 +5,7 @@
   takes over: the list's next page and the event stream's position.
 - assets.py: `Assets`, `GET /gallery/{name}`: the stylesheet, the script
   and the icon, kept in memory with their validators; asked for under a
-  versioned URL they may be kept for a year.
+  versioned URL they may be kept for a year; the icon at `/favicon.ico` too.
 - policy.py: the headers every gallery answer carries (a strict
   Content-Security-Policy, nosniff, Referrer-Policy).
 - static/: the files themselves (gallery.html is the page's template). No

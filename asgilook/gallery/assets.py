@@ -53,6 +53,15 @@ class Assets:
     def __init__(self, names: tuple[str, ...]) -> None:
         self.files = {name: load(name) for name in names}
 
+    async def on_get_favicon(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response
+    ) -> None:
+        """`GET /favicon.ico`: where a browser looks for the icon of a page that
+        names none (a JPEG opened by itself): the gallery's icon."""
+        await self.on_get(req, resp, 'favicon.svg')
+
+    on_head_favicon = on_get_favicon
+
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str
     ) -> None:
