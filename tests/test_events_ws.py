@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import json
 
 import falcon.testing
@@ -360,6 +361,27 @@ async def test_bad_clients_never_affect_others_connected_at_the_same_time(
     assert [message['data'] for message in resumed] == images
     assert [message['id'] for message in live] == [2, 3]
     assert [message['data'] for message in live] == images[1:]
+
+
+async def test_clients_gone_before_an_event_leave_nothing_waiting(
+    events_config, caplog
+):
+    async with _conductor(events_config) as conductor:
+        for refused in (b'{"after": 0}', '{"after"'):
+            async with _socket(conductor) as ws:
+                await _refused(ws, refused)
+        async with _socket(conductor) as ws:
+            await ws.close()
+        waiting = [
+            task
+            for task in asyncio.all_tasks()
+            if task.get_coro().__qualname__ == 'Subscription.next'
+        ]
+    gc.collect()
+
+    assert waiting == []
+    # What a task left waiting writes once the server stops.
+    assert 'never retrieved' not in caplog.text
 
 
 async def test_a_client_that_leaves_ends_its_socket_on_the_server(events_config):

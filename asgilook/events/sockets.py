@@ -118,9 +118,13 @@ class _Session:
         while True:
             taking = asyncio.create_task(subscription.next())
             either: list[asyncio.Future[Any]] = [taking, self._resume]
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-            if self._resume.done():
+            try:
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when the client went or was refused meanwhile: no
+                # task is left waiting for an event nobody takes.
                 taking.cancel()
+            if self._resume.done():
                 return await self._feed.subscribe(self._resume.result())
             events = taking.result()
             # A heartbeat sends nothing: the client may still resume.
