@@ -1,5 +1,8 @@
 """Only the uploader deletes: the delete token of POST /images, as a bearer token."""
 
+import base64
+import string
+
 import falcon
 import falcon.testing
 import pytest
@@ -10,6 +13,7 @@ from .fakes import as_listed, make_config, owner, two_workers, upload_through
 from .images import encode, gradient, image_files
 
 UNKNOWN = '/images/1a256a8a-2063-46ff-b53f-d04d5bcf5eee.jpeg'
+ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + '-_'
 
 
 @pytest.fixture
@@ -64,9 +68,14 @@ def test_a_forged_or_another_images_token_is_403(client, uploaded, storage_path)
     token = uploaded['delete_token']
     forged = [
         other.json['delete_token'],
-        # (Not the last character: it carries bits the signature has not.)
         ('A' if token[0] != 'A' else 'B') + token[1:],
         token + 'AAAA',
+        # Other spellings of the same signature are not the token either.
+        token + '=',
+        token[:10] + '!*' + token[10:],
+        base64.b64encode(base64.urlsafe_b64decode(token + '=')).decode(),
+        # The last character's two bits that the signature has not.
+        token[:-1] + ALPHABET[ALPHABET.index(token[-1]) ^ 1],
         'not base64 at all!',
         'é' * 43,
         'x',
