@@ -90,6 +90,8 @@ async def test_a_client_resumes_after_the_last_id_it_took(
         (f'after={2**63}', {}, 'Invalid event id'),
         ('after=' + '9' * 40, {}, 'Invalid event id'),
         ('', {'Last-Event-ID': 'x1'}, 'Invalid event id'),
+        ('after=abc', {'Last-Event-ID': '3'}, 'Invalid event id'),
+        ('after=3', {'Last-Event-ID': 'x1'}, 'Invalid event id'),
         ('after=1&after=2', {}, 'Repeated parameter'),
         ('since=1', {}, 'Unknown parameter'),
         ('s' * 5000 + '=1', {}, 'Unknown parameter'),

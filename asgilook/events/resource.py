@@ -86,10 +86,10 @@ def _resume_after(req: falcon.asgi.Request) -> int | None:
     """Return the id a stream resumes after; HTTPBadRequest for a bad one."""
     # An EventSource that reconnects sends the id of the last event it
     # took, and the URL it was first given: the header is the newer.
-    after = _event_id(req.get_header('Last-Event-ID'), 'Last-Event-ID')
-    if after is None:
-        after = _event_id(after_param(req), 'after')
-    return after
+    # Both are read: a bad one is refused even where the other is good.
+    header = _event_id(req.get_header('Last-Event-ID'), 'Last-Event-ID')
+    param = _event_id(after_param(req), 'after')
+    return param if header is None else header
 
 
 async def _no_events() -> AsyncIterator[bytes]:
