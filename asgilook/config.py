@@ -49,6 +49,9 @@ class CacheTiming:
     # How long an entry may take to be written to Redis (several megabytes
     # on a busy machine); the answer waits for it redis_timeout at most.
     store_timeout: float = 2.0
+    # A Redis that answers but refuses the cache's commands (its memory
+    # full, a read-only replica) is logged at most this often, each kind.
+    refusal_log_interval: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)

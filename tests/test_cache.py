@@ -17,7 +17,7 @@ from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
-from .fakes import FakeClock, as_listed, owner, two_workers
+from .fakes import FakeClock, as_listed, make_config, owner, two_workers
 from .images import encode, gradient, stored_file
 
 
@@ -179,6 +179,32 @@ def test_an_entry_that_cannot_be_decoded_is_a_miss(client, redis, garbage):
         'application/json',
         b'[]',
     ]
+
+
+@pytest.mark.parametrize('redis_version', [(7, 0), (6, 2)])
+@pytest.mark.parametrize(
+    'put', [lambda r, k: r.rpush(k, 'a'), lambda r, k: r.hset(k, 'a', 'b')]
+)
+def test_a_key_holding_no_string_is_replaced_and_keeps_the_cache_on(
+    storage_path, caplog, redis_version, put
+):
+    server = fakeredis.FakeServer(version=redis_version)
+    redis = fakeredis.FakeRedis(server=server)
+    put(redis, 'asgilook:/images')
+    client = falcon.testing.TestClient(create_app(make_config(storage_path, server)))
+
+    answers = [client.simulate_get('/images') for _ in range(3)]
+    other = client.simulate_get('/images?limit=5')
+
+    assert [resp.headers['X-ASGILook-Cache'] for resp in answers] == [
+        'Miss',
+        'Hit',
+        'Hit',
+    ]
+    assert all(resp.json == [] for resp in answers)
+    assert redis.type('asgilook:/images') == b'string'
+    assert other.headers['X-ASGILook-Cache'] == 'Miss'
+    assert caplog.records == []
 
 
 class _Streamed:

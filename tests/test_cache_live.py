@@ -15,10 +15,11 @@ import msgpack
 import pytest
 from redis import asyncio as aioredis
 
+from asgilook.app import create_app
 from asgilook.cache import RedisCache
 
 from . import servers
-from .fakes import as_listed, make_config
+from .fakes import FakeClock, as_listed, make_config
 from .images import encode, gradient
 
 pytestmark = pytest.mark.live
@@ -166,3 +167,39 @@ def test_two_workers_give_each_client_the_type_it_asks_for(tmp_path, live_redis)
         else:
             assert msgpack.unpackb(resp.content, raw=False) == listed
     assert {resp.headers['X-ASGILook-Cache'] for resp in answers[2:]} == {'Hit'}
+
+
+async def test_a_redis_that_refuses_writes_is_told_once_and_answers_go_on(
+    storage_path, live_redis, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    clock = FakeClock()
+    app_config = make_config(storage_path)
+    app_config.clock = clock
+    app_config.redis_from_url = aioredis.from_url
+    app_config.redis_host = live_redis
+    admin = aioredis.from_url(live_redis)
+    async with falcon.testing.ASGIConductor(create_app(app_config)) as conductor:
+        # Full: Redis refuses every command that would add to it.
+        await admin.config_set('maxmemory-policy', 'noeviction')
+        await admin.config_set('maxmemory', 1)
+        full = [await conductor.simulate_get('/images') for _ in range(3)]
+        clock.advance(app_config.cache_timing.refusal_log_interval)
+        full.append(await conductor.simulate_get('/images'))
+        await admin.config_set('maxmemory', 0)
+        room = [await conductor.simulate_get('/images') for _ in range(2)]
+    await admin.aclose()
+
+    assert [resp.status_code for resp in full + room] == [200] * 6
+    assert [resp.headers['X-ASGILook-Cache'] for resp in full + room] == [
+        *['Bypass'] * 4,
+        'Miss',
+        'Hit',
+    ]
+    # Once, and again a minute later while it goes on; never "cannot be reached".
+    refusal = (
+        f"Redis at {live_redis} refuses the cache's commands (OutOfMemoryError: "
+        "command not allowed when used memory > 'maxmemory'.); answering without "
+        'the cache until it takes them'
+    )
+    assert _cache_log(caplog) == [refusal, refusal]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -56,6 +57,8 @@ class RedisBackend:
         self._answered = False
         self._retry_at = 0.0
         self._alive_until = 0.0
+        # When each kind of refusal (an exception's name) may be logged again.
+        self._refusals_logged: dict[str, float] = {}
         # The PING that decides whether a late answer was Redis's fault.
         self._suspicion: asyncio.Task[None] | None = None
 
@@ -122,6 +125,12 @@ class RedisBackend:
         try:
             async with asyncio.timeout(self._config.redis_timeout):
                 result = await command(*args, **kwargs)
+        except redis.exceptions.ResponseError as ex:
+            # Redis answered, refusing the command: it is there; this request
+            # goes on without it (as any will until Redis takes them again).
+            self.answered()
+            self._refused(ex)
+            raise RedisUnavailableError from ex
         except REDIS_ERRORS as ex:
             if self._available and isinstance(ex, _TIMEOUTS):
                 self._suspect()
@@ -135,6 +144,20 @@ class RedisBackend:
         """Run one command within redis_timeout if Redis answers; never raise."""
         with contextlib.suppress(RedisUnavailableError):
             await self.command(command, *args)
+
+    def _refused(self, ex: redis.exceptions.ResponseError) -> None:
+        kind = type(ex).__name__
+        now = self._clock()
+        if now < self._refusals_logged.get(kind, -math.inf):
+            return
+        self._refusals_logged[kind] = now + self._timing.refusal_log_interval
+        logger.warning(
+            "Redis at %s refuses the cache's commands (%s: %s); answering "
+            'without the cache until it takes them',
+            self._config.redis_host,
+            kind,
+            ex,
+        )
 
     def _suspect(self) -> None:
         # A command of a Redis that answered may be late because this process

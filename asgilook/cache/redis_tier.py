@@ -113,7 +113,19 @@ class RedisTier:
     async def _take_lock(self, key: str) -> bytes | None:
         """Lock key for this process if it holds nothing; return what it held.
 
-        One atomic step, so nobody can store an entry and release their lock
+        A key that holds no string (a list, a hash: nothing asgilook wrote)
+        is removed first, as an entry that cannot be decoded is replaced.
+        """
+        try:
+            return await self._lock_key(key)
+        except redis.exceptions.ResponseError as ex:
+            if not _wrong_type(ex):
+                raise
+        await self._backend.lookups.delete(key)
+        return await self._lock_key(key)
+
+    async def _lock_key(self, key: str) -> bytes | None:
+        """One atomic step, so nobody can store an entry and release their lock
         in between: `SET key lock NX PX ttl GET`, or on a Redis older than 7.0
         (which takes NX or GET, not both) a GET and a SET NX in one MULTI.
         """
@@ -125,7 +137,10 @@ class RedisTier:
                     key, self._lock, nx=True, px=ttl, get=True
                 )
                 return held
-            except redis.exceptions.ResponseError:
+            except redis.exceptions.ResponseError as ex:
+                # (Refused for another reason: its memory full, the key's kind.)
+                if 'syntax error' not in str(ex):
+                    raise
                 self._set_nx_get = False
         pipe = lookups.pipeline(transaction=True)
         pipe.get(key)
@@ -170,6 +185,12 @@ class RedisTier:
         # A lock of this process is one its render could not release while
         # Redis was away: nobody is rendering the path.
         return data is not None and data.startswith(LOCK_PREFIX) and data != self._lock
+
+
+def _wrong_type(ex: redis.exceptions.ResponseError) -> bool:
+    """Whether Redis refused a command for the kind of value its key holds."""
+    # (A MULTI's error names the command first.)
+    return 'WRONGTYPE' in str(ex)
 
 
 async def _still_shows(version_now: VersionNow, version: str) -> bool:
