@@ -20,6 +20,8 @@ from .images import Images, Thumbnails
 from .signing import ServiceKey
 from .store import Store
 
+_BY_ACCEPT = frozenset({'/images'})
+
 
 def create_app(config: Config | None = None) -> Guards:
     """Wire the store, the resources, the cache and the error handlers.
@@ -31,7 +33,9 @@ def create_app(config: Config | None = None) -> Guards:
     store = Store(config)
     # Loaded at start-up (by the store's lifespan, the first to need it).
     key = ServiceKey(config)
-    cache = RedisCache(config, token=store.token, key=key)
+    # The list and its pages are JSON or MessagePack (media.py); images and
+    # thumbnails are one JPEG for every client.
+    cache = RedisCache(config, token=store.token, key=key, varying=_BY_ACCEPT)
     images = Images(config, store, DeleteTokens(key))
     thumbnails = Thumbnails(store)
     feed = Feed(store, config)

@@ -243,16 +243,28 @@ def test_errors_stay_json_when_messagepack_is_asked(client, method, uri, status)
     assert set(resp.json) == {'title', 'description'}
 
 
-async def test_a_thumbnail_is_jpeg_whatever_the_client_accepts(config):
+@pytest.mark.parametrize('which', ['thumbnail', 'image'])
+async def test_a_jpeg_is_one_answer_kept_once_whatever_the_client_accepts(
+    config, redis_server, which
+):
+    redis = fakeredis.FakeRedis(server=redis_server)
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
         image = await upload_through(conductor)
-        uri = image['thumbnails'][0]
+        uri = image['thumbnails'][0] if which == 'thumbnail' else image['image']
         answers = [
             await conductor.simulate_get(uri, headers=headers)
-            for headers in ({}, ASK_MSGPACK, {}, ASK_MSGPACK)
+            for headers in (ASK_MSGPACK, {}, ASK_MSGPACK, {'Accept': '*/*'})
         ]
+        kept = redis.keys(f'*{uri}')
 
     assert [resp.headers['Content-Type'] for resp in answers] == ['image/jpeg'] * 4
     assert all(resp.content == answers[0].content for resp in answers)
     assert 'Vary' not in answers[0].headers
-    assert [resp.headers['X-ASGILook-Cache'] for resp in answers[2:]] == ['Hit'] * 2
+    # Computed once, for whichever client asked first.
+    assert [resp.headers['X-ASGILook-Cache'] for resp in answers] == [
+        'Miss',
+        'Hit',
+        'Hit',
+        'Hit',
+    ]
+    assert kept == [f'asgilook:{uri}'.encode()]

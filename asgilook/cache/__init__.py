@@ -11,9 +11,9 @@ Vocabulary (one word per idea):
   negotiates another than the default, JSON (decided as `media.negotiate`
   decides it). Memory, Redis, flights and the fast path all go by the key:
   no request gets another representation's bytes (each also has its own
-  ETag, so no 304 confirms the other's copy). An answer that does not vary
-  (an image, a thumbnail) is kept under the bare path for every client but
-  one preferring MessagePack, which gets a copy of its own.
+  ETag, so no 304 confirms the other's copy). Only the paths the app names
+  (`RedisCache(varying=...)`: the list and its pages) vary; an image or a
+  thumbnail is one JPEG, kept once under the bare path for every client.
 - entry: an answer kept in Redis (`entries.Entry`), signed for its key,
   under `asgilook:` + key.
 - kept: an entry in a process's memory (`memory.Kept`), its Hit headers

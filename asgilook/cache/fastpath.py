@@ -34,6 +34,7 @@ class FastPath:
         self.app = app
         self._tiers: Tiers = cache.tiers
         self._token: Token = cache.tiers.token
+        self._varying = cache.varying
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] == 'http' and scope['method'] in CACHED_METHODS:
@@ -79,7 +80,6 @@ class FastPath:
             path = f'{path}?{query.decode()}'
         if accept is not None:
             # The representation the client asks for, decided as the
-            # middleware decides it (a thumbnail does not vary: it is kept
-            # under the bare path for every client that asks no MessagePack).
-            path = cache_key(path, accept.decode('latin-1'))
+            # middleware decides it.
+            path = cache_key(path, accept.decode('latin-1'), self._varying)
         return self._tiers.servable(path, self._token())

@@ -45,8 +45,11 @@ class RedisCache:
         token: Token | None = None,
         key: ServiceKey | None = None,
         content_types: frozenset[str] = CONTENT_TYPES,
+        varying: frozenset[str] = frozenset(),
     ) -> None:
         self._service_key = key or ServiceKey(config)
+        # The paths whose answer varies by Accept (see keys.cache_key).
+        self.varying = varying
         self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
 
     async def process_startup(
@@ -68,7 +71,7 @@ class RedisCache:
         tiers = self.tiers
         # Read before anything is computed: what is kept under it is no older.
         token = tiers.token()
-        path = cache_key(_target(req), req.get_header('Accept'))
+        path = cache_key(_target(req), req.get_header('Accept'), self.varying)
         hit = tiers.servable(path, token)
         if hit is not None:
             _serve(resp, hit)
@@ -114,7 +117,7 @@ class RedisCache:
                 invalidate = getattr(resp.context, 'invalidate', ())
                 paths = (req.path, *invalidate)
                 await self.tiers.invalidate(
-                    [key for path in paths for key in variants(path)]
+                    [key for path in paths for key in variants(path, self.varying)]
                 )
             return
         lookup: Lookup | None = resp.context.get('cache')
