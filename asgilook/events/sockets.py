@@ -20,6 +20,8 @@ from .feed import Ending, Feed, Subscription, SubscriptionEnded
 from .messages import Event
 
 # The codes a socket is closed with, and why (RFC 6455, section 7.4.1).
+# (When the server stops, a socket its own shutdown reaches first is closed
+# by it with 1012, service restart.)
 GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
