@@ -91,13 +91,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to what httptools cannot parse, as JSON like
-        # every other error of asgilook's.
+        # every other error of asgilook's; also when it is the body of the
+        # request in flight (a bad chunk), which nothing has answered yet.
+        cycle = self.cycle
         self._refuse(
             400,
             'Bad request',
-            'The request line or headers are not well-formed HTTP (an '
-            'unknown method, a bad Content-Length, bare line feeds, bytes '
-            'that are not ASCII in the path). Send a well-formed request.',
+            'The request is not well-formed HTTP (an unknown method, a bad '
+            'Content-Length or chunk, bare line feeds, bytes that are not '
+            'ASCII in the path). Send a well-formed request.',
+            in_flight=cycle is not None
+            and cycle.more_body
+            and not cycle.response_started,
         )
 
     def on_message_begin(self) -> None:
@@ -134,11 +139,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             f'{self._head_timeout:g} s. Send the whole request head at once.',
         )
 
-    def _refuse(self, status: int, title: str, description: str) -> None:
-        # An answer only where none is being sent: never inside another.
+    def _refuse(
+        self, status: int, title: str, description: str, in_flight: bool = False
+    ) -> None:
+        # An answer only where none is being sent: never inside another, but
+        # in place of the one to a request in flight that is refused itself.
         answerable = not self.transport.is_closing() and (
-            self.cycle is None or self.cycle.response_complete
+            self.cycle is None or self.cycle.response_complete or in_flight
         )
+        if in_flight and self.cycle is not None:
+            # Whatever the app sends for it now goes nowhere.
+            self.cycle.disconnected = True
         if answerable:
             body = json.dumps({'title': title, 'description': description}).encode()
             self.transport.write(

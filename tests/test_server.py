@@ -20,7 +20,7 @@ async def _app(scope, receive, send):
         await asyncio.sleep(0.5)
     more_body = scope['method'] == 'POST'
     while more_body:
-        more_body = (await receive())['more_body']
+        more_body = (await receive()).get('more_body', False)
     await send({'type': 'http.response.start', 'status': 200, 'headers': []})
     await send({'type': 'http.response.body', 'body': b'ok'})
 
@@ -143,6 +143,24 @@ async def test_a_request_that_is_not_http_is_answered_400_in_json(request_):
     status, body = _json_answer(answer)
     assert status == b'HTTP/1.1 400 Bad Request'
     assert body['title'] == 'Bad request'
+
+
+@pytest.mark.parametrize(
+    'body',
+    [b'5\r\nhello\r\nzz\r\n', b'5\r\nhello\r\n\r\n\r\n', b'3\r\nhello\r\n'],
+    ids=['bad chunk size', 'empty chunk line', 'chunk longer than its size'],
+)
+async def test_a_malformed_chunked_body_is_answered_400_in_json(body):
+    head = b'POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n'
+    async with _server() as port:
+        answer = await _exchange(port, head, body, pause=0.05)
+
+    status, refused = _json_answer(answer)
+    assert status == b'HTTP/1.1 400 Bad Request'
+    assert refused['title'] == 'Bad request'
+    assert 'chunk' in refused['description']
+    # The one answer: nothing the app sent after it.
+    assert answer.count(b'HTTP/1.1 ') == 1
 
 
 @pytest.mark.parametrize(
