@@ -148,7 +148,7 @@ class Config:
             'ASGI_LOOK_BODY_TIMEOUT', self.DEFAULT_BODY_TIMEOUT
         )
         self.events = EventSettings(
-            heartbeat=env.seconds('ASGI_LOOK_EVENTS_HEARTBEAT', 15.0)
+            heartbeat=env.seconds('ASGI_LOOK_EVENTS_HEARTBEAT', EventSettings.heartbeat)
         )
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).

@@ -18,6 +18,7 @@ import dataclasses
 import falcon
 
 from . import queries
+from .catalog.sql import MAX_INTEGER
 
 MAX_LIMIT = 1000
 # What a cursor encodes: this version byte, then the number, 8 bytes.
@@ -63,8 +64,7 @@ def decode_cursor(cursor: str) -> int:
     if (
         len(data) != _CURSOR_SIZE
         or not data.startswith(_CURSOR_VERSION)
-        # SQLite's integers are signed 64-bit ones.
-        or after >= 2**63
+        or after > MAX_INTEGER
         or encode_cursor(after) != cursor
     ):
         raise _invalid_cursor()

@@ -17,9 +17,6 @@ import sqlite3
 from ..files import Record
 from . import sql
 
-# The columns of the image's record in the log, as sql.COLUMNS has them.
-_DETAILS = ('width', 'height', 'length', 'modified_ns')
-
 
 @dataclasses.dataclass(frozen=True)
 class Change:
@@ -50,10 +47,10 @@ def upgrade(writer: sqlite3.Connection) -> None:
     Its rows have none: the log tells changes from the upgrade on.
     """
     columns = {row[1] for row in writer.execute('PRAGMA table_info(changes)')}
-    if set(_DETAILS) <= columns:
+    if set(sql.RECORD_DETAILS) <= columns:
         return
     with sql.transaction(writer, 'BEGIN IMMEDIATE'):
-        for column in _DETAILS:
+        for column in sql.RECORD_DETAILS:
             writer.execute(f'ALTER TABLE changes ADD COLUMN {column} INTEGER')
         sql.set_setting(writer, 'changes_told_after', sql.last_serial(writer))
 
@@ -61,7 +58,7 @@ def upgrade(writer: sqlite3.Connection) -> None:
 def after(reader: sqlite3.Connection, serial: int, limit: int) -> list[Change]:
     """Return up to limit changes that follow serial, oldest first."""
     rows = reader.execute(
-        'SELECT serial, kind, image_id, width, height, length, modified_ns '
+        f'SELECT serial, kind, {sql.CHANGE_COLUMNS} '
         'FROM changes WHERE serial > ? '
         # A listing logged before the log held records cannot be told.
         "AND (kind = 'deleted' OR width IS NOT NULL) "

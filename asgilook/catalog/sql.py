@@ -46,9 +46,14 @@ CREATE TABLE IF NOT EXISTS settings (
     value NOT NULL
 ) WITHOUT ROWID;
 """
-COLUMNS = 'id, width, height, length, modified_ns'
+# What a record holds besides its id (in images, and in the change log).
+RECORD_DETAILS = ('width', 'height', 'length', 'modified_ns')
+COLUMNS = ', '.join(('id', *RECORD_DETAILS))
 # The same, in the change log.
-_CHANGE_COLUMNS = 'image_id, width, height, length, modified_ns'
+CHANGE_COLUMNS = ', '.join(('image_id', *RECORD_DETAILS))
+# SQLite's largest integer (its integers are signed 64-bit ones): no seq or
+# serial is larger.
+MAX_INTEGER = 2**63 - 1
 # A row of the images table's columns (those of COLUMNS).
 Row = tuple[str, int, int, int, int]
 _EMPTY_DIGEST = f'{0:032x}'
@@ -145,7 +150,7 @@ def insert_rows(writer: sqlite3.Connection, records: list[Record]) -> None:
         [row(record) for record in records],
     )
     writer.executemany(
-        f'INSERT INTO changes (kind, {_CHANGE_COLUMNS}) '
+        f'INSERT INTO changes (kind, {CHANGE_COLUMNS}) '
         "VALUES ('created', ?, ?, ?, ?, ?)",
         [row(record) for record in records],
     )
@@ -163,7 +168,7 @@ def insert_table(writer: sqlite3.Connection, table: str) -> int:
         f'INSERT INTO images ({COLUMNS}) SELECT {COLUMNS} FROM {table} {order}'
     ).rowcount
     writer.execute(
-        f'INSERT INTO changes (kind, {_CHANGE_COLUMNS}) '
+        f'INSERT INTO changes (kind, {CHANGE_COLUMNS}) '
         f"SELECT 'created', {COLUMNS} FROM {table} {order}"
     )
     return count
@@ -236,7 +241,7 @@ def select_page(
     """
     if newest:
         query = f'SELECT {COLUMNS}, seq FROM images WHERE seq < ? ORDER BY seq DESC'
-        after = after or 2**63 - 1
+        after = after or MAX_INTEGER
     else:
         query = f'SELECT {COLUMNS}, seq FROM images WHERE seq > ? ORDER BY seq'
     rows = reader.execute(f'{query} LIMIT ?', (after, limit + 1)).fetchall()

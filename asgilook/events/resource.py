@@ -8,12 +8,10 @@ import falcon
 import falcon.asgi
 
 from .. import queries
+from ..catalog.sql import MAX_INTEGER
 from ..departures import DEPARTURE
 from . import sockets
 from .feed import Feed, Subscription, SubscriptionEnded
-
-# The largest id an event can have (SQLite's largest integer).
-_MAX_ID = 2**63 - 1
 
 
 class Events:
@@ -122,7 +120,7 @@ def _event_id(text: str | None, name: str) -> int | None:
     if text is None or not text.strip():
         return None
     event_id = queries.whole_number(text, 19)
-    if event_id is not None and event_id <= _MAX_ID:
+    if event_id is not None and event_id <= MAX_INTEGER:
         return event_id
     raise falcon.HTTPBadRequest(
         title='Invalid event id',

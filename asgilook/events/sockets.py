@@ -16,6 +16,7 @@ from typing import Any
 import falcon.asgi
 from falcon.errors import PayloadTypeError, WebSocketDisconnected
 
+from ..catalog.sql import MAX_INTEGER
 from .feed import Ending, Feed, Subscription, SubscriptionEnded
 from .messages import Event
 
@@ -151,7 +152,7 @@ def _position(message: str) -> int:
         isinstance(parsed, dict)
         and set(parsed) == {'after'}
         and type(after) is int
-        and 0 <= after < 2**63
+        and 0 <= after <= MAX_INTEGER
     ):
         return after
     raise _Refused(
