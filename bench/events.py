@@ -68,12 +68,6 @@ def holders(workers: list[int], port: int) -> dict[int, int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """The CPU time (user and system) a process has used, from /proc."""
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
 def rss_mib(pids: list[int]) -> float:
     return sum(processes.memory_mib(pid, 'VmRSS') for pid in pids)
 
@@ -113,10 +107,10 @@ class Bench:
 
     def wrk(self, cpu: list[float] | None = None) -> Rate:
         """wrk on the cached thumbnail; append the workers' CPU s per request."""
-        before = sum(cpu_seconds(pid) for pid in self.workers)
+        before = sum(processes.cpu_seconds(pid) for pid in self.workers)
         url = self.server.base_url + self.thumbnail
         rate = wrk.get(url, self.args.seconds, self.args.connections)
-        used = sum(cpu_seconds(pid) for pid in self.workers) - before
+        used = sum(processes.cpu_seconds(pid) for pid in self.workers) - before
         if cpu is not None:
             cpu.append(used / rate.requests)
         return rate
@@ -163,13 +157,13 @@ def measure_delivery(bench: Bench) -> Delivery:
     clients, server = bench.subscribers.pids, bench.workers
     held = holders(server, bench.server.port)
     bench.subscribers.ask('probe')
-    before = [cpu_seconds(pid) for pid in clients + server]
+    before = [processes.cpu_seconds(pid) for pid in clients + server]
     started = time.monotonic()
     arrived = upload_steadily(
         bench.server.base_url, bench.args.rate, bench.args.upload_seconds
     )
     elapsed = time.monotonic() - started
-    after = [cpu_seconds(pid) for pid in clients + server]
+    after = [processes.cpu_seconds(pid) for pid in clients + server]
     time.sleep(_SETTLE_SECONDS)
     shares = [(b - a) / elapsed for a, b in zip(before, after, strict=True)]
     return Delivery(
@@ -188,19 +182,11 @@ def measure_shutdown(bench: Bench, results: Results) -> None:
     started = time.monotonic()
     os.kill(server.pid, signal.SIGTERM)
     server.wait(timeout=60)
-    while any(_running(pid) for pid in pids):
+    while any(processes.running(pid) for pid in pids):
         time.sleep(0.005)
     results.exit_seconds = time.monotonic() - started
     ends = [end for answer in bench.subscribers.ask('ends', 10.0) for end in answer]
     results.shutdown = shutdown_verdict(ends, started)
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f'/proc/{pid}/stat').read_text()
-    except OSError:
-        return False
-    return stat.rsplit(')', 1)[1].split()[0] != 'Z'
 
 
 def _arguments() -> argparse.Namespace:

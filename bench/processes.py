@@ -160,19 +160,37 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/pid/stat after the name, from the state on; None if gone."""
+    try:
+        text = Path(f'/proc/{pid}/stat').read_text()
+    except OSError:
+        return None
+    # The name, in parentheses, may hold spaces and parentheses itself.
+    return text.rsplit(')', 1)[1].split()
+
+
 def children(pid: int) -> list[int]:
     """The processes pid started, as /proc tells now."""
     found = []
     for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f'/proc/{entry}/stat').read_text()
-        except OSError:
-            continue  # Gone meanwhile.
-        if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+        if entry.isdigit() and (fields := stat(entry)) and int(fields[1]) == pid:
             found.append(int(entry))
     return found
+
+
+def running(pid: int) -> bool:
+    """Whether pid runs (is neither gone nor a zombie)."""
+    fields = stat(pid)
+    return fields is not None and fields[0] != 'Z'
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used, from /proc."""
+    fields = stat(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def descendants(pid: int) -> list[int]:
