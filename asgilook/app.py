@@ -9,6 +9,7 @@ import falcon
 import falcon.asgi
 
 from . import http_errors, media
+from .admission import StreamBudget
 from .cache import FastPath, RedisCache
 from .conditional import ConditionalRequests
 from .config import Config
@@ -60,9 +61,8 @@ def create_app(config: Config | None = None) -> Guards:
     app.add_route('/favicon.ico', assets, suffix='favicon')
     media.register(app)
     http_errors.register(app)
-    return Guards(
-        FastPath(app, cache), config.body_timeout, streams=frozenset({'/events'})
-    )
+    streams = StreamBudget(frozenset({'/events'}), config.events.max_streams)
+    return Guards(FastPath(app, cache), config.body_timeout, streams)
 
 
 class _StoreLifespan:

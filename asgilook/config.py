@@ -83,6 +83,10 @@ class EventSettings:
     backlog: int = 1000
     # Changes read from the catalog at once, for a subscriber that resumes.
     batch: int = 500
+    # Event streams (SSE and WebSocket) a worker holds at once; one more is
+    # refused with a 503 (admission.py). About 15 KiB and a file descriptor
+    # each.
+    max_streams: int = 2000
 
 
 class Config:
@@ -148,7 +152,12 @@ class Config:
             'ASGI_LOOK_BODY_TIMEOUT', self.DEFAULT_BODY_TIMEOUT
         )
         self.events = EventSettings(
-            heartbeat=env.seconds('ASGI_LOOK_EVENTS_HEARTBEAT', EventSettings.heartbeat)
+            heartbeat=env.seconds(
+                'ASGI_LOOK_EVENTS_HEARTBEAT', EventSettings.heartbeat
+            ),
+            max_streams=env.whole(
+                'ASGI_LOOK_EVENTS_MAX_STREAMS', EventSettings.max_streams
+            ),
         )
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).

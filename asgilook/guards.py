@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
 
 from . import departures
+from .admission import StreamBudget
 from .bodies import GuardedBody
 
 Scope = dict[str, Any]
@@ -25,33 +27,67 @@ class Guards:
     """Refuse what Falcon cannot take; read bodies through `GuardedBody`.
 
     An HTTP version Falcon does not speak is a 505, a query string that is
-    not UTF-8 a 400, both answered as the app answers errors (JSON). A
-    request of one of the `streams` paths gets a `Departure` (departures.py).
-    `app` is the application at the centre (Falcon's), for code that wants
-    its API.
+    not UTF-8 a 400, both answered as the app answers errors (JSON). A path
+    Falcon's router reads as another (`//images`, `images`: it strips every
+    slash before the first segment) is a 308 to that one, so that every
+    later step (the cache's keys, the streams' budget) sees one spelling of
+    each path. A request of an event stream goes through `streams` (its
+    budget, admission.py) and gets a `Departure` (departures.py). `app` is
+    the application at the centre (Falcon's), for code that wants its API.
     """
 
     def __init__(
-        self, app: ASGIApp, body_timeout: float, streams: frozenset[str] = frozenset()
+        self, app: ASGIApp, body_timeout: float, streams: StreamBudget
     ) -> None:
         self._app = app
         self.app: Any = getattr(app, 'app', app)
         self._body_timeout = body_timeout
-        self._streams = streams
+        self.streams = streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope['type'] == 'http':
+        kind = scope['type']
+        if kind == 'http':
             if scope.get('http_version', '1.1') not in _HTTP_VERSIONS:
                 await send_error(send, _VERSION_NOT_SUPPORTED)
                 return
             if not _decodable(scope.get('query_string', b'')):
                 await send_error(send, _QUERY_NOT_UTF8)
                 return
+            path = canonical(scope['path'])
+            if path != scope['path']:
+                await _redirect(send, path, scope.get('query_string', b''))
+                return
             if scope['method'] in _BODY_METHODS:
                 receive = GuardedBody(scope, receive, self._body_timeout)
-            elif scope['path'] in self._streams:
+        elif kind == 'websocket':
+            # A handshake cannot be redirected: it is taken as its one path.
+            scope = {**scope, 'path': canonical(scope['path'])}
+        if kind != 'lifespan' and self.streams.streams(scope):
+            if kind == 'http':
                 scope, receive = departures.watched(scope, receive)
+            await self.streams.serve(self._app, scope, receive, send)
+            return
         await self._app(scope, receive, send)
+
+
+def canonical(path: str) -> str:
+    """Return the path as Falcon's router reads it: one slash before the rest."""
+    return '/' + path.lstrip('/')
+
+
+async def _redirect(send: Send, path: str, query: bytes) -> None:
+    """Send a 308 to the one spelling of a path, with the query as it came."""
+    location = urllib.parse.quote(path, safe=_PATH_SAFE)
+    if query:
+        location += '?' + urllib.parse.quote(query, safe=_QUERY_SAFE)
+    headers = [(b'location', location.encode()), (b'content-length', b'0')]
+    await send({'type': 'http.response.start', 'status': 308, 'headers': headers})
+    await send({'type': 'http.response.body', 'body': b''})
+
+
+# What a path and a query keep as they are in a Location (RFC 3986, 3.3, 3.4).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + '?%'
 
 
 _VERSION_NOT_SUPPORTED = falcon.HTTPVersionNotSupported(

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import pathlib
+import resource
 from collections.abc import Callable, Sequence
 
 import uvicorn
@@ -50,6 +51,7 @@ def main(
     if args.command == 'reindex':
         return reindex.run(config)
     _say_where(config, args)
+    _open_files()
     return (run or serve)(
         ServerConfig(
             APP,
@@ -62,6 +64,7 @@ def main(
             header_timeout=args.header_timeout,
             timeout_keep_alive=args.keep_alive_timeout,
             limit_concurrency=args.limit_concurrency,
+            ws_max_size=args.ws_max_size,
             backlog=args.backlog,
             timeout_graceful_shutdown=args.shutdown_timeout,
             access_log=args.access_log,
@@ -100,6 +103,21 @@ def _say_where(config: Config, args: argparse.Namespace) -> None:
         )
     else:
         logger.info('images are kept in %s', storage)
+
+
+def _open_files() -> None:
+    """Let the server open as many files as the system allows its user.
+
+    Each connection is a file descriptor: a soft limit of 1024, the default
+    of many systems, would refuse connections long before the event streams'
+    budget is reached. The workers inherit it.
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as ex:
+        # An unlimited hard limit, which Linux takes only up to its nr_open.
+        logger.warning('cannot raise the limit of open files to %s: %s', hard, ex)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -194,7 +212,16 @@ _OPTIONS: list[tuple[str, Callable[[str], object], object, str, str]] = [
         _whole(1),
         512,
         'N',
-        'connections and requests a worker takes at once; beyond, 503',
+        'requests a worker answers at once, event streams apart (see '
+        'ASGI_LOOK_EVENTS_MAX_STREAMS); beyond, 503',
+    ),
+    (
+        '--ws-max-size',
+        _whole(125),
+        4096,
+        'BYTES',
+        'largest WebSocket message a client may send (the event stream reads '
+        'one of at most 100 characters); larger ones close the socket with 1009',
     ),
     ('--backlog', _whole(1), 1024, 'N', 'connections waiting to be accepted'),
     (

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from uvicorn.config import LOGGING_CONFIG
@@ -42,3 +45,89 @@ def uvicorn_config() -> dict[str, Any]:
         '%(message)s', '%(client_addr)s - "%(request_line)s" %(status_code)s'
     )
     return config
+
+
+# What uvicorn logs at each request or frame of a client that sends what it
+# cannot take (or, under its own --limit-concurrency, one too many): any
+# client can send as many as it likes.
+CLIENT_NOISE = frozenset(
+    {
+        'Invalid HTTP request received.',
+        'Invalid UTF-8 sequence received from client.',
+        'Unsupported upgrade request.',
+        'Exceeded concurrency limit.',
+    }
+)
+
+
+class Throttle:
+    """Let one kind of line through at most once an interval; count the rest."""
+
+    def __init__(
+        self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = -math.inf
+        self._held = 0
+
+    def take(self) -> str | None:
+        """Return what to add to a line let through now; None: hold it back."""
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return None
+        held, self._held = self._held, 0
+        self._next = now + self._interval
+        return f' ({held} more in the last {self._interval:g} s)' if held else ''
+
+
+class Throttled:
+    """A logger's warnings of one kind, at most one an interval.
+
+    For what a client can make happen as often as it likes (a refused
+    request): one line an interval says it, and how many more came.
+    """
+
+    def __init__(self, logger: logging.Logger, throttle: Throttle | None = None):
+        self._logger = logger
+        self._throttle = throttle or Throttle()
+
+    def warning(self, message: str, *args: object) -> None:
+        if (more := self._throttle.take()) is not None:
+            self._logger.warning(message + more, *args)
+
+
+class ClientNoise(logging.Filter):
+    """Let each of uvicorn's CLIENT_NOISE lines through once an interval.
+
+    Without its traceback: a client's bad frame is no fault of the server.
+    """
+
+    def __init__(
+        self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._throttles = {line: Throttle(interval, clock) for line in CLIENT_NOISE}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        throttle = (
+            self._throttles.get(record.msg) if isinstance(record.msg, str) else None
+        )
+        if throttle is None:
+            return True
+        more = throttle.take()
+        if more is None:
+            return False
+        record.msg += more
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_client_noise(logger: logging.Logger | None = None) -> bool:
+    """Add ClientNoise to uvicorn's error logger, unless it has one (False)."""
+    logger = logger or logging.getLogger('uvicorn.error')
+    if any(isinstance(each, ClientNoise) for each in logger.filters):
+        return False
+    logger.addFilter(ClientNoise())
+    return True

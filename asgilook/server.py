@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol, with limits on a request head's size and time.
+"""uvicorn's httptools protocol, with limits on a request head and on requests.
 
 uvicorn with httptools takes a request head of any size (a 50 MiB header
 grew a worker by ~150 MB) and waits for its end forever: a client that
@@ -9,16 +9,37 @@ connection (or of its first byte, on a kept-alive connection) with 408,
 and closes the connection. Both are read from the uvicorn `Config`
 (`ServerConfig` carries them to every worker), with safe defaults for a
 plain one: `uvicorn --http asgilook.server:LimitedHttpToolsProtocol`.
+
+It also counts the requests a worker answers at once (`--limit-concurrency`)
+its own way: uvicorn counts every connection, so that idle keep-alive
+connections and open event streams took the places of requests. Here a
+request holds a place while the app answers it, unless it becomes an event
+stream (which has a budget of its own: admission.py gives its place back
+through the scope's RELEASE); one beyond the limit is a 503 in JSON, and
+the refusals are logged once a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.server import ServerState
+
+from .admission import RELEASE
+from .logs import Throttled
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_HEADER_SIZE = 32 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -53,6 +74,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_tail = b''
         self._head_due = True
         self._head_timer: asyncio.TimerHandle | None = None
+        # Counted here, not by uvicorn (see the module's docstring).
+        self._requests = _requests(self.server_state, self.limit_concurrency)
+        self.limit_concurrency = None
 
     # uvicorn's protocol narrows asyncio's BaseTransport to Transport, which
     # typeshed calls an incompatible override; this one keeps uvicorn's type.
@@ -120,6 +144,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._head_due = True
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        scope = cast(dict[str, Any], cycle.scope)
+        super()._start_asgi_task(cycle, self._requests.admit(scope, app))
+
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(
             self._head_timeout, self._head_timed_out
@@ -164,3 +192,74 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 )
             )
         self.transport.close()
+
+
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class _Requests:
+    """The requests one server's worker answers now, and the most it takes."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self._refusals = Throttled(logger)
+
+    def admit(self, scope: dict[str, Any], app: ASGIApp) -> ASGIApp:
+        """Return what answers a request: app, counted, or a 503 past the limit."""
+        if self.limit is not None and self.in_flight >= self.limit:
+            self._refusals.warning(
+                'refused a request: this worker answers %d at once, its most '
+                '(--limit-concurrency)',
+                self.limit,
+            )
+            return _busy
+        self.in_flight += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.in_flight -= 1
+
+        scope[RELEASE] = release
+
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                release()
+
+        return counted
+
+
+# Each server's count, shared by its connections (a worker runs one server).
+_COUNTS: weakref.WeakKeyDictionary[ServerState, _Requests] = weakref.WeakKeyDictionary()
+
+
+def _requests(state: ServerState, limit: int | None) -> _Requests:
+    counts = _COUNTS.get(state)
+    if counts is None:
+        counts = _COUNTS[state] = _Requests(limit)
+    return counts
+
+
+_BUSY = json.dumps(
+    {
+        'title': 'Service busy',
+        'description': 'The server answers as many requests as it takes at once. '
+        'Send the request again in a moment.',
+    }
+).encode()
+
+
+async def _busy(scope: Any, receive: Any, send: Any) -> None:
+    headers = [
+        (b'content-type', b'application/json'),
+        (b'content-length', str(len(_BUSY)).encode()),
+        (b'retry-after', b'1'),
+        (b'connection', b'close'),
+    ]
+    await send({'type': 'http.response.start', 'status': 503, 'headers': headers})
+    await send({'type': 'http.response.body', 'body': _BUSY})

@@ -100,6 +100,7 @@ class AppAtStartup:
 
     async def _start(self, scope: dict[str, Any]) -> None:
         logs.configure()
+        logs.quiet_client_noise()
         try:
             app = self._factory()
         except Exception as ex:

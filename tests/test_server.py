@@ -3,11 +3,13 @@
 import asyncio
 import contextlib
 import json
+import logging
 import time
 
 import pytest
 import uvicorn
 
+from asgilook.admission import RELEASE
 from asgilook.server import LimitedHttpToolsProtocol, ServerConfig
 
 from . import servers
@@ -18,6 +20,14 @@ async def _app(scope, receive, send):
         return
     if scope['path'] == '/slow':
         await asyncio.sleep(0.5)
+    if scope['path'] == '/stream':
+        # An event stream: it leaves the requests' count, and stays.
+        scope[RELEASE]()
+        await send({'type': 'http.response.start', 'status': 200, 'headers': []})
+        await send({'type': 'http.response.body', 'body': b'open', 'more_body': True})
+        while (await receive())['type'] != 'http.disconnect':
+            pass
+        return
     more_body = scope['method'] == 'POST'
     while more_body:
         more_body = (await receive()).get('more_body', False)
@@ -188,3 +198,50 @@ async def test_a_stalled_head_behind_a_request_in_flight_closes_the_connection()
 
     # Nothing is written into the answer being computed; the connection goes.
     assert b'408' not in answer
+
+
+async def _slow_requests(port, count):
+    return await asyncio.gather(
+        *(
+            _exchange(
+                port, b'GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+            )
+            for _ in range(count)
+        )
+    )
+
+
+async def test_requests_beyond_the_limit_are_a_503_in_json_logged_once(caplog):
+    caplog.set_level(logging.WARNING, logger='asgilook')
+    async with _server(limit_concurrency=2) as port:
+        answers = await _slow_requests(port, 5)
+
+    statuses = sorted(answer.split(b'\r\n', 1)[0] for answer in answers)
+    assert (
+        statuses == [b'HTTP/1.1 200 OK'] * 2 + [b'HTTP/1.1 503 Service Unavailable'] * 3
+    )
+    refused = next(answer for answer in answers if b' 503 ' in answer)
+    status, body = _json_answer(refused)
+    assert body['title'] == 'Service busy'
+    assert b'retry-after: 1' in refused.lower()
+    assert [record.getMessage() for record in caplog.records] == [
+        'refused a request: this worker answers 2 at once, its most '
+        '(--limit-concurrency)'
+    ]
+
+
+async def test_open_streams_leave_room_for_requests():
+    async with _server(limit_concurrency=2) as port:
+        streams = [await asyncio.open_connection('127.0.0.1', port) for _ in range(10)]
+        for reader, writer in streams:
+            writer.write(b'GET /stream HTTP/1.1\r\nHost: x\r\n\r\n')
+            await asyncio.wait_for(reader.readuntil(b'open'), 5)
+        try:
+            answers = await _slow_requests(port, 2)
+        finally:
+            for _, writer in streams:
+                writer.close()
+
+    assert [answer.split(b'\r\n', 1)[0] for answer in answers] == [
+        b'HTTP/1.1 200 OK'
+    ] * 2
