@@ -52,6 +52,11 @@ class CacheTiming:
     # A Redis that answers but refuses the cache's commands (its memory
     # full, a read-only replica) is logged at most this often, each kind.
     refusal_log_interval: float = 60.0
+    # The bytes a second an entry is counted on to be read back from Redis:
+    # larger than redis_timeout x this (8 MiB by default), an answer is not
+    # kept. (A GET of 8 MiB took 28 ms, 64 MiB 157 ms, on an idle 2-CPU
+    # machine, redis-py with hiredis; a busy worker reads slower.)
+    entry_read_rate: int = 32 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,11 @@ class CatalogLimits:
     remembered_records: int = 10_000
     # Files a reindex reads or adopts in one batch.
     reindex_batch: int = 10_000
+    # The unpaged list is read and answered in one piece (and cached) up to
+    # this many images (about 5 MB of JSON); a longer one is read from a
+    # snapshot and sent list_batch images at a time, in bounded memory.
+    listed_at_once: int = 10_000
+    list_batch: int = 1000
 
 
 @dataclasses.dataclass(frozen=True)

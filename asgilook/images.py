@@ -33,27 +33,43 @@ class Images:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
         page = pages.page_request(req)
+        media_type = media.negotiate(req, resp)
         if page is None:
-            images, version = await self._store.listing()
-            tag = version
+            await self._list(req, resp, media_type)
         else:
-            images, next_after = await self._store.page(
-                page.after, page.limit, page.newest
-            )
-            identity = [f'{image.version}@{image.modified}' for image in images]
-            if next_after is not None:
-                next_uri = page.next_uri(next_after)
-                resp.set_header('Link', f'<{next_uri}>; rel="next"')
-                identity.append(next_uri)
-            # A page's tag is what it shows: unchanged by changes elsewhere.
-            tag = _digest('\n'.join(identity))
-        # JSON or MessagePack: each has a tag of its own.
-        resp.etag = media.etag(tag, media.negotiate(req, resp))
-        resp.media = [image.serialize() for image in images]
+            await self._page(resp, page, media_type)
         # The list changes with every upload and delete: ask before reusing it.
         resp.cache_control = ['no-cache']
 
     on_head = on_get
+
+    async def _list(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, media_type: str
+    ) -> None:
+        """Answer the whole list: in one piece, or a batch at a time if long."""
+        listing = await self._store.listing(stream=req.method == 'GET')
+        # JSON or MessagePack: each has a tag of its own.
+        resp.etag = media.etag(listing.version, media_type)
+        if listing.images is not None:
+            resp.media = [image.serialize() for image in listing.images]
+        elif listing.batches is not None:
+            handlers = resp.options.media_handlers
+            resp.stream = media.ArrayStream(listing.batches, media_type, handlers)
+        else:
+            resp.stream = media.no_body()
+
+    async def _page(
+        self, resp: falcon.asgi.Response, page: pages.PageRequest, media_type: str
+    ) -> None:
+        images, next_after = await self._store.page(page.after, page.limit, page.newest)
+        identity = [f'{image.version}@{image.modified}' for image in images]
+        if next_after is not None:
+            next_uri = page.next_uri(next_after)
+            resp.set_header('Link', f'<{next_uri}>; rel="next"')
+            identity.append(next_uri)
+        # A page's tag is what it shows: unchanged by changes elsewhere.
+        resp.etag = media.etag(_digest('\n'.join(identity)), media_type)
+        resp.media = [image.serialize() for image in images]
 
     async def on_get_image(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Protocol
 
 import falcon
 import falcon.asgi
 import falcon.media
+import msgpack
 from falcon.util import mediatypes
 
 JSON = falcon.MEDIA_JSON
@@ -54,3 +56,76 @@ def preferred(accept: str) -> str:
 def etag(tag: str, media_type: str) -> str:
     """Return the ETag of one representation of what `tag` names."""
     return tag + _TAG_SUFFIXES[media_type]
+
+
+class Items(Protocol):
+    """What an array answered a batch at a time is read from (listing.Batches)."""
+
+    @property
+    def count(self) -> int: ...
+
+    def __aiter__(self) -> AsyncIterator[list[Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class ArrayStream:
+    """An array sent a batch at a time, byte for byte as `resp.media` sends it.
+
+    Each item is `serialize()`d (an image object, say) and encoded by the
+    app's own handler of the media type; JSON's items are joined as
+    Python's `json.dumps` joins a list's. What is being sent is let go by
+    close() (Falcon calls it). The items' failure on the way (StorageError)
+    is raised: before the answer has begun (while the cache reads it) it is
+    answered as any error is; after, the server drops the connection, so
+    that no client takes what it got for the whole list.
+    """
+
+    def __init__(
+        self, items: Items, media_type: str, handlers: falcon.media.Handlers
+    ) -> None:
+        self._items = items
+        self._media_type = media_type
+        self._handler = handlers[media_type]
+        self._chunks = self._encoded()
+
+    def __aiter__(self) -> ArrayStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await anext(self._chunks)
+
+    async def _encoded(self) -> AsyncGenerator[bytes, None]:
+        encode = functools.partial(
+            self._handler.serialize, content_type=self._media_type
+        )
+        json = self._media_type == JSON
+        yield b'[' if json else _msgpack_array(self._items.count)
+        separator = b''
+        async for batch in self._items:
+            encoded = [encode(item.serialize()) for item in batch]
+            if json:
+                yield separator + b', '.join(encoded)
+                separator = b', '
+            else:
+                yield b''.join(encoded)
+        if json:
+            yield b']'
+
+    async def close(self) -> None:
+        await self._chunks.aclose()
+        await self._items.close()
+
+
+def _msgpack_array(count: int) -> bytes:
+    header: bytes = msgpack.Packer().pack_array_header(count)
+    return header
+
+
+async def no_body() -> AsyncIterator[bytes]:
+    """The stream of a HEAD whose GET has no length: no Content-Length, no bytes.
+
+    (Falcon says Content-Length: 0 for a HEAD with no stream; it never reads
+    a HEAD's stream.)
+    """
+    yield b''

@@ -17,6 +17,7 @@ from .catalog import Catalog, Record, Removal, file_name
 from .config import Config
 from .errors import ImageNotFoundError, StorageError
 from .files import StoredFile
+from .listing import Batches, Listing
 from .renderers import RenderProcesses
 from .storage import Storage
 from .storage import storage_errors as _storage_errors
@@ -149,11 +150,24 @@ class Store:
             record = await self.catalog.get(image_id)
         return None if record is None else record.name
 
-    async def listing(self) -> tuple[list[Image], str]:
-        """Return every image, oldest upload first, and the catalog's version."""
+    async def listing(self, stream: bool = True) -> Listing:
+        """Return every image, oldest upload first, with the catalog's version.
+
+        Of one moment. More than `listed_at_once` images are read a batch at
+        a time (`Listing.batches`) from a snapshot, if stream; else only the
+        version is read (for an answer without a body).
+        """
+        limits = self._config.catalog_limits
+        catalog = self.catalog
         with _storage_errors():
-            records, version = await self.catalog.listing()
-        return [self._image(record) for record in records], version
+            records, version = await catalog.listing(limits.listed_at_once)
+            if records is not None:
+                return Listing(version, [self._image(record) for record in records])
+            if not stream:
+                return Listing(version)
+            snapshot = await catalog.snapshot()
+        batches = Batches(catalog, snapshot, limits.list_batch, self._image)
+        return Listing(snapshot.version, batches=batches)
 
     async def catalog_version(self) -> str:
         """Return the catalog's version: it changes with every upload and delete."""

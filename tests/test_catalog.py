@@ -359,7 +359,7 @@ async def test_a_catalog_closed_before_it_opened_opens_at_its_next_use(
 ):
     closed = Catalog(pathlib.Path(storage_path))
     await closed.close()
-    listing = await closed.listing()
+    listing = await closed.listing(10)
     await closed.close()
     closed.shutdown()
 

@@ -10,12 +10,13 @@ import sqlite3
 import falcon.testing
 import pytest
 
+from asgilook import media
 from asgilook.app import create_app
 from asgilook.catalog import log
 from asgilook.catalog.database import Catalog
 from asgilook.departures import Departure
 from asgilook.errors import CatalogError
-from asgilook.events import Feed, resource
+from asgilook.events import Feed
 from asgilook.events.exits import ExitSignals
 from asgilook.events.feed import Ending, SubscriptionEnded
 from asgilook.store import Store
@@ -136,8 +137,8 @@ def test_head_answers_what_get_would_begin_with(client, query, headers, status):
         assert head.headers['content-type'] == 'application/json'
 
 
-async def test_the_stream_head_stands_for_holds_no_event():
-    assert b''.join([chunk async for chunk in resource._no_events()]) == b''
+async def test_the_stream_a_head_stands_for_holds_no_event():
+    assert b''.join([chunk async for chunk in media.no_body()]) == b''
 
 
 async def test_an_id_the_log_no_longer_holds_is_a_reset_then_what_follows(

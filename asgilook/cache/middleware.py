@@ -10,6 +10,7 @@ import falcon.asgi
 
 from ..config import Config
 from ..signing import ServiceKey
+from .answers import render_body
 from .backend import RedisUnavailableError
 from .entries import CONTENT_TYPES, STORED_HEADERS, Entry
 from .keys import cache_key, variants
@@ -51,6 +52,10 @@ class RedisCache:
         # The paths whose answer varies by Accept (see keys.cache_key).
         self.varying = varying
         self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
+        # An entry Redis could not give back within redis_timeout is not kept.
+        self.largest_entry = int(
+            config.redis_timeout * config.cache_timing.entry_read_rate
+        )
 
     async def process_startup(
         self, scope: Mapping[str, Any], event: Mapping[str, Any]
@@ -127,11 +132,12 @@ class RedisCache:
         entry = None
         version = lookup.version
         try:
-            if req_succeeded and version is not None and _computed(resp):
-                entry = await _response_entry(resp, version)
+            if req_succeeded and version is not None and _computed(req, resp):
+                entry = await _response_entry(resp, version, self.largest_entry)
         finally:
+            # Also when the body failed as it was read: its lock is let go.
             hit = self.tiers.land(lookup, entry)
-        await self.tiers.finish(lookup, hit)
+            await self.tiers.finish(lookup, hit)
 
 
 def _target(req: falcon.asgi.Request) -> str:
@@ -156,47 +162,33 @@ def _serve(resp: falcon.asgi.Response, hit: Kept) -> None:
     resp.complete = True
 
 
-def _computed(resp: falcon.asgi.Response) -> bool:
-    """Whether the resource computed an answer worth an entry (a 200 Miss)."""
+def _computed(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bool:
+    """Whether the resource computed an answer worth an entry (a 200 Miss).
+
+    A HEAD's stream is never sent, nor read here: it may stand for a body it
+    is not (media.no_body).
+    """
+    if req.method == 'HEAD' and resp.stream is not None:
+        return False
     return resp.status_code == 200 and resp.get_header(CACHE_HEADER) == 'Miss'
 
 
-async def _response_entry(resp: falcon.asgi.Response, version: str) -> Entry | None:
-    """Return what a Hit will need to repeat an answer; None if it has no body.
+async def _response_entry(
+    resp: falcon.asgi.Response, version: str, largest: int
+) -> Entry | None:
+    """Return what a Hit will need to repeat an answer; None if it has none.
 
-    A HEAD whose responder set only the headers computed no body to keep.
+    A HEAD whose responder set only the headers computed no body to keep;
+    a body over largest bytes is not kept (see answers.py).
     """
     headers = {
         name: value
         for name in STORED_HEADERS
         if (value := resp.get_header(name)) is not None
     }
-    body = await _render_body(resp)
+    body = await render_body(resp, largest)
     if body is None:
         return None
     # Without a type of its own, an answer is sent as the default media type.
     content_type = resp.content_type or resp.options.default_media_type
     return Entry(content_type, body, version, headers)
-
-
-async def _render_body(resp: falcon.asgi.Response) -> bytes | None:
-    """Return the body of an answer (None: none), turning a stream into data first.
-
-    A stream can be read only once: what is cached must also be what is sent.
-    """
-    stream = resp.stream
-    if stream is None:
-        return await resp.render_body()
-
-    resp.stream = None
-    try:
-        if hasattr(stream, 'read'):
-            body: bytes = await stream.read()
-        else:
-            body = b''.join([chunk async for chunk in stream])
-    finally:
-        # Falcon awaits close() of a stream it sends; do what it would have done.
-        if hasattr(stream, 'close'):
-            await stream.close()
-    resp.data = body
-    return body

@@ -14,7 +14,7 @@ import os
 import pathlib
 import sqlite3
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar, TypeVarTuple
 
 from .. import blocking
@@ -23,6 +23,7 @@ from ..errors import CatalogError, CatalogFullError
 from ..files import TEMPORARY_DIRECTORY, Record
 from . import log, sql, watch
 from .changes import Changes, Removal
+from .snapshot import Snapshot
 
 CATALOG_DIRECTORY = '.catalog'
 DATABASE_NAME = 'catalog.sqlite3'
@@ -162,9 +163,27 @@ class Catalog:
                 self._known_version = version
         return version
 
-    async def listing(self) -> tuple[list[Record], str]:
-        """Return every image in upload order, and the version, of one moment."""
-        return await self._read_checked(sql.select_all)
+    async def listing(self, at_most: int) -> tuple[list[Record] | None, str]:
+        """Return every image in upload order, and the version, of one moment.
+
+        None for the images if there are more than at_most: read them from
+        a snapshot.
+        """
+        return await self._read_checked(lambda reader: sql.select_all(reader, at_most))
+
+    async def snapshot(self) -> Snapshot:
+        """Open a snapshot of every image (close it when done)."""
+        opened = await self._opened()
+        return await _run(
+            blocking.FILES, Snapshot, self.path, opened.inode, self.limits.write_wait
+        )
+
+    async def read_snapshot(self, snapshot: Snapshot, size: int) -> list[Record]:
+        """Return the next size records of a snapshot."""
+        return await _run(blocking.FILES, snapshot.batch, size)
+
+    async def close_snapshot(self, snapshot: Snapshot) -> None:
+        await _run(blocking.FILES, snapshot.close)
 
     async def page(self, after: int, limit: int, newest: bool = False) -> Page:
         """Return up to limit images that follow seq after, in upload order.
@@ -262,7 +281,7 @@ class Catalog:
 
 
 async def _run(
-    pool: ThreadPoolExecutor, function: Callable[[*_Ts], _T], *args: *_Ts
+    pool: Executor | None, function: Callable[[*_Ts], _T], *args: *_Ts
 ) -> _T:
     try:
         return await blocking.run(pool, function, *args)

@@ -223,12 +223,21 @@ def find(connection: sqlite3.Connection, image_id: str) -> Record | None:
     return None if found is None else record_of(found)
 
 
-def select_all(reader: sqlite3.Connection) -> tuple[list[Record], str]:
-    """Return every record in upload order, and the version, of one moment."""
+def select_all(
+    reader: sqlite3.Connection, at_most: int
+) -> tuple[list[Record] | None, str]:
+    """Return every record in upload order, and the version, of one moment.
+
+    None for the records if there are more than at_most (see snapshot.py).
+    """
     with transaction(reader):
         shown = version(reader)
-        rows = reader.execute(f'SELECT {COLUMNS} FROM images ORDER BY seq')
-        return [record_of(row) for row in rows], shown
+        rows = reader.execute(
+            f'SELECT {COLUMNS} FROM images ORDER BY seq LIMIT ?', (at_most + 1,)
+        ).fetchall()
+    if len(rows) > at_most:
+        return None, shown
+    return [record_of(row) for row in rows], shown
 
 
 def select_page(

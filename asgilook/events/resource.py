@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import falcon
 import falcon.asgi
 
-from .. import queries
+from .. import media, queries
 from ..catalog.sql import MAX_INTEGER
 from ..departures import DEPARTURE
 from . import sockets
@@ -36,9 +36,7 @@ class Events:
         """Answer as GET would begin to, with no stream: nothing is subscribed."""
         _resume_after(req)
         resp.content_type = 'text/event-stream'
-        # A stream has no length to announce; one that is there keeps Falcon
-        # from saying Content-Length: 0. Never read for HEAD.
-        resp.stream = _no_events()
+        resp.stream = media.no_body()
         _stream_headers(resp)
 
     async def on_websocket(
@@ -88,11 +86,6 @@ def _resume_after(req: falcon.asgi.Request) -> int | None:
     header = _event_id(req.get_header('Last-Event-ID'), 'Last-Event-ID')
     param = _event_id(after_param(req), 'after')
     return param if header is None else header
-
-
-async def _no_events() -> AsyncIterator[bytes]:
-    """The body of HEAD /events: empty, and Falcon sends none for HEAD."""
-    yield b''
 
 
 def _stream_headers(resp: falcon.asgi.Response) -> None:

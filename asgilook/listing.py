@@ -1,0 +1,65 @@
+"""The unpaged list of images: in one piece, or a batch at a time from a snapshot."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from .catalog import Catalog, Record
+from .catalog.snapshot import Snapshot
+from .errors import CatalogError
+from .storage import storage_errors
+
+if TYPE_CHECKING:
+    from .store import Image
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """The whole list of one moment, and its version.
+
+    Its images when it was read in one piece, or its batches (a long list,
+    read from a snapshot); neither when only its version was read.
+    """
+
+    version: str
+    images: list[Image] | None = None
+    batches: Batches | None = None
+
+
+class Batches:
+    """The images of a snapshot of the catalog, size at a time (close it after).
+
+    StorageError if the catalog fails on the way.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        snapshot: Snapshot,
+        size: int,
+        image: Callable[[Record], Image],
+    ) -> None:
+        self._catalog = catalog
+        self._snapshot = snapshot
+        self._size = size
+        self._image = image
+        self.count = snapshot.count
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[list[Image]]:
+        while not self._closed:
+            with storage_errors():
+                records = await self._catalog.read_snapshot(self._snapshot, self._size)
+            if not records:
+                return
+            yield [self._image(record) for record in records]
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            # Closing a connection fails only if it is gone already.
+            with contextlib.suppress(CatalogError):
+                await self._catalog.close_snapshot(self._snapshot)
