@@ -93,6 +93,10 @@ class EventSettings:
     backlog: int = 1000
     # Changes read from the catalog at once, for a subscriber that resumes.
     batch: int = 500
+    # The batches read for subscribers that resume, kept for others that
+    # resume from the same id, take at most this many bytes a worker (a
+    # batch of 500 image.created events takes about 700 KB).
+    catch_up_memory: int = 4 * 1024 * 1024
     # Event streams (SSE and WebSocket) a worker holds at once; one more is
     # refused with a 503 (admission.py). About 15 KiB and a file descriptor
     # each.

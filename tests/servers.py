@@ -56,6 +56,11 @@ def start_redis(workdir, port: int) -> subprocess.Popen:
             '',
             '--appendonly',
             'no',
+            # As the README says to run it.
+            '--maxmemory',
+            '256mb',
+            '--maxmemory-policy',
+            'allkeys-lru',
             '--dir',
             str(workdir),
         ],

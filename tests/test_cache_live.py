@@ -69,7 +69,8 @@ async def test_large_entries_written_at_once_turn_nothing_off(
 ):
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
     numbers = range(16)
-    app = _app(storage_path, live_redis, 0.1)
+    # Entries of 4 MiB are kept at a timeout of 0.1 s (6.4 MiB at most).
+    app = _app(storage_path, live_redis, 0.1, entry_read_rate=64 * 1024 * 1024)
     # Another worker, in no hurry, reads back what the first one wrote.
     reader = _app(storage_path, live_redis, 2.0)
     async with falcon.testing.ASGIConductor(app) as conductor:
@@ -203,3 +204,41 @@ async def test_a_redis_that_refuses_writes_is_told_once_and_answers_go_on(
         'the cache until it takes them'
     )
     assert _cache_log(caplog) == [refusal, refusal]
+
+
+@pytest.mark.parametrize(
+    ('maxmemory', 'policy', 'problem'),
+    [
+        (
+            0,
+            'allkeys-lru',
+            'has no memory limit (maxmemory): it will hold every answer',
+        ),
+        (
+            64 * 1024 * 1024,
+            'noeviction',
+            'refuses writes when its memory is full (noeviction)',
+        ),
+        (64 * 1024 * 1024, 'volatile-lru', None),
+    ],
+)
+async def test_a_redis_that_would_grow_without_end_is_told_at_start(
+    storage_path, live_redis, caplog, maxmemory, policy, problem
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    admin = aioredis.from_url(live_redis)
+    await admin.config_set('maxmemory', maxmemory)
+    await admin.config_set('maxmemory-policy', policy)
+    await admin.aclose()
+    config = make_config(storage_path)
+    config.redis_from_url = aioredis.from_url
+    config.redis_host = live_redis
+    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        resp = await conductor.simulate_get('/images')
+
+    assert resp.headers['X-ASGILook-Cache'] == 'Miss'
+    expected = [
+        f'Redis at {live_redis} {problem}; start it with --maxmemory 256mb '
+        '--maxmemory-policy allkeys-lru (or set them in redis.conf)'
+    ]
+    assert _cache_log(caplog) == (expected if problem else [])

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import signal
 import sqlite3
@@ -23,6 +24,11 @@ from asgilook.store import Store
 
 from .fakes import FakeClock, owner, two_workers, upload_through
 from .streams import WAIT, SSEReader, uploads
+
+
+def _data(event):
+    """The data of an event, as a client reads it."""
+    return json.loads(event.text)['data']
 
 
 async def test_every_upload_and_delete_is_an_event_in_order(events_config):
@@ -385,7 +391,7 @@ async def test_a_subscriber_catches_up_from_the_catalog_in_batches(events_config
         [3, 4],
         [5],
     ]
-    assert [event.data for batch in batches for event in batch] == images
+    assert [_data(event) for batch in batches for event in batch] == images
 
 
 async def test_a_subscription_ended_by_its_client_takes_nothing_more(events_config):
@@ -402,7 +408,7 @@ async def test_a_subscription_ended_by_its_client_takes_nothing_more(events_conf
         (event,) = await staying.next()
 
     assert ended.value.ending is Ending.LEFT
-    assert event.data == image
+    assert _data(event) == image
 
 
 async def test_a_read_failing_after_new_changes_is_caught_up_later(
@@ -432,13 +438,16 @@ async def test_a_read_failing_after_new_changes_is_caught_up_later(
 
     assert failed
     assert [event.serial for event in taken] == [1, 2]
-    assert [event.data for event in taken] == images
+    assert [_data(event) for event in taken] == images
 
 
 async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
     events_config, monkeypatch
 ):
-    events_config.events = dataclasses.replace(events_config.events, batch=1)
+    # Room for about 20 batches of one event.
+    events_config.events = dataclasses.replace(
+        events_config.events, batch=1, catch_up_memory=25_000
+    )
     reads = []
     read = Catalog.changes
 
@@ -460,7 +469,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
                 events.extend(await subscription.next())
         again = await (await feed.subscribe(0)).next()
 
-    assert [event.data for event in taken[0]] == images
+    assert [_data(event) for event in taken[0]] == images
     assert [event.text for event in taken[1]] == [event.text for event in taken[0]]
     # Each batch was read once for both (the feed's own reads follow 70); the
     # first ones were let go for the later ones, and read again for the third.
@@ -507,9 +516,9 @@ async def test_events_trimmed_while_a_subscriber_caught_up_are_a_reset(
             (following,) = await subscription.next()
 
     assert (reset.name, reset.serial) == ('reset', 6)
-    assert reset.data['requested'] == 1
-    assert reset.data['oldest'] == 3
-    assert (following.serial, following.data) == (7, image)
+    assert _data(reset)['requested'] == 1
+    assert _data(reset)['oldest'] == 3
+    assert (following.serial, _data(following)) == (7, image)
 
 
 async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
@@ -533,7 +542,7 @@ async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
         image = await upload_through(conductor)
         (event,) = await subscription.next()
 
-    assert event.data == image
+    assert _data(event) == image
     logged = [
         (record.levelno, record.getMessage())
         for record in caplog.records
@@ -607,3 +616,20 @@ def test_a_change_log_of_asgilook_0_5_tells_changes_from_the_upgrade_on(tmp_path
         (3, 'created'),
     ]
     assert changes[1].record.size == (4, 3)
+
+
+async def test_batches_kept_for_catching_up_take_at_most_their_budget(events_config):
+    events_config.events = dataclasses.replace(
+        events_config.events, batch=5, catch_up_memory=30_000
+    )
+    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+        await uploads(conductor, 40)
+        async with _other_worker(events_config) as feed:
+            # One client resuming from every id in turn: 40 batches.
+            kept = []
+            for after in range(40):
+                await (await feed.subscribe(after)).next()
+                kept.append(feed.kept_size)
+
+    assert max(kept) <= 30_000
+    assert kept[-1] > 20_000

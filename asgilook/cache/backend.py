@@ -118,6 +118,32 @@ class RedisBackend:
         self._available = self._answered = True
         return True
 
+    async def check_memory(self) -> None:
+        """Warn if Redis keeps whatever it is given, or refuses writes when full.
+
+        Its memory would grow with every image and thumbnail asked for. A
+        Redis that does not say (INFO refused, as some hosted ones do) is
+        taken at its word.
+        """
+        try:
+            async with asyncio.timeout(self._config.redis_timeout):
+                info = await self.lookups.info('memory')
+        except REDIS_ERRORS:
+            return
+        limit, policy = info.get('maxmemory'), info.get('maxmemory_policy')
+        if limit == 0:
+            problem = 'has no memory limit (maxmemory): it will hold every answer'
+        elif policy == 'noeviction':
+            problem = 'refuses writes when its memory is full (noeviction)'
+        else:
+            return
+        logger.warning(
+            'Redis at %s %s; start it with --maxmemory 256mb '
+            '--maxmemory-policy allkeys-lru (or set them in redis.conf)',
+            self._config.redis_host,
+            problem,
+        )
+
     async def command(
         self, command: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
     ) -> Any:

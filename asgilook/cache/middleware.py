@@ -61,7 +61,9 @@ class RedisCache:
         self, scope: Mapping[str, Any], event: Mapping[str, Any]
     ) -> None:
         await self._service_key.load()
-        await self.tiers.backend.ping()
+        backend = self.tiers.backend
+        if await backend.ping():
+            await backend.check_memory()
 
     async def process_shutdown(
         self, scope: Mapping[str, Any], event: Mapping[str, Any]

@@ -12,13 +12,16 @@ subscriber is woken.
 A subscriber is a position in the feed (the id of the last event it took),
 not a queue: a slow one costs no memory. One that falls more than
 `backlog` events behind is ended, to resume from its last id (catching up
-from the catalog); so is every one when the feed closes.
+from the catalog); so is every one when the feed closes. What a worker
+keeps is bounded: `backlog` events, and `catch_up_memory` bytes of the
+batches read for subscribers catching up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import enum
 import logging
@@ -31,9 +34,6 @@ from ..store import Store
 from .messages import Event, change_event, reset_event
 
 logger = logging.getLogger(__name__)
-
-# Batches of events read from the catalog kept for the next subscriber.
-_KEPT_BATCHES = 64
 
 
 class Ending(enum.Enum):
@@ -80,8 +80,12 @@ class Feed:
         self._follower: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self._failing = False
-        # Batches read for subscribers catching up, by the id they follow.
-        self._caught_up: dict[int, list[Event]] = {}
+        # Batches read for subscribers catching up, by the id they follow,
+        # the least recently read first, and the bytes they hold together.
+        self._caught_up: collections.OrderedDict[int, list[Event]] = (
+            collections.OrderedDict()
+        )
+        self._caught_up_size = 0
 
     async def subscribe(self, after: int | None) -> Subscription:
         """Return a subscription to the events after id `after` (None: from now).
@@ -118,17 +122,31 @@ class Feed:
     async def read(self, after: int) -> list[Event]:
         """Return events after id `after` from the catalog (to catch up).
 
-        The last batches read are kept: clients that resume from the same
-        id (every one from 0, say) read and encode them once.
+        The batches read last are kept, `catch_up_memory` bytes of them at
+        most: clients that resume from the same id (every one from 0, say)
+        read and encode them once.
         """
-        events = self._caught_up.get(after)
-        if events is None:
-            changes = await self._read_changes(after)
-            events = [change_event(self._config, change) for change in changes]
-            if len(self._caught_up) >= _KEPT_BATCHES:
-                del self._caught_up[next(iter(self._caught_up))]
-            self._caught_up[after] = events
+        kept = self._caught_up
+        events = kept.get(after)
+        if events is not None:
+            kept.move_to_end(after)
+            return events
+        changes = await self._read_changes(after)
+        events = [change_event(self._config, change) for change in changes]
+        size = sum(event.size for event in events)
+        budget = self.settings.catch_up_memory
+        if size <= budget and after not in kept:
+            while kept and self._caught_up_size + size > budget:
+                _, dropped = kept.popitem(last=False)
+                self._caught_up_size -= sum(event.size for event in dropped)
+            kept[after] = events
+            self._caught_up_size += size
         return events
+
+    @property
+    def kept_size(self) -> int:
+        """The bytes of the batches kept for subscribers catching up."""
+        return self._caught_up_size
 
     def waiter(self) -> asyncio.Future[None]:
         """Return a future resolved at new events, a heartbeat or the close."""
