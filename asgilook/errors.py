@@ -25,7 +25,8 @@ handler). The tree::
     │   │   └── StoredImageError  its stored file cannot be shown (damaged) 404
     │   ├── ThumbnailNotFoundError    not a size of the image's ladder   404
     │   ├── DeleteTokenMissingError   a DELETE without a bearer token    401
-    │   └── DeleteTokenInvalidError   ... with one not the image's       403
+    │   ├── DeleteTokenInvalidError   ... with one not the image's       403
+    │   └── PreconditionFailedError   If-Match or If-Unmodified-Since fails 412
     ├── ServiceError              the server cannot answer now (5xx)
     │   ├── StorageError          the storage directory fails
     │   │   ├── StorageFullError      no room for the change         507
@@ -153,6 +154,10 @@ class DeleteTokenMissingError(RequestError):
 
 class DeleteTokenInvalidError(RequestError):
     """A DELETE carries a token that is not the image's delete token."""
+
+
+class PreconditionFailedError(RequestError):
+    """If-Match or If-Unmodified-Since does not describe the current representation."""
 
 
 class ServiceError(AsgilookError):

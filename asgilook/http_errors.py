@@ -26,6 +26,7 @@ from .errors import (
     ImageTooLargeError,
     IncompleteBodyError,
     InvalidImageError,
+    PreconditionFailedError,
     RenderError,
     SideTooLongError,
     StorageFullError,
@@ -140,6 +141,14 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'Not allowed to delete',
         'This is not the delete token of this image (or the service key changed '
         'since it was issued). Nothing was deleted.',
+    ),
+    PreconditionFailedError: Answer(
+        falcon.HTTP_412,
+        'Precondition failed',
+        'If-Match or If-Unmodified-Since does not describe what is here now: it '
+        'changed since you fetched it, or the tag or date is not its own. Nothing '
+        'was done. GET it again to learn its current ETag and Last-Modified, and '
+        'send those.',
     ),
     StorageFullError: Answer(
         falcon.HTTP_507,

@@ -9,9 +9,15 @@ import falcon
 import falcon.asgi
 
 from . import media, pages
+from .conditional import preconditions_hold
 from .config import Config
 from .deletes import DeleteTokens, require_delete_token
-from .errors import ImageNotFoundError, ThumbnailNotFoundError, UploadTooLargeError
+from .errors import (
+    ImageNotFoundError,
+    PreconditionFailedError,
+    ThumbnailNotFoundError,
+    UploadTooLargeError,
+)
 from .store import Image, Store, image_uri, thumbnail_uri
 
 # What never changes under its URL may be kept by any cache for a year.
@@ -88,6 +94,11 @@ class Images:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, image_id: uuid.UUID
     ) -> None:
         image = await _find(self._store, req, image_uri(str(image_id)))
+        # The validators a GET of the image answers (_describe).
+        if not preconditions_hold(
+            req, f'"{image.etag}"', falcon.dt_to_http(image.modified)
+        ):
+            raise PreconditionFailedError
         await self._store.delete(image)
         # Every cached response that showed the image.
         resp.context.invalidate = [image.uri, '/images', *image.thumbnails()]

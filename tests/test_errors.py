@@ -22,6 +22,7 @@ _RAISED = [
     errors.ThumbnailNotFoundError((640, 400)),
     errors.DeleteTokenMissingError(),
     errors.DeleteTokenInvalidError(),
+    errors.PreconditionFailedError(),
     errors.StorageFullError(),
     errors.StorageUnavailableError(),
     errors.StoredImageError('the stored file is not a JPEG'),
