@@ -31,7 +31,8 @@ handler). The tree::
     │   ├── StorageError          the storage directory fails
     │   │   ├── StorageFullError      no room for the change         507
     │   │   └── StorageUnavailableError   not readable or writable   503
-    │   └── RenderError           the process rendering died         503
+    │   ├── RenderError           the process rendering died         503
+    │   └── ImageIdTakenError     every id the generator gave is taken 503
     └── internal: never reach a client, the module that meets them decides
         ├── CatalogError          SQLite failed (store: StorageError)
         │   └── CatalogFullError  ... for want of room
@@ -178,6 +179,17 @@ class StorageUnavailableError(StorageError):
 
 class RenderError(ServiceError):
     """The process rendering a thumbnail died."""
+
+
+class ImageIdTakenError(ServiceError):
+    """The uuid_generator answered only ids that images are stored under."""
+
+    def __init__(self, tries: int) -> None:
+        super().__init__(tries)
+        self.tries = tries
+
+    def __str__(self) -> str:
+        return f'the uuid_generator answered {self.tries} ids already taken'
 
 
 class CatalogError(AsgilookError):

@@ -22,6 +22,7 @@ from .errors import (
     DeleteTokenInvalidError,
     DeleteTokenMissingError,
     EmptyUploadError,
+    ImageIdTakenError,
     ImageNotFoundError,
     ImageTooLargeError,
     IncompleteBodyError,
@@ -167,6 +168,13 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'Thumbnail not rendered',
         'The process rendering this thumbnail stopped. Try again later.',
         retry_after=10,
+    ),
+    ImageIdTakenError: Answer(
+        falcon.HTTP_503,
+        'No new image id',
+        'The server found no free id for this image. Nothing was stored; try '
+        'again later.',
+        retry_after=60,
     ),
 }
 

@@ -110,7 +110,7 @@ class Images:
         limit = self._config.max_upload_size
         if req.content_length is not None and req.content_length > limit:
             raise UploadTooLargeError(limit)
-        image = await self._store.save(str(self._config.uuid_generator()), req.stream)
+        image = await self._store.save(req.stream)
         resp.location = image.uri
         media.negotiate(req, resp)
         # Only here: never in a list, nor in an answer a cache keeps.

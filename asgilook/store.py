@@ -15,7 +15,7 @@ from . import blocking, imaging, uploads
 from .bodies import WaitingMemory
 from .catalog import Catalog, Record, Removal, file_name
 from .config import Config
-from .errors import ImageNotFoundError, StorageError
+from .errors import ImageIdTakenError, ImageNotFoundError, StorageError
 from .files import StoredFile
 from .listing import Batches, Listing
 from .renderers import RenderProcesses
@@ -23,6 +23,10 @@ from .storage import Storage
 from .storage import storage_errors as _storage_errors
 
 logger = logging.getLogger(__name__)
+
+# How many ids an upload asks the uuid_generator for, each one taken already,
+# before it gives up: random ids (uuid4) are taken next to never.
+ID_TRIES = 8
 
 
 def image_uri(image_id: str) -> str:
@@ -212,12 +216,13 @@ class Store:
             await self._forget(image)
             raise ImageNotFoundError(image.image_id) from ex
 
-    async def save(self, image_id: str, chunks: AsyncIterable[bytes]) -> Image:
-        """Store an upload as JPEG and catalog it.
+    async def save(self, chunks: AsyncIterable[bytes]) -> Image:
+        """Store an upload as JPEG and catalog it under a new id.
 
         The body waits in memory or on disk (see uploads.py); the JPEG is
         written under a temporary name, then renamed into place as its row is
-        committed, so that no reader sees it half written.
+        committed, so that no reader sees it half written. An upload never
+        replaces an image: ImageIdTakenError if no new id was found.
         """
         converted, size = await uploads.receive(
             chunks, self._temporary_path(), self._waiting, self._config, self._executor
@@ -229,14 +234,29 @@ class Store:
                 await blocking.run(
                     blocking.FILES, uploads.write_durably, temporary, converted
                 )
-                record, _ = await self.catalog.add(
-                    image_id, size, len(converted), temporary
-                )
+                record = await self._add(size, len(converted), temporary)
         except BaseException:
             # Renamed into place only if nothing failed.
             await uploads.remove_quietly(temporary)
             raise
         return self._image(record)
+
+    async def _add(
+        self, size: tuple[int, int], length: int, temporary: pathlib.Path
+    ) -> Record:
+        """Catalog a written file under the first id of the generator not taken."""
+        for _ in range(ID_TRIES):
+            image_id = str(self._config.uuid_generator())
+            record = await self.catalog.add(image_id, size, length, temporary)
+            if record is not None:
+                return record
+        error = ImageIdTakenError(ID_TRIES)
+        logger.warning(
+            'upload refused: %s (the last %s): it must answer a new id at each call',
+            error,
+            image_id,
+        )
+        raise error
 
     async def delete(self, image: Image) -> None:
         """Remove an image; ImageNotFoundError if it is already gone."""

@@ -29,13 +29,17 @@ def make_config(storage_path, redis_server=None, uuid_generator=uuid.uuid4) -> C
 
 
 @contextlib.asynccontextmanager
-async def two_workers(storage_path, redis_server, render_processes=None):
+async def two_workers(
+    storage_path, redis_server, render_processes=None, uuid_generator=uuid.uuid4
+):
     """Two apps over one storage directory and one Redis: two worker processes.
 
     render_processes=0 renders in this process's threads (where a test
-    injects a render function).
+    injects a render function). Both ask uuid_generator for the ids of uploads.
     """
-    configs = [make_config(storage_path, redis_server) for _ in range(2)]
+    configs = [
+        make_config(storage_path, redis_server, uuid_generator) for _ in range(2)
+    ]
     if render_processes is not None:
         for config in configs:
             config.render_processes = render_processes

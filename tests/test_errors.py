@@ -27,6 +27,7 @@ _RAISED = [
     errors.StorageUnavailableError(),
     errors.StoredImageError('the stored file is not a JPEG'),
     errors.RenderError('the process rendering it died'),
+    errors.ImageIdTakenError(8),
 ]
 
 

@@ -120,38 +120,6 @@ def test_delete(client, redis_server, storage_path):
     assert again.json['title'] == 'No such image'
 
 
-def test_an_id_uploaded_again_replaces_its_image(storage_path, redis_server):
-    def same_id():
-        return '36562622-48e5-4a61-be67-e426b11821ed'
-
-    config = make_config(storage_path, redis_server)
-    config.uuid_generator = same_id
-    client = falcon.testing.TestClient(create_app(config))
-    upload(client, (320, 200))
-
-    image = upload(client, (64, 48))
-
-    assert client.simulate_get('/images').json == [image]
-    assert len(image_files(storage_path)) == 1
-
-
-def test_the_same_picture_uploaded_again_under_its_id_is_one_image(
-    storage_path, redis_server
-):
-    config = make_config(storage_path, redis_server)
-    config.uuid_generator = lambda: '36562622-48e5-4a61-be67-e426b11821ed'
-    client = falcon.testing.TestClient(create_app(config))
-
-    first = upload(client, (320, 200))
-    again = upload(client, (320, 200))
-
-    assert client.simulate_get('/images').json == [again]
-    assert len(image_files(storage_path)) == 1
-    assert falcon.http_date_to_dt(again['modified']) >= falcon.http_date_to_dt(
-        first['modified']
-    )
-
-
 @pytest.mark.parametrize('method', ['GET image', 'GET thumbnail', 'DELETE'])
 async def test_a_file_gone_behind_the_catalogs_back_is_404(config, method):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:

@@ -47,17 +47,17 @@ class Changes:
 
     def insert(
         self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
-    ) -> tuple[Record, Record | None]:
+    ) -> Record | None:
         """List a new image dated now, renaming its file into place.
 
-        Return its record and that of the image it replaced (an id stored
-        again), if any.
+        Return its record; None if an image is listed under its id already
+        (then nothing is written, and the file stays where it is).
         """
         writer = self.writer
         with sql.transaction(writer, 'BEGIN IMMEDIATE'):
-            replaced = sql.find(writer, image_id)
-            if replaced is not None:
-                sql.delete_rows(writer, [image_id])
+            # Under the write lock: no other process takes the id meanwhile.
+            if sql.find(writer, image_id) is not None:
+                return None
             before = self.directory.stat().st_mtime_ns
             # Dated inside the lock: the dates follow the order of the list.
             record = Record(image_id, size, length, time.time_ns())
@@ -66,7 +66,7 @@ class Changes:
             path = self.directory / record.name
             os.replace(temporary, path)
             self._commit_moved(before, path, temporary)
-        return record, replaced
+        return record
 
     def delete(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image, moving its file to trash, then removing it."""

@@ -8,7 +8,6 @@ loop (see watch.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import pathlib
@@ -215,21 +214,15 @@ class Catalog:
 
     async def add(
         self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
-    ) -> tuple[Record, Record | None]:
+    ) -> Record | None:
         """List a new image, renaming its written file into place.
 
-        The image is dated now, in the order of the commits. Return its record
-        and that of the image it replaced (an id stored again), whose file
-        is then removed.
+        The image is dated now, in the order of the commits. Return its
+        record; None if an image is listed under its id already (an upload
+        never replaces one): then nothing is written.
         """
         changes = await self._changes()
-        record, replaced = await self._run_write(
-            changes.insert, image_id, size, length, temporary
-        )
-        if replaced is not None and replaced.name != record.name:
-            with contextlib.suppress(OSError):
-                await self._run_write(os.remove, self.directory / replaced.name)
-        return record, replaced
+        return await self._run_write(changes.insert, image_id, size, length, temporary)
 
     async def remove(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image and remove its file (moved to trash, then removed).
