@@ -17,7 +17,8 @@ ids in every worker. Words used throughout:
   client that resumes outside it gets a `reset`.
 
 Modules: `messages` (events, encoded once), `feed`, `resource` (the route,
-and SSE), `sockets` (WebSocket), `exits` (the server's stop ends streams).
+and SSE), `sockets` (WebSocket), `origins` (which pages may open one),
+`exits` (the server's stop ends streams).
 """
 
 from .exits import FeedLifespan

@@ -10,15 +10,18 @@ import falcon.asgi
 from .. import media, queries
 from ..catalog.sql import MAX_INTEGER
 from ..departures import DEPARTURE
-from . import sockets
+from . import origins, sockets
 from .feed import Feed, Subscription, SubscriptionEnded
 
 
 class Events:
     """Stream every upload and delete to whoever listens, from any worker."""
 
-    def __init__(self, feed: Feed) -> None:
+    def __init__(self, feed: Feed, other_origins: frozenset[str] = frozenset()) -> None:
         self._feed = feed
+        # The origins of other sites whose pages may open a WebSocket (none
+        # yet: CORS origins, once they can be configured).
+        self._other_origins = other_origins
 
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
@@ -42,6 +45,10 @@ class Events:
     async def on_websocket(
         self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket
     ) -> None:
+        if not origins.allowed(req, self._other_origins):
+            # Before it is accepted: a page of another site reads nothing.
+            await ws.close(origins.FORBIDDEN)
+            return
         try:
             after = _event_id(after_param(req), 'after')
         except falcon.HTTPBadRequest as ex:
