@@ -30,6 +30,13 @@ _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
 # 65535 the format allows.
 MAX_SIDE = 65500
 
+# The longest side of a thumbnail small enough for a gallery tile: tiles are
+# at most half a window wide (gallery/page.py), and a browser picks from
+# srcset by width. A picture whose halvings stop above it (65500x127 has
+# none: its short side halves below min_thumb_size) gets one thumbnail
+# fitted to it (see store.Image.thumbnail_sizes).
+TILE_BOUND = 1024
+
 # How the formats asgilook accepts begin. Bytes that start like one of these but
 # cannot be decoded are a damaged image, not an unknown format.
 _SIGNATURES = (
@@ -103,20 +110,34 @@ def looks_like_an_image(source: IO[bytes]) -> bool:
 def check_stored(data: bytes, real: tuple[int, int], size: tuple[int, int]) -> None:
     """Refuse to render what a stored JPEG does not hold.
 
-    The thumbnail must be a halving of the picture's real size, whatever the
-    file's name says. And the file must be long enough for that picture:
+    The thumbnail must be a halving of the picture's real size (or the
+    picture fitted to a tile, see tile_size), whatever the file's name says.
+    And the file must be long enough for that picture:
     Huffman coding takes at least a bit for each 8x8 block, where the decoder
     would make up, grey, whatever a short file leaves out (a few KiB could
     otherwise claim 64000x48000 and be decoded at gigabytes). asgilook
     writes Huffman-coded JPEGs only: the arithmetic coding has no such bound.
     """
     width, height = real
-    if size not in _halvings(real):
+    fitted = max(real) > TILE_BOUND and size == tile_size(real)
+    if size not in _halvings(real) and not fitted:
         raise StoredImageError(f'a {width}x{height} JPEG has no {size} thumbnail')
     if containers.jpeg_frame(data)[0] not in _HUFFMAN_FRAMES:
         raise StoredImageError('the stored JPEG is not Huffman-coded')
     if not _can_hold(len(data), real):
         raise StoredImageError(f'{len(data)} bytes cannot hold {width}x{height}')
+
+
+def tile_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Return size scaled so that its longer side is TILE_BOUND (aspect kept).
+
+    The shorter side is rounded to the nearest pixel, and at least one.
+    """
+    width, height = size
+    longer, shorter = max(size), min(size)
+    # shorter * TILE_BOUND / longer, rounded half up, in integers.
+    scaled = max(1, (2 * shorter * TILE_BOUND + longer) // (2 * longer))
+    return (TILE_BOUND, scaled) if width >= height else (scaled, TILE_BOUND)
 
 
 def _can_hold(length: int, size: tuple[int, int]) -> bool:

@@ -19,6 +19,7 @@ from .errors import ImageIdTakenError, ImageNotFoundError, StorageError
 from .files import StoredFile
 from .listing import Batches, Listing
 from .renderers import RenderProcesses
+from .screening import TILE_BOUND, tile_size
 from .storage import Storage
 from .storage import storage_errors as _storage_errors
 
@@ -108,8 +109,15 @@ class Image:
         }
 
     def thumbnail_sizes(self) -> list[tuple[int, int]]:
-        """Return the halving ladder of sizes this image is rendered at."""
-        return list(_reductions(self.size, self._config.min_thumb_size))
+        """Return the ladder of sizes this image is rendered at, largest first.
+
+        Its halvings, and, if neither they nor the image fit a gallery tile
+        (a longer side of TILE_BOUND at most), the image fitted to one.
+        """
+        sizes = list(_reductions(self.size, self._config.min_thumb_size))
+        if min(max(size) for size in [self.size, *sizes]) > TILE_BOUND:
+            sizes.append(tile_size(self.size))
+        return sizes
 
     def thumbnails(self) -> list[str]:
         """Return the URLs of the image's thumbnails, largest first."""
