@@ -112,12 +112,11 @@ def _open_files() -> None:
     of many systems, would refuse connections long before the event streams'
     budget is reached. The workers inherit it.
     """
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # (An unlimited hard limit, RLIM_INFINITY, is -1: Linux takes no such soft
+    # one for open files, and is left alone.)
+    if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError) as ex:
-        # An unlimited hard limit, which Linux takes only up to its nr_open.
-        logger.warning('cannot raise the limit of open files to %s: %s', hard, ex)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,9 +9,10 @@ import falcon.testing
 import pytest
 from falcon.errors import WebSocketDisconnected
 
+from asgilook.admission import RELEASE
 from asgilook.app import create_app
 
-from .asgi import DISCONNECT, call
+from .asgi import DISCONNECT, body, call, http_scope
 from .streams import WAIT, SSEReader, uploads
 
 
@@ -178,3 +179,32 @@ async def test_refused_streams_are_logged_once_a_minute(events_config, caplog):
         'refused an event stream: this worker holds 0, its most '
         '(ASGI_LOOK_EVENTS_MAX_STREAMS)'
     ]
+
+
+async def test_an_admitted_stream_gives_back_its_place_among_requests(events_config):
+    app = create_app(events_config)
+    released = []
+    scope = http_scope('GET', '/events', [(b'host', b'localhost')])
+    scope[RELEASE] = lambda: released.append(True)
+    answered = {}
+
+    events = [body(b''), DISCONNECT]
+
+    async def receive():
+        # The request, then the client goes once it has its first message.
+        if len(events) == 1:
+            await sent_first.wait()
+        return events.pop(0) if events else DISCONNECT
+
+    sent_first = asyncio.Event()
+
+    async def send(event):
+        answered.setdefault('status', event.get('status'))
+        if event['type'] == 'http.response.body':
+            sent_first.set()
+
+    async with falcon.testing.ASGIConductor(app), asyncio.timeout(WAIT):
+        await app(scope, receive, send)
+
+    assert answered['status'] == 200
+    assert released == [True]

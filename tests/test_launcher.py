@@ -1,6 +1,7 @@
 """`python -m asgilook` and any server of asgilook.asgi:app: safely, or not at all."""
 
 import logging
+import resource
 import runpy
 import signal
 import subprocess
@@ -108,6 +109,29 @@ def test_the_launcher_says_where_images_are_kept_and_passes_its_limits(
     assert config.http is LimitedHttpToolsProtocol
     assert 'serving http://127.0.0.1:8123 with 1 worker(s)' in caplog.messages
     assert 'images are kept in /srv/asgilook' in caplog.messages
+
+
+def test_the_launcher_passes_its_websocket_limit_and_opens_every_file_it_may(
+    monkeypatch,
+):
+    monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', '/srv/asgilook')
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    served = []
+    try:
+        launcher.main(
+            ['--ws-max-size', '2048', '--limit-concurrency', '9'],
+            run=lambda config: (
+                served.append((config, resource.getrlimit(resource.RLIMIT_NOFILE))) or 0
+            ),
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    [(config, during)] = served
+    assert (config.ws_max_size, config.limit_concurrency) == (2048, 9)
+    # The workers inherit it: as many connections as the system allows.
+    assert during == (hard, hard)
 
 
 def test_reindex_runs_instead_of_the_server(monkeypatch, tmp_path, caplog):
