@@ -32,8 +32,8 @@ def create_app(config: Config | None = None) -> Guards:
     """
     config = config or Config()
     store = Store(config)
-    # Loaded at start-up (by the store's lifespan, the first to need it).
-    key = ServiceKey(config)
+    # Kept in the catalog; loaded at start-up, once the store opened it.
+    key = ServiceKey(config, store.service_secret)
     # The list and its pages are JSON or MessagePack (media.py); images and
     # thumbnails are one JPEG for every client.
     cache = RedisCache(config, token=store.token, key=key, varying=_BY_ACCEPT)
@@ -76,10 +76,8 @@ class _StoreLifespan:
         self, scope: Mapping[str, Any], event: Mapping[str, Any]
     ) -> None:
         await self._store.startup()
-        # Made in the storage directory if there is none: before the catalog
-        # looks at the directory, so that it finds it as it stays.
-        await self._key.load()
         await self._store.open_catalog()
+        await self._key.load()
 
     async def process_shutdown(
         self, scope: Mapping[str, Any], event: Mapping[str, Any]

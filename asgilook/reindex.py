@@ -28,12 +28,11 @@ import pathlib
 import sqlite3
 from collections.abc import Iterator
 
-from . import blocking, files
+from . import blocking, files, signing
 from .catalog import Catalog, Record
 from .catalog import sql as catalog_sql
 from .config import Config
 from .errors import CatalogError, ServiceKeyError
-from .signing import ServiceKey
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +96,13 @@ async def _run(directory: pathlib.Path, config: Config) -> Report | None:
     # then finds the directory as this reindex recorded it.
     incoming = directory / files.TEMPORARY_DIRECTORY
     await blocking.run(blocking.FILES, _make_directory, incoming)
-    await ServiceKey(config).load()
     catalog = Catalog(directory, config.catalog_limits)
     try:
         await catalog.open()
+        if config.secret is None:
+            # Made here, if this is the directory's first catalog, as a start
+            # makes it: the next start finds the directory as it stays.
+            await signing.kept_secret(catalog)
         report = await reindex(catalog)
     finally:
         await catalog.close()

@@ -1,20 +1,45 @@
-"""The service key: what asgilook signs with, so that only it can vouch for data."""
+"""The service key: what asgilook signs with, so that only it can vouch for data.
+
+Without ASGI_LOOK_SECRET the key is made once and kept in the catalog (its
+settings table), which every worker of the storage directory, and every
+start, reads: it is made in one transaction, so that workers starting at
+once make one. A copy is kept in the storage directory (`.service-key`,
+mode 0600), so that a catalog made anew (removed, damaged) takes the key
+the one before had, and the delete tokens it issued stay good. A copy that
+is missing, damaged or another key is written again from the catalog, and
+said; a damaged copy with no key in the catalog (a directory of asgilook
+0.8 or older, whose key lived in the file alone) stops the start: a new
+key would revoke every delete token, which is never done silently.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import pathlib
 import secrets
+from collections.abc import Awaitable, Callable
 
 from . import blocking, files
+from .catalog import Catalog
 from .config import Config
-from .errors import ServiceKeyError
+from .errors import CatalogError, ServiceKeyError
 
-# The file of the storage directory that keeps the key made at the first start.
+logger = logging.getLogger(__name__)
+
+# The file of the storage directory that keeps a copy of the key.
 KEY_FILE_NAME = '.service-key'
+# The catalog's setting that keeps the key.
+KEY_SETTING = 'service_key'
+# The length of a key made here, in hex characters; a shorter one is damaged.
+_KEY_LENGTH = 64
+_MIN_KEY_LENGTH = 32
+
+# Where a key's secret comes from: the store's (Store.service_secret).
+SecretSource = Callable[[], Awaitable[bytes]]
 
 
 class ServiceKey:
@@ -28,8 +53,9 @@ class ServiceKey:
 
     DIGEST_SIZE = 32
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, source: SecretSource | None = None) -> None:
         self._config = config
+        self._source = source or (lambda: standalone_secret(config))
         self._key: bytes | None = None
 
     async def load(self) -> None:
@@ -38,8 +64,7 @@ class ServiceKey:
             return
         secret = self._config.secret
         if secret is None:
-            directory = pathlib.Path(self._config.storage_path)
-            secret = await blocking.run(blocking.FILES, _kept_secret, directory)
+            secret = await self._source()
         # Any length of secret gives a key of the size BLAKE2b takes.
         self._key = hashlib.blake2b(secret, digest_size=64).digest()
 
@@ -61,48 +86,104 @@ class ServiceKey:
         return hmac.compare_digest(signature, self.sign(purpose, *parts))
 
 
-def _kept_secret(directory: pathlib.Path) -> bytes:
-    """Return the secret kept in directory, making it if there is none."""
-    path = directory / KEY_FILE_NAME
+async def kept_secret(catalog: Catalog) -> tuple[bytes, bool]:
+    """Return the key kept in the catalog (made if there is none), and its copy.
+
+    And whether the copy in the storage directory was written (the directory
+    changed). ServiceKeyError if the copy is damaged and the catalog has no
+    key, or the copy cannot be read or written.
+    """
+    path = catalog.directory / KEY_FILE_NAME
+    # The catalog first: a copy it says was written was there before.
+    kept, copied = await catalog.setting(KEY_SETTING), await catalog.setting(_COPIED)
+    copy, damaged = await blocking.run(blocking.FILES, _read_copy, path)
+    if kept is None:
+        if damaged:
+            raise ServiceKeyError(
+                f'the service key {path} is damaged; remove it to have a new one '
+                'made (delete tokens issued so far are then refused, cached '
+                'answers computed again), or set ASGI_LOOK_SECRET'
+            )
+        made = copy or secrets.token_hex(_KEY_LENGTH // 2).encode()
+        # The first worker's, if several start at once.
+        kept = await catalog.keep_setting(KEY_SETTING, made.decode())
+    secret = str(kept).encode()
+    if copy == secret:
+        return secret, False
+    await blocking.run(blocking.FILES, _write_copy, catalog.directory, path, secret)
+    await catalog.keep_setting(_COPIED, 1)
+    if damaged:
+        _restored(path, 'was damaged')
+    elif copy is not None:
+        _restored(path, 'held another key')
+    elif copied is not None:
+        _restored(path, 'was missing')
+    return secret, True
+
+
+# The catalog's setting that says the copy of the key was written once.
+_COPIED = 'service_key_copied'
+
+
+def _restored(path: pathlib.Path, why: str) -> None:
+    logger.warning(
+        '%s %s: it was written again from the catalog, whose key every worker '
+        'signs with (set ASGI_LOOK_SECRET to sign with another)',
+        path,
+        why,
+    )
+
+
+async def standalone_secret(config: Config) -> bytes:
+    """Return the key of the storage directory a config names, outside a store."""
+    directory = pathlib.Path(config.storage_path)
+    catalog = Catalog(directory, config.catalog_limits)
+    try:
+        await catalog.open()
+        secret, _ = await kept_secret(catalog)
+    except (OSError, CatalogError) as ex:
+        raise ServiceKeyError(
+            f'cannot read or make the service key of {directory} (or set '
+            f'ASGI_LOOK_SECRET): {getattr(ex, "strerror", None) or ex}'
+        ) from ex
+    finally:
+        await catalog.close()
+        catalog.shutdown()
+    return secret
+
+
+def _read_copy(path: pathlib.Path) -> tuple[bytes | None, bool]:
+    """Return the key a copy holds (None if there is none), and if it is damaged."""
     try:
         with contextlib.suppress(FileNotFoundError):
-            return _read(path)
-        _make(directory, path)
-        return _read(path)
+            secret = path.read_bytes().strip()
+            if len(secret) < _MIN_KEY_LENGTH:
+                return None, True
+            return secret, False
     except OSError as ex:
         raise ServiceKeyError(
-            f'cannot read or make the service key {path} '
-            f'(or set ASGI_LOOK_SECRET): {ex.strerror or ex}'
+            f'cannot read the service key {path} (or set ASGI_LOOK_SECRET): '
+            f'{ex.strerror or ex}'
         ) from ex
+    return None, False
 
 
-def _make(directory: pathlib.Path, path: pathlib.Path) -> None:
-    """Write a new key whole under another name, then link it into place.
-
-    The link fails if another process linked its key first: every process
-    then reads that one, and nobody ever reads a key half written.
-    """
+def _write_copy(directory: pathlib.Path, path: pathlib.Path, secret: bytes) -> None:
+    """Write a copy of the key whole under another name, then rename it into place."""
     # Written where uploads are: a next start removes it if this one dies.
     partial = files.temporary_path(directory)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(descriptor, 'w') as output:
-            output.write(secrets.token_hex(32) + '\n')
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, 'wb') as output:
+            output.write(secret + b'\n')
             output.flush()
             os.fsync(output.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(partial, path)
-    finally:
-        os.remove(partial)
-
-
-def _read(path: pathlib.Path) -> bytes:
-    secret = path.read_bytes().strip()
-    if len(secret) < 32:
+        os.replace(partial, path)
+    except OSError as ex:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
         raise ServiceKeyError(
-            f'the service key {path} is damaged; remove it to have a new one '
-            'made (cached answers are then computed again), or set '
-            'ASGI_LOOK_SECRET'
-        )
-    return secret
+            f'cannot write the service key {path} (or set ASGI_LOOK_SECRET): '
+            f'{ex.strerror or ex}'
+        ) from ex

@@ -17,14 +17,14 @@ from typing import Any
 import falcon
 
 from . import logs
-from .errors import ConfigError, StorageUnavailableError
+from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from .guards import send_error
 
 logger = logging.getLogger(__name__)
 
 # Failures a person fixes outside the code (a setting, a directory): their own
 # message says it all, a traceback would only hide it.
-EXPECTED_FAILURES = (ConfigError, StorageUnavailableError)
+EXPECTED_FAILURES = (ConfigError, StorageUnavailableError, ServiceKeyError)
 
 # The claims on the one report of a failed start, held until the process ends.
 _CLAIMS: list[socket.socket] = []

@@ -13,7 +13,7 @@ import logging
 import pathlib
 from collections.abc import Iterator
 
-from . import blocking, files, reindex
+from . import blocking, files, reindex, signing
 from .catalog import Catalog
 from .config import Config
 from .errors import (
@@ -42,6 +42,8 @@ class Storage:
         self._cleared: set[pathlib.Path] = set()
         # Catalogs of directories the setting named before (closed at close()).
         self._retired: list[Catalog] = []
+        # The key kept in the catalog, once read (without ASGI_LOOK_SECRET).
+        self.secret: bytes | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -78,14 +80,27 @@ class Storage:
         self._cleared.add(catalog.directory)
 
     async def open_catalog(self) -> None:
-        """Open the catalog, reconciling it with the directory if needed.
+        """Open the catalog, and read the service key kept in it (signing.py).
 
-        That is, if the directory changed behind its back (see reindex.py).
+        Then reconcile the catalog with the directory, if the directory
+        changed behind its back (see reindex.py), or the copy of the key was
+        written (the next start finds the directory as it stays).
         """
         catalog = self.catalog
         with self._startup_errors():
-            if await catalog.open():
+            changed = await catalog.open()
+            if self._config.secret is None:
+                self.secret, written = await signing.kept_secret(catalog)
+                changed = changed or written
+            if changed:
                 await reindex.reindex(catalog, force=False)
+
+    async def service_secret(self) -> bytes:
+        """Return the service key kept in the catalog (opening it if need be)."""
+        if self.secret is None:
+            await self.open_catalog()
+        assert self.secret is not None
+        return self.secret
 
     async def close(self) -> None:
         """Close the catalogs of directories the settings no longer name.

@@ -207,6 +207,10 @@ class Store:
         """Open the catalog, reconciling it with the directory if needed."""
         await self._storage.open_catalog()
 
+    async def service_secret(self) -> bytes:
+        """Return the service key kept in the catalog (signing.py)."""
+        return await self._storage.service_secret()
+
     async def open(self, image: Image) -> StoredFile:
         """Open the stored JPEG of an image, to be read off the event loop.
 

@@ -2,15 +2,23 @@
 
 import asyncio
 import os
+import pathlib
 import stat
 
+import falcon.testing
 import pytest
 
+from asgilook import reindex
+from asgilook.app import create_app
+from asgilook.catalog import CATALOG_DIRECTORY
+from asgilook.config import Config
+from asgilook.deletes import DeleteTokens
 from asgilook.errors import ServiceKeyError
 from asgilook.files import TEMPORARY_DIRECTORY
 from asgilook.signing import KEY_FILE_NAME, ServiceKey
 
-from .fakes import make_config, two_workers, upload_through
+from .fakes import make_config, owner, two_workers, upload_through
+from .images import encode, gradient
 
 
 @pytest.fixture
@@ -31,8 +39,12 @@ async def test_workers_starting_at_once_make_one_key(storage_path):
     signatures = await _signatures(configs)
 
     assert len(signatures) == 1
-    # The key file, and no file half written or left behind.
-    assert sorted(os.listdir(storage_path)) == [TEMPORARY_DIRECTORY, KEY_FILE_NAME]
+    # The catalog and the copy of its key, and no file half written or left.
+    assert sorted(os.listdir(storage_path)) == [
+        CATALOG_DIRECTORY,
+        TEMPORARY_DIRECTORY,
+        KEY_FILE_NAME,
+    ]
     assert os.listdir(os.path.join(storage_path, TEMPORARY_DIRECTORY)) == []
     mode = os.stat(os.path.join(storage_path, KEY_FILE_NAME)).st_mode
     assert stat.S_IMODE(mode) == 0o600
@@ -114,3 +126,85 @@ async def test_a_storage_path_that_takes_no_file_stops_the_start(tmp_path):
 
     with pytest.raises(ServiceKeyError, match='ASGI_LOOK_SECRET'):
         await ServiceKey(make_config(occupied)).load()
+
+
+async def _upload(storage_path, redis_server) -> dict:
+    """Upload an image through a worker; its 201 body (with its delete token)."""
+    app = create_app(make_config(storage_path, redis_server))
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        created = await conductor.simulate_post(
+            '/images', body=encode(gradient(), 'PNG')
+        )
+    assert created.status_code == 201
+    return created.json
+
+
+async def _delete_through_another_worker(storage_path, redis_server, image) -> int:
+    """The status of a DELETE of image by its owner, through a worker started now."""
+    app = create_app(make_config(storage_path, redis_server))
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        resp = await conductor.simulate_delete(image['image'], headers=owner(image))
+    return resp.status_code
+
+
+def _key_file(storage_path) -> pathlib.Path:
+    return pathlib.Path(storage_path) / KEY_FILE_NAME
+
+
+@pytest.mark.usefixtures('unset_secret')
+@pytest.mark.parametrize(
+    ('change', 'why'),
+    [
+        (lambda path: path.unlink(), 'was missing'),
+        (lambda path: path.write_text('short-and-secret'), 'was damaged'),
+        (lambda path: path.write_text('f' * 64), 'held another key'),
+    ],
+    ids=['removed', 'damaged', 'replaced'],
+)
+async def test_a_key_file_changed_by_hand_never_changes_the_key(
+    storage_path, redis_server, caplog, change, why
+):
+    image = await _upload(storage_path, redis_server)
+    kept = _key_file(storage_path).read_bytes()
+    change(_key_file(storage_path))
+
+    # A worker started now (one restarted, say) signs as the others do.
+    status = await _delete_through_another_worker(storage_path, redis_server, image)
+
+    assert status == 204
+    assert _key_file(storage_path).read_bytes() == kept
+    assert stat.S_IMODE(_key_file(storage_path).stat().st_mode) == 0o600
+    [warning] = [r for r in caplog.records if r.name == 'asgilook.signing']
+    assert warning.getMessage() == (
+        f'{_key_file(storage_path)} {why}: it was written again from the '
+        'catalog, whose key every worker signs with (set ASGI_LOOK_SECRET to '
+        'sign with another)'
+    )
+
+
+@pytest.mark.usefixtures('unset_secret')
+async def test_reindex_never_makes_another_key(storage_path, redis_server, monkeypatch):
+    image = await _upload(storage_path, redis_server)
+    _key_file(storage_path).unlink()
+    monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', str(storage_path))
+
+    assert await asyncio.to_thread(reindex.run, Config()) == 0
+    assert (
+        await _delete_through_another_worker(storage_path, redis_server, image) == 204
+    )
+
+
+@pytest.mark.usefixtures('unset_secret')
+async def test_the_key_of_a_directory_of_0_8_is_taken_into_its_catalog(
+    storage_path, redis_server
+):
+    # 0.8 kept the key in this file alone; its tokens stay good.
+    secret = b'a' * 64
+    _key_file(storage_path).write_bytes(secret + b'\n')
+    key = ServiceKey(make_config(storage_path))
+    await key.load()
+    image = await _upload(storage_path, redis_server)
+    issued = await DeleteTokens(key).issue(image['id'])
+
+    assert image['delete_token'] == issued
+    assert _key_file(storage_path).read_bytes() == secret + b'\n'

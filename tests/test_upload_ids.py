@@ -114,7 +114,7 @@ async def test_the_catalog_refuses_an_id_it_lists(storage_path):
 
     second = await catalog.add(str(FIXED), (2, 2), 10, paths[1])
     changes = await catalog.changes(0, 10)
-    listing = await catalog.listing()
+    listing = await catalog.listing(10)
     await catalog.close()
     catalog.shutdown()
 

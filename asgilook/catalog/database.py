@@ -8,13 +8,14 @@ loop (see watch.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import pathlib
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import TypeVar, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
 from .. import blocking
 from ..config import CatalogLimits
@@ -93,6 +94,9 @@ class Catalog:
             wait = self.limits.write_wait
             writer = await self._run_write(sql.connect, self.path, wait)
             reader = await self._run_read(sql.connect, self.path, wait)
+            # Its own users' only: it keeps the service key (signing.py); one
+            # of asgilook 0.8 or older was made readable by all.
+            await self._run_write(_private, self.path.parent)
             changed = await self._run_write(sql.prepare, writer, self.directory)
             await self._run_write(log.upgrade, writer)
             inode = await self._run_read(self._inode)
@@ -194,6 +198,15 @@ class Catalog:
         )
         return Page(records, next_after)
 
+    async def setting(self, name: str) -> Any:
+        """Return the value of one of the catalog's settings (None: none)."""
+        return await self._read(sql.setting, name)
+
+    async def keep_setting(self, name: str, value: object) -> Any:
+        """Give a setting value if it has none (atomically); return its value."""
+        changes = await self._changes()
+        return await self._run_write(sql.keep_setting, changes.writer, name, value)
+
     async def changes(self, after: int, limit: int) -> list[log.Change]:
         """Return up to limit changes that follow serial after, oldest first."""
         return await self._read_checked(lambda reader: log.after(reader, after, limit))
@@ -281,6 +294,11 @@ async def _run(
     except sqlite3.Error as ex:
         full = sql.error_code(ex) == sqlite3.SQLITE_FULL
         raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
+
+
+def _private(directory: pathlib.Path) -> None:
+    with contextlib.suppress(OSError):
+        os.chmod(directory, 0o700)
 
 
 def _checked(

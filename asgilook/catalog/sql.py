@@ -74,7 +74,8 @@ def connect(
 
     write_wait: how long a write waits for another process's write.
     """
-    path.parent.mkdir(exist_ok=True)
+    # Its own users' only: it keeps the service key (signing.py).
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     connection = sqlite3.connect(
         path,
         isolation_level=None,
@@ -274,6 +275,15 @@ def setting(connection: sqlite3.Connection, name: str) -> Any:
         'SELECT value FROM settings WHERE name = ?', (name,)
     ).fetchone()
     return None if found is None else found[0]
+
+
+def keep_setting(writer: sqlite3.Connection, name: str, value: object) -> Any:
+    """Give a setting value if it has none; return the value it has then."""
+    with transaction(writer, 'BEGIN IMMEDIATE'):
+        writer.execute(
+            'INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)', (name, value)
+        )
+        return setting(writer, name)
 
 
 def set_setting(connection: sqlite3.Connection, name: str, value: object) -> None:
