@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import pathlib
 import sqlite3
 import time
@@ -136,11 +137,43 @@ def prepare(writer: sqlite3.Connection, directory: pathlib.Path) -> bool:
 
     That is, whether the directory's time is not the one last recorded.
     """
-    with transaction(writer):
+    with transaction(writer, 'BEGIN IMMEDIATE'):
+        made = writer.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'changes'"
+        ).fetchone()
         for statement in SCHEMA.split(';')[:-1]:
             writer.execute(statement)
+        if made is None and _served_before(directory):
+            _number_from_now(writer)
         recorded = setting(writer, 'directory_mtime_ns')
         return bool(recorded != directory.stat().st_mtime_ns)
+
+
+def _served_before(directory: pathlib.Path) -> bool:
+    """Whether a directory holds what another catalog's service left there."""
+    with os.scandir(directory) as entries:
+        return any(not entry.name.startswith(_OWN_DIRECTORIES) for entry in entries)
+
+
+# What a start makes in a storage directory before its catalog (and what
+# the root of a file system holds from its making).
+_OWN_DIRECTORIES = ('.catalog', '.incoming', 'lost+found')
+
+
+def _number_from_now(writer: sqlite3.Connection) -> None:
+    """Number a new catalog's changes and uploads after the microseconds since 1970.
+
+    A catalog made anew where another served (removed, damaged): the ids of
+    its events are then above any the one before gave, so that a client
+    resuming from one of those is told to read the list again (a reset),
+    never given what follows as if nothing had changed. (Safe for a
+    JavaScript number until the year 2255.)
+    """
+    now = time.time_ns() // 1000
+    writer.executemany(
+        'INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)',
+        [('changes', now), ('images', now)],
+    )
 
 
 def insert_rows(writer: sqlite3.Connection, records: list[Record]) -> None:
