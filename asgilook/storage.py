@@ -7,13 +7,15 @@ directories named before are closed with the store.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
+import functools
 import logging
 import pathlib
 from collections.abc import Iterator
 
-from . import blocking, files, reindex, signing
+from . import blocking, files, logs, reindex, signing
 from .catalog import Catalog
 from .config import Config
 from .errors import (
@@ -96,9 +98,14 @@ class Storage:
                 await reindex.reindex(catalog, force=False)
 
     async def service_secret(self) -> bytes:
-        """Return the service key kept in the catalog (opening it if need be)."""
+        """Return the service key kept in the catalog.
+
+        Read when the catalog is opened at start-up; an app served with no
+        lifespan opens it here.
+        """
         if self.secret is None:
             await self.open_catalog()
+        # (Asked only without ASGI_LOOK_SECRET: then open_catalog read it.)
         assert self.secret is not None
         return self.secret
 
@@ -117,7 +124,15 @@ class Storage:
 
     def _new_catalog(self, directory: pathlib.Path) -> Catalog:
         config = self._config
-        return Catalog(directory, config.catalog_limits, config.change_token_sources)
+        catalog = Catalog(
+            directory,
+            config.catalog_limits,
+            config.change_token_sources,
+            config.clock,
+        )
+        # One put back from a copy may not list what the directory holds now.
+        catalog.on_reopened = functools.partial(reindex.reindex, catalog, False)
+        return catalog
 
     @contextlib.contextmanager
     def _startup_errors(self) -> Iterator[None]:
@@ -132,7 +147,11 @@ class Storage:
 
 @contextlib.contextmanager
 def storage_errors() -> Iterator[None]:
-    """Turn a failed read or write of the storage into the store's word for it."""
+    """Turn a failed read or write of the storage into the store's word for it.
+
+    A file system that fails is said once a minute for each kind of failure
+    (the catalog says its own: catalog/faults.py).
+    """
     try:
         yield
     except CatalogFullError as ex:
@@ -140,6 +159,29 @@ def storage_errors() -> Iterator[None]:
     except CatalogError as ex:
         raise StorageUnavailableError from ex
     except OSError as ex:
-        if ex.errno in _NO_ROOM:
-            raise StorageFullError from ex
-        raise StorageUnavailableError from ex
+        full = ex.errno in _NO_ROOM
+        _say(ex, full)
+        raise (StorageFullError if full else StorageUnavailableError) from ex
+
+
+# Each kind of failure of the file system (its errno), said once a minute.
+_FAILURES: collections.defaultdict[int | None, logs.Throttle] = collections.defaultdict(
+    logs.Throttle
+)
+
+
+def _say(ex: OSError, full: bool) -> None:
+    more = _FAILURES[ex.errno].take()
+    if more is None:
+        return
+    if full:
+        logger.warning(
+            'the storage has no room (%s): uploads answer 507 until it has%s', ex, more
+        )
+    else:
+        logger.warning(
+            'the storage cannot be read or written (%s): what needs it answers '
+            '503 until it can%s',
+            ex,
+            more,
+        )

@@ -21,6 +21,7 @@ from asgilook.catalog import (
     sql,
     watch,
 )
+from asgilook.catalog.identity import Identity
 from asgilook.errors import StorageUnavailableError
 from asgilook.store import Store
 
@@ -48,17 +49,27 @@ def test_a_catalog_that_is_not_a_database_stops_the_start_naming_the_path(
     assert 'file is not a database' in str(failed.value)
 
 
-async def test_a_catalog_replaced_while_serving_is_503(config, storage_path, tmp_path):
+async def test_a_catalog_replaced_while_serving_is_served_from_then_on(
+    config, storage_path, tmp_path, caplog
+):
     async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
-        await upload_through(conductor)
+        image = await upload_through(conductor)
         copy = tmp_path / 'copy.sqlite3'
         shutil.copy(database(storage_path), copy)
         copy.replace(database(storage_path))
-        listing = await conductor.simulate_get('/images')
-        page = await conductor.simulate_get('/images?limit=1')
+        listing = await conductor.simulate_get('/images?limit=1')
+        other = await upload_through(conductor)
+        after = await conductor.simulate_get('/images')
 
-    assert listing.status_code == page.status_code == 503
-    assert listing.json['title'] == 'Storage unavailable'
+    assert listing.status_code == 200
+    assert listing.json == [image]
+    assert after.json == [image, other]
+    assert [r.getMessage() for r in caplog.records if r.name == 'asgilook.catalog'] == [
+        f'the catalog {database(storage_path)} changed under the service '
+        f'({database(storage_path)} was replaced): this worker opens the one there '
+        'now',
+        f'the catalog {database(storage_path)} works again',
+    ]
 
 
 async def test_a_catalog_whose_token_cannot_be_read_keeps_nothing_in_memory(
@@ -315,9 +326,11 @@ def test_an_empty_wal_index_is_not_mapped(tmp_path):
         connection.close()
 
 
-def test_a_data_version_sqlite_refuses_to_give_is_no_token():
+def test_a_data_version_sqlite_refuses_to_give_is_no_token(tmp_path):
     refusing = _Connection(_error(sqlite3.SQLITE_IOERR))
-    watched = watch.Watch(refusing, None, data_version=True)
+    (tmp_path / 'catalog.sqlite3').touch()
+    files = Identity.of(tmp_path / 'catalog.sqlite3')
+    watched = watch.Watch(refusing, None, data_version=True, identity=files)
 
     assert watched.token() is None
     assert refusing.statements == ['PRAGMA data_version']

@@ -208,3 +208,33 @@ async def test_the_key_of_a_directory_of_0_8_is_taken_into_its_catalog(
 
     assert image['delete_token'] == issued
     assert _key_file(storage_path).read_bytes() == secret + b'\n'
+
+
+@pytest.mark.usefixtures('unset_secret')
+async def test_a_copy_of_the_key_that_cannot_be_read_stops_the_start(storage_path):
+    _key_file(storage_path).mkdir()
+
+    with pytest.raises(ServiceKeyError) as caught:
+        await ServiceKey(make_config(storage_path)).load()
+
+    assert str(caught.value).startswith(
+        f'cannot read the service key {_key_file(storage_path)} (or set '
+        'ASGI_LOOK_SECRET): '
+    )
+
+
+@pytest.mark.usefixtures('unset_secret')
+async def test_a_copy_of_the_key_that_cannot_be_written_stops_the_start(
+    storage_path,
+):
+    # Where the copy is written first, a file: nothing can be made there.
+    (pathlib.Path(storage_path) / TEMPORARY_DIRECTORY).write_bytes(b'')
+
+    with pytest.raises(ServiceKeyError) as caught:
+        await ServiceKey(make_config(storage_path)).load()
+
+    assert str(caught.value).startswith(
+        f'cannot write the service key {_key_file(storage_path)} (or set '
+        'ASGI_LOOK_SECRET): '
+    )
+    assert not _key_file(storage_path).exists()

@@ -19,11 +19,12 @@ import os
 import pathlib
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from ..files import Record
 from . import sql
+from .identity import Identity
 
 _T = TypeVar('_T')
 
@@ -44,6 +45,8 @@ class Changes:
     writer: sqlite3.Connection
     directory: pathlib.Path
     retained_changes: int
+    # The files the writer opened: each change checks them before it commits.
+    identity: Identity
 
     def insert(
         self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
@@ -53,8 +56,7 @@ class Changes:
         Return its record; None if an image is listed under its id already
         (then nothing is written, and the file stays where it is).
         """
-        writer = self.writer
-        with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+        with self._writing() as writer:
             # Under the write lock: no other process takes the id meanwhile.
             if sql.find(writer, image_id) is not None:
                 return None
@@ -70,8 +72,7 @@ class Changes:
 
     def delete(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image, moving its file to trash, then removing it."""
-        writer = self.writer
-        with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+        with self._writing() as writer:
             listed = sql.find(writer, image_id)
             if listed is None:
                 return Removal.NOT_LISTED
@@ -95,8 +96,7 @@ class Changes:
         What it changed is committed, with the directory's time, if it returns
         something; if it returns None, nothing is written.
         """
-        writer = self.writer
-        with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+        with self._writing() as writer:
             result = function(writer)
             if result is None:
                 writer.execute('ROLLBACK')
@@ -104,12 +104,32 @@ class Changes:
                 self._record_directory()
         return result
 
+    def keep(self, name: str, value: object) -> Any:
+        """Give a setting value if it has none; return the value it has then."""
+        with self._writing() as writer:
+            writer.execute(
+                'INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)',
+                (name, value),
+            )
+            return sql.setting(writer, name)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Run a change under the write lock, committed only to the files open.
+
+        Removed or replaced meanwhile (identity.py), nothing is committed.
+        """
+        writer = self.writer
+        with sql.transaction(writer, 'BEGIN IMMEDIATE', self.identity.check):
+            yield writer
+
     def _commit_moved(
         self, before: int, moved: pathlib.Path, origin: pathlib.Path
     ) -> None:
         """Commit a change whose file was moved from origin; move it back if not."""
         try:
             self._record_directory(before)
+            self.identity.check()
             self.writer.execute('COMMIT')
         except BaseException:
             os.replace(moved, origin)

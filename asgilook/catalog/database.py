@@ -13,7 +13,8 @@ import dataclasses
 import os
 import pathlib
 import sqlite3
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -23,6 +24,8 @@ from ..errors import CatalogError, CatalogFullError
 from ..files import TEMPORARY_DIRECTORY, Record
 from . import log, sql, watch
 from .changes import Changes, Removal
+from .faults import Faults
+from .identity import Identity, MovedError
 from .snapshot import Snapshot
 
 CATALOG_DIRECTORY = '.catalog'
@@ -47,8 +50,14 @@ class _Open:
     reader: sqlite3.Connection
     changes: Changes
     watch: watch.Watch
-    # The database file they opened (see _check_file).
-    inode: int
+    # The files they opened (see identity.py).
+    identity: Identity
+
+
+# The connections of catalogs whose database was replaced while they were
+# open: never closed, since closing the last connection to a database
+# checkpoints it, then removes its WAL by its path, now another's WAL.
+_ABANDONED: list[_Open] = []
 
 
 class Catalog:
@@ -56,7 +65,10 @@ class Catalog:
 
     Every method but `token` runs its SQL in a thread. sqlite3's errors are
     raised as CatalogError (CatalogFullError when the disk is full), OSError
-    of the file operations as they are (a full disk, a read-only one).
+    of the file operations as they are (a full disk, a read-only one); each
+    kind of fault is logged once (faults.py). A catalog whose files moved
+    while open (identity.py) is opened again where it can be; `on_reopened`
+    is then awaited (the storage reconciles it with the directory).
     """
 
     def __init__(
@@ -64,12 +76,14 @@ class Catalog:
         directory: pathlib.Path,
         limits: CatalogLimits | None = None,
         token_sources: Iterable[str] = watch.SOURCES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.limits = limits or CatalogLimits()
         self.incoming = directory / TEMPORARY_DIRECTORY
         self.path = directory / CATALOG_DIRECTORY / DATABASE_NAME
         self._token_sources = tuple(token_sources)
+        self._clock = clock
         self._reads = ThreadPoolExecutor(1, thread_name_prefix='asgilook-catalog')
         self._writes = ThreadPoolExecutor(1, thread_name_prefix='asgilook-changes')
         self._open: _Open | None = None
@@ -78,11 +92,15 @@ class Catalog:
         self._known: dict[str, Record | None] = {}
         self._known_version: str | None = None
         self._known_token: bytes | None = None
+        self._faults = Faults(self.path)
+        # Whether its files moved while open: opened again at the next call.
+        self._moved = False
+        self.on_reopened: Callable[[], Awaitable[object]] | None = None
 
     # -- opening and closing
 
-    async def open(self) -> bool:
-        """Connect to the catalog, making it if there is none.
+    async def open(self, create: bool = True) -> bool:
+        """Connect to the catalog, making it if there is none (if create).
 
         Return whether the storage directory changed since the catalog last
         recorded it (or the catalog is new): then it must be reindexed.
@@ -92,42 +110,44 @@ class Catalog:
                 # Open since an earlier start of this store, in this process.
                 return False
             wait = self.limits.write_wait
-            writer = await self._run_write(sql.connect, self.path, wait)
+            writer = await self._run_write(sql.connect, self.path, wait, create)
             reader = await self._run_read(sql.connect, self.path, wait)
             # Its own users' only: it keeps the service key (signing.py); one
             # of asgilook 0.8 or older was made readable by all.
             await self._run_write(_private, self.path.parent)
             changed = await self._run_write(sql.prepare, writer, self.directory)
             await self._run_write(log.upgrade, writer)
-            inode = await self._run_read(self._inode)
-            watching = await self._run_read(self._watch)
-            changes = Changes(writer, self.directory, self.limits.retained_changes)
+            identity = await self._run_read(Identity.of, self.path)
+            watching = await self._run_read(self._watch, identity)
+            changes = Changes(
+                writer, self.directory, self.limits.retained_changes, identity
+            )
             # Last: a call that finds it set finds the catalog ready.
-            self._open = _Open(reader, changes, watching, inode)
+            self._open = _Open(reader, changes, watching, identity)
             return changed
 
     async def close(self) -> None:
         """Disconnect (the next call connects again); let the threads go."""
         async with self._opening:
-            opened, self._open = self._open, None
-            if opened is not None:
-                await self._run_read(opened.reader.close)
-                await self._run_write(opened.changes.writer.close)
-                await self._run_read(opened.watch.close)
-            self._known.clear()
-            self._known_token = None
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        opened, self._open = self._open, None
+        if opened is not None:
+            await self._run_read(opened.reader.close)
+            await self._run_write(opened.changes.writer.close)
+            await self._run_read(opened.watch.close)
+        self._known.clear()
+        self._known_token = None
 
     def shutdown(self) -> None:
         """Let the threads go, without waiting for them."""
         self._reads.shutdown(wait=False)
         self._writes.shutdown(wait=False)
 
-    def _inode(self) -> int:
-        return os.stat(self.path).st_ino
-
-    def _watch(self) -> watch.Watch:
-        connection = sql.connect(self.path, self.limits.write_wait, False)
-        return watch.watch(connection, self.path, self._token_sources)
+    def _watch(self, identity: Identity) -> watch.Watch:
+        connection = sql.connect(self.path, self.limits.write_wait, False, False)
+        return watch.watch(connection, identity, self._token_sources, self._clock)
 
     # -- what the catalog holds
 
@@ -147,7 +167,7 @@ class Catalog:
         known = self._known
         if image_id in known:
             return known[image_id]
-        record = await self._read(sql.find, image_id)
+        record = await self._read_checked(lambda reader: sql.find(reader, image_id))
         # Into the dict of the token read before: if a change came since,
         # the next call finds another token and starts a new dict.
         if len(known) >= self.limits.remembered_records:
@@ -176,17 +196,18 @@ class Catalog:
 
     async def snapshot(self) -> Snapshot:
         """Open a snapshot of every image (close it when done)."""
-        opened = await self._opened()
-        return await _run(
-            blocking.FILES, Snapshot, self.path, opened.inode, self.limits.write_wait
+        return await self._on_files(
+            lambda opened: self._run(
+                blocking.FILES, Snapshot, opened.identity, self.limits.write_wait
+            )
         )
 
     async def read_snapshot(self, snapshot: Snapshot, size: int) -> list[Record]:
         """Return the next size records of a snapshot."""
-        return await _run(blocking.FILES, snapshot.batch, size)
+        return await self._run(blocking.FILES, snapshot.batch, size)
 
     async def close_snapshot(self, snapshot: Snapshot) -> None:
-        await _run(blocking.FILES, snapshot.close)
+        await self._run(blocking.FILES, snapshot.close)
 
     async def page(self, after: int, limit: int, newest: bool = False) -> Page:
         """Return up to limit images that follow seq after, in upload order.
@@ -200,12 +221,13 @@ class Catalog:
 
     async def setting(self, name: str) -> Any:
         """Return the value of one of the catalog's settings (None: none)."""
-        return await self._read(sql.setting, name)
+        return await self._read_checked(lambda reader: sql.setting(reader, name))
 
     async def keep_setting(self, name: str, value: object) -> Any:
         """Give a setting value if it has none (atomically); return its value."""
-        changes = await self._changes()
-        return await self._run_write(sql.keep_setting, changes.writer, name, value)
+        return await self._on_files(
+            lambda opened: self._run_write(opened.changes.keep, name, value)
+        )
 
     async def changes(self, after: int, limit: int) -> list[log.Change]:
         """Return up to limit changes that follow serial after, oldest first."""
@@ -234,16 +256,20 @@ class Catalog:
         record; None if an image is listed under its id already (an upload
         never replaces one): then nothing is written.
         """
-        changes = await self._changes()
-        return await self._run_write(changes.insert, image_id, size, length, temporary)
+        return await self._on_files(
+            lambda opened: self._run_write(
+                opened.changes.insert, image_id, size, length, temporary
+            )
+        )
 
     async def remove(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image and remove its file (moved to trash, then removed).
 
         An image whose file is gone (removed by hand) is unlisted all the same.
         """
-        changes = await self._changes()
-        return await self._run_write(changes.delete, image_id, trash)
+        return await self._on_files(
+            lambda opened: self._run_write(opened.changes.delete, image_id, trash)
+        )
 
     async def locked(
         self, function: Callable[[sqlite3.Connection], _T | None]
@@ -253,47 +279,82 @@ class Catalog:
         For reindex.py. What it changed is committed, with the directory's
         time, if it returns something; if it returns None, nothing is written.
         """
-        changes = await self._changes()
-        return await self._run_write(changes.locked, function)
+        return await self._on_files(
+            lambda opened: self._run_write(opened.changes.locked, function)
+        )
 
     # -- threads
 
-    async def _read(
-        self, function: Callable[[sqlite3.Connection, *_Ts], _T], *args: *_Ts
-    ) -> _T:
-        opened = await self._opened()
-        return await self._run_read(function, opened.reader, *args)
-
     async def _read_checked(self, select: Callable[[sqlite3.Connection], _T]) -> _T:
-        opened = await self._opened()
-        return await self._run_read(
-            _checked, self.path, opened.inode, opened.reader, select
+        return await self._on_files(
+            lambda opened: self._run_read(
+                _checked, opened.identity, opened.reader, select
+            )
         )
 
-    async def _changes(self) -> Changes:
-        return (await self._opened()).changes
+    async def _on_files(self, call: Callable[[_Open], Awaitable[_T]]) -> _T:
+        """Await call on the open catalog: once more if its files moved meanwhile.
+
+        (A read or change on files that moved is refused: nothing of it was
+        committed, and it is done again on the files there now.)
+        """
+        try:
+            return await call(await self._opened())
+        except CatalogError:
+            if not self._moved:
+                raise
+        return await call(await self._opened())
 
     async def _opened(self) -> _Open:
-        # Opened again if a close came between the opening and this call.
+        # Opened again if a close came between the opening and this call, or
+        # its files moved.
+        if self._moved:
+            await self._reopen()
         while (opened := self._open) is None:
             await self.open()
         return opened
 
+    async def _reopen(self) -> None:
+        """Let the connections to moved files go, and open those at the path.
+
+        A process's connections to one database share its WAL index: those
+        of a WAL index removed are closed first (another process that has
+        the database open keeps its WAL from being removed at their close).
+        Those of a database replaced are left open: their close would
+        remove the WAL of the one there now.
+        """
+        async with self._opening:
+            if not self._moved:
+                return
+            self._moved = False
+            opened = self._open
+            if opened is not None and await self._run_read(opened.identity.replaced):
+                _ABANDONED.append(opened)
+                self._open = None
+            await self._disconnect()
+        # Not made: gone, it stays gone until it is put back (faults.py).
+        if await self.open(create=False) and self.on_reopened is not None:
+            await self.on_reopened()
+
     async def _run_read(self, function: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
-        return await _run(self._reads, function, *args)
+        return await self._run(self._reads, function, *args)
 
     async def _run_write(self, function: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
-        return await _run(self._writes, function, *args)
+        return await self._run(self._writes, function, *args)
 
-
-async def _run(
-    pool: Executor | None, function: Callable[[*_Ts], _T], *args: *_Ts
-) -> _T:
-    try:
-        return await blocking.run(pool, function, *args)
-    except sqlite3.Error as ex:
-        full = sql.error_code(ex) == sqlite3.SQLITE_FULL
-        raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
+    async def _run(
+        self, pool: Executor | None, function: Callable[[*_Ts], _T], *args: *_Ts
+    ) -> _T:
+        try:
+            result = await blocking.run(pool, function, *args)
+        except sqlite3.Error as ex:
+            self._faults.failed(ex)
+            if isinstance(ex, MovedError) and not ex.gone:
+                self._moved = True
+            full = sql.error_code(ex) == sqlite3.SQLITE_FULL
+            raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
+        self._faults.worked()
+        return result
 
 
 def _private(directory: pathlib.Path) -> None:
@@ -302,21 +363,14 @@ def _private(directory: pathlib.Path) -> None:
 
 
 def _checked(
-    path: pathlib.Path,
-    inode: int,
+    identity: Identity,
     reader: sqlite3.Connection,
     select: Callable[[sqlite3.Connection], _T],
 ) -> _T:
-    """Select from the database if its file is still the one open.
+    """Select from the database if its files are still those open (MovedError).
 
     Removed with its directory, say: what the open file still says is
-    no longer the storage's (CatalogError).
+    no longer the storage's.
     """
-    try:
-        found = os.stat(path).st_ino
-    except OSError as ex:
-        gone = f'the catalog is gone: {ex.strerror}'
-        raise sqlite3.OperationalError(gone) from ex
-    if found != inode:
-        raise sqlite3.OperationalError(f'{path} was replaced')
+    identity.check()
     return select(reader)

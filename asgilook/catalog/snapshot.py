@@ -11,27 +11,28 @@ Every method blocks: the catalog runs them in the file pool.
 
 from __future__ import annotations
 
-import os
-import pathlib
 import sqlite3
 
 from ..files import Record
 from . import sql
+from .identity import Identity
 
 
 class Snapshot:
     """Every listed record in upload order, as of the moment it was opened."""
 
-    def __init__(self, path: pathlib.Path, inode: int, write_wait: float) -> None:
+    def __init__(self, identity: Identity, write_wait: float) -> None:
         self._connection = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=write_wait
+            identity.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=write_wait,
         )
         try:
             self._connection.execute('BEGIN')
             # Read, so that the transaction holds this moment from now on.
             self.version = sql.version(self._connection)
-            if os.stat(path).st_ino != inode:
-                raise sqlite3.OperationalError(f'{path} was replaced')
+            identity.check()
             self.count: int = self._connection.execute(
                 'SELECT count(*) FROM images'
             ).fetchone()[0]

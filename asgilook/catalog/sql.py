@@ -19,7 +19,8 @@ import os
 import pathlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..files import Record
@@ -69,16 +70,21 @@ def file_name_sql(table: str) -> str:
 
 
 def connect(
-    path: pathlib.Path, write_wait: float, check_same_thread: bool = True
+    path: pathlib.Path,
+    write_wait: float,
+    check_same_thread: bool = True,
+    create: bool = True,
 ) -> sqlite3.Connection:
-    """Connect to the database at path (made if missing), in WAL mode.
+    """Connect to the database at path (made if missing and create), in WAL mode.
 
     write_wait: how long a write waits for another process's write.
     """
-    # Its own users' only: it keeps the service key (signing.py).
-    path.parent.mkdir(mode=0o700, exist_ok=True)
+    if create:
+        # Its own users' only: it keeps the service key (signing.py).
+        path.parent.mkdir(mode=0o700, exist_ok=True)
     connection = sqlite3.connect(
-        path,
+        f'file:{urllib.parse.quote(str(path))}?mode={"rwc" if create else "rw"}',
+        uri=True,
         isolation_level=None,
         check_same_thread=check_same_thread,
         timeout=write_wait,
@@ -119,12 +125,21 @@ def error_code(ex: sqlite3.Error) -> int:
 
 
 @contextlib.contextmanager
-def transaction(connection: sqlite3.Connection, begin: str = 'BEGIN') -> Iterator[None]:
-    """Run a block in a transaction: committed at its end, unless it did."""
+def transaction(
+    connection: sqlite3.Connection,
+    begin: str = 'BEGIN',
+    before_commit: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Run a block in a transaction: committed at its end, unless it did.
+
+    before_commit is called first (it may raise: then nothing is committed).
+    """
     connection.execute(begin)
     try:
         yield
         if connection.in_transaction:
+            if before_commit is not None:
+                before_commit()
             connection.execute('COMMIT')
     except BaseException:
         if connection.in_transaction:
@@ -308,15 +323,6 @@ def setting(connection: sqlite3.Connection, name: str) -> Any:
         'SELECT value FROM settings WHERE name = ?', (name,)
     ).fetchone()
     return None if found is None else found[0]
-
-
-def keep_setting(writer: sqlite3.Connection, name: str, value: object) -> Any:
-    """Give a setting value if it has none; return the value it has then."""
-    with transaction(writer, 'BEGIN IMMEDIATE'):
-        writer.execute(
-            'INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)', (name, value)
-        )
-        return setting(writer, name)
 
 
 def set_setting(connection: sqlite3.Connection, name: str, value: object) -> None:

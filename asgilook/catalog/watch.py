@@ -23,6 +23,11 @@ settings give (`Config.change_token_sources`):
 - `data-version`: SQLite's `PRAGMA data_version` of a connection of this
   process, which moves whenever another connection commits: a few
   microseconds a call.
+
+Every `identity.CHECK_INTERVAL` seconds the token also checks that the
+catalog's files are those its connections opened: once they moved (the
+WAL index removed, the database replaced), it is None for good, and the
+catalog, asked, opens the files there now (identity.py).
 """
 
 from __future__ import annotations
@@ -32,8 +37,11 @@ import mmap
 import os
 import pathlib
 import sqlite3
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+from .identity import CHECK_INTERVAL, Identity, MovedError, wal_index_path
 
 WAL_INDEX = 'wal-index'
 DATA_VERSION = 'data-version'
@@ -55,14 +63,24 @@ class Watch:
         connection: sqlite3.Connection,
         wal_index: WalIndex | None,
         data_version: bool,
+        identity: Identity,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connection = connection
         self._wal_index = wal_index
         self._data_version = data_version
         self._epoch = next(_epochs).to_bytes(8, 'little')
+        self._identity = identity
+        self._clock = clock
+        self._next_check = clock() + CHECK_INTERVAL
+        self._moved = False
 
     def token(self) -> bytes | None:
         """Return the token now; None if it cannot be read (nothing may be kept)."""
+        if self._clock() >= self._next_check:
+            self._check()
+        if self._moved:
+            return None
         if self._wal_index is not None:
             return self._epoch + self._wal_index.header()
         if not self._data_version:
@@ -73,6 +91,14 @@ class Watch:
             return None
         version: int = row[0]
         return self._epoch + version.to_bytes(8, 'little')
+
+    def _check(self) -> None:
+        # Two stats of local files, once an interval: on the event loop.
+        self._next_check = self._clock() + CHECK_INTERVAL
+        try:
+            self._identity.check()
+        except (MovedError, OSError):
+            self._moved = True
 
     def close(self) -> None:
         """Let the connection and the map go (in the thread that may block).
@@ -105,15 +131,19 @@ class WalIndex:
 
 
 def watch(
-    connection: sqlite3.Connection, database: pathlib.Path, sources: Iterable[str]
+    connection: sqlite3.Connection,
+    identity: Identity,
+    sources: Iterable[str],
+    clock: Callable[[], float] = time.monotonic,
 ) -> Watch:
     """Return the watch of a database, through a connection usable in any thread.
 
     Blocking (it reads the database): run it off the event loop.
     """
     sources = tuple(sources)
-    wal_index = map_wal_index(connection, database) if WAL_INDEX in sources else None
-    return Watch(connection, wal_index, DATA_VERSION in sources)
+    mapped = WAL_INDEX in sources
+    wal_index = map_wal_index(connection, identity.path) if mapped else None
+    return Watch(connection, wal_index, DATA_VERSION in sources, identity, clock)
 
 
 def map_wal_index(
@@ -123,7 +153,7 @@ def map_wal_index(
     # A read of the database makes the file, if no connection has yet.
     connection.execute('SELECT count(*) FROM sqlite_master').fetchone()
     try:
-        descriptor = os.open(f'{database}-shm', os.O_RDONLY)
+        descriptor = os.open(wal_index_path(database), os.O_RDONLY)
     except OSError:
         return None
     try:
