@@ -231,3 +231,47 @@ async def test_the_change_token_is_none_once_the_files_moved(storage_path):
     assert before is not None
     assert still == before
     assert moved == [None, None]
+
+
+@pytest.mark.live
+async def test_a_removed_wal_loses_nothing_it_held(tmp_path, live_redis):
+    storage = tmp_path / 'images'
+    service = Service(storage, live_redis)
+    try:
+        workers = await service.two_workers()
+        body = encode(gradient(), 'PNG')
+        created = [_upload(service.url, body) for _ in range(5)]
+        # What they committed is in the WAL alone (no checkpoint yet).
+        (_catalog(storage) / (DATABASE_NAME + '-wal')).unlink()
+        seen = [_list(service.url) for _ in range(10)]
+        os.kill(workers[0], signal.SIGKILL)
+        await _eventually(
+            lambda: len(w := service.workers()) == 2 and workers[0] not in w
+        )
+        created += [_upload(service.url, body) for _ in range(5)]
+        lists = [_list(service.url) for _ in range(10)]
+    finally:
+        servers.stop(service.process)
+
+    assert all(status == 201 for status, _ in created)
+    ids = [image['id'] for _, image in created]
+    assert {len(listed) for listed in seen} == {5}
+    assert {tuple(image['id'] for image in listed) for listed in lists} == {tuple(ids)}
+
+
+async def test_what_a_removed_wal_held_is_kept(storage_path):
+    catalog = Catalog(pathlib.Path(storage_path))
+    try:
+        await catalog.open()
+        await catalog.keep_setting('kept', 'in the WAL')
+        catalog.path.with_name(DATABASE_NAME + '-wal').unlink()
+        kept = await catalog.setting('kept')
+        await catalog.keep_setting('after', 'in a new WAL')
+    finally:
+        await catalog.close()
+        catalog.shutdown()
+    with contextlib.closing(sqlite3.connect(catalog.path)) as connection:
+        settings = dict(connection.execute('SELECT name, value FROM settings'))
+
+    assert kept == 'in the WAL'
+    assert (settings['kept'], settings['after']) == ('in the WAL', 'in a new WAL')

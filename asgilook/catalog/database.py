@@ -93,8 +93,9 @@ class Catalog:
         self._known_version: str | None = None
         self._known_token: bytes | None = None
         self._faults = Faults(self.path)
-        # Whether its files moved while open: opened again at the next call.
-        self._moved = False
+        # How its files moved while open (None: they did not): they are opened
+        # again at the next call.
+        self._moved: MovedError | None = None
         self.on_reopened: Callable[[], Awaitable[object]] | None = None
 
     # -- opening and closing
@@ -301,14 +302,14 @@ class Catalog:
         try:
             return await call(await self._opened())
         except CatalogError:
-            if not self._moved:
+            if self._moved is None:
                 raise
         return await call(await self._opened())
 
     async def _opened(self) -> _Open:
         # Opened again if a close came between the opening and this call, or
         # its files moved.
-        if self._moved:
+        if self._moved is not None:
             await self._reopen()
         while (opened := self._open) is None:
             await self.open()
@@ -321,14 +322,20 @@ class Catalog:
         of a WAL index removed are closed first (another process that has
         the database open keeps its WAL from being removed at their close).
         Those of a database replaced are left open: their close would
-        remove the WAL of the one there now.
+        remove the WAL of the one there now. A WAL removed holds what was
+        committed since the last checkpoint, and nothing else does: it is
+        checkpointed into the database first, through the connection that
+        still has it open.
         """
         async with self._opening:
-            if not self._moved:
-                return
-            self._moved = False
+            moved, self._moved = self._moved, None
             opened = self._open
-            if opened is not None and await self._run_read(opened.identity.replaced):
+            if moved is None or opened is None:
+                return
+            if moved.wal:
+                with contextlib.suppress(CatalogError):
+                    await self._run_write(sql.checkpoint, opened.changes.writer)
+            elif await self._run_read(opened.identity.replaced):
                 _ABANDONED.append(opened)
                 self._open = None
             await self._disconnect()
@@ -350,7 +357,7 @@ class Catalog:
         except sqlite3.Error as ex:
             self._faults.failed(ex)
             if isinstance(ex, MovedError) and not ex.gone:
-                self._moved = True
+                self._moved = ex
             full = sql.error_code(ex) == sqlite3.SQLITE_FULL
             raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
         self._faults.worked()

@@ -25,11 +25,18 @@ CHECK_INTERVAL = 0.1
 
 
 class MovedError(sqlite3.OperationalError):
-    """The catalog's files at its path are not those this process has open."""
+    """The catalog's files at its path are not those this process has open.
 
-    def __init__(self, path: pathlib.Path, gone: bool, what: str) -> None:
+    gone: the database is not there; wal: its WAL is not the one open (what
+    was committed into the one open is in no other).
+    """
+
+    def __init__(
+        self, path: pathlib.Path, what: str, gone: bool = False, wal: bool = False
+    ) -> None:
         super().__init__(f'{path} {what}')
         self.gone = gone
+        self.wal = wal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,18 +45,19 @@ class Identity:
 
     path: pathlib.Path
     database: int
-    # None where there is none (a database not in WAL mode).
+    # None where there are none (a database not in WAL mode).
     wal_index: int | None
+    wal: int | None
 
     @classmethod
     def of(cls, path: pathlib.Path) -> Identity:
         """Return the identity of the files at path now."""
-        database = os.stat(path).st_ino
-        try:
-            wal_index: int | None = os.stat(wal_index_path(path)).st_ino
-        except FileNotFoundError:
-            wal_index = None
-        return cls(path, database, wal_index)
+        return cls(
+            path,
+            os.stat(path).st_ino,
+            _inode(wal_index_path(path)),
+            _inode(_wal_path(path)),
+        )
 
     def replaced(self) -> bool:
         """Whether another database is at the path now."""
@@ -60,19 +68,29 @@ class Identity:
         try:
             database = os.stat(self.path).st_ino
         except FileNotFoundError as ex:
-            raise MovedError(self.path, True, 'is gone') from ex
+            raise MovedError(self.path, 'is gone', gone=True) from ex
         if database != self.database:
-            raise MovedError(self.path, False, 'was replaced')
-        if self.wal_index is None:
-            return
-        try:
-            wal_index = os.stat(wal_index_path(self.path)).st_ino
-        except FileNotFoundError:
-            wal_index = None
-        if wal_index != self.wal_index:
-            raise MovedError(self.path, False, 'had its WAL index (-shm) removed')
+            raise MovedError(self.path, 'was replaced')
+        if self.wal is not None and _inode(_wal_path(self.path)) != self.wal:
+            raise MovedError(self.path, 'had its WAL (-wal) removed', wal=True)
+        if (
+            self.wal_index is not None
+            and _inode(wal_index_path(self.path)) != self.wal_index
+        ):
+            raise MovedError(self.path, 'had its WAL index (-shm) removed')
 
 
 def wal_index_path(path: pathlib.Path) -> pathlib.Path:
     """The WAL index of the database at path."""
     return path.with_name(path.name + '-shm')
+
+
+def _wal_path(path: pathlib.Path) -> pathlib.Path:
+    return path.with_name(path.name + '-wal')
+
+
+def _inode(path: pathlib.Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None

@@ -118,6 +118,11 @@ def use_wal(connection: sqlite3.Connection, write_wait: float) -> None:
             time.sleep(0.01)
 
 
+def checkpoint(writer: sqlite3.Connection) -> None:
+    """Copy the WAL into the database, and start it anew."""
+    writer.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()
+
+
 def error_code(ex: sqlite3.Error) -> int:
     """Return the primary result code of an SQLite error (0 if it has none)."""
     code: int = getattr(ex, 'sqlite_errorcode', 0)
