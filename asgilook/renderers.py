@@ -14,15 +14,12 @@ import functools
 import logging
 import multiprocessing
 import os
-import select
-import threading
-import time
-from collections.abc import Awaitable, Callable, Collection
+import signal
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.context import BaseContext
 
-from . import blocking, imaging
+from . import blocking, imaging, lifetimes
 from .errors import RenderError
 
 logger = logging.getLogger(__name__)
@@ -36,15 +33,13 @@ PoolFactory = Callable[..., ProcessPoolExecutor]
 class RenderProcesses:
     """Render thumbnails (`imaging.resize`) in up to `workers` processes.
 
-    The processes start at the first render. They are forked from a server
-    process that has imported Pillow and none of the threads of the process
-    that asked (or, where there is no such server, started afresh). A process
+    The processes start at the first render, afresh (multiprocessing's
+    spawn), with none of the threads of the process that asked. A process
     that dies (killed for its memory, say) takes its render with it: the pool
     is replaced and the render tried once more. Where processes cannot be
     started at all, renders go to `threads`, and the log says why once.
 
-    pools makes a pool (ProcessPoolExecutor); start_methods are those of the
-    system (multiprocessing.get_all_start_methods()) unless given.
+    pools makes a pool (ProcessPoolExecutor).
     """
 
     def __init__(
@@ -52,12 +47,10 @@ class RenderProcesses:
         workers: int,
         threads: Executor,
         pools: PoolFactory = ProcessPoolExecutor,
-        start_methods: Collection[str] | None = None,
     ) -> None:
         self._workers = workers
         self._threads = threads
         self._pools = pools
-        self._start_methods = start_methods
         self._pool: ProcessPoolExecutor | None = None
         self._startable = True
         # Submits to the pool that may still start one of its processes.
@@ -111,9 +104,9 @@ class RenderProcesses:
         """Hand a render to the pool; return what will be its outcome."""
         if self._starting:
             # Submitting starts a process while not all of them run (the
-            # first, the fork server too: 65-145 ms, longer on a busy
-            # machine), which must not hold the event loop: it waits in the
-            # default executor.
+            # first, multiprocessing's resource tracker too: 2-9 ms, longer
+            # on a busy machine), which must not hold the event loop: it
+            # waits in the default executor.
             self._starting -= 1
             started = await blocking.run(
                 blocking.FILES, pool.submit, imaging.resize, source, size, quality
@@ -124,7 +117,7 @@ class RenderProcesses:
     def _start(self) -> ProcessPoolExecutor:
         self._pool = self._pools(
             self._workers,
-            mp_context=_context(self._start_methods),
+            mp_context=_SPAWN,
             initializer=end_with,
             initargs=(os.getpid(),),
         )
@@ -147,69 +140,23 @@ class RenderProcesses:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _context(start_methods: Collection[str] | None) -> BaseContext:
-    """The fork server where there is one (Pillow imported once), else spawn."""
-    if start_methods is None:
-        start_methods = multiprocessing.get_all_start_methods()
-    if 'forkserver' in start_methods:
-        context = multiprocessing.get_context('forkserver')
-        context.set_forkserver_preload([imaging.__name__])
-        return context
-    return multiprocessing.get_context('spawn')
+# Not the fork server, which starts faster but makes a directory (pymp-*, for
+# its socket) in the system's temporary directory that only the worker's
+# exit removes: a worker ended by its signal, as uvicorn ends it, left one
+# behind each time. The first render costs the same either way (a Python
+# that imports Pillow), and each process holds its own memory either way
+# once it has rendered.
+_SPAWN = multiprocessing.get_context('spawn')
 
 
-# Linux 5.3 and later, Python 3.9 and later; elsewhere renders poll.
-_PIDFD_OPEN: Callable[[int], int] | None = getattr(os, 'pidfd_open', None)
+def end_with(pid: int) -> None:
+    """Exit this render process at once when its worker, pid, has ended.
 
-
-def end_with(
-    pid: int,
-    end: Callable[[], object] = lambda: os._exit(0),
-    pidfd_open: Callable[[int], int] | None = _PIDFD_OPEN,
-    poll_interval: float = 1.0,
-) -> None:
-    """Call end() (exit this process at once) when the process pid has ended.
-
-    Runs in each render process as it starts: a daemon thread waits for the
-    worker that asked for it, on a pidfd where the system has them (no
-    polling, no pid taken for another's), else by asking every
-    poll_interval seconds whether pid still exists.
+    Runs in each render process as it starts, so that none outlives a worker
+    that was killed (`kill -9`) and could not let it go. Ctrl-C, which a
+    terminal sends to every process of the server, is left to the worker:
+    its graceful stop lets the renders in flight finish, then lets the
+    processes go (a render process would print a KeyboardInterrupt).
     """
-    threading.Thread(
-        target=_wait_for_end,
-        args=(pid, end, pidfd_open, poll_interval),
-        name=f'asgilook-end-with-{pid}',
-        daemon=True,
-    ).start()
-
-
-def _wait_for_end(
-    pid: int,
-    end: Callable[[], object],
-    pidfd_open: Callable[[int], int] | None,
-    poll_interval: float,
-) -> None:
-    try:
-        pidfd = _open_pidfd(pid, pidfd_open)
-        if pidfd is None:
-            while True:
-                os.kill(pid, 0)
-                time.sleep(poll_interval)
-        try:
-            select.select([pidfd], [], [])
-        finally:
-            os.close(pidfd)
-    except ProcessLookupError:
-        pass  # Gone: now, or before we looked.
-    end()
-
-
-def _open_pidfd(pid: int, pidfd_open: Callable[[int], int] | None) -> int | None:
-    if pidfd_open is None:
-        return None
-    try:
-        return pidfd_open(pid)
-    except ProcessLookupError:
-        raise
-    except OSError:
-        return None  # A kernel without pidfds (ENOSYS), or one that refuses.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lifetimes.when_ended(pid, functools.partial(os._exit, 0))

@@ -248,8 +248,8 @@ def report(
     server, *helpers = rss
     print(
         f'peak RSS of the asgilook server: {server:.0f} MiB, and of the '
-        f'{len(helpers)} processes it started (renders and their fork server): '
-        f'{sum(helpers):.0f} MiB'
+        f'{len(helpers)} processes it started (renders and their resource '
+        f'tracker): {sum(helpers):.0f} MiB'
     )
 
 

@@ -1,4 +1,5 @@
-"""Render processes end with the worker they serve, however it ends."""
+"""Render processes end with the worker they serve, however it ends, and leave
+Ctrl-C to it."""
 
 import errno
 import os
@@ -11,7 +12,8 @@ import time
 import httpx
 import pytest
 
-from asgilook.renderers import end_with
+from asgilook import renderers
+from asgilook.lifetimes import when_ended
 
 from . import servers
 from .images import photo
@@ -27,7 +29,7 @@ def process():
 
 def _ended_after(process, **options) -> bool:
     ended = threading.Event()
-    end_with(process.pid, end=ended.set, **options)
+    when_ended(process.pid, ended.set, **options)
     assert not ended.wait(0.2), 'ended while the process still ran'
     process.kill()
     process.wait()
@@ -38,7 +40,7 @@ def _no_pidfds(pid):
     raise OSError(errno.ENOSYS, 'Function not implemented')
 
 
-def test_a_render_process_ends_when_its_worker_ends(process):
+def test_the_end_of_a_process_is_seen_at_once(process):
     assert _ended_after(process)
 
 
@@ -48,14 +50,33 @@ def test_without_pidfds_it_asks_until_the_worker_has_gone(process, pidfd_open):
 
 
 @pytest.mark.parametrize('pidfd_open', [os.pidfd_open, None], ids=['pidfd', 'poll'])
-def test_a_worker_gone_before_the_render_process_started_ends_it(process, pidfd_open):
+def test_a_process_gone_before_the_watch_started_is_seen(process, pidfd_open):
     process.kill()
     process.wait()
     ended = threading.Event()
 
-    end_with(process.pid, end=ended.set, pidfd_open=pidfd_open)
+    when_ended(process.pid, ended.set, pidfd_open=pidfd_open)
 
     assert ended.wait(5)
+
+
+@pytest.fixture
+def sigint_handler():
+    """Put back the handler of SIGINT that a test replaces."""
+    found = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, found)
+
+
+def test_a_render_process_leaves_ctrl_c_to_its_worker(sigint_handler):
+    # As a render process starts: this process stands for both, being its
+    # own worker (which never ends before it).
+    renderers.end_with(os.getpid())
+
+    # Ctrl-C reaches every process of a terminal's group: the worker stops
+    # gracefully, letting the render finish, and a render process would
+    # print a traceback.
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 @pytest.mark.live
@@ -67,8 +88,8 @@ def test_a_killed_worker_leaves_no_process_behind(tmp_path, live_redis):
             image = http.post('/images', content=photo()).json()
             assert http.get(image['thumbnails'][0]).status_code == 200
         started = servers.descendants(worker.pid)
-        # The fork server, the resource tracker and at least one render.
-        assert len(started) >= 3
+        # The resource tracker and at least one render.
+        assert len(started) >= 2
 
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
