@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import pathlib
 import resource
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -86,9 +88,30 @@ def serve(config: ServerConfig) -> int:
         )
         return STARTUP_FAILURE if failed else 0
     server = uvicorn.Server(config)
-    # A failed start exits (status 3) from within; Ctrl-C during one returns.
-    server.run()
+    with _stopped_by(server):
+        # A failed start exits (status 3) from within; Ctrl-C during one returns.
+        server.run()
     return 0 if server.started else STARTUP_FAILURE
+
+
+@contextlib.contextmanager
+def _stopped_by(server: uvicorn.Server) -> Iterator[None]:
+    """Stop the server on SIGINT or SIGTERM, then return, not end by the signal.
+
+    uvicorn stops gracefully on either (at once on a second SIGINT), then
+    raises the signal again for the handler it found at its start: Python's
+    would end the process with a traceback and status 130 (SIGINT) or by
+    the signal, 143 (SIGTERM), neither a clean stop to systemd. The handler
+    it finds is its own: it notes again a stop already made (and stops the
+    server once started, should the signal come before uvicorn takes it).
+    """
+    stoppers = (signal.SIGINT, signal.SIGTERM)
+    found = {sig: signal.signal(sig, server.handle_exit) for sig in stoppers}
+    try:
+        yield
+    finally:
+        for sig, handler in found.items():
+            signal.signal(sig, handler)
 
 
 def _say_where(config: Config, args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import math
@@ -44,6 +45,8 @@ def uvicorn_config() -> dict[str, Any]:
     formatters['access']['fmt'] = FORMAT.replace(
         '%(message)s', '%(client_addr)s - "%(request_line)s" %(status_code)s'
     )
+    config['filters'] = {'cancelled': {'()': CancelledByTheStop}}
+    config['loggers']['uvicorn.error']['filters'] = ['cancelled']
     return config
 
 
@@ -131,3 +134,22 @@ def quiet_client_noise(logger: logging.Logger | None = None) -> bool:
         return False
     logger.addFilter(ClientNoise())
     return True
+
+
+class CancelledByTheStop(logging.Filter):
+    """uvicorn's report of a task that its stop cancelled, as one warning.
+
+    A forced stop (a second Ctrl-C), or one past the shutdown timeout,
+    cancels the requests still in flight and the lifespan, and uvicorn
+    reports each as an error of the application, with a traceback: it is
+    none, and the traceback says nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            said = record.getMessage().strip()
+            record.msg = f'{said}: cancelled, the server stopped without waiting'
+            record.args = ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, 'WARNING'
+        return True

@@ -10,13 +10,14 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import falcon
 
-from . import logs
+from . import lifetimes, logs
 from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from .guards import send_error
 
@@ -48,6 +49,10 @@ class AppAtStartup:
     where there is none, to this process). The worker that reported holds its
     claim to the report (see first_to_report) report_hold seconds before it
     exits, while the others fail too.
+
+    Once started, a worker of a supervisor watches it: should the supervisor
+    end first (killed with `kill -9`), the worker stops as on SIGTERM,
+    gracefully, rather than serve on, orphaned, on the supervisor's port.
     """
 
     def __init__(
@@ -112,6 +117,9 @@ class AppAtStartup:
             await self._fail(failure)
             return
         self._app, self._lifespan = app, lifespan
+        supervisor = self._supervisor_pid()
+        if supervisor is not None:
+            lifetimes.when_ended(supervisor, _stop_this_worker)
 
     async def _fail(self, failure: str) -> None:
         self._failure = failure
@@ -202,6 +210,14 @@ def stop_server(
     """Ask the server to stop: the supervisor of this worker, else this process."""
     pid = supervisor_pid()
     kill(os.getpid() if pid is None else pid, signal.SIGTERM)
+
+
+def _stop_this_worker() -> None:
+    logger.warning('the supervisor of this worker has gone: stopping as on SIGTERM')
+    # To the main thread, where the server handles signals: one that waits
+    # is woken at once.
+    main = cast(int, threading.main_thread().ident)
+    signal.pthread_kill(main, signal.SIGTERM)
 
 
 def _supervisor_pid() -> int | None:

@@ -1,5 +1,7 @@
-"""What a client can make the server log: one line a minute of each kind."""
+"""What a client can make the server log: one line a minute of each kind; and
+what a stop that did not wait cut short: one line each."""
 
+import asyncio
 import logging
 import sys
 
@@ -79,3 +81,27 @@ def test_throttled_warnings_say_how_many_were_held_back(caplog):
         'refused one (2 more in the last 10 s)',
         'refused one',
     ]
+
+
+def test_a_task_the_stop_cancelled_is_one_warning_under_the_launcher():
+    config = logs.uvicorn_config()
+    [name] = config['loggers']['uvicorn.error']['filters']
+    cancelled_by_the_stop = config['filters'][name]['()']()
+    formatter = logging.Formatter(logs.FORMAT)
+    cancelled = _record(
+        'Exception in ASGI application\n',
+        (asyncio.CancelledError, asyncio.CancelledError(), None),
+    )
+    failed = _record('Exception in ASGI application\n', _failure())
+
+    assert cancelled_by_the_stop.filter(cancelled)
+    assert cancelled_by_the_stop.filter(failed)
+
+    assert cancelled.levelname == 'WARNING'
+    assert formatter.format(cancelled).endswith(
+        ': Exception in ASGI application: cancelled, the server stopped without waiting'
+    )
+    assert failed.levelname == 'ERROR'
+    assert formatter.format(failed).endswith(
+        'UnicodeDecodeError: ' + str(_failure()[1])
+    )

@@ -1,5 +1,5 @@
 """Render processes end with the worker they serve, however it ends, and leave
-Ctrl-C to it."""
+Ctrl-C to it (the watch on a process's end is the one workers use too)."""
 
 import errno
 import os

@@ -7,6 +7,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
+import threading
 
 import falcon.asgi
 import falcon.testing
@@ -294,3 +297,43 @@ def test_a_level_the_user_chose_is_kept():
     assert logs.configure(logger, io.StringIO())
 
     assert logger.level == logging.ERROR
+
+
+async def _started(scope, receive, send):
+    """An app that starts and stops, as a server runs it."""
+    await receive()
+    await send({'type': 'lifespan.startup.complete'})
+    await receive()
+    await send({'type': 'lifespan.shutdown.complete'})
+
+
+@pytest.fixture
+def supervisor():
+    """A process standing in for the supervisor of a worker of this process.
+
+    A worker that has started watches it, and when it ends, sends this
+    process SIGTERM: the Event the fixture yields is set then.
+    """
+    stopped = threading.Event()
+    found = signal.signal(signal.SIGTERM, lambda *args: stopped.set())
+    process = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        yield process, stopped
+    finally:
+        process.kill()
+        process.wait()
+        # A watch the test started ends with a SIGTERM, for this handler.
+        stopped.wait(5)
+        signal.signal(signal.SIGTERM, found)
+
+
+def test_a_worker_stops_when_its_supervisor_has_gone(supervisor, caplog):
+    process, stopped = supervisor
+    worker = AppAtStartup(lambda: _started, supervisor_pid=lambda: process.pid)
+    asyncio.run(_lifespan(worker))
+    assert not stopped.wait(0.2), 'stopped while the supervisor still ran'
+
+    process.kill()
+
+    assert stopped.wait(5)
+    assert 'the supervisor of this worker has gone' in caplog.text
