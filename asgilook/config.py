@@ -9,6 +9,7 @@ instance by tests. Every attribute may be replaced before `create_app`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import time
 import urllib.parse
@@ -158,6 +159,8 @@ class Config:
             'ASGI_LOOK_UPLOAD_MEMORY', self.DEFAULT_UPLOAD_MEMORY, minimum=0
         )
         self._read_connections(env)
+        # Every variable read above: the settings, named nowhere else.
+        self._settings = frozenset(env.names)
         self._set_knobs()
 
     def _read_connections(self, env: _Environment) -> None:
@@ -190,19 +193,55 @@ class Config:
         self.spool_in_memory = self.DEFAULT_SPOOL_IN_MEMORY
 
 
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """Say of each ASGI_LOOK_* variable of environ that no setting has its name.
+
+    Each is named with the setting nearest to it, if one is close: a
+    misspelled setting is otherwise silently ignored.
+    """
+    known = Config({})._settings
+    return [
+        f'unknown setting {name}{_did_you_mean(name, known)}'
+        for name in sorted(environ)
+        if name.startswith(_PREFIX)
+        # Read by asgilook's tests (tests/servers.py, tests/browser.py),
+        # not by the service.
+        and not name.startswith(_TEST_PREFIX)
+        and name not in known
+    ]
+
+
+def _did_you_mean(name: str, known: frozenset[str]) -> str:
+    # The nearest is judged on the whole names, its closeness on what follows
+    # the prefix, which alone makes any two names look alike to difflib
+    # (ASGI_LOOK_FOO is 0.69 like ASGI_LOOK_SECRET).
+    [nearest] = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0)
+    tail = len(_PREFIX)
+    matcher = difflib.SequenceMatcher(None, name[tail:], nearest[tail:])
+    if matcher.ratio() < _CLOSE:
+        return ''
+    return f' (did you mean {nearest}?)'
+
+
 class _Environment:
     """The environment's settings, each checked as it is read."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+        # The name of every setting asked for, set or not.
+        self.names: set[str] = set()
+
+    def _get(self, name: str) -> str:
+        self.names.add(name)
+        return self._environ.get(name, '')
 
     def text(self, name: str, default: str) -> str:
-        return self._environ.get(name) or default
+        return self._get(name) or default
 
     def whole(
         self, name: str, default: int, minimum: int = 1, maximum: int | None = None
     ) -> int:
-        raw = self._environ.get(name, '').strip()
+        raw = self._get(name).strip()
         if not raw:
             return default
         try:
@@ -217,7 +256,7 @@ class _Environment:
         return value
 
     def seconds(self, name: str, default: float) -> float:
-        raw = self._environ.get(name, '').strip()
+        raw = self._get(name).strip()
         if not raw:
             return default
         try:
@@ -232,7 +271,7 @@ class _Environment:
         return value
 
     def redis_url(self, name: str, default: str) -> str:
-        url = self._environ.get(name, '').strip() or default
+        url = self._get(name).strip() or default
         if urllib.parse.urlsplit(url).scheme not in _REDIS_SCHEMES:
             raise ConfigError(
                 f'{name} must be a Redis URL such as redis://localhost:6379/0, '
@@ -241,7 +280,7 @@ class _Environment:
         return url
 
     def secret(self, name: str) -> bytes | None:
-        raw = self._environ.get(name, '').strip()
+        raw = self._get(name).strip()
         if not raw:
             return None
         if len(raw) < _MIN_SECRET_LENGTH:
@@ -254,4 +293,8 @@ class _Environment:
 
 
 _MIN_SECRET_LENGTH = 16
+_PREFIX = 'ASGI_LOOK_'
+_TEST_PREFIX = 'ASGI_LOOK_TEST_'
+# How alike (difflib's ratio) a name must be to a setting to be taken for it.
+_CLOSE = 0.6
 _REDIS_SCHEMES = frozenset({'redis', 'rediss', 'unix'})

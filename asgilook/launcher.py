@@ -15,7 +15,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from . import logs, reindex
+from . import logs, reindex, startup
 from .config import Config
 from .errors import ConfigError
 from .server import (
@@ -50,6 +50,8 @@ def main(
     except ConfigError as ex:
         parser.exit(2, f'{parser.prog}: error: {ex}\n')
     logs.configure()
+    # Said here for the whole server: its workers find it said.
+    startup.warn_of_unknown_settings(os.environ, os.getpid())
     if args.command == 'reindex':
         return reindex.run(config)
     _say_where(config, args)

@@ -12,12 +12,12 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import falcon
 
-from . import lifetimes, logs
+from . import config, lifetimes, logs
 from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from .guards import send_error
 
@@ -50,9 +50,11 @@ class AppAtStartup:
     claim to the report (see first_to_report) report_hold seconds before it
     exits, while the others fail too.
 
-    Once started, a worker of a supervisor watches it: should the supervisor
-    end first (killed with `kill -9`), the worker stops as on SIGTERM,
-    gracefully, rather than serve on, orphaned, on the supervisor's port.
+    At its start, the server's first worker warns of each `ASGI_LOOK_*`
+    variable of environ (os.environ) that is no setting. Once started, a
+    worker of a supervisor watches it: should the supervisor end first
+    (killed with `kill -9`), the worker stops as on SIGTERM, gracefully,
+    rather than serve on, orphaned, on the supervisor's port.
     """
 
     def __init__(
@@ -61,11 +63,13 @@ class AppAtStartup:
         stop: Callable[[], None] | None = None,
         supervisor_pid: Callable[[], int | None] | None = None,
         report_hold: float = 1.0,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._factory = factory
         self._report_hold = report_hold
         self._supervisor_pid = supervisor_pid or _supervisor_pid
         self._stop = stop or (lambda: stop_server(self._supervisor_pid))
+        self._environ = os.environ if environ is None else environ
         self._app: Any = None
         self._lifespan: _Lifespan | None = None
         self._failure: str | None = None
@@ -106,6 +110,8 @@ class AppAtStartup:
     async def _start(self, scope: dict[str, Any]) -> None:
         logs.configure()
         logs.quiet_client_noise()
+        supervisor = self._supervisor_pid()
+        warn_of_unknown_settings(self._environ, supervisor or os.getpid())
         try:
             app = self._factory()
         except Exception as ex:
@@ -117,7 +123,6 @@ class AppAtStartup:
             await self._fail(failure)
             return
         self._app, self._lifespan = app, lifespan
-        supervisor = self._supervisor_pid()
         if supervisor is not None:
             lifetimes.when_ended(supervisor, _stop_this_worker)
 
@@ -183,24 +188,37 @@ def describe(ex: BaseException) -> str:
     return ''.join(traceback.format_exception(ex)).rstrip()
 
 
-def first_to_report(supervisor_pid: int | None) -> bool:
+def first_to_report(supervisor_pid: int | None, what: str = 'failed-start') -> bool:
     """Whether this process is the first of its supervisor's workers to report.
 
-    Every worker of a server fails its start the same way; one line says it.
-    The first claims a name in Linux's abstract socket namespace, tied to the
-    supervisor's pid, and holds it until it exits. Where there is no such
-    namespace, each worker reports.
+    Every worker of a server fails its start the same way (or finds the same
+    settings: what is reported); one line says it. The first claims a name
+    in Linux's abstract socket namespace, tied to the supervisor's pid and
+    to what, and holds it until it exits. Where there is no such namespace,
+    each worker reports.
     """
     if supervisor_pid is None:
         return True
     claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        claim.bind(f'\0asgilook-failed-start-{supervisor_pid}')
+        claim.bind(f'\0asgilook-{what}-{supervisor_pid}')
     except (OSError, ValueError) as ex:
         claim.close()
         return getattr(ex, 'errno', None) != errno.EADDRINUSE
     _CLAIMS.append(claim)
     return True
+
+
+def warn_of_unknown_settings(environ: Mapping[str, str], server_pid: int) -> None:
+    """Log a warning for each ASGI_LOOK_* variable of environ that is no setting.
+
+    Once for the server server_pid (the supervisor of the workers, else the
+    one process that serves): the launcher says it before its workers start,
+    and they, finding it said, do not.
+    """
+    if first_to_report(server_pid, 'unknown-settings'):
+        for warning in config.unknown_settings(environ):
+            logger.warning('%s', warning)
 
 
 def stop_server(

@@ -91,8 +91,12 @@ def start_uvicorn(
     env=None,
     app='asgilook.asgi:app',
     ready_path='/images',
+    stderr=None,
 ) -> subprocess.Popen:
-    """Start uvicorn serving asgilook; return once it answers GET ready_path."""
+    """Start uvicorn serving asgilook; return once it answers GET ready_path.
+
+    stderr: as subprocess.Popen takes it (subprocess.PIPE to read its log).
+    """
     env = dict(
         os.environ,
         ASGI_LOOK_STORAGE_PATH=str(storage),
@@ -113,6 +117,7 @@ def start_uvicorn(
             *args,
         ],
         env=env,
+        stderr=stderr,
         # Its own process group, so that stop() reaches uvicorn's worker
         # processes too, and nothing else.
         start_new_session=True,

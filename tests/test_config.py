@@ -1,10 +1,11 @@
 import os
 import pathlib
+import re
 
 import pytest
 import redis.asyncio
 
-from asgilook.config import Config
+from asgilook.config import Config, unknown_settings
 from asgilook.errors import ConfigError
 
 
@@ -158,3 +159,44 @@ def test_a_short_secret_is_refused_without_being_repeated():
     with pytest.raises(ConfigError, match='ASGI_LOOK_SECRET must be at least 16') as ex:
         Config(environ={'ASGI_LOOK_SECRET': 'hunter2'})
     assert 'hunter2' not in str(ex.value)
+
+
+def test_a_misspelled_setting_is_named_with_the_one_meant():
+    assert unknown_settings(
+        {
+            'ASGI_LOOK_REDIS_URL': 'redis://cache.internal',
+            'ASGI_LOOK_STORAGE_DIR': '/srv/images',
+        }
+    ) == [
+        'unknown setting ASGI_LOOK_REDIS_URL (did you mean ASGI_LOOK_REDIS_HOST?)',
+        'unknown setting ASGI_LOOK_STORAGE_DIR (did you mean ASGI_LOOK_STORAGE_PATH?)',
+    ]
+
+
+def test_an_unknown_setting_like_none_is_named_alone():
+    # Each shares no more than its prefix with a setting (as ASGI_LOOK_PORT
+    # with ASGI_LOOK_SECRET), which makes no two names alike.
+    assert unknown_settings({'ASGI_LOOK_PORT': '8000', 'ASGI_LOOK_DEBUG': ''}) == [
+        'unknown setting ASGI_LOOK_DEBUG',
+        'unknown setting ASGI_LOOK_PORT',
+    ]
+
+
+def test_the_documented_settings_and_other_variables_are_not_unknown():
+    readme = (pathlib.Path(__file__).parents[1] / 'README.md').read_text()
+    section = readme.split('\n## Configuration\n')[1].split('\n## ')[0]
+    documented = re.findall(r'^\| `[\w.]+` \| `(ASGI_LOOK_\w+)` \|', section, re.M)
+    assert len(documented) >= 14
+
+    assert (
+        unknown_settings(
+            {
+                **dict.fromkeys(documented, '1'),
+                'PATH': '/usr/bin',
+                'ASGI_LOOKING_GLASS': '1',
+                # The tests' own (tests/servers.py), not the service's.
+                'ASGI_LOOK_TEST_REDIS_SERVER': '/usr/bin/redis-server',
+            }
+        )
+        == []
+    )

@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -177,6 +178,52 @@ def test_every_log_line_says_which_process_said_it(tmp_path, live_redis):
     assert any(line['message'].startswith('serving http://') for line in lines)
     # The launcher and its two workers.
     assert len({line['pid'] for line in lines}) == 3
+
+
+@pytest.mark.live
+@pytest.mark.parametrize('command', ['launcher', 'uvicorn'])
+def test_a_misspelled_setting_is_named_once_for_all_workers(
+    tmp_path, live_redis, command
+):
+    port = servers.free_port()
+    start = servers.start_launcher if command == 'launcher' else servers.start_uvicorn
+    options = {'stderr': subprocess.PIPE} if command == 'uvicorn' else {}
+    process = start(
+        tmp_path / 'images',
+        live_redis,
+        port,
+        '--workers',
+        '2',
+        env={'ASGI_LOOK_REDIS_URL': live_redis},
+        **options,
+    )
+    lines = []
+    both_started = threading.Event()
+    reader = threading.Thread(target=_read_log, args=(process, lines, both_started))
+    reader.start()
+    try:
+        assert httpx.get(f'http://127.0.0.1:{port}/images').status_code == 200
+        # Both workers have started: each has had its chance to say it.
+        assert both_started.wait(servers.STARTUP_SECONDS)
+    finally:
+        servers.stop(process)
+        reader.join()
+
+    [line] = _lines_naming(''.join(lines), 'ASGI_LOOK_REDIS_URL')
+    [warning] = _log_lines(line)
+    assert warning['level'] == 'WARNING'
+    assert warning['message'] == (
+        'unknown setting ASGI_LOOK_REDIS_URL (did you mean ASGI_LOOK_REDIS_HOST?)'
+    )
+
+
+def _read_log(process, lines: list[str], both_started: threading.Event) -> None:
+    """Keep the lines of process's stderr; set both_started at two started workers."""
+    for line in process.stderr:
+        lines.append(line.decode())
+        if sum('Application startup complete' in seen for seen in lines) == 2:
+            both_started.set()
+    process.stderr.close()
 
 
 def _send(port: int, head_part: bytes, wait: bool = False) -> bytes:

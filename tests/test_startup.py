@@ -308,7 +308,7 @@ async def _started(scope, receive, send):
 
 
 @pytest.fixture
-def supervisor():
+def supervisor(claims):
     """A process standing in for the supervisor of a worker of this process.
 
     A worker that has started watches it, and when it ends, sends this
@@ -325,6 +325,49 @@ def supervisor():
         # A watch the test started ends with a SIGTERM, for this handler.
         stopped.wait(5)
         signal.signal(signal.SIGTERM, found)
+
+
+MISSPELLED = {'ASGI_LOOK_REDIS_URL': 'redis://cache.internal'}
+MISSPELLED_WARNING = (
+    'unknown setting ASGI_LOOK_REDIS_URL (did you mean ASGI_LOOK_REDIS_HOST?)'
+)
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+
+
+async def test_the_first_worker_warns_of_an_unknown_setting_for_all(caplog, claims):
+    # Two workers of one supervisor, as two apps in one process; their start
+    # fails, as a started worker would watch its supervisor, and this one is
+    # no process.
+    supervisor = 10**9 + os.getpid()
+    workers = [
+        AppAtStartup(
+            _bad_setting,
+            supervisor_pid=lambda: supervisor,
+            report_hold=0,
+            environ=MISSPELLED,
+        )
+        for _ in range(2)
+    ]
+
+    for worker in workers:
+        await _lifespan(worker, ['lifespan.startup'])
+
+    assert _warnings(caplog) == [MISSPELLED_WARNING]
+
+
+async def test_workers_do_not_repeat_what_the_launcher_said(caplog, claims):
+    launcher = 10**9 + os.getpid()
+    worker = AppAtStartup(
+        _bad_setting, supervisor_pid=lambda: launcher, report_hold=0, environ=MISSPELLED
+    )
+
+    startup.warn_of_unknown_settings(MISSPELLED, launcher)
+    await _lifespan(worker, ['lifespan.startup'])
+
+    assert _warnings(caplog) == [MISSPELLED_WARNING]
 
 
 def test_a_worker_stops_when_its_supervisor_has_gone(supervisor, caplog):
