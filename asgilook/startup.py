@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import threading
 import traceback
@@ -20,15 +18,13 @@ import falcon
 from . import config, lifetimes, logs
 from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from .guards import send_error
+from .workers import first_to_report, mark_serving, others_serve
 
 logger = logging.getLogger(__name__)
 
 # Failures a person fixes outside the code (a setting, a directory): their own
 # message says it all, a traceback would only hide it.
 EXPECTED_FAILURES = (ConfigError, StorageUnavailableError, ServiceKeyError)
-
-# The claims on the one report of a failed start, held until the process ends.
-_CLAIMS: list[socket.socket] = []
 
 
 class AppAtStartup:
@@ -50,6 +46,12 @@ class AppAtStartup:
     claim to the report (see first_to_report) report_hold seconds before it
     exits, while the others fail too.
 
+    But a worker that starts while others of its server serve (one started
+    again in place of one that died) never stops them: should its start fail
+    (the storage turned read-only since they started, say, where SQLite
+    cannot open the catalog anew), it answers 503 and tries again every
+    retry_interval seconds, and says so once.
+
     At its start, the server's first worker warns of each `ASGI_LOOK_*`
     variable of environ (os.environ) that is no setting. Once started, a
     worker of a supervisor watches it: should the supervisor end first
@@ -64,12 +66,16 @@ class AppAtStartup:
         supervisor_pid: Callable[[], int | None] | None = None,
         report_hold: float = 1.0,
         environ: Mapping[str, str] | None = None,
+        others_serving: Callable[[int | None], bool] | None = None,
+        retry_interval: float = 5.0,
     ) -> None:
         self._factory = factory
         self._report_hold = report_hold
         self._supervisor_pid = supervisor_pid or _supervisor_pid
         self._stop = stop or (lambda: stop_server(self._supervisor_pid))
         self._environ = os.environ if environ is None else environ
+        self._others_serving = others_serving or others_serve
+        self._retry_interval = retry_interval
         self._app: Any = None
         self._lifespan: _Lifespan | None = None
         self._failure: str | None = None
@@ -82,8 +88,9 @@ class AppAtStartup:
         if self._app is None and self._failure is None:
             async with self._starting:
                 if self._app is None and self._failure is None:
-                    await self._start(_lifespan_scope())
-                    if self._failure is not None:
+                    failure = await self._start(_lifespan_scope())
+                    if failure is not None:
+                        await self._fail(failure)
                         self._stop()
         if self._app is None:
             await _unavailable(scope, send)
@@ -94,20 +101,34 @@ class AppAtStartup:
         self, scope: dict[str, Any], receive: Any, send: Any
     ) -> None:
         await receive()  # lifespan.startup
-        await self._start(scope)
-        if self._lifespan is None:
-            # No message: the line is logged once for all workers, already.
-            await send({'type': 'lifespan.startup.failed'})
-            return
+        failure = await self._start(scope)
+        retrying = None
+        if failure is not None:
+            if not await asyncio.to_thread(
+                self._others_serving, self._supervisor_pid()
+            ):
+                await self._fail(failure)
+                # No message: the line is logged once for all workers, already.
+                await send({'type': 'lifespan.startup.failed'})
+                return
+            # Answered 503 from now on (not started here, as at a first request).
+            self._failure = failure
+            retrying = asyncio.create_task(self._retry(scope, failure))
         await send({'type': 'lifespan.startup.complete'})
         await receive()  # lifespan.shutdown
+        if retrying is not None:
+            retrying.cancel()
+        if self._lifespan is None:
+            await send({'type': 'lifespan.shutdown.complete'})
+            return
         failure = await self._lifespan.shutdown()
         if failure is not None:
             await send({'type': 'lifespan.shutdown.failed', 'message': failure})
             return
         await send({'type': 'lifespan.shutdown.complete'})
 
-    async def _start(self, scope: dict[str, Any]) -> None:
+    async def _start(self, scope: dict[str, Any]) -> str | None:
+        """Build the app and start it; None, or why it did not start."""
         logs.configure()
         logs.quiet_client_noise()
         supervisor = self._supervisor_pid()
@@ -115,16 +136,29 @@ class AppAtStartup:
         try:
             app = self._factory()
         except Exception as ex:
-            await self._fail(describe(ex))
-            return
+            return describe(ex)
         lifespan = _Lifespan(app, scope)
         failure = await lifespan.startup()
         if failure is not None:
-            await self._fail(failure)
-            return
-        self._app, self._lifespan = app, lifespan
+            return failure
+        self._app, self._lifespan, self._failure = app, lifespan, None
         if supervisor is not None:
             lifetimes.when_ended(supervisor, _stop_this_worker)
+            mark_serving(supervisor)
+        return None
+
+    async def _retry(self, scope: dict[str, Any], failure: str) -> None:
+        """Start again every retry_interval seconds until started (503 until then)."""
+        logger.warning(
+            'cannot start: %s; the other workers of this server serve: this one '
+            'answers 503 and tries again every %g s',
+            failure,
+            self._retry_interval,
+        )
+        while self._app is None:
+            await asyncio.sleep(self._retry_interval)
+            if await self._start(scope) is None:
+                logger.warning('started at last: this worker serves too')
 
     async def _fail(self, failure: str) -> None:
         self._failure = failure
@@ -186,27 +220,6 @@ def describe(ex: BaseException) -> str:
     if isinstance(ex, EXPECTED_FAILURES):
         return str(ex)
     return ''.join(traceback.format_exception(ex)).rstrip()
-
-
-def first_to_report(supervisor_pid: int | None, what: str = 'failed-start') -> bool:
-    """Whether this process is the first of its supervisor's workers to report.
-
-    Every worker of a server fails its start the same way (or finds the same
-    settings: what is reported); one line says it. The first claims a name
-    in Linux's abstract socket namespace, tied to the supervisor's pid and
-    to what, and holds it until it exits. Where there is no such namespace,
-    each worker reports.
-    """
-    if supervisor_pid is None:
-        return True
-    claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        claim.bind(f'\0asgilook-{what}-{supervisor_pid}')
-    except (OSError, ValueError) as ex:
-        claim.close()
-        return getattr(ex, 'errno', None) != errno.EADDRINUSE
-    _CLAIMS.append(claim)
-    return True
 
 
 def warn_of_unknown_settings(environ: Mapping[str, str], server_pid: int) -> None:

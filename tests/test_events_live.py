@@ -35,11 +35,11 @@ WAIT = 10
 class Service:
     """uvicorn --workers 2 serving asgilook on a free loopback port."""
 
-    def __init__(self, storage, redis_url: str) -> None:
+    def __init__(self, storage, redis_url: str, stderr=None) -> None:
         self.port = servers.free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self.process = servers.start_uvicorn(
-            storage, redis_url, self.port, '--workers', '2'
+            storage, redis_url, self.port, '--workers', '2', stderr=stderr
         )
 
     def workers(self) -> list[int]:

@@ -1,16 +1,21 @@
 """Storage that turns read-only while the service runs: 503, and nothing worse."""
 
 import os
+import signal
+import subprocess
 
 import falcon.testing
+import httpx
 import PIL.Image
 import pytest
 
 from asgilook.app import create_app
 
+from . import servers
 from .fakes import owner
 from .images import encode
 from .mounts import read_only, tmpfs, writable
+from .test_events_live import Service, _eventually
 
 
 @pytest.fixture
@@ -68,3 +73,48 @@ async def test_delete_on_read_only_storage_is_503_and_keeps_the_image(
         await conductor.simulate_delete(image['image'], headers=owner(image))
     ).status_code == 204
     assert (await conductor.simulate_get(image['image'])).status_code == 404
+
+
+@pytest.mark.live
+async def test_a_worker_started_again_on_read_only_storage_stops_no_other(
+    storage, live_redis
+):
+    service = Service(storage, live_redis, stderr=subprocess.PIPE)
+    try:
+        workers = await service.two_workers()
+        image = _upload(service.url)
+        read_only(storage)
+        os.kill(workers[0], signal.SIGKILL)
+        await _eventually(
+            lambda: len(w := service.workers()) == 2 and workers[0] not in w, wait=30
+        )
+        # Reads go on (from the worker that serves); the new one answers 503.
+        while_read_only = [_status(f'{service.url}{image["image"]}') for _ in range(20)]
+        alive = service.process.poll() is None
+        writable(storage)
+        # Within its next try (every 5 s), the new worker serves too.
+        await _eventually(
+            lambda: all(_status(f'{service.url}/images') == 200 for _ in range(10)),
+            wait=15,
+        )
+        uploaded = [_upload(service.url) for _ in range(4)]
+    finally:
+        servers.stop(service.process)
+        log = service.process.communicate()[1].decode()
+
+    assert alive
+    assert set(while_read_only) <= {200, 503}
+    assert 200 in while_read_only
+    assert all(image['id'] for image in uploaded)
+    assert 'the other workers of this server serve: this one answers 503' in log
+    assert 'started at last: this worker serves too' in log
+
+
+def _status(url: str) -> int:
+    return httpx.get(url).status_code
+
+
+def _upload(url: str) -> dict:
+    resp = httpx.post(f'{url}/images', content=noise((64, 48)))
+    assert resp.status_code == 201
+    return resp.json()

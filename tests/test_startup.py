@@ -15,7 +15,7 @@ import falcon.asgi
 import falcon.testing
 import pytest
 
-from asgilook import logs, startup
+from asgilook import logs, startup, workers
 from asgilook.app import create_app
 from asgilook.config import Config
 from asgilook.errors import StorageUnavailableError
@@ -238,8 +238,8 @@ async def test_without_a_lifespan_a_failed_start_is_a_503_and_stops(caplog):
 def claims():
     """Let go of the claims a test's workers make (a worker holds its own)."""
     yield
-    while startup._CLAIMS:
-        startup._CLAIMS.pop().close()
+    while workers._CLAIMS:
+        workers._CLAIMS.pop().close()
 
 
 async def test_one_worker_of_a_supervisor_reports_a_failed_start(caplog, claims):
@@ -269,8 +269,8 @@ def test_stopping_signals_the_supervisor_else_this_process():
 
 def test_every_worker_reports_where_none_can_claim():
     # A supervisor pid no name can be made of: the claim fails, not the report.
-    assert startup.first_to_report(None)
-    assert startup.first_to_report('\0' * 200)
+    assert workers.first_to_report(None)
+    assert workers.first_to_report('\0' * 200)
 
 
 def test_the_started_app_logs_with_time_level_and_pid():
@@ -380,3 +380,67 @@ def test_a_worker_stops_when_its_supervisor_has_gone(supervisor, caplog):
 
     assert stopped.wait(5)
     assert 'the supervisor of this worker has gone' in caplog.text
+
+
+async def test_a_worker_that_cannot_start_beside_others_that_serve_waits(
+    caplog, claims, storage_path
+):
+    # One started in place of one that died, its storage away for a while.
+    attempts = []
+
+    def factory():
+        attempts.append(True)
+        if len(attempts) < 3:
+            raise StorageUnavailableError('cannot store images in /srv (read-only)')
+        return create_app(make_config(storage_path))
+
+    app = AppAtStartup(
+        factory,
+        supervisor_pid=os.getpid,
+        others_serving=lambda supervisor: supervisor == os.getpid(),
+        retry_interval=0.01,
+    )
+    events = asyncio.Queue()
+    await events.put({'type': 'lifespan.startup'})
+    sent = []
+
+    async def send(event):
+        sent.append(event)
+
+    scope = {'type': 'lifespan', 'asgi': {'version': '3.0'}, 'state': {}}
+    lifespan = asyncio.create_task(app(scope, events.get, send))
+    async with asyncio.timeout(10):
+        while not sent:  # noqa: ASYNC110 (the first answer of the lifespan)
+            await asyncio.sleep(0.001)
+        refused = await _request(app)
+        # Served once it started: at its third attempt.
+        while (await _request(app))[0]['status'] != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await events.put({'type': 'lifespan.shutdown'})
+        await lifespan
+
+    assert sent == [
+        {'type': 'lifespan.startup.complete'},
+        {'type': 'lifespan.shutdown.complete'},
+    ]
+    status, body = _status_and_json(refused)
+    assert (status, body['title']) == (503, 'Service unavailable')
+    assert len(attempts) == 3
+    assert [r.getMessage() for r in caplog.records if r.name == 'asgilook.startup'] == [
+        'cannot start: cannot store images in /srv (read-only); the other workers '
+        'of this server serve: this one answers 503 and tries again every 0.01 s',
+        'started at last: this worker serves too',
+    ]
+
+
+def test_a_worker_that_serves_is_seen_by_the_others(claims):
+    supervisor = 10**9 + os.getpid()
+
+    before = workers.others_serve(supervisor)
+    workers.mark_serving(supervisor)
+
+    assert not before
+    assert workers.others_serve(supervisor)
+    assert not workers.others_serve(supervisor + 1)
+    assert not workers.others_serve(None)
+    assert not workers.others_serve(supervisor, unix='/nonexistent/net/unix')
