@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -15,7 +14,7 @@ from typing import Any, cast
 
 import falcon
 
-from . import config, lifetimes, logs
+from . import config, lifetimes, logs, workers
 from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from .guards import send_error
 from .workers import first_to_report, mark_serving, others_serve
@@ -71,7 +70,7 @@ class AppAtStartup:
     ) -> None:
         self._factory = factory
         self._report_hold = report_hold
-        self._supervisor_pid = supervisor_pid or _supervisor_pid
+        self._supervisor_pid = supervisor_pid or workers.supervisor_pid
         self._stop = stop or (lambda: stop_server(self._supervisor_pid))
         self._environ = os.environ if environ is None else environ
         self._others_serving = others_serving or others_serve
@@ -249,12 +248,6 @@ def _stop_this_worker() -> None:
     # is woken at once.
     main = cast(int, threading.main_thread().ident)
     signal.pthread_kill(main, signal.SIGTERM)
-
-
-def _supervisor_pid() -> int | None:
-    # The process that started this one through multiprocessing (uvicorn's
-    # supervisor and its reloader do), if any.
-    return getattr(multiprocessing.parent_process(), 'pid', None)
 
 
 def _lifespan_scope() -> dict[str, Any]:

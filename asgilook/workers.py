@@ -9,8 +9,35 @@ Where there is no such namespace, each worker reports, and none is seen.
 from __future__ import annotations
 
 import errno
+import logging
+import multiprocessing
 import os
 import socket
+
+
+def supervisor_pid() -> int | None:
+    """The process that started this one through multiprocessing, if any.
+
+    uvicorn's supervisor and its reloader, the launcher's: a server's workers.
+    """
+    return getattr(multiprocessing.parent_process(), 'pid', None)
+
+
+def warn_once(
+    logger: logging.Logger,
+    what: str,
+    message: str,
+    *args: object,
+    supervisor: int | None = None,
+) -> None:
+    """Log a warning once for the workers of a server that all find it so.
+
+    The server: the workers of supervisor (by default this one's); a process
+    of none says it itself.
+    """
+    if first_to_report(supervisor or supervisor_pid(), what):
+        logger.warning(message, *args)
+
 
 # The names this process holds (its claims and its mark), until it ends.
 _CLAIMS: list[socket.socket] = []

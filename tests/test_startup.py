@@ -444,3 +444,14 @@ def test_a_worker_that_serves_is_seen_by_the_others(claims):
     assert not workers.others_serve(supervisor + 1)
     assert not workers.others_serve(None)
     assert not workers.others_serve(supervisor, unix='/nonexistent/net/unix')
+
+
+def test_what_every_worker_finds_is_said_once_for_the_server(caplog, claims):
+    supervisor = 10**9 + os.getpid()
+    logger = logging.getLogger('asgilook.test')
+
+    for _ in range(2):
+        workers.warn_once(logger, 'test', 'found %s', 'this', supervisor=supervisor)
+    workers.warn_once(logger, 'test', 'found %s', 'that', supervisor=supervisor + 1)
+
+    assert [r.getMessage() for r in caplog.records] == ['found this', 'found that']

@@ -13,6 +13,7 @@ import redis.asyncio.retry
 import redis.backoff
 import redis.exceptions
 
+from .. import workers
 from ..config import Config
 
 # The cache's log lines are the package's, whichever module says them.
@@ -137,7 +138,10 @@ class RedisBackend:
             problem = 'refuses writes when its memory is full (noeviction)'
         else:
             return
-        logger.warning(
+        # One line for the server, however many workers find it so.
+        workers.warn_once(
+            logger,
+            'redis-memory',
             'Redis at %s %s; start it with --maxmemory 256mb '
             '--maxmemory-policy allkeys-lru (or set them in redis.conf)',
             self._config.redis_host,
