@@ -94,6 +94,10 @@ def sources(image: dict) -> list[tuple[str, int]]:
         (uri, int(uri.rpartition('/')[2].partition('x')[0]))
         for uri in image['thumbnails']
     ]
+    width, height = image['size']
+    if thumbnails and height > max(width, 1024):
+        # Tall, and taller than a tile: its thumbnails only.
+        return thumbnails
     return [(image['image'], image['size'][0]), *thumbnails]
 
 

@@ -12,7 +12,7 @@ from asgilook.screening import TILE_BOUND
 from asgilook.store import Image
 
 from .images import close_to, decode, encode
-from .test_gallery import get_page, srcset, tiles
+from .test_gallery import get_page, parse, srcset, tiles
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -120,12 +120,17 @@ async def test_a_picture_with_no_halvings_is_shown_from_its_tile_thumbnail(confi
     assert img.attrs['src'] == uri
 
 
-def test_a_tall_picture_has_its_tile_thumbnail_rendered(client):
+def test_a_tall_picture_is_shown_from_its_tile_thumbnail(client):
     image = client.simulate_post('/images', body=_two_halves((127, 65500))).json
 
     (uri,) = image['thumbnails']
     picture = decode(client.simulate_get(uri).content)
+    (link,) = tiles(parse(client.simulate_get('/').text))
+    (img,) = link.children
 
+    # A browser picks by width: the picture itself (127 wide) is left out.
+    assert srcset(img) == [(uri, 2)]
+    assert img.attrs['src'] == uri
     assert uri.endswith('/2x1024.jpeg')
     assert picture.size == (2, 1024)
     assert close_to(picture.getpixel((0, 128)), RED)

@@ -11,6 +11,7 @@ import falcon.asgi
 
 from .. import pages, queries
 from ..events import Feed
+from ..screening import TILE_BOUND
 from ..store import Image, Store
 from .assets import Asset, load
 from .policy import protect
@@ -84,6 +85,21 @@ class Gallery:
         )
 
 
+def _width(source: tuple[str, int]) -> int:
+    return source[1]
+
+
+def _tall(size: tuple[int, int]) -> bool:
+    """Whether a picture is too tall to be a source of its tile.
+
+    A browser picks from srcset by width alone: all the thumbnails of a
+    picture taller than wide are narrower than it, and for a tile wider
+    than they are it would take the picture itself (127x65500: 8 MP).
+    """
+    width, height = size
+    return height > width and height > TILE_BOUND
+
+
 def tile(image: Image) -> str:
     """Return the grid's item of an image (gallery.js makes the same ones).
 
@@ -93,9 +109,12 @@ def tile(image: Image) -> str:
     width, height = image.size
     modified = listed['modified']
     ladder = zip(listed['thumbnails'], image.thumbnail_sizes(), strict=True)
-    sources = [(image.uri, width)] + [(uri, size[0]) for uri, size in ladder]
+    sources = [(uri, size[0]) for uri, size in ladder]
+    if not sources or not _tall(image.size):
+        sources.insert(0, (image.uri, width))
     fitting = [source for source in sources if source[1] >= _PLAIN_WIDTH]
-    src = min(fitting, key=lambda source: source[1])[0] if fitting else image.uri
+    # The narrowest that fills a plain browser's tile, else the widest there is.
+    src = (min(fitting, key=_width) if fitting else max(sources, key=_width))[0]
     srcset = ', '.join(f'{uri} {source_width}w' for uri, source_width in sources)
     alt = f'Picture of {width} × {height} pixels, uploaded {modified}'
     attributes = {

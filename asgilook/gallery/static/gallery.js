@@ -16,6 +16,8 @@ const deleteButton = document.getElementById('viewer-delete');
 
 // The width a browser without srcset gets (page.py picks the same).
 const PLAIN_WIDTH = 400;
+// The longest side of a picture a tile shows whole (screening.TILE_BOUND).
+const TILE_BOUND = 1024;
 // Delete tokens of the pictures uploaded from this browser, by image id.
 const TOKENS = 'asgilook.delete-tokens';
 // Pictures known deleted: a page or an upload's answer sent before may still
@@ -78,16 +80,22 @@ function tileOf(id) {
 
 function tile(image) {
   const [width, height] = image.size;
-  const sources = [[image.image, width]].concat(
-    image.thumbnails.map((uri) => [uri, Number(/\/(\d+)x\d+\.jpeg$/.exec(uri)[1])]),
-  );
-  const fitting = sources.filter(([, w]) => w >= PLAIN_WIDTH).sort((a, b) => a[1] - b[1]);
+  const sources = image.thumbnails.map((uri) => [
+    uri,
+    Number(/\/(\d+)x\d+\.jpeg$/.exec(uri)[1]),
+  ]);
+  if (!sources.length || height <= width || height <= TILE_BOUND) {
+    // A tall picture is never a source of its tile (page.py says why).
+    sources.unshift([image.image, width]);
+  }
+  const byWidth = (a, b) => a[1] - b[1];
+  const fitting = sources.filter(([, w]) => w >= PLAIN_WIDTH).sort(byWidth);
   const img = document.createElement('img');
   img.loading = 'lazy';
   img.decoding = 'async';
   img.sizes = grid.dataset.sizes;
   img.srcset = sources.map(([uri, w]) => `${uri} ${w}w`).join(', ');
-  img.src = fitting.length ? fitting[0][0] : image.image;
+  img.src = fitting.length ? fitting[0][0] : [...sources].sort(byWidth).at(-1)[0];
   img.width = width;
   img.height = height;
   img.alt = `Picture of ${width} × ${height} pixels, uploaded ${image.modified}`;
