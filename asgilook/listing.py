@@ -47,10 +47,9 @@ class Batches:
         self._size = size
         self._image = image
         self.count = snapshot.count
-        self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[list[Image]]:
-        while not self._closed:
+        while True:
             with storage_errors():
                 records = await self._catalog.read_snapshot(self._snapshot, self._size)
             if not records:
@@ -58,8 +57,6 @@ class Batches:
             yield [self._image(record) for record in records]
 
     async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            # Closing a connection fails only if it is gone already.
-            with contextlib.suppress(CatalogError):
-                await self._catalog.close_snapshot(self._snapshot)
+        # Closing a connection fails only if it is gone already.
+        with contextlib.suppress(CatalogError):
+            await self._catalog.close_snapshot(self._snapshot)

@@ -633,3 +633,17 @@ async def test_batches_kept_for_catching_up_take_at_most_their_budget(events_con
 
     assert max(kept) <= 30_000
     assert kept[-1] > 20_000
+
+
+async def test_a_batch_larger_than_the_budget_is_read_and_not_kept(events_config):
+    events_config.events = dataclasses.replace(
+        events_config.events, batch=5, catch_up_memory=1000
+    )
+    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+        images = await uploads(conductor, 5)
+        async with _other_worker(events_config) as feed:
+            taken = await (await feed.subscribe(0)).next()
+            kept = feed.kept_size
+
+    assert [_data(event) for event in taken] == images
+    assert kept == 0
