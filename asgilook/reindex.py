@@ -36,7 +36,7 @@ from .errors import CatalogError, ServiceKeyError
 
 logger = logging.getLogger(__name__)
 
-# Each of adopted and removed is logged by name up to this many.
+# Each of adopted, removed, ignored and redated is logged by name up to this many.
 _LOGGED_BY_NAME = 20
 # A row of the reindex's temporary tables (six columns).
 _Row = tuple[str, str, int, int, int, int] | tuple[str, int, int, int, int, str]
@@ -52,6 +52,8 @@ class Report:
     adopted_names: list[str] = dataclasses.field(default_factory=list)
     removed: list[str] = dataclasses.field(default_factory=list)
     ignored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # Files whose time the catalog cannot hold, and the date it gives them.
+    redated: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def summary(self, directory: pathlib.Path) -> str:
         return (
@@ -123,7 +125,7 @@ def _reconcile(
     if (
         not force
         and recorded is not None
-        and recorded[0] == os.stat(directory).st_mtime_ns
+        and recorded[0] == catalog_sql.directory_time(directory)
     ):
         # Another worker reconciled it while this one waited for the lock.
         return None
@@ -134,7 +136,7 @@ def _reconcile(
     writer.execute('DELETE FROM temp.found')
     try:
         report = Report()
-        report.ignored = _read_directory(writer, directory, batch)
+        report.ignored, report.redated = _read_directory(writer, directory, batch)
         _remove_missing(writer, report)
         _adopt_new(writer, directory, report, batch)
         report.listed = writer.execute('SELECT count(*) FROM images').fetchone()[0]
@@ -145,9 +147,13 @@ def _reconcile(
 
 def _read_directory(
     writer: sqlite3.Connection, directory: pathlib.Path, batch: int
-) -> list[tuple[str, str]]:
-    """Put the files named as images into temp.found; return the strays."""
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Put the files named as images into temp.found; return the strays.
+
+    And the files whose time the catalog cannot hold, and the date they get.
+    """
     strays = []
+    redated = []
     leftovers = []
     with _batches(writer, 'temp.found', batch) as found, os.scandir(directory) as items:
         for item in items:
@@ -159,11 +165,13 @@ def _read_directory(
                 record, reason = files.read_record(item)
                 if record is not None:
                     found.append((item.name, *catalog_sql.row(record)))
+                    if reason:
+                        redated.append((item.name, reason))
                 elif reason:
                     strays.append((item.name, reason))
     # Temporary files of releases before 0.3, beside the images.
     strays += files.clear_leftovers(directory, leftovers)
-    return strays
+    return strays, redated
 
 
 class _Batches:
@@ -284,5 +292,7 @@ def _log(directory: pathlib.Path, report: Report) -> None:
         )
     for name, reason in report.ignored[:_LOGGED_BY_NAME]:
         logger.warning('ignoring %s in %s: %s', name, directory, reason)
+    for name, reason in report.redated[:_LOGGED_BY_NAME]:
+        logger.warning('dating %s in %s: %s', name, directory, reason)
     found = report.adopted or report.removed or report.ignored
     logger.log(logging.WARNING if found else logging.INFO, report.summary(directory))

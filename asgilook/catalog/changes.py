@@ -60,7 +60,7 @@ class Changes:
             # Under the write lock: no other process takes the id meanwhile.
             if sql.find(writer, image_id) is not None:
                 return None
-            before = self.directory.stat().st_mtime_ns
+            before = sql.directory_time(self.directory)
             # Dated inside the lock: the dates follow the order of the list.
             record = Record(image_id, size, length, time.time_ns())
             os.utime(temporary, ns=(record.modified_ns, record.modified_ns))
@@ -78,7 +78,7 @@ class Changes:
                 return Removal.NOT_LISTED
             sql.delete_rows(writer, [image_id])
             path = self.directory / listed.name
-            before = self.directory.stat().st_mtime_ns
+            before = sql.directory_time(self.directory)
             try:
                 os.replace(path, trash)
             except FileNotFoundError:

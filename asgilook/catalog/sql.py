@@ -166,7 +166,7 @@ def prepare(writer: sqlite3.Connection, directory: pathlib.Path) -> bool:
         if made is None and _served_before(directory):
             _number_from_now(writer)
         recorded = setting(writer, 'directory_mtime_ns')
-        return bool(recorded != directory.stat().st_mtime_ns)
+        return bool(recorded != directory_time(directory))
 
 
 def _served_before(directory: pathlib.Path) -> bool:
@@ -194,6 +194,15 @@ def _number_from_now(writer: sqlite3.Connection) -> None:
         'INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)',
         [('changes', now), ('images', now)],
     )
+
+
+def directory_time(directory: pathlib.Path) -> int:
+    """Return the directory's time (st_mtime_ns) as the catalog records it.
+
+    Wrapped into SQLite's integers: a time past 2262 (a clock set far ahead,
+    a `touch` by hand) is recorded too, and still moves when the time does.
+    """
+    return (directory.stat().st_mtime_ns + 2**63) % 2**64 - 2**63
 
 
 def insert_rows(writer: sqlite3.Connection, records: list[Record]) -> None:
@@ -247,15 +256,15 @@ def record_directory(
 ) -> None:
     """Record the directory's time as this change leaves it; trim the change log.
 
-    before: the directory's time before this change's own move of a file.
-    If it is not the time recorded, something else changed the directory
-    since (a file copied in or removed by hand, a process that died between
-    its move and its commit): the old time stays, and the next start
-    reindexes. Without it (a reindex), the time is recorded.
+    before: the directory's time (directory_time) before this change's own
+    move of a file. If it is not the time recorded, something else changed
+    the directory since (a file copied in or removed by hand, a process that
+    died between its move and its commit): the old time stays, and the next
+    start reindexes. Without it (a reindex), the time is recorded.
     """
     recorded = setting(writer, 'directory_mtime_ns')
     if before is None or before == recorded:
-        set_setting(writer, 'directory_mtime_ns', directory.stat().st_mtime_ns)
+        set_setting(writer, 'directory_mtime_ns', directory_time(directory))
     # A range of the primary key: one row, or none, at each change.
     writer.execute(
         'DELETE FROM changes WHERE serial <= ?',
