@@ -70,7 +70,8 @@ class CatalogLimits:
     write_wait: float = 60.0
     # Records remembered between two changes (an image's lookup is free then).
     remembered_records: int = 10_000
-    # Files a reindex reads or adopts in one batch.
+    # Files a reindex reads in one batch, and rows it removes or adopts in
+    # one transaction.
     reindex_batch: int = 10_000
     # The unpaged list is read and answered in one piece (and cached) up to
     # this many images (about 5 MB of JSON); a longer one is read from a

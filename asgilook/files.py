@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from stat import S_ISREG
 from typing import BinaryIO
 
 from . import blocking, jpeg
@@ -114,6 +115,19 @@ def read_record(item: os.DirEntry[str]) -> tuple[Record | None, str]:
     modified = min(max(stat.st_mtime_ns, _TIMES_NS.start), _TIMES_NS.stop - 1)
     record = Record(match['id'], size, length, modified)
     return record, '' if modified == stat.st_mtime_ns else _out_of_range(modified)
+
+
+def holds(directory: pathlib.Path, record: Record) -> bool:
+    """Return whether the file of a record is there, as read_record reads it.
+
+    A regular file of the length its name says (its content is not read).
+    """
+    try:
+        # Not a Path: a reindex asks this of every file it lists or unlists.
+        found = os.lstat(os.path.join(directory, record.name))
+    except FileNotFoundError:
+        return False
+    return S_ISREG(found.st_mode) and found.st_size == record.length
 
 
 def _out_of_range(modified_ns: int) -> str:

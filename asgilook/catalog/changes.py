@@ -90,18 +90,17 @@ class Changes:
             os.remove(trash)
         return Removal.REMOVED
 
-    def locked(self, function: Callable[[sqlite3.Connection], _T | None]) -> _T | None:
+    def locked(
+        self, function: Callable[[sqlite3.Connection], _T], scanned: int | None
+    ) -> _T:
         """Run function(writer) under the write lock, in one transaction.
 
-        What it changed is committed, with the directory's time, if it returns
-        something; if it returns None, nothing is written.
+        Committed with the directory's time a reindex read before it read the
+        directory: scanned, or none while what it found is not all applied.
         """
         with self._writing() as writer:
             result = function(writer)
-            if result is None:
-                writer.execute('ROLLBACK')
-            else:
-                self._record_directory()
+            sql.record_reindexed(writer, scanned, self.retained_changes)
         return result
 
     def keep(self, name: str, value: object) -> Any:
@@ -135,5 +134,5 @@ class Changes:
             os.replace(moved, origin)
             raise
 
-    def _record_directory(self, before: int | None = None) -> None:
+    def _record_directory(self, before: int) -> None:
         sql.record_directory(self.writer, self.directory, self.retained_changes, before)

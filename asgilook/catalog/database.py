@@ -273,15 +273,16 @@ class Catalog:
         )
 
     async def locked(
-        self, function: Callable[[sqlite3.Connection], _T | None]
-    ) -> _T | None:
+        self, function: Callable[[sqlite3.Connection], _T], scanned: int | None = None
+    ) -> _T:
         """Run function(writer) under the write lock, in one transaction.
 
-        For reindex.py. What it changed is committed, with the directory's
-        time, if it returns something; if it returns None, nothing is written.
+        For reindex.py, a batch at a time; committed with the directory's time
+        the reindex read before it read the directory: scanned, or none while
+        what it found is not all applied (see sql.record_reindexed).
         """
         return await self._on_files(
-            lambda opened: self._run_write(opened.changes.locked, function)
+            lambda opened: self._run_write(opened.changes.locked, function, scanned)
         )
 
     # -- threads

@@ -219,24 +219,6 @@ def insert_rows(writer: sqlite3.Connection, records: list[Record]) -> None:
     )
 
 
-def insert_table(writer: sqlite3.Connection, table: str) -> int:
-    """List the records of a table with the columns of images, oldest first.
-
-    Inside a transaction; return how many. The table is read, never held.
-    """
-    rows = writer.execute(f'SELECT {COLUMNS} FROM {table}')
-    _move_digest(writer, (record_of(row) for row in rows))
-    order = 'ORDER BY modified_ns, id'
-    count: int = writer.execute(
-        f'INSERT INTO images ({COLUMNS}) SELECT {COLUMNS} FROM {table} {order}'
-    ).rowcount
-    writer.execute(
-        f'INSERT INTO changes (kind, {CHANGE_COLUMNS}) '
-        f"SELECT 'created', {COLUMNS} FROM {table} {order}"
-    )
-    return count
-
-
 def delete_rows(writer: sqlite3.Connection, image_ids: list[str]) -> None:
     """Unlist images and log their removal; inside a transaction."""
     ids = [(image_id,) for image_id in image_ids]
@@ -252,7 +234,7 @@ def record_directory(
     writer: sqlite3.Connection,
     directory: pathlib.Path,
     retained_changes: int,
-    before: int | None = None,
+    before: int,
 ) -> None:
     """Record the directory's time as this change leaves it; trim the change log.
 
@@ -260,12 +242,31 @@ def record_directory(
     move of a file. If it is not the time recorded, something else changed
     the directory since (a file copied in or removed by hand, a process that
     died between its move and its commit): the old time stays, and the next
-    start reindexes. Without it (a reindex), the time is recorded.
+    start reindexes.
     """
-    recorded = setting(writer, 'directory_mtime_ns')
-    if before is None or before == recorded:
+    if before == setting(writer, 'directory_mtime_ns'):
         set_setting(writer, 'directory_mtime_ns', directory_time(directory))
-    # A range of the primary key: one row, or none, at each change.
+    trim_changes(writer, retained_changes)
+
+
+def record_reindexed(
+    writer: sqlite3.Connection, scanned: int | None, retained_changes: int
+) -> None:
+    """Record the directory's time a reindex read before reading the directory.
+
+    None while what it found is not all applied: a process that dies before
+    leaves no time recorded, and the next start reindexes. Trim the change log.
+    """
+    if scanned is None:
+        writer.execute("DELETE FROM settings WHERE name = 'directory_mtime_ns'")
+    else:
+        set_setting(writer, 'directory_mtime_ns', scanned)
+    trim_changes(writer, retained_changes)
+
+
+def trim_changes(writer: sqlite3.Connection, retained_changes: int) -> None:
+    """Keep the last retained_changes rows of the change log."""
+    # A range of the primary key: a few rows, or none, at each change.
     writer.execute(
         'DELETE FROM changes WHERE serial <= ?',
         (last_serial(writer) - retained_changes,),
