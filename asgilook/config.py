@@ -78,6 +78,9 @@ class CatalogLimits:
     # snapshot and sent list_batch images at a time, in bounded memory.
     listed_at_once: int = 10_000
     list_batch: int = 1000
+    # Bytes of disk kept for removals (a DELETE, an image whose file is
+    # gone) when the disk is full (0: none): see catalog/reserve.py.
+    reserve: int = 256 * 1024
 
 
 @dataclasses.dataclass(frozen=True)

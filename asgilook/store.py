@@ -11,11 +11,17 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import blocking, imaging, uploads
+from . import blocking, imaging, logs, uploads
 from .bodies import WaitingMemory
 from .catalog import Catalog, Record, Removal, file_name
 from .config import Config
-from .errors import ImageIdTakenError, ImageNotFoundError, StorageError
+from .errors import (
+    ImageIdTakenError,
+    ImageNotFoundError,
+    StorageError,
+    StorageFullError,
+    StorageUnavailableError,
+)
 from .files import StoredFile
 from .listing import Batches, Listing
 from .renderers import RenderProcesses
@@ -28,6 +34,9 @@ logger = logging.getLogger(__name__)
 # How many ids an upload asks the uuid_generator for, each one taken already,
 # before it gives up: random ids (uuid4) are taken next to never.
 ID_TRIES = 8
+# An image whose file is gone and that cannot be unlisted is said at most
+# this often, for each cause (a full disk, a storage that cannot be written).
+STAYS_LISTED_LOG_INTERVAL = 60.0
 
 
 def image_uri(image_id: str) -> str:
@@ -137,6 +146,11 @@ class Store:
         )
         # Upload bodies waiting for the executor, in memory, all together.
         self._waiting = WaitingMemory(config.upload_memory)
+        # An image that stays listed is said once a minute for each cause.
+        self._stays_listed = {
+            cause: logs.Throttle(STAYS_LISTED_LOG_INTERVAL, config.clock)
+            for cause in (StorageFullError, StorageUnavailableError)
+        }
         # Thumbnails render in processes of their own, unless told to render
         # in the threads above (render_processes = 0).
         self._renders = (
@@ -286,13 +300,32 @@ class Store:
         except ImageNotFoundError:
             # As expected: the row went, without the file.
             pass
-        except StorageError:
-            # Not now: the next start, or reindex, unlists it.
+        except StorageError as ex:
+            self._said_to_stay(image, ex)
             return
         logger.warning(
             'unlisted image %s: its file is gone from %s',
             image.image_id,
             self.catalog.directory,
+        )
+
+    def _said_to_stay(self, image: Image, ex: StorageError) -> None:
+        """Say that an image whose file is gone cannot be unlisted now, and when."""
+        full = isinstance(ex, StorageFullError)
+        more = self._stays_listed[
+            StorageFullError if full else StorageUnavailableError
+        ].take()
+        if more is None:
+            return
+        logger.warning(
+            'image %s stays listed though its file is gone from %s: %s to '
+            'unlist it now; the first request for it once %s unlists it, '
+            'as does python -m asgilook reindex%s',
+            image.image_id,
+            self.catalog.directory,
+            'its disk has no room' if full else 'its storage cannot be written',
+            'there is room' if full else 'it can be written',
+            more,
         )
 
     def token(self) -> bytes | None:

@@ -165,9 +165,10 @@ async def test_a_delete_with_no_room_to_record_it_is_507_and_keeps_the_image(
 
     with tmpfs(tmp_path / 'disk', '2m') as mount:
         disk = Disk(mount)
-        async with falcon.testing.ASGIConductor(
-            create_app(config_over(disk.storage))
-        ) as conductor:
+        config = config_over(disk.storage)
+        # No room kept in reserve for it either.
+        config.catalog_limits = dataclasses.replace(config.catalog_limits, reserve=0)
+        async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
             image = await upload_through(conductor, (64, 48))
             disk.fill()
             refused = await conductor.simulate_delete(

@@ -1,5 +1,6 @@
 """Storage that turns read-only while the service runs: 503, and nothing worse."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from asgilook.app import create_app
 
 from . import servers
 from .fakes import owner
-from .images import encode
+from .images import encode, stored_file
 from .mounts import read_only, tmpfs, writable
 from .test_events_live import Service, _eventually
 
@@ -73,6 +74,33 @@ async def test_delete_on_read_only_storage_is_503_and_keeps_the_image(
         await conductor.simulate_delete(image['image'], headers=owner(image))
     ).status_code == 204
     assert (await conductor.simulate_get(image['image'])).status_code == 404
+
+
+async def test_an_image_whose_file_is_gone_from_read_only_storage_is_said_to_stay(
+    conductor, storage, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook')
+    image = (await conductor.simulate_post('/images', body=noise((64, 48)))).json
+    image.pop('delete_token')
+    stored_file(storage, image['id']).unlink()
+    read_only(storage)
+
+    gone = await conductor.simulate_get(image['image'])
+    still = await conductor.simulate_get('/images')
+    writable(storage)
+    again = await conductor.simulate_get(image['image'])
+    listing = await conductor.simulate_get('/images')
+
+    assert (gone.status_code, again.status_code) == (404, 404)
+    assert still.json == [image]
+    assert listing.json == []
+    messages = [r.getMessage() for r in caplog.records if r.name == 'asgilook.store']
+    assert messages == [
+        f'image {image["id"]} stays listed though its file is gone from {storage}: '
+        'its storage cannot be written to unlist it now; the first request for it '
+        'once it can be written unlists it, as does python -m asgilook reindex',
+        f'unlisted image {image["id"]}: its file is gone from {storage}',
+    ]
 
 
 @pytest.mark.live

@@ -22,7 +22,7 @@ from .. import blocking
 from ..config import CatalogLimits
 from ..errors import CatalogError, CatalogFullError
 from ..files import TEMPORARY_DIRECTORY, Record
-from . import log, sql, watch
+from . import log, reserve, sql, watch
 from .changes import Changes, Removal
 from .faults import Faults
 from .identity import Identity, MovedError
@@ -82,6 +82,9 @@ class Catalog:
         self.limits = limits or CatalogLimits()
         self.incoming = directory / TEMPORARY_DIRECTORY
         self.path = directory / CATALOG_DIRECTORY / DATABASE_NAME
+        self._reserve = directory / CATALOG_DIRECTORY / reserve.NAME
+        # Whether this process gave up the reserve, or found no room for it.
+        self._reserve_missing = False
         self._token_sources = tuple(token_sources)
         self._clock = clock
         self._reads = ThreadPoolExecutor(1, thread_name_prefix='asgilook-catalog')
@@ -118,6 +121,9 @@ class Catalog:
             await self._run_write(_private, self.path.parent)
             changed = await self._run_write(sql.prepare, writer, self.directory)
             await self._run_write(log.upgrade, writer)
+            # Room for removals on a full disk, made if missing (reserve.py).
+            self._reserve_missing = self.limits.reserve > 0
+            await self._keep_reserve()
             identity = await self._run_read(Identity.of, self.path)
             watching = await self._run_read(self._watch, identity)
             changes = Changes(
@@ -257,20 +263,34 @@ class Catalog:
         record; None if an image is listed under its id already (an upload
         never replaces one): then nothing is written.
         """
-        return await self._on_files(
+        record = await self._on_files(
             lambda opened: self._run_write(
                 opened.changes.insert, image_id, size, length, temporary
             )
         )
+        await self._keep_reserve()
+        return record
 
     async def remove(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image and remove its file (moved to trash, then removed).
 
         An image whose file is gone (removed by hand) is unlisted all the same.
+        On a full disk, the room kept in reserve is given up for it (see
+        reserve.py).
         """
-        return await self._on_files(
-            lambda opened: self._run_write(opened.changes.delete, image_id, trash)
-        )
+
+        def delete(opened: _Open) -> Awaitable[Removal]:
+            return self._run_write(opened.changes.delete, image_id, trash)
+
+        try:
+            removal = await self._on_files(delete)
+        except CatalogFullError:
+            self._reserve_missing = True
+            if not await self._run_write(reserve.release, self._reserve):
+                raise
+            removal = await self._on_files(delete)
+        await self._keep_reserve()
+        return removal
 
     async def locked(
         self, function: Callable[[sqlite3.Connection], _T], scanned: int | None = None
@@ -284,6 +304,13 @@ class Catalog:
         return await self._on_files(
             lambda opened: self._run_write(opened.changes.locked, function, scanned)
         )
+
+    async def _keep_reserve(self) -> None:
+        """Make the reserve again if it is missing, after a change found room."""
+        if self._reserve_missing:
+            size = self.limits.reserve
+            made = await self._run_write(reserve.make, self._reserve, size)
+            self._reserve_missing = not made
 
     # -- threads
 
