@@ -294,6 +294,18 @@ def test_the_reindex_command_lists_what_it_finds(tmp_path, monkeypatch, caplog):
     )
 
 
+def test_the_reindex_command_under_asgi_look_secret_writes_no_key(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', str(tmp_path))
+    monkeypatch.setenv('ASGI_LOOK_SECRET', 'a secret of enough length')
+    name = place(tmp_path, jpeg(), (320, 200))
+
+    assert launcher.main(['reindex']) == 0
+
+    assert sorted(os.listdir(tmp_path)) == ['.catalog', '.incoming', name]
+
+
 def test_the_reindex_command_of_a_file_fails(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', str(tmp_path / 'a-file'))
     (tmp_path / 'a-file').write_text('not a directory')
