@@ -438,6 +438,8 @@ def test_a_worker_that_serves_is_seen_by_the_others(claims):
 
     before = workers.others_serve(supervisor)
     workers.mark_serving(supervisor)
+    # (Marked once: a second mark of the same process is the same.)
+    workers.mark_serving(supervisor)
 
     assert not before
     assert workers.others_serve(supervisor)
@@ -455,3 +457,19 @@ def test_what_every_worker_finds_is_said_once_for_the_server(caplog, claims):
     workers.warn_once(logger, 'test', 'found %s', 'that', supervisor=supervisor + 1)
 
     assert [r.getMessage() for r in caplog.records] == ['found this', 'found that']
+
+
+async def test_a_worker_that_never_started_beside_others_stops_cleanly(caplog):
+    app = AppAtStartup(
+        _bad_setting,
+        supervisor_pid=os.getpid,
+        others_serving=lambda supervisor: True,
+        retry_interval=60,
+    )
+
+    sent = await _lifespan(app)
+
+    assert sent == [
+        {'type': 'lifespan.startup.complete'},
+        {'type': 'lifespan.shutdown.complete'},
+    ]
