@@ -5,56 +5,72 @@ with the event loop and with the other renders. Between the steps of a render
 (open, decode, encode) Pillow runs Python, and a render waiting for the GIL
 leaves its CPU idle: under a stream of cold thumbnails 15% of the CPUs stood
 idle with renders in threads, 4% with renders in processes.
+
+Each render process has two pipes of its own: renders go down one, their
+outcomes come up the other, read on the event loop. (A ProcessPoolExecutor
+hands each render over through two threads of the worker, one to send it
+and one to read its outcome, each taking the GIL at every render: they cost
+a worker 0.35 ms of CPU a cold thumbnail, and the event loop waited for
+the GIL behind them.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import struct
+from collections.abc import Callable
+from concurrent.futures import Executor
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
+from typing import Any
 
-from . import blocking, imaging, lifetimes
+from . import blocking, imaging
 from .errors import RenderError
 
 logger = logging.getLogger(__name__)
 
+# Not the fork server, which starts faster but makes a directory (pymp-*, for
+# its socket) in the system's temporary directory that only the worker's
+# exit removes: a worker ended by its signal, as uvicorn ends it, left one
+# behind each time. The first render costs the same either way (a Python
+# that imports Pillow), and each process holds its own memory either way
+# once it has rendered.
+SPAWN = multiprocessing.get_context('spawn')
 
-# Starts the processes of a pool: ProcessPoolExecutor's signature (workers,
-# mp_context=, initializer=, initargs=), or a test's pool.
-PoolFactory = Callable[..., ProcessPoolExecutor]
+# How long a process let go of at close may take to end before it is killed.
+_END_SECONDS = 5.0
 
 
 class RenderProcesses:
     """Render thumbnails (`imaging.resize`) in up to `workers` processes.
 
-    The processes start at the first render, afresh (multiprocessing's
-    spawn), with none of the threads of the process that asked. A process
-    that dies (killed for its memory, say) takes its render with it: the pool
-    is replaced and the render tried once more. Where processes cannot be
-    started at all, renders go to `threads`, and the log says why once.
-
-    pools makes a pool (ProcessPoolExecutor).
+    The processes start as renders need them, afresh (multiprocessing's
+    spawn, or context's), with none of the threads of the process that
+    asked. A process that dies (killed for its memory, say) takes its render
+    with it: another starts, and the render is tried once more. Where
+    processes cannot be started at all, renders go to `threads`, and the log
+    says why once.
     """
 
     def __init__(
-        self,
-        workers: int,
-        threads: Executor,
-        pools: PoolFactory = ProcessPoolExecutor,
+        self, workers: int, threads: Executor, context: SpawnContext = SPAWN
     ) -> None:
         self._workers = workers
         self._threads = threads
-        self._pools = pools
-        self._pool: ProcessPoolExecutor | None = None
+        self._context = context
         self._startable = True
-        # Submits to the pool that may still start one of its processes.
-        self._starting = 0
+        # The processes that are free (None: one died, there is room for
+        # another), and how many run (or start) in all.
+        self._idle: asyncio.Queue[_Renderer | None] = asyncio.Queue()
+        self._running: set[_Renderer] = set()
+        self._started = 0
 
     async def resize(
         self, source: str | os.PathLike[str], size: tuple[int, int], quality: int
@@ -65,20 +81,19 @@ class RenderProcesses:
                 return await blocking.run(
                     self._threads, imaging.resize, source, size, quality
                 )
-            pool = self._pool or self._start()
             try:
-                rendering = await self._submit(pool, source, size, quality)
-            except BrokenProcessPool:
-                self._discard(pool)
-                continue
+                renderer = await self._renderer()
             except OSError as ex:
-                self._give_up_processes(pool, ex)
+                self._give_up_processes(ex)
                 continue
+            # Looked up now: a test may render with another function.
+            rendering = renderer.render(imaging.resize, source, size, quality)
+            rendering.add_done_callback(functools.partial(self._done, renderer))
             try:
-                # An OSError here is the render's own, such as its file gone.
-                return await rendering
-            except BrokenProcessPool:
-                self._discard(pool)
+                # Its outcome is read whatever becomes of this request.
+                return await asyncio.shield(rendering)
+            except _DiedError:
+                continue
         raise RenderError(f'the process rendering {source} at {size} died')
 
     async def close(self) -> None:
@@ -88,43 +103,48 @@ class RenderProcesses:
         signal that stopped it): processes not told to go by then would be
         left running. The next render starts new ones.
         """
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await blocking.run(
-                blocking.FILES, functools.partial(pool.shutdown, cancel_futures=True)
-            )
-
-    async def _submit(
-        self,
-        pool: ProcessPoolExecutor,
-        source: str | os.PathLike[str],
-        size: tuple[int, int],
-        quality: int,
-    ) -> Awaitable[bytes]:
-        """Hand a render to the pool; return what will be its outcome."""
-        if self._starting:
-            # Submitting starts a process while not all of them run (the
-            # first, multiprocessing's resource tracker too: 2-9 ms, longer
-            # on a busy machine), which must not hold the event loop: it
-            # waits in the default executor.
-            self._starting -= 1
-            started = await blocking.run(
-                blocking.FILES, pool.submit, imaging.resize, source, size, quality
-            )
-            return asyncio.wrap_future(started)
-        return blocking.run(pool, imaging.resize, source, size, quality)
-
-    def _start(self) -> ProcessPoolExecutor:
-        self._pool = self._pools(
-            self._workers,
-            mp_context=_SPAWN,
-            initializer=end_with,
-            initargs=(os.getpid(),),
+        running, self._running = self._running, set()
+        self._idle = asyncio.Queue()
+        self._started = 0
+        for renderer in running:
+            renderer.close()
+        await asyncio.gather(
+            *(blocking.run(blocking.FILES, renderer.join) for renderer in running)
         )
-        self._starting = self._workers
-        return self._pool
 
-    def _give_up_processes(self, pool: ProcessPoolExecutor, ex: OSError) -> None:
+    async def _renderer(self) -> _Renderer:
+        """Return a free process: one that waits, or a new one, or the next freed."""
+        while True:
+            if self._idle.empty() and self._started < self._workers:
+                return await self._start()
+            renderer = await self._idle.get()
+            if renderer is not None:
+                return renderer
+
+    async def _start(self) -> _Renderer:
+        self._started += 1
+        try:
+            renderer = await _Renderer.start(self._context)
+        except BaseException:
+            self._started -= 1
+            raise
+        self._running.add(renderer)
+        return renderer
+
+    def _done(self, renderer: _Renderer, rendering: asyncio.Future[Any]) -> None:
+        """Free a process whose render is done; let it go if it died."""
+        if renderer not in self._running:
+            return  # Let go of at close.
+        if rendering.cancelled() or isinstance(rendering.exception(), _DiedError):
+            self._running.discard(renderer)
+            self._started -= 1
+            renderer.close()
+            # Whoever waits for a free process may start one.
+            self._idle.put_nowait(None)
+            return
+        self._idle.put_nowait(renderer)
+
+    def _give_up_processes(self, ex: OSError) -> None:
         logger.warning(
             'cannot start processes to render thumbnails (%s); rendering '
             'them in threads (ASGI_LOOK_RENDER_PROCESSES=0 does so from '
@@ -132,31 +152,105 @@ class RenderProcesses:
             ex,
         )
         self._startable = False
-        self._discard(pool)
-
-    def _discard(self, pool: ProcessPoolExecutor) -> None:
-        if self._pool is pool:
-            self._pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
-# Not the fork server, which starts faster but makes a directory (pymp-*, for
-# its socket) in the system's temporary directory that only the worker's
-# exit removes: a worker ended by its signal, as uvicorn ends it, left one
-# behind each time. The first render costs the same either way (a Python
-# that imports Pillow), and each process holds its own memory either way
-# once it has rendered.
-_SPAWN = multiprocessing.get_context('spawn')
+class _DiedError(Exception):
+    """The render process ended before it told the outcome of its render."""
 
 
-def end_with(pid: int) -> None:
-    """Exit this render process at once when its worker, pid, has ended.
+class _Renderer:
+    """One render process: the pipe renders go down, the one outcomes come up."""
 
-    Runs in each render process as it starts, so that none outlives a worker
-    that was killed (`kill -9`) and could not let it go. Ctrl-C, which a
+    def __init__(
+        self,
+        process: Any,
+        requests: Connection,
+        outcomes: asyncio.StreamReader,
+        transport: asyncio.ReadTransport,
+    ) -> None:
+        self._process = process
+        self._requests = requests
+        self._outcomes = outcomes
+        self._transport = transport
+
+    @classmethod
+    async def start(cls, context: SpawnContext) -> _Renderer:
+        """Start a process (OSError if none can start), and connect its pipes."""
+        requests_end, requests = context.Pipe(duplex=False)
+        outcomes, outcomes_end = context.Pipe(duplex=False)
+        process = context.Process(
+            target=serve,
+            args=(requests_end, outcomes_end),
+            name='asgilook-render',
+            daemon=True,
+        )
+        try:
+            # Starting one takes a fork and an exec of a large process: off
+            # the event loop.
+            await blocking.run(blocking.FILES, process.start)
+        except BaseException:
+            for end in (requests_end, requests, outcomes, outcomes_end):
+                end.close()
+            raise
+        requests_end.close()
+        outcomes_end.close()
+        reader = asyncio.StreamReader()
+        # The reader's own file of the pipe: closing its transport closes it.
+        pipe = os.fdopen(os.dup(outcomes.fileno()), 'rb', buffering=0)
+        outcomes.close()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+        return cls(process, requests, reader, transport)
+
+    def render(self, function: Callable[..., bytes], *args: Any) -> asyncio.Task[bytes]:
+        """Hand function(*args) to the process; its outcome, as a task."""
+        return asyncio.get_running_loop().create_task(self._exchange(function, args))
+
+    async def _exchange(self, function: Callable[..., bytes], args: Any) -> bytes:
+        try:
+            self._requests.send_bytes(pickle.dumps((function, args)))
+            header = await self._outcomes.readexactly(4)
+            (length,) = struct.unpack('!i', header)
+            if length == -1:
+                # (multiprocessing's header of a message over 2 GiB)
+                (length,) = struct.unpack('!Q', await self._outcomes.readexactly(8))
+            done, outcome = pickle.loads(await self._outcomes.readexactly(length))
+        except (OSError, asyncio.IncompleteReadError) as ex:
+            raise _DiedError from ex
+        if done:
+            rendered: bytes = outcome
+            return rendered
+        raise outcome
+
+    def close(self) -> None:
+        """Let the process go: the end of its pipe ends it."""
+        self._requests.close()
+        self._transport.close()
+
+    def join(self) -> None:
+        """Wait for the process to end (blocking); kill it if it does not."""
+        self._process.join(_END_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def serve(requests: Connection, outcomes: Connection) -> None:
+    """A render process's life: render what comes down its pipe until it closes.
+
+    The pipe closes when the worker lets the process go, or ends, even killed
+    with `kill -9`: no render process outlives its worker. Ctrl-C, which a
     terminal sends to every process of the server, is left to the worker:
     its graceful stop lets the renders in flight finish, then lets the
     processes go (a render process would print a KeyboardInterrupt).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lifetimes.when_ended(pid, functools.partial(os._exit, 0))
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            function, args = pickle.loads(requests.recv_bytes())
+            try:
+                outcome = (True, function(*args))
+            except Exception as ex:
+                outcome = (False, ex)
+            outcomes.send_bytes(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))

@@ -98,7 +98,7 @@ class Image:
     @property
     def etag(self) -> str:
         """A strong validator of the stored file: another file, another tag."""
-        identity = f'{self.path.name}@{self.modified.isoformat()}'
+        identity = f'{self.version}@{self.modified.isoformat()}'
         return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
     def thumbnail_etag(self, size: tuple[int, int]) -> str:

@@ -8,6 +8,7 @@ Where there is no such namespace, each worker reports, and none is seen.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import logging
 import multiprocessing
@@ -41,6 +42,13 @@ def warn_once(
 
 # The names this process holds (its claims and its mark), until it ends.
 _CLAIMS: list[socket.socket] = []
+
+
+@atexit.register
+def _let_go() -> None:
+    # Closed at the end rather than found unclosed by the collector.
+    for claim in _CLAIMS:
+        claim.close()
 
 
 def first_to_report(supervisor_pid: int | None, what: str = 'failed-start') -> bool:

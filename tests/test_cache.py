@@ -31,12 +31,13 @@ def test_entries_are_msgpack_under_the_path(client, redis, png_image):
     image = as_listed(client.simulate_post('/images', body=png_image).json)
     listing = client.simulate_get('/images')
 
-    content_type, body, version, headers, signature = msgpack.unpackb(
+    content_type, body, version, headers, signature, form = msgpack.unpackb(
         redis.get('asgilook:/images')
     )
     assert (content_type, body) == ('application/json', listing.content)
     assert version
     assert len(signature) == 32
+    assert form == 2
     assert headers == {
         'ETag': listing.headers['ETag'],
         'Cache-Control': 'no-cache',

@@ -103,7 +103,7 @@ def test_an_entry_signed_with_another_key_is_a_miss(
     other.secret = b'the secret of another service'
     other_key = _loaded_key(other)
     for uri in uris:
-        _, body, version, headers, _ = msgpack.unpackb(redis.get(f'asgilook:{uri}'))
+        _, body, version, headers, *_ = msgpack.unpackb(redis.get(f'asgilook:{uri}'))
         stored = Entry(real[uri].headers['Content-Type'], body, version, headers)
         redis.set(f'asgilook:{uri}', entries.pack(stored, uri, other_key))
 
@@ -157,3 +157,22 @@ def test_a_response_of_another_type_is_not_stored(config, redis):
 
     assert states == ['Miss', 'Miss']
     assert not redis.exists('asgilook:/page')
+
+
+def test_an_entry_of_an_older_asgilook_is_replaced_without_a_word(
+    client, config, redis, image, caplog
+):
+    # 0.8 signed the whole body with BLAKE2b, in an array of five.
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    uri = image['thumbnails'][0]
+    rendered = client.simulate_get(uri)
+    *older, _ = msgpack.unpackb(redis.get(f'asgilook:{uri}'))
+    redis.set(f'asgilook:{uri}', msgpack.packb(older, use_bin_type=True))
+
+    first = _another_worker(config).simulate_get(uri)
+    again = _another_worker(config).simulate_get(uri)
+
+    assert first.headers['X-ASGILook-Cache'] == 'Miss'
+    assert again.headers['X-ASGILook-Cache'] == 'Hit'
+    assert first.content == again.content == rendered.content
+    assert [r for r in caplog.records if r.name == 'asgilook.cache'] == []

@@ -69,9 +69,11 @@ def sigint_handler():
 
 
 def test_a_render_process_leaves_ctrl_c_to_its_worker(sigint_handler):
-    # As a render process starts: this process stands for both, being its
-    # own worker (which never ends before it).
-    renderers.end_with(os.getpid())
+    # As a render process's life goes: this process stands for one, whose
+    # worker let it go at once.
+    requests, closed = renderers.SPAWN.Pipe(duplex=False)
+    closed.close()
+    renderers.serve(requests, requests)
 
     # Ctrl-C reaches every process of a terminal's group: the worker stops
     # gracefully, letting the render finish, and a render process would

@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import signal
-from concurrent.futures.process import BrokenProcessPool
 
 import fakeredis
 import falcon.testing
@@ -70,30 +69,22 @@ async def test_a_render_process_that_died_is_replaced(storage_path, redis_server
     assert resp.headers['X-ASGILook-Cache'] == 'Miss'
 
 
-async def test_a_pool_found_broken_as_a_render_is_handed_over_is_replaced(
-    storage_path, redis_server, monkeypatch
+async def test_renders_go_on_while_their_processes_are_killed(
+    storage_path, redis_server
 ):
-    # Whether a pool learns of a dead process before or after the next
-    # render is handed to it is the operating system's timing: here, before.
-    submit = renderers.RenderProcesses._submit
-    broken = []
-
-    async def broken_once(self, pool, *args):
-        if not broken:
-            broken.append(pool)
-            raise BrokenProcessPool('a process of the pool died')
-        assert pool is not broken[0]
-        return await submit(self, pool, *args)
-
+    # Whether a process is found dead as a render is handed to it, or as its
+    # outcome is read, is the operating system's timing: both happen here.
     app = _app(storage_path, redis_server, 2)
     async with falcon.testing.ASGIConductor(app) as conductor:
-        image = (await conductor.simulate_post('/images', body=photo())).json
-        monkeypatch.setattr(renderers.RenderProcesses, '_submit', broken_once)
-        resp = await conductor.simulate_get(image['thumbnails'][0])
+        image = await conductor.simulate_post('/images', body=photo((4000, 3000)))
+        uris = image.json['thumbnails']
+        answers = []
+        for uri in uris:
+            answers.append(await conductor.simulate_get(uri))
+            for pid in _render_processes():
+                os.kill(pid, signal.SIGKILL)
 
-    assert broken
-    assert resp.status_code == 200
-    assert resp.headers['Content-Type'] == 'image/jpeg'
+    assert [resp.status_code for resp in answers] == [200] * len(uris)
 
 
 async def test_a_render_whose_process_dies_each_time_is_a_503(
@@ -135,10 +126,15 @@ async def _render_processes_of(workers, **params):
             await processes.close()
 
 
-class _NoProcesses(concurrent.futures.ProcessPoolExecutor):
-    """A pool on a machine that refuses to start another process."""
+class _NoProcesses:
+    """multiprocessing on a machine that refuses to start another process."""
 
-    def submit(self, *args, **kwargs):
+    Pipe = staticmethod(renderers.SPAWN.Pipe)
+
+    def Process(self, **kwargs):  # noqa: N802 (multiprocessing's name)
+        return self
+
+    def start(self):
         raise OSError(errno.EAGAIN, 'Resource temporarily unavailable')
 
 
@@ -146,7 +142,7 @@ async def test_where_no_process_can_start_thumbnails_render_in_threads(
     stored_photo, caplog
 ):
     path, expected = stored_photo
-    async with _render_processes_of(2, pools=_NoProcesses) as processes:
+    async with _render_processes_of(2, context=_NoProcesses()) as processes:
         rendered = [await processes.resize(path, (960, 540), 90) for _ in range(3)]
 
     assert rendered == [expected] * 3
