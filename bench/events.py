@@ -4,8 +4,9 @@ Run from the repository root (needs `wrk`: apt-get install wrk):
 
     python -m bench.events
 
-It starts its own redis-server and `uvicorn asgilook.asgi:app --workers 2`
-(uvloop, httptools, no access log) and opens 2 000 streams of GET /events
+It starts its own redis-server and `python -m asgilook --workers 2` (or,
+with `--uvicorn`, `uvicorn asgilook.asgi:app --workers 2`: uvloop, httptools,
+no access log) and opens 2 000 streams of GET /events
 from 2 client processes (bench/subscribers.py); the kernel gives each to
 either worker, and /proc tells which holds it. It measures, against the
 targets of issue 15: the workers' RSS per idle subscriber; the cached
@@ -198,6 +199,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument('--seconds', type=int, default=5, help='of each wrk round')
     parser.add_argument('--connections', type=int, default=32, help="wrk's")
     parser.add_argument('--rounds', type=int, default=3, help='wrk rounds A/B')
+    parser.add_argument(
+        '--uvicorn',
+        action='store_true',
+        help='serve with plain uvicorn, not python -m asgilook',
+    )
     return parser.parse_args()
 
 
@@ -209,7 +215,11 @@ def main() -> None:
     with (
         processes.temporary_redis() as (work, redis_url),
         processes.Uvicorn(
-            work / 'images', redis_url, workers=2, log=work / 'uvicorn.log'
+            work / 'images',
+            redis_url,
+            workers=2,
+            log=work / 'uvicorn.log',
+            launcher=not args.uvicorn,
         ) as server,
     ):
         workers = server.workers(2)

@@ -91,6 +91,7 @@ class Uvicorn:
         app: str = ASGILOOK,
         env: dict[str, str] | None = None,
         startup_seconds: float = 60,
+        launcher: bool = False,
     ) -> None:
         self.port = free_port()
         self.base_url = f'http://127.0.0.1:{self.port}'
@@ -100,7 +101,11 @@ class Uvicorn:
             ASGI_LOOK_REDIS_HOST=redis_url,
             **(env or {}),
         )
-        command = [sys.executable, '-m', 'uvicorn', app, *_UVICORN_FLAGS.split()]
+        if launcher:
+            # `python -m asgilook`, as the README says to run it.
+            command = [sys.executable, '-m', 'asgilook', '--no-access-log']
+        else:
+            command = [sys.executable, '-m', 'uvicorn', app, *_UVICORN_FLAGS.split()]
         command += ['--port', str(self.port), '--workers', str(workers)]
         with contextlib.ExitStack() as stack:
             output = None if log is None else stack.enter_context(open(log, 'wb'))
