@@ -80,11 +80,8 @@ def preconditions_hold(
     since = req.get_header('If-Unmodified-Since')
     if since is None or last_modified is None:
         return True
-    try:
-        return falcon.http_date_to_dt(last_modified) <= falcon.http_date_to_dt(since)
-    except ValueError:
-        # A date that does not parse is ignored, as if it had not been sent.
-        return True
+    unmodified = _unmodified_since(last_modified, since)
+    return True if unmodified is None else unmodified
 
 
 def _strong_match(tags: list[falcon.ETag | Literal['*']], etag: str | None) -> bool:
@@ -124,8 +121,15 @@ def _not_modified(
     last_modified = resp.get_header('Last-Modified')
     if last_modified is None or since is None:
         return False
+    return bool(_unmodified_since(last_modified, since))
+
+
+def _unmodified_since(last_modified: str, since: str) -> bool | None:
+    """Whether what was last modified then is no newer than since.
+
+    None if either date does not parse: it is ignored, as if not sent.
+    """
     try:
         return falcon.http_date_to_dt(last_modified) <= falcon.http_date_to_dt(since)
     except ValueError:
-        # A date that does not parse is ignored, as if it had not been sent.
-        return False
+        return None

@@ -19,7 +19,8 @@ import pytest
 from asgilook.app import create_app
 
 from . import browser, servers
-from .fakes import make_config
+from .fakes import as_listed, make_config
+from .images import encode, gradient
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
 # (sleep(0) in a loop), which holds the GIL; the start's work runs in threads
@@ -95,6 +96,24 @@ def events_config(config):
 def client(config):
     app = create_app(config)
     return falcon.testing.TestClient(app)
+
+
+@pytest.fixture
+def image(client):
+    """An image uploaded through the client, as the list shows it."""
+    return as_listed(
+        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
+    )
+
+
+@pytest.fixture(params=['list', 'image', 'thumbnail'])
+def uri(request, image):
+    """Each kind of answer the cache keeps: the list, an image, a thumbnail."""
+    return {
+        'list': '/images',
+        'image': image['image'],
+        'thumbnail': image['thumbnails'][0],
+    }[request.param]
 
 
 @pytest.fixture(scope='session')

@@ -58,6 +58,15 @@ async def upload_through(conductor, size=(320, 200)) -> dict:
     return as_listed(resp.json)
 
 
+async def redis_keys(config) -> list[bytes]:
+    """The keys of the Redis a config names, sorted."""
+    client = config.redis_from_url(config.redis_host)
+    try:
+        return sorted(await client.keys('*'))
+    finally:
+        await client.aclose()
+
+
 def dying_render(*args):
     """A render whose process dies, as one killed for its memory would."""
     os._exit(1)

@@ -13,6 +13,7 @@ from asgilook.admission import RELEASE
 from asgilook.app import create_app
 
 from .asgi import DISCONNECT, body, call, http_scope
+from .fakes import redis_keys
 from .streams import WAIT, SSEReader, uploads
 
 
@@ -46,7 +47,7 @@ async def test_another_spelling_of_a_path_is_a_308_to_its_one_url(
     assert answer is None
     # Answered before the cache: nothing computed, nothing kept.
     assert 'x-asgilook-cache' not in headers
-    assert await redis_server_keys(config) == []
+    assert await redis_keys(config) == []
 
 
 @pytest.mark.parametrize('method', ['POST', 'DELETE', 'HEAD'])
@@ -64,19 +65,11 @@ async def test_two_hundred_spellings_of_the_list_keep_one_entry(config):
             await conductor.simulate_get('/' * slashes + 'images')
             for slashes in range(1, 201)
         ]
-        keys = await redis_server_keys(config)
+        keys = await redis_keys(config)
 
     assert answers[0].status_code == 200
     assert {resp.status_code for resp in answers[1:]} == {308}
     assert [key for key in keys if b'images' in key] == [b'asgilook:/images']
-
-
-async def redis_server_keys(config) -> list[bytes]:
-    client = config.redis_from_url(config.redis_host)
-    try:
-        return sorted(await client.keys('*'))
-    finally:
-        await client.aclose()
 
 
 async def test_a_stream_asked_for_under_another_spelling_is_never_opened(config):

@@ -120,10 +120,7 @@ async def test_a_removed_wal_index_then_a_restarted_worker_loses_nothing(
         body = encode(gradient(), 'PNG')
         created = [_upload(service.url, body) for _ in range(3)]
         (_catalog(storage) / (DATABASE_NAME + '-shm')).unlink()
-        os.kill(workers[0], signal.SIGKILL)
-        await _eventually(
-            lambda: len(w := service.workers()) == 2 and workers[0] not in w
-        )
+        await _restart_one(service, workers)
         created += [_upload(service.url, body) for _ in range(20)]
         # From either worker, each time on a new connection.
         lists = [_list(service.url) for _ in range(10)]
@@ -133,6 +130,14 @@ async def test_a_removed_wal_index_then_a_restarted_worker_loses_nothing(
     assert all(status == 201 for status, _ in created)
     ids = [image['id'] for _, image in created]
     assert {tuple(image['id'] for image in listed) for listed in lists} == {tuple(ids)}
+
+
+async def _restart_one(service: Service, workers: list[int]) -> None:
+    """Kill a worker, as the system might; wait until uvicorn started another."""
+    os.kill(workers[0], signal.SIGKILL)
+    await _eventually(
+        lambda: len(w := service.workers()) == 2 and workers[0] not in w, wait=30
+    )
 
 
 def _list(url: str) -> list[dict]:
@@ -244,10 +249,7 @@ async def test_a_removed_wal_loses_nothing_it_held(tmp_path, live_redis):
         # What they committed is in the WAL alone (no checkpoint yet).
         (_catalog(storage) / (DATABASE_NAME + '-wal')).unlink()
         seen = [_list(service.url) for _ in range(10)]
-        os.kill(workers[0], signal.SIGKILL)
-        await _eventually(
-            lambda: len(w := service.workers()) == 2 and workers[0] not in w
-        )
+        await _restart_one(service, workers)
         created += [_upload(service.url, body) for _ in range(5)]
         lists = [_list(service.url) for _ in range(10)]
     finally:

@@ -17,22 +17,6 @@ MATTERS = ('Content-Type', 'ETag', 'Last-Modified', 'Cache-Control', 'Content-Le
 IMMUTABLE = 'public, max-age=31536000, immutable'
 
 
-@pytest.fixture
-def image(client):
-    return as_listed(
-        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
-    )
-
-
-@pytest.fixture(params=['list', 'image', 'thumbnail'])
-def uri(request, image):
-    return {
-        'list': '/images',
-        'image': image['image'],
-        'thumbnail': image['thumbnails'][0],
-    }[request.param]
-
-
 def _matters(resp):
     return {name: resp.headers.get(name) for name in MATTERS}
 

@@ -14,7 +14,7 @@ from asgilook.app import create_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
 from asgilook.errors import CatalogError, StorageUnavailableError
 
-from .fakes import make_config
+from .fakes import make_config, redis_keys
 from .paging import upload_many
 
 
@@ -76,7 +76,7 @@ async def test_a_long_list_too_large_to_keep_is_sent_and_not_kept(config, stored
     async with falcon.testing.ASGIConductor(app) as conductor:
         long = [await conductor.simulate_get('/images') for _ in range(2)]
         short = [await conductor.simulate_get('/images?limit=5') for _ in range(2)]
-        keys = await _redis_keys(config)
+        keys = await redis_keys(config)
 
     assert [resp.headers['x-asgilook-cache'] for resp in long] == ['Miss', 'Miss']
     assert long[0].content == long[1].content
@@ -92,14 +92,6 @@ async def test_a_long_list_small_enough_to_keep_is_kept_byte_for_byte(config, st
     assert [resp.headers['x-asgilook-cache'] for resp in answers] == ['Miss', 'Hit']
     assert answers[0].content == answers[1].content
     assert answers[1].json == stored
-
-
-async def _redis_keys(config) -> list[bytes]:
-    client = config.redis_from_url(config.redis_host)
-    try:
-        return sorted(await client.keys('*'))
-    finally:
-        await client.aclose()
 
 
 async def test_head_and_a_304_of_a_long_list_read_no_snapshot(
@@ -143,7 +135,7 @@ async def test_a_catalog_failing_before_the_answer_begins_is_a_503(
     app = create_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app) as conductor:
         resp = await conductor.simulate_get('/images')
-        keys = await _redis_keys(config)
+        keys = await redis_keys(config)
 
     assert resp.status_code == 503
     assert resp.json['title'] == 'Storage unavailable'
@@ -222,7 +214,7 @@ async def test_an_image_too_large_to_keep_is_sent_from_its_file_each_time(
     app = create_app(_long_lists(config, largest_entry=100))
     async with falcon.testing.ASGIConductor(app) as conductor:
         answers = [await conductor.simulate_get(stored[0]['image']) for _ in range(2)]
-        keys = await _redis_keys(config)
+        keys = await redis_keys(config)
 
     assert [resp.headers['x-asgilook-cache'] for resp in answers] == ['Miss', 'Miss']
     assert answers[0].content == answers[1].content

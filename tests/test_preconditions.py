@@ -10,27 +10,11 @@ import pytest
 
 from asgilook.app import create_app
 
-from .fakes import as_listed, owner, upload_through
-from .images import encode, gradient, image_files
+from .fakes import owner, upload_through
+from .images import image_files
 from .streams import WAIT
 
 MSGPACK = {'Accept': 'application/msgpack'}
-
-
-@pytest.fixture
-def image(client):
-    return as_listed(
-        client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
-    )
-
-
-@pytest.fixture(params=['list', 'image', 'thumbnail'])
-def uri(request, image):
-    return {
-        'list': '/images',
-        'image': image['image'],
-        'thumbnail': image['thumbnails'][0],
-    }[request.param]
 
 
 def _before(image, seconds=1):
