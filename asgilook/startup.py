@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ import falcon
 
 from . import config, lifetimes, logs, workers
 from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
+from .events.exits import ExitSignals
 from .guards import send_error
 from .workers import first_to_report, mark_serving, others_serve
 
@@ -48,8 +50,9 @@ class AppAtStartup:
     But a worker that starts while others of its server serve (one started
     again in place of one that died) never stops them: should its start fail
     (the storage turned read-only since they started, say, where SQLite
-    cannot open the catalog anew), it answers 503 and tries again every
-    retry_interval seconds, and says so once.
+    cannot open the catalog anew), it does not finish its start, so that the
+    server takes no connection on it (the others answer every request); it
+    tries again every retry_interval seconds, and says so once.
 
     At its start, the server's first worker warns of each `ASGI_LOOK_*`
     variable of environ (os.environ) that is no setting. Once started, a
@@ -75,6 +78,7 @@ class AppAtStartup:
         self._environ = os.environ if environ is None else environ
         self._others_serving = others_serving or others_serve
         self._retry_interval = retry_interval
+        self._stopping = asyncio.Event()
         self._app: Any = None
         self._lifespan: _Lifespan | None = None
         self._failure: str | None = None
@@ -101,7 +105,6 @@ class AppAtStartup:
     ) -> None:
         await receive()  # lifespan.startup
         failure = await self._start(scope)
-        retrying = None
         if failure is not None:
             if not await asyncio.to_thread(
                 self._others_serving, self._supervisor_pid()
@@ -110,13 +113,9 @@ class AppAtStartup:
                 # No message: the line is logged once for all workers, already.
                 await send({'type': 'lifespan.startup.failed'})
                 return
-            # Answered 503 from now on (not started here, as at a first request).
-            self._failure = failure
-            retrying = asyncio.create_task(self._retry(scope, failure))
+            await self._retry(scope, failure)
         await send({'type': 'lifespan.startup.complete'})
         await receive()  # lifespan.shutdown
-        if retrying is not None:
-            retrying.cancel()
         if self._lifespan is None:
             await send({'type': 'lifespan.shutdown.complete'})
             return
@@ -147,17 +146,39 @@ class AppAtStartup:
         return None
 
     async def _retry(self, scope: dict[str, Any], failure: str) -> None:
-        """Start again every retry_interval seconds until started (503 until then)."""
+        """Start again every retry_interval seconds, until started or stopped.
+
+        Unstarted, the server takes no connection on this worker: the others
+        answer them all. Stopped (SIGINT, SIGTERM), it returns unstarted,
+        and the server goes on to its shutdown.
+        """
         logger.warning(
             'cannot start: %s; the other workers of this server serve: this one '
-            'answers 503 and tries again every %g s',
+            'takes no request and tries again every %g s',
             failure,
             self._retry_interval,
         )
-        while self._app is None:
-            await asyncio.sleep(self._retry_interval)
-            if await self._start(scope) is None:
-                logger.warning('started at last: this worker serves too')
+        # Answered 503, should a request come (a server without a lifespan).
+        self._failure = failure
+        signals = ExitSignals(self.stop_retrying)
+        signals.install()
+        try:
+            while not await self._stopped_within(self._retry_interval):
+                if await self._start(scope) is None:
+                    logger.warning('started at last: this worker serves too')
+                    return
+        finally:
+            signals.uninstall()
+
+    def stop_retrying(self) -> None:
+        """Give up starting (the server is stopping)."""
+        self._stopping.set()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
 
     async def _fail(self, failure: str) -> None:
         self._failure = failure

@@ -382,14 +382,14 @@ def test_a_worker_stops_when_its_supervisor_has_gone(supervisor, caplog):
     assert 'the supervisor of this worker has gone' in caplog.text
 
 
-async def test_a_worker_that_cannot_start_beside_others_that_serve_waits(
+async def test_a_worker_that_cannot_start_beside_others_waits_out_of_service(
     caplog, claims, storage_path
 ):
     # One started in place of one that died, its storage away for a while.
     attempts = []
 
     def factory():
-        attempts.append(True)
+        attempts.append(len(sent))
         if len(attempts) < 3:
             raise StorageUnavailableError('cannot store images in /srv (read-only)')
         return create_app(make_config(storage_path))
@@ -400,35 +400,31 @@ async def test_a_worker_that_cannot_start_beside_others_that_serve_waits(
         others_serving=lambda supervisor: supervisor == os.getpid(),
         retry_interval=0.01,
     )
-    events = asyncio.Queue()
-    await events.put({'type': 'lifespan.startup'})
     sent = []
 
     async def send(event):
         sent.append(event)
 
-    scope = {'type': 'lifespan', 'asgi': {'version': '3.0'}, 'state': {}}
-    lifespan = asyncio.create_task(app(scope, events.get, send))
-    async with asyncio.timeout(10):
-        while not sent:  # noqa: ASYNC110 (the first answer of the lifespan)
-            await asyncio.sleep(0.001)
-        refused = await _request(app)
-        # Served once it started: at its third attempt.
-        while (await _request(app))[0]['status'] != 200:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        await events.put({'type': 'lifespan.shutdown'})
-        await lifespan
+    events = [{'type': 'lifespan.startup'}, {'type': 'lifespan.shutdown'}]
 
+    async def receive():
+        return events.pop(0)
+
+    scope = {'type': 'lifespan', 'asgi': {'version': '3.0'}, 'state': {}}
+    async with asyncio.timeout(10):
+        await app(scope, receive, send)
+
+    # Its start told the server only once it started, at its third attempt:
+    # until then the server took no connection on it.
+    assert attempts == [0, 0, 0]
     assert sent == [
         {'type': 'lifespan.startup.complete'},
         {'type': 'lifespan.shutdown.complete'},
     ]
-    status, body = _status_and_json(refused)
-    assert (status, body['title']) == (503, 'Service unavailable')
-    assert len(attempts) == 3
     assert [r.getMessage() for r in caplog.records if r.name == 'asgilook.startup'] == [
         'cannot start: cannot store images in /srv (read-only); the other workers '
-        'of this server serve: this one answers 503 and tries again every 0.01 s',
+        'of this server serve: this one takes no request and tries again every '
+        '0.01 s',
         'started at last: this worker serves too',
     ]
 
@@ -459,17 +455,25 @@ def test_what_every_worker_finds_is_said_once_for_the_server(caplog, claims):
     assert [r.getMessage() for r in caplog.records] == ['found this', 'found that']
 
 
-async def test_a_worker_that_never_started_beside_others_stops_cleanly(caplog):
+async def test_a_worker_waiting_to_start_stops_with_the_server(caplog):
     app = AppAtStartup(
         _bad_setting,
         supervisor_pid=os.getpid,
         others_serving=lambda supervisor: True,
         retry_interval=60,
     )
+    lifespan = asyncio.create_task(_lifespan(app))
+    # What SIGINT or SIGTERM does to it.
+    await asyncio.sleep(0)
+    app.stop_retrying()
+    async with asyncio.timeout(10):
+        sent = await lifespan
+    refused = await _request(app)
 
-    sent = await _lifespan(app)
-
+    # It never started: the server goes on to its shutdown.
     assert sent == [
         {'type': 'lifespan.startup.complete'},
         {'type': 'lifespan.shutdown.complete'},
     ]
+    status, body = _status_and_json(refused)
+    assert (status, body['title']) == (503, 'Service unavailable')
