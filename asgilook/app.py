@@ -62,7 +62,9 @@ def create_app(config: Config | None = None) -> Guards:
     media.register(app)
     http_errors.register(app)
     streams = StreamBudget(frozenset({'/events'}), config.events.max_streams)
-    return Guards(FastPath(app, cache), config.body_timeout, streams)
+    # The whole list is listened to: sent long, it stops when its client goes.
+    listened = frozenset({'/images'})
+    return Guards(FastPath(app, cache), config.body_timeout, streams, listened)
 
 
 class _StoreLifespan:

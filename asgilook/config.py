@@ -75,9 +75,11 @@ class CatalogLimits:
     reindex_batch: int = 10_000
     # The unpaged list is read and answered in one piece (and cached) up to
     # this many images (about 5 MB of JSON); a longer one is read from a
-    # snapshot and sent list_batch images at a time, in bounded memory.
+    # snapshot and sent list_batch images at a time (about 64 KB), in
+    # bounded memory, at most long_lists of them at once a worker.
     listed_at_once: int = 10_000
-    list_batch: int = 1000
+    list_batch: int = 200
+    long_lists: int = 4
     # Bytes of disk kept for removals (a DELETE, an image whose file is
     # gone) when the disk is full (0: none): see catalog/reserve.py.
     reserve: int = 256 * 1024
@@ -96,11 +98,14 @@ class EventSettings:
     # How far behind the newest event a subscriber may fall before it is
     # closed (to resume from its last id); as many are kept in memory.
     backlog: int = 1000
-    # Changes read from the catalog at once, for a subscriber that resumes.
+    # New changes read from the catalog at once by the worker; kept events
+    # handed to a subscriber at once.
     batch: int = 500
+    # Changes read at once for a subscriber that resumes, held while it
+    # sends them (50 image.created events take about 70 KB).
+    catch_up_batch: int = 50
     # The batches read for subscribers that resume, kept for others that
-    # resume from the same id, take at most this many bytes a worker (a
-    # batch of 500 image.created events takes about 700 KB).
+    # resume from the same id, take at most this many bytes a worker.
     catch_up_memory: int = 4 * 1024 * 1024
     # Event streams (SSE and WebSocket) a worker holds at once; one more is
     # refused with a 503 (admission.py). About 15 KiB and a file descriptor

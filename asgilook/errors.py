@@ -26,13 +26,15 @@ handler). The tree::
     │   ├── ThumbnailNotFoundError    not a size of the image's ladder   404
     │   ├── DeleteTokenMissingError   a DELETE without a bearer token    401
     │   ├── DeleteTokenInvalidError   ... with one not the image's       403
+    │   ├── ClientGoneError       the client left before its answer came 499
     │   └── PreconditionFailedError   If-Match or If-Unmodified-Since fails 412
     ├── ServiceError              the server cannot answer now (5xx)
     │   ├── StorageError          the storage directory fails
     │   │   ├── StorageFullError      no room for the change         507
     │   │   └── StorageUnavailableError   not readable or writable   503
     │   ├── RenderError           the process rendering died         503
-    │   └── ImageIdTakenError     every id the generator gave is taken 503
+    │   ├── ImageIdTakenError     every id the generator gave is taken 503
+    │   └── LongListsError        as many long lists sent as taken   503
     └── internal: never reach a client, the module that meets them decides
         ├── CatalogError          SQLite failed (store: StorageError)
         │   └── CatalogFullError  ... for want of room
@@ -153,6 +155,10 @@ class DeleteTokenMissingError(RequestError):
     """A DELETE carries no bearer token (`Authorization: Bearer <token>`)."""
 
 
+class ClientGoneError(RequestError):
+    """The client left while its answer was computed: compute no more of it."""
+
+
 class DeleteTokenInvalidError(RequestError):
     """A DELETE carries a token that is not the image's delete token."""
 
@@ -190,6 +196,14 @@ class ImageIdTakenError(ServiceError):
 
     def __str__(self) -> str:
         return f'the uuid_generator answered {self.tries} ids already taken'
+
+
+class LongListsError(ServiceError):
+    """As many whole lists of a long catalog are sent now as a worker takes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 class CatalogError(AsgilookError):

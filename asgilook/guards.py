@@ -11,6 +11,7 @@ import falcon
 from . import departures
 from .admission import StreamBudget
 from .bodies import GuardedBody
+from .errors import ClientGoneError
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -32,17 +33,23 @@ class Guards:
     slash before the first segment) is a 308 to that one, so that every
     later step (the cache's keys, the streams' budget) sees one spelling of
     each path. A request of an event stream goes through `streams` (its
-    budget, admission.py) and gets a `Departure` (departures.py). `app` is
-    the application at the centre (Falcon's), for code that wants its API.
+    budget, admission.py) and gets a `Departure`, one of a `listened` path
+    (the whole list, which may be long) a `Listener` (departures.py). `app`
+    is the application at the centre (Falcon's), for code that wants its API.
     """
 
     def __init__(
-        self, app: ASGIApp, body_timeout: float, streams: StreamBudget
+        self,
+        app: ASGIApp,
+        body_timeout: float,
+        streams: StreamBudget,
+        listened: frozenset[str] = frozenset(),
     ) -> None:
         self._app = app
         self.app: Any = getattr(app, 'app', app)
         self._body_timeout = body_timeout
         self.streams = streams
+        self._listened = listened
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope['type']
@@ -67,7 +74,20 @@ class Guards:
                 scope, receive = departures.watched(scope, receive)
             await self.streams.serve(self._app, scope, receive, send)
             return
+        if kind == 'http' and scope['path'] in self._listened:
+            await self._listening(scope, receive, send)
+            return
         await self._app(scope, receive, send)
+
+    async def _listening(self, scope: Scope, receive: Receive, send: Send) -> None:
+        listener = scope[departures.LISTENER] = departures.Listener(receive)
+        try:
+            await self._app(scope, receive, send)
+        except ClientGoneError:
+            # Left while its answer was sent: there is nobody to answer.
+            pass
+        finally:
+            listener.stop()
 
 
 def canonical(path: str) -> str:

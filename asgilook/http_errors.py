@@ -18,6 +18,7 @@ import falcon.asgi
 from .errors import (
     AsgilookError,
     BodyTimeoutError,
+    ClientGoneError,
     DamagedImageError,
     DeleteTokenInvalidError,
     DeleteTokenMissingError,
@@ -27,6 +28,7 @@ from .errors import (
     ImageTooLargeError,
     IncompleteBodyError,
     InvalidImageError,
+    LongListsError,
     PreconditionFailedError,
     RenderError,
     SideTooLongError,
@@ -130,6 +132,12 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'This image has no {ex.width}x{ex.height} thumbnail. Its "thumbnails" '
         'field in GET /images lists the sizes it has.',
     ),
+    # Sent to nobody: an answer must be given, nginx's status says why.
+    ClientGoneError: Answer(
+        '499 Client Closed Request',
+        'Client gone',
+        'The client left before its answer was complete.',
+    ),
     DeleteTokenMissingError: Answer(
         falcon.HTTP_401,
         'Delete token required',
@@ -162,6 +170,15 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'Storage unavailable',
         'The server cannot read or write images now. Try again later.',
         retry_after=60,
+    ),
+    LongListsError: Answer(
+        falcon.HTTP_503,
+        'Too many whole lists',
+        'The server sends as many whole lists of its catalog at once as it '
+        'takes ({ex.limit} a worker), and the catalog is long. Page through '
+        'it: GET /images?limit=1000, and follow the Link header. Or ask again '
+        'in a few seconds.',
+        retry_after=5,
     ),
     RenderError: Answer(
         falcon.HTTP_503,

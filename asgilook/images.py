@@ -12,6 +12,7 @@ from . import media, pages
 from .conditional import preconditions_hold
 from .config import Config
 from .deletes import DeleteTokens, require_delete_token
+from .departures import LISTENER, Listener
 from .errors import (
     ImageNotFoundError,
     PreconditionFailedError,
@@ -60,7 +61,13 @@ class Images:
             resp.media = [image.serialize() for image in listing.images]
         elif listing.batches is not None:
             handlers = resp.options.media_handlers
-            resp.stream = media.ArrayStream(listing.batches, media_type, handlers)
+            listener: Listener | None = req.scope.get(LISTENER)
+            resp.stream = media.ArrayStream(
+                listing.batches,
+                media_type,
+                handlers,
+                None if listener is None else listener.listen(),
+            )
         else:
             resp.stream = media.no_body()
 

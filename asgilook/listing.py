@@ -41,11 +41,14 @@ class Batches:
         snapshot: Snapshot,
         size: int,
         image: Callable[[Record], Image],
+        closed: Callable[[], None],
     ) -> None:
         self._catalog = catalog
         self._snapshot = snapshot
         self._size = size
         self._image = image
+        self._closed = closed
+        self._open = True
         self.count = snapshot.count
 
     async def __aiter__(self) -> AsyncIterator[list[Image]]:
@@ -57,6 +60,10 @@ class Batches:
             yield [self._image(record) for record in records]
 
     async def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        self._closed()
         # Closing a connection fails only if it is gone already.
         with contextlib.suppress(CatalogError):
             await self._catalog.close_snapshot(self._snapshot)

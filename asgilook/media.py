@@ -12,6 +12,9 @@ import falcon.media
 import msgpack
 from falcon.util import mediatypes
 
+from .departures import Departure
+from .errors import ClientGoneError
+
 JSON = falcon.MEDIA_JSON
 MSGPACK = falcon.MEDIA_MSGPACK
 # What the list and the upload's answer are sent as; the first is the
@@ -75,16 +78,22 @@ class ArrayStream:
     Each item is `serialize()`d (an image object, say) and encoded by the
     app's own handler of the media type; JSON's items are joined as
     Python's `json.dumps` joins a list's. What is being sent is let go by
-    close() (Falcon calls it). The items' failure on the way (StorageError)
+    close() (Falcon calls it); a client that left (departure) is sent no
+    more of it (ClientGoneError). The items' failure on the way (StorageError)
     is raised: before the answer has begun (while the cache reads it) it is
     answered as any error is; after, the server drops the connection, so
     that no client takes what it got for the whole list.
     """
 
     def __init__(
-        self, items: Items, media_type: str, handlers: falcon.media.Handlers
+        self,
+        items: Items,
+        media_type: str,
+        handlers: falcon.media.Handlers,
+        departure: Departure | None = None,
     ) -> None:
         self._items = items
+        self._departure = departure
         self._media_type = media_type
         self._handler = handlers[media_type]
         self._chunks = self._encoded()
@@ -103,6 +112,10 @@ class ArrayStream:
         yield b'[' if json else _msgpack_array(self._items.count)
         separator = b''
         async for batch in self._items:
+            if self._departure is not None and self._departure.gone:
+                # Nobody reads the rest (and uvicorn sends nothing of it); an
+                # error, so that no cache takes what came for the whole.
+                raise ClientGoneError
             encoded = [encode(item.serialize()) for item in batch]
             if json:
                 yield separator + b', '.join(encoded)

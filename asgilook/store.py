@@ -18,6 +18,7 @@ from .config import Config
 from .errors import (
     ImageIdTakenError,
     ImageNotFoundError,
+    LongListsError,
     StorageError,
     StorageFullError,
     StorageUnavailableError,
@@ -139,6 +140,8 @@ class Store:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._storage = Storage(config)
+        # Long lists sent now (see listing).
+        self._long_lists = 0
         # Pillow work queues here; at most image_workers images are decoded at
         # once, however many requests are in flight.
         self._executor = ThreadPoolExecutor(
@@ -181,7 +184,8 @@ class Store:
 
         Of one moment. More than `listed_at_once` images are read a batch at
         a time (`Listing.batches`) from a snapshot, if stream; else only the
-        version is read (for an answer without a body).
+        version is read (for an answer without a body). At most `long_lists`
+        are read so at once: LongListsError beyond.
         """
         limits = self._config.catalog_limits
         catalog = self.catalog
@@ -191,9 +195,21 @@ class Store:
                 return Listing(version, [self._image(record) for record in records])
             if not stream:
                 return Listing(version)
-            snapshot = await catalog.snapshot()
-        batches = Batches(catalog, snapshot, limits.list_batch, self._image)
+            if self._long_lists >= limits.long_lists:
+                raise LongListsError(limits.long_lists)
+            self._long_lists += 1
+            try:
+                snapshot = await catalog.snapshot()
+            except BaseException:
+                self._long_lists -= 1
+                raise
+        batches = Batches(
+            catalog, snapshot, limits.list_batch, self._image, self._long_list_ended
+        )
         return Listing(snapshot.version, batches=batches)
+
+    def _long_list_ended(self) -> None:
+        self._long_lists -= 1
 
     async def catalog_version(self) -> str:
         """Return the catalog's version: it changes with every upload and delete."""

@@ -33,6 +33,46 @@ def http_scope(method: str, path: str, headers, http_version='1.1', query=b'') -
     }
 
 
+async def get_whole(
+    app, path: str, headers=(), on_chunk=None
+) -> tuple[int, dict, bytes]:
+    """GET path from a client that stays until the whole answer has come.
+
+    (falcon.testing's client leaves as soon as it has sent its request: an
+    answer that listens for its client, departures.Listener, stops at once.)
+    on_chunk(count, leave), if given, is awaited as each chunk of the body
+    arrives (count of them so far): it may hold the client there, or call
+    leave() for the client to go. Return the status, the response headers
+    and the body.
+    """
+    pairs = [(name.lower().encode(), value.encode()) for name, value in headers]
+    scope = http_scope('GET', path, pairs)
+    sent = {'status': None, 'headers': {}, 'body': b'', 'chunks': 0}
+    gone = asyncio.Event()
+    events = [body(b'')]
+
+    async def receive():
+        if events:
+            return events.pop(0)
+        await gone.wait()
+        return DISCONNECT
+
+    async def send(event):
+        if event['type'] == 'http.response.start':
+            sent['status'] = event['status']
+            sent['headers'] = {
+                name.decode(): value.decode() for name, value in event['headers']
+            }
+        elif event['type'] == 'http.response.body':
+            sent['body'] += event.get('body', b'')
+            sent['chunks'] += 1
+            if on_chunk is not None:
+                await on_chunk(sent['chunks'], gone.set)
+
+    await app(scope, receive, send)
+    return sent['status'], sent['headers'], sent['body']
+
+
 async def call(
     app, method: str, path: str, events, headers=(), http_version='1.1', query=b''
 ) -> tuple[int, dict, list[bytes], int]:

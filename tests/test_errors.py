@@ -28,6 +28,8 @@ _RAISED = [
     errors.StoredImageError('the stored file is not a JPEG'),
     errors.RenderError('the process rendering it died'),
     errors.ImageIdTakenError(8),
+    errors.ClientGoneError(),
+    errors.LongListsError(4),
 ]
 
 

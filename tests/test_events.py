@@ -379,7 +379,7 @@ async def _other_worker(config):
 
 
 async def test_a_subscriber_catches_up_from_the_catalog_in_batches(events_config):
-    events_config.events = dataclasses.replace(events_config.events, batch=2)
+    events_config.events = dataclasses.replace(events_config.events, catch_up_batch=2)
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
         images = await uploads(conductor, 5)
         async with _other_worker(events_config) as feed:
@@ -446,7 +446,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
 ):
     # Room for about 20 batches of one event.
     events_config.events = dataclasses.replace(
-        events_config.events, batch=1, catch_up_memory=25_000
+        events_config.events, catch_up_batch=1, catch_up_memory=25_000
     )
     reads = []
     read = Catalog.changes
@@ -620,7 +620,7 @@ def test_a_change_log_of_asgilook_0_5_tells_changes_from_the_upgrade_on(tmp_path
 
 async def test_batches_kept_for_catching_up_take_at_most_their_budget(events_config):
     events_config.events = dataclasses.replace(
-        events_config.events, batch=5, catch_up_memory=30_000
+        events_config.events, catch_up_batch=5, catch_up_memory=30_000
     )
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
         await uploads(conductor, 40)
@@ -637,7 +637,7 @@ async def test_batches_kept_for_catching_up_take_at_most_their_budget(events_con
 
 async def test_a_batch_larger_than_the_budget_is_read_and_not_kept(events_config):
     events_config.events = dataclasses.replace(
-        events_config.events, batch=5, catch_up_memory=1000
+        events_config.events, catch_up_batch=5, catch_up_memory=1000
     )
     async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
         images = await uploads(conductor, 5)

@@ -1,7 +1,9 @@
 """The whole list of a long catalog: sent a batch at a time, byte for byte the
 list in one piece, never kept whole in memory or in the cache."""
 
+import asyncio
 import dataclasses
+import json
 import pathlib
 import shutil
 import sqlite3
@@ -12,20 +14,25 @@ import pytest
 
 from asgilook.app import create_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
-from asgilook.errors import CatalogError, StorageUnavailableError
+from asgilook.errors import CatalogError, LongListsError, StorageUnavailableError
+from asgilook.store import Store
 
+from .asgi import get_whole
 from .fakes import make_config, redis_keys
 from .paging import upload_many
 
 
-def _long_lists(config, at_once=3, batch=2, largest_entry=1000):
+def _long_lists(config, at_once=3, batch=2, largest_entry=1000, long_lists=4):
     """The config, answering lists of more than at_once images a batch at a time.
 
-    And keeping no answer over largest_entry bytes (the lists of these tests
-    have more than 1000 bytes).
+    At most long_lists at once; keeping no answer over largest_entry bytes
+    (the lists of these tests have more than 1000 bytes).
     """
     config.catalog_limits = dataclasses.replace(
-        config.catalog_limits, listed_at_once=at_once, list_batch=batch
+        config.catalog_limits,
+        listed_at_once=at_once,
+        list_batch=batch,
+        long_lists=long_lists,
     )
     config.cache_timing = dataclasses.replace(
         config.cache_timing, entry_read_rate=int(largest_entry / config.redis_timeout)
@@ -58,15 +65,17 @@ async def test_a_long_list_is_the_list_in_one_piece_byte_for_byte(
     headers = {'Accept': accept}
     async with falcon.testing.ASGIConductor(whole) as conductor:
         expected = await conductor.simulate_get('/images', headers=headers)
-    async with falcon.testing.ASGIConductor(streamed) as conductor:
-        resp = await conductor.simulate_get('/images', headers=headers)
+    async with falcon.testing.ASGIConductor(streamed):
+        status, sent, content = await get_whole(streamed, '/images', headers.items())
 
-    assert resp.status_code == 200
-    assert resp.content == expected.content
-    assert resp.headers['etag'] == expected.headers['etag']
-    assert resp.headers['content-type'] == accept
-    assert 'content-length' not in resp.headers
-    listed = resp.json if accept.endswith('json') else msgpack.unpackb(resp.content)
+    assert status == 200
+    assert content == expected.content
+    assert sent['etag'] == expected.headers['etag']
+    assert sent['content-type'] == accept
+    assert 'content-length' not in sent
+    listed = (
+        json.loads(content) if accept.endswith('json') else msgpack.unpackb(content)
+    )
     assert [image['id'] for image in listed] == [image['id'] for image in stored]
     assert _snapshots_closed(storage_path)
 
@@ -74,24 +83,24 @@ async def test_a_long_list_is_the_list_in_one_piece_byte_for_byte(
 async def test_a_long_list_too_large_to_keep_is_sent_and_not_kept(config, stored):
     app = create_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app) as conductor:
-        long = [await conductor.simulate_get('/images') for _ in range(2)]
+        long = [await get_whole(app, '/images') for _ in range(2)]
         short = [await conductor.simulate_get('/images?limit=5') for _ in range(2)]
         keys = await redis_keys(config)
 
-    assert [resp.headers['x-asgilook-cache'] for resp in long] == ['Miss', 'Miss']
-    assert long[0].content == long[1].content
+    assert [sent['x-asgilook-cache'] for _, sent, _ in long] == ['Miss', 'Miss']
+    assert long[0][2] == long[1][2]
     assert [resp.headers['x-asgilook-cache'] for resp in short] == ['Miss', 'Hit']
     assert keys == [b'asgilook:/images?limit=5']
 
 
 async def test_a_long_list_small_enough_to_keep_is_kept_byte_for_byte(config, stored):
     app = create_app(_long_lists(config, largest_entry=100_000))
-    async with falcon.testing.ASGIConductor(app) as conductor:
-        answers = [await conductor.simulate_get('/images') for _ in range(2)]
+    async with falcon.testing.ASGIConductor(app):
+        answers = [await get_whole(app, '/images') for _ in range(2)]
 
-    assert [resp.headers['x-asgilook-cache'] for resp in answers] == ['Miss', 'Hit']
-    assert answers[0].content == answers[1].content
-    assert answers[1].json == stored
+    assert [sent['x-asgilook-cache'] for _, sent, _ in answers] == ['Miss', 'Hit']
+    assert answers[0][2] == answers[1][2]
+    assert json.loads(answers[1][2]) == stored
 
 
 async def test_head_and_a_304_of_a_long_list_read_no_snapshot(
@@ -101,17 +110,17 @@ async def test_head_and_a_304_of_a_long_list_read_no_snapshot(
     async with falcon.testing.ASGIConductor(app) as conductor:
         head = await conductor.simulate_head('/images')
         etag = head.headers['etag']
-        same = await conductor.simulate_get('/images', headers={'If-None-Match': etag})
+        same, _, _ = await get_whole(app, '/images', [('If-None-Match', etag)])
         closed = _snapshots_closed(storage_path)
-        full = await conductor.simulate_get('/images')
+        _, full, _ = await get_whole(app, '/images')
 
     assert head.status_code == 200
     assert head.content == b''
     # As its GET, sent in chunks: no length to announce.
     assert 'content-length' not in head.headers
-    assert same.status_code == 304
+    assert same == 304
     assert closed
-    assert full.headers['etag'] == etag
+    assert full['etag'] == etag
 
 
 def _failing_at(monkeypatch, call: int) -> None:
@@ -133,12 +142,12 @@ async def test_a_catalog_failing_before_the_answer_begins_is_a_503(
 ):
     _failing_at(monkeypatch, 2)
     app = create_app(_long_lists(config))
-    async with falcon.testing.ASGIConductor(app) as conductor:
-        resp = await conductor.simulate_get('/images')
+    async with falcon.testing.ASGIConductor(app):
+        status, _, content = await get_whole(app, '/images')
         keys = await redis_keys(config)
 
-    assert resp.status_code == 503
-    assert resp.json['title'] == 'Storage unavailable'
+    assert status == 503
+    assert json.loads(content)['title'] == 'Storage unavailable'
     assert keys == []
     assert _snapshots_closed(storage_path)
 
@@ -149,9 +158,9 @@ async def test_a_catalog_failing_on_the_way_drops_the_answer(
     # The first 1000 bytes (three batches) are read by the cache, and sent.
     _failing_at(monkeypatch, 4)
     app = create_app(_long_lists(config))
-    async with falcon.testing.ASGIConductor(app) as conductor:
+    async with falcon.testing.ASGIConductor(app):
         with pytest.raises(StorageUnavailableError):
-            await conductor.simulate_get('/images')
+            await get_whole(app, '/images')
 
     assert _snapshots_closed(storage_path)
 
@@ -202,10 +211,10 @@ async def test_a_catalog_put_back_under_a_long_list_is_read_from_then_on(
         copy = path.with_name('copy')
         shutil.copy(path, copy)
         copy.replace(path)
-        resp = await conductor.simulate_get('/images')
+        status, _, content = await get_whole(app, '/images')
 
-    assert resp.status_code == 200
-    assert resp.json == stored
+    assert status == 200
+    assert json.loads(content) == stored
 
 
 async def test_an_image_too_large_to_keep_is_sent_from_its_file_each_time(
@@ -220,3 +229,130 @@ async def test_an_image_too_large_to_keep_is_sent_from_its_file_each_time(
     assert answers[0].content == answers[1].content
     assert int(answers[0].headers['content-length']) > 100
     assert keys == []
+
+
+def _counting_reads(monkeypatch) -> list[int]:
+    """Count the batches read from snapshots (one item a read)."""
+    read = Catalog.read_snapshot
+    reads: list[int] = []
+
+    async def counted(self, snapshot, size):
+        reads.append(size)
+        return await read(self, snapshot, size)
+
+    monkeypatch.setattr(Catalog, 'read_snapshot', counted)
+    return reads
+
+
+async def test_a_client_that_leaves_mid_list_stops_it(
+    config, storage_path, stored, monkeypatch
+):
+    reads = _counting_reads(monkeypatch)
+    app = create_app(_long_lists(config, batch=1, largest_entry=100))
+
+    async def leave_at_once(count, leave):
+        leave()
+
+    async with falcon.testing.ASGIConductor(app):
+        status, _, content = await get_whole(app, '/images', on_chunk=leave_at_once)
+        read_for_nobody = len(reads)
+        whole = await get_whole(app, '/images')
+
+    # Seven images, a batch each: the first ones were sent, then no more read.
+    assert status == 200
+    assert read_for_nobody < 7
+    assert not content.endswith(b']')
+    assert json.loads(whole[2]) == stored
+    assert _snapshots_closed(storage_path)
+
+
+async def test_a_list_its_client_left_before_it_began_is_not_kept(
+    config, storage_path, stored, monkeypatch
+):
+    reads = _counting_reads(monkeypatch)
+    app = create_app(_long_lists(config, batch=1, largest_entry=100_000))
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        # falcon.testing's client leaves as soon as it has asked.
+        left = await conductor.simulate_get('/images')
+        keys = await redis_keys(config)
+        read_for_nobody = len(reads)
+        _, sent, content = await get_whole(app, '/images')
+
+    assert left.status_code == 499
+    assert left.json['title'] == 'Client gone'
+    assert read_for_nobody < 7
+    assert keys == []
+    assert sent['x-asgilook-cache'] == 'Miss'
+    assert json.loads(content) == stored
+    assert _snapshots_closed(storage_path)
+
+
+async def test_more_long_lists_at_once_than_a_worker_takes_are_503(config, stored):
+    app = create_app(_long_lists(config, largest_entry=100, long_lists=1))
+    first_chunk, release = asyncio.Event(), asyncio.Event()
+
+    async def held(count, leave):
+        first_chunk.set()
+        await release.wait()
+
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        slow = asyncio.create_task(get_whole(app, '/images', on_chunk=held))
+        await first_chunk.wait()
+        status, sent, content = await get_whole(app, '/images')
+        page = await conductor.simulate_get('/images?limit=2')
+        release.set()
+        slow_status, _, slow_content = await slow
+        again, _, _ = await get_whole(app, '/images')
+
+    assert status == 503
+    assert sent['retry-after'] == '5'
+    error = json.loads(content)
+    assert error['title'] == 'Too many whole lists'
+    assert 'GET /images?limit=1000' in error['description']
+    assert page.status_code == 200
+    assert page.json == stored[:2]
+    assert slow_status == 200
+    assert json.loads(slow_content) == stored
+    assert again == 200
+
+
+async def test_a_long_list_whose_snapshot_cannot_open_is_a_503_and_takes_no_place(
+    config, stored, monkeypatch
+):
+    snapshot = Catalog.snapshot
+    failures = []
+
+    async def failing_once(self):
+        if not failures:
+            failures.append(True)
+            raise CatalogError('disk I/O error')
+        return await snapshot(self)
+
+    monkeypatch.setattr(Catalog, 'snapshot', failing_once)
+    app = create_app(_long_lists(config, long_lists=1))
+    async with falcon.testing.ASGIConductor(app):
+        failed, _, content = await get_whole(app, '/images')
+        status, _, listed = await get_whole(app, '/images')
+
+    assert failed == 503
+    assert json.loads(content)['title'] == 'Storage unavailable'
+    assert status == 200
+    assert json.loads(listed) == stored
+
+
+async def test_a_long_list_let_go_twice_gives_back_one_place(config, stored):
+    store = Store(_long_lists(config, long_lists=2))
+    await store.startup()
+    await store.open_catalog()
+    try:
+        first = await store.listing()
+        await first.batches.close()
+        await first.batches.close()
+        second, third = await store.listing(), await store.listing()
+        with pytest.raises(LongListsError):
+            await store.listing()
+        await second.batches.close()
+        await third.batches.close()
+    finally:
+        await store.close()
+        await store.catalog.close()

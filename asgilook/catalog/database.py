@@ -89,6 +89,9 @@ class Catalog:
         self._clock = clock
         self._reads = ThreadPoolExecutor(1, thread_name_prefix='asgilook-catalog')
         self._writes = ThreadPoolExecutor(1, thread_name_prefix='asgilook-changes')
+        # The snapshots of long lists read their batches in turn here, not
+        # in the file pool, whose other work they would hold up.
+        self._lists = ThreadPoolExecutor(1, thread_name_prefix='asgilook-lists')
         self._open: _Open | None = None
         self._opening = asyncio.Lock()
         # Records (None: no such image) and the version, as of _known_token.
@@ -151,6 +154,7 @@ class Catalog:
         """Let the threads go, without waiting for them."""
         self._reads.shutdown(wait=False)
         self._writes.shutdown(wait=False)
+        self._lists.shutdown(wait=False)
 
     def _watch(self, identity: Identity) -> watch.Watch:
         connection = sql.connect(self.path, self.limits.write_wait, False, False)
@@ -205,16 +209,16 @@ class Catalog:
         """Open a snapshot of every image (close it when done)."""
         return await self._on_files(
             lambda opened: self._run(
-                blocking.FILES, Snapshot, opened.identity, self.limits.write_wait
+                self._lists, Snapshot, opened.identity, self.limits.write_wait
             )
         )
 
     async def read_snapshot(self, snapshot: Snapshot, size: int) -> list[Record]:
         """Return the next size records of a snapshot."""
-        return await self._run(blocking.FILES, snapshot.batch, size)
+        return await self._run(self._lists, snapshot.batch, size)
 
     async def close_snapshot(self, snapshot: Snapshot) -> None:
-        await self._run(blocking.FILES, snapshot.close)
+        await self._run(self._lists, snapshot.close)
 
     async def page(self, after: int, limit: int, newest: bool = False) -> Page:
         """Return up to limit images that follow seq after, in upload order.

@@ -131,7 +131,7 @@ class Feed:
         if events is not None:
             kept.move_to_end(after)
             return events
-        changes = await self._read_changes(after)
+        changes = await self._read_changes(after, self.settings.catch_up_batch)
         events = [change_event(self._config, change) for change in changes]
         size = sum(event.size for event in events)
         budget = self.settings.catch_up_memory
@@ -180,7 +180,7 @@ class Feed:
     async def _read_new(self) -> bool:
         """Publish the changes after the last known; False if the catalog failed."""
         try:
-            changes = await self._read_changes(self.last)
+            changes = await self._read_changes(self.last, self.settings.batch)
         except StorageError as ex:
             if not self._failing:
                 cause = ex.__cause__ or ex
@@ -194,14 +194,14 @@ class Feed:
             self._publish(changes)
             # Caught up next time, should this read fail.
             with contextlib.suppress(StorageError):
-                changes = await self._read_changes(self.last)
+                changes = await self._read_changes(self.last, self.settings.batch)
                 continue
             return False
         return True
 
-    async def _read_changes(self, after: int) -> list[Change]:
+    async def _read_changes(self, after: int, limit: int) -> list[Change]:
         with storage_errors():
-            return await self._store.catalog.changes(after, self.settings.batch)
+            return await self._store.catalog.changes(after, limit)
 
     def _publish(self, changes: list[Change]) -> None:
         events = [change_event(self._config, change) for change in changes]
