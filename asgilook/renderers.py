@@ -46,6 +46,8 @@ SPAWN = multiprocessing.get_context('spawn')
 
 # How long a process let go of at close may take to end before it is killed.
 _END_SECONDS = 5.0
+# An outcome comes up its pipe as its length, then its pickle.
+_LENGTH = struct.Struct('!Q')
 
 
 class RenderProcesses:
@@ -133,9 +135,11 @@ class RenderProcesses:
 
     def _done(self, renderer: _Renderer, rendering: asyncio.Future[Any]) -> None:
         """Free a process whose render is done; let it go if it died."""
+        # Its outcome is taken here, should nobody wait for it any more.
+        died = rendering.cancelled() or isinstance(rendering.exception(), _DiedError)
         if renderer not in self._running:
             return  # Let go of at close.
-        if rendering.cancelled() or isinstance(rendering.exception(), _DiedError):
+        if died:
             self._running.discard(renderer)
             self._started -= 1
             renderer.close()
@@ -210,11 +214,8 @@ class _Renderer:
     async def _exchange(self, function: Callable[..., bytes], args: Any) -> bytes:
         try:
             self._requests.send_bytes(pickle.dumps((function, args)))
-            header = await self._outcomes.readexactly(4)
-            (length,) = struct.unpack('!i', header)
-            if length == -1:
-                # (multiprocessing's header of a message over 2 GiB)
-                (length,) = struct.unpack('!Q', await self._outcomes.readexactly(8))
+            header = await self._outcomes.readexactly(_LENGTH.size)
+            (length,) = _LENGTH.unpack(header)
             done, outcome = pickle.loads(await self._outcomes.readexactly(length))
         except (OSError, asyncio.IncompleteReadError) as ex:
             raise _DiedError from ex
@@ -246,11 +247,17 @@ def serve(requests: Connection, outcomes: Connection) -> None:
     processes go (a render process would print a KeyboardInterrupt).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(EOFError, OSError):
+    with (
+        contextlib.suppress(EOFError, OSError),
+        open(outcomes.fileno(), 'wb', closefd=False) as pipe,
+    ):
         while True:
             function, args = pickle.loads(requests.recv_bytes())
             try:
                 outcome = (True, function(*args))
             except Exception as ex:
                 outcome = (False, ex)
-            outcomes.send_bytes(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
+            told = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+            pipe.write(_LENGTH.pack(len(told)))
+            pipe.write(told)
+            pipe.flush()

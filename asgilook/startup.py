@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -175,9 +174,9 @@ class AppAtStartup:
         self._stopping.set()
 
     async def _stopped_within(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait([stopping], timeout=seconds)
+        stopping.cancel()
         return self._stopping.is_set()
 
     async def _fail(self, failure: str) -> None:

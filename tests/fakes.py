@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import pathlib
+import time
 import uuid
 
 import fakeredis
@@ -70,6 +72,12 @@ async def redis_keys(config) -> list[bytes]:
 def dying_render(*args):
     """A render whose process dies, as one killed for its memory would."""
     os._exit(1)
+
+
+def stuck_render(source, size, quality):
+    """A render that never ends; it says it began in a file beside source."""
+    pathlib.Path(f'{source}.rendering').touch()
+    time.sleep(600)
 
 
 class FakeClock:

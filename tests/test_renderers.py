@@ -5,7 +5,11 @@ import concurrent.futures
 import contextlib
 import errno
 import os
+import pathlib
+import pickle
 import signal
+import struct
+import time
 
 import fakeredis
 import falcon.testing
@@ -15,7 +19,7 @@ from asgilook import imaging, renderers
 from asgilook.app import create_app
 
 from . import servers
-from .fakes import dying_render, make_config
+from .fakes import dying_render, make_config, stuck_render
 from .images import photo
 
 
@@ -154,3 +158,63 @@ async def test_where_no_process_can_start_thumbnails_render_in_threads(
     assert len(warnings) == 1
     assert warnings[0].startswith('cannot start processes to render thumbnails')
     assert 'Resource temporarily unavailable' in warnings[0]
+
+
+def _appears(path: pathlib.Path, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path.exists()
+
+
+async def test_a_render_process_stuck_when_let_go_is_killed(stored_photo, monkeypatch):
+    # A worker stopping waits for its renders, a few seconds at most.
+    monkeypatch.setattr(renderers, '_END_SECONDS', 0.2)
+    path, _ = stored_photo
+    began = pathlib.Path(f'{path}.rendering')
+    async with _render_processes_of(1) as processes:
+        monkeypatch.setattr(imaging, 'resize', stuck_render)
+        render = asyncio.create_task(processes.resize(path, (960, 540), 90))
+        assert await asyncio.to_thread(_appears, began)
+        (stuck,) = _render_processes()
+        # The request that asked for it has gone (a client that left).
+        render.cancel()
+        started = time.monotonic()
+        await processes.close()
+        took = time.monotonic() - started
+
+    assert took < 5
+    assert not servers.alive(stuck)
+    assert render.cancelled()
+
+
+def test_a_render_process_answers_each_render_in_turn(stored_photo, tmp_path):
+    # The render process's side of its pipes, run in this process: it tells
+    # each outcome, an error too, as its length and its pickle, and ends
+    # when its worker lets it go (the pipe's end).
+    path, expected = stored_photo
+    requests_end, requests = renderers.SPAWN.Pipe(duplex=False)
+    outcomes, outcomes_end = renderers.SPAWN.Pipe(duplex=False)
+    for source in (path, tmp_path / 'gone.jpeg'):
+        requests.send_bytes(pickle.dumps((imaging.resize, (source, (960, 540), 90))))
+    requests.close()
+    found = signal.getsignal(signal.SIGINT)
+    try:
+        renderers.serve(requests_end, outcomes_end)
+    finally:
+        signal.signal(signal.SIGINT, found)
+    outcomes_end.close()
+    told = b''
+    while chunk := os.read(outcomes.fileno(), 65536):
+        told += chunk
+    outcomes.close()
+
+    answers = []
+    while told:
+        (length,) = struct.unpack('!Q', told[:8])
+        answers.append(pickle.loads(told[8 : 8 + length]))
+        told = told[8 + length :]
+    (rendered, thumbnail), (failed, error) = answers
+    assert (rendered, thumbnail) == (True, expected)
+    assert not failed
+    assert isinstance(error, OSError)
