@@ -6,21 +6,24 @@ start, reads: it is made in one transaction, so that workers starting at
 once make one. A copy is kept in the storage directory (`.service-key`,
 mode 0600), so that a catalog made anew (removed, damaged) takes the key
 the one before had, and the delete tokens it issued stay good. A copy that
-is missing, damaged or another key is written again from the catalog, and
-said; a damaged copy with no key in the catalog (a directory of asgilook
-0.8 or older, whose key lived in the file alone) stops the start: a new
-key would revoke every delete token, which is never done silently.
+is missing, damaged (too short, over 4 KiB, a symbolic link, no regular
+file) or another key is written again from the catalog, and said; a
+damaged copy with no key in the catalog (a directory of asgilook 0.8 or
+older, whose key lived in the file alone) stops the start: a new key would
+revoke every delete token, which is never done silently.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import logging
 import os
 import pathlib
 import secrets
+import stat
 from collections.abc import Awaitable, Callable
 
 from . import blocking, files
@@ -155,17 +158,51 @@ async def standalone_secret(config: Config) -> bytes:
 def _read_copy(path: pathlib.Path) -> tuple[bytes | None, bool]:
     """Return the key a copy holds (None if there is none), and if it is damaged."""
     try:
-        with contextlib.suppress(FileNotFoundError):
-            secret = path.read_bytes().strip()
-            if len(secret) < _MIN_KEY_LENGTH:
-                return None, True
-            return secret, False
+        content = _read_file(path)
+    except FileNotFoundError:
+        return None, False
     except OSError as ex:
         raise ServiceKeyError(
             f'cannot read the service key {path} (or set ASGI_LOOK_SECRET): '
             f'{ex.strerror or ex}'
         ) from ex
-    return None, False
+    if content is None or len(content) > _MOST_READ:
+        return None, True
+    secret = content.strip()
+    if len(secret) < _MIN_KEY_LENGTH:
+        return None, True
+    return secret, False
+
+
+# The most of a copy that is read: a key made here is 65 bytes with its
+# newline; a longer copy (up to 4 KiB) is taken as it is, a copy over that is
+# damaged (one byte more is read to tell).
+_MOST_READ = 4096
+# The copy is never followed (a link to /dev/zero was read without end) nor
+# waited for (opening a FIFO waited for a writer, and the start with it).
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+# What opening a path that is no file gives: a symbolic link, a socket.
+_NO_FILE = frozenset({errno.ELOOP, errno.ENXIO})
+
+
+def _read_file(path: pathlib.Path) -> bytes | None:
+    """Return the start of the regular file at path, None if it is no regular file."""
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as ex:
+        if ex.errno in _NO_FILE:
+            return None
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode
+        # A directory is read, and fails as it always did: no copy can
+        # replace it, and the start says so.
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return None
+        with open(descriptor, 'rb', closefd=False) as copy:
+            return copy.read(_MOST_READ + 1)
+    finally:
+        os.close(descriptor)
 
 
 def _write_copy(directory: pathlib.Path, path: pathlib.Path, secret: bytes) -> None:

@@ -3,7 +3,9 @@
 import asyncio
 import os
 import pathlib
+import socket
 import stat
+import tempfile
 
 import falcon.testing
 import pytest
@@ -151,6 +153,33 @@ def _key_file(storage_path) -> pathlib.Path:
     return pathlib.Path(storage_path) / KEY_FILE_NAME
 
 
+def _link_to_zeros(path: pathlib.Path) -> None:
+    path.unlink()
+    path.symlink_to('/dev/zero')
+
+
+def _fifo(path: pathlib.Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _socket(path: pathlib.Path) -> None:
+    path.unlink()
+    # A socket's path is short (108 bytes): bound elsewhere, moved into place.
+    with (
+        tempfile.TemporaryDirectory() as short,
+        socket.socket(socket.AF_UNIX) as listening,
+    ):
+        listening.bind(os.path.join(short, 'key'))
+        os.rename(os.path.join(short, 'key'), path)
+
+
+def _link_to_a_key(path: pathlib.Path) -> None:
+    path.unlink()
+    path.with_name('elsewhere').write_text('f' * 64)
+    path.symlink_to(path.with_name('elsewhere'))
+
+
 @pytest.mark.usefixtures('unset_secret')
 @pytest.mark.parametrize(
     ('change', 'why'),
@@ -158,8 +187,22 @@ def _key_file(storage_path) -> pathlib.Path:
         (lambda path: path.unlink(), 'was missing'),
         (lambda path: path.write_text('short-and-secret'), 'was damaged'),
         (lambda path: path.write_text('f' * 64), 'held another key'),
+        (lambda path: path.write_bytes(b'f' * 2**20), 'was damaged'),
+        (_link_to_zeros, 'was damaged'),
+        (_fifo, 'was damaged'),
+        (_socket, 'was damaged'),
+        (_link_to_a_key, 'was damaged'),
     ],
-    ids=['removed', 'damaged', 'replaced'],
+    ids=[
+        'removed',
+        'damaged',
+        'replaced',
+        'a-megabyte',
+        'a-link-to-zeros',
+        'a-fifo',
+        'a-socket',
+        'a-link-to-a-key',
+    ],
 )
 async def test_a_key_file_changed_by_hand_never_changes_the_key(
     storage_path, redis_server, caplog, change, why
@@ -172,6 +215,8 @@ async def test_a_key_file_changed_by_hand_never_changes_the_key(
     status = await _delete_through_another_worker(storage_path, redis_server, image)
 
     assert status == 204
+    # A regular file again, whatever stood in its place.
+    assert stat.S_ISREG(_key_file(storage_path).lstat().st_mode)
     assert _key_file(storage_path).read_bytes() == kept
     assert stat.S_IMODE(_key_file(storage_path).stat().st_mode) == 0o600
     [warning] = [r for r in caplog.records if r.name == 'asgilook.signing']
