@@ -101,22 +101,49 @@ class Throttled:
             self._logger.warning(message + more, *args)
 
 
+# What uvicorn, and the websockets library through uvicorn's error logger,
+# log at every WebSocket handshake and close, at INFO: a WebSocket's access
+# log, which uvicorn's --no-access-log does not silence.
+WEBSOCKET_ACCESS = frozenset(
+    {
+        '%s - "WebSocket %s" [accepted]',
+        '%s - "WebSocket %s" 403',
+        '%s - "WebSocket %s" %d',
+        'connection open',
+        'connection closed',
+        'connection rejected (%d %s)',
+        'HTTP response sent (%d %s)',
+    }
+)
+
+
 class ClientNoise(logging.Filter):
     """Let each of uvicorn's CLIENT_NOISE lines through once an interval.
 
     Without its traceback: a client's bad frame is no fault of the server.
+    The WEBSOCKET_ACCESS lines pass while uvicorn's access log (the logger
+    access) is on, and none while it is off.
     """
 
     def __init__(
-        self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        access: logging.Logger | None = None,
     ) -> None:
         super().__init__()
         self._throttles = {line: Throttle(interval, clock) for line in CLIENT_NOISE}
+        self._access = access or logging.getLogger('uvicorn.access')
 
     def filter(self, record: logging.LogRecord) -> bool:
-        throttle = (
-            self._throttles.get(record.msg) if isinstance(record.msg, str) else None
-        )
+        if not isinstance(record.msg, str):
+            return True
+        if record.msg in WEBSOCKET_ACCESS:
+            # uvicorn turns its access log off by leaving its logger no
+            # handler, and not propagating; asked at each line, since
+            # logging can be configured again after the filter is added.
+            return self._access.hasHandlers()
+        throttle = self._throttles.get(record.msg)
         if throttle is None:
             return True
         more = throttle.take()

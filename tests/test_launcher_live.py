@@ -11,6 +11,8 @@ import time
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from . import servers
 
@@ -236,3 +238,44 @@ def _send(port: int, head_part: bytes, wait: bool = False) -> bytes:
             return sock.recv(12)
         except (ConnectionResetError, BrokenPipeError):
             return b''
+
+
+# What uvicorn logs of a WebSocket's handshake and close: its access log.
+WEBSOCKET_ACCESS = (
+    '"WebSocket /events',
+    'connection open',
+    'connection closed',
+    'connection rejected',
+    'HTTP response sent',
+)
+
+
+@pytest.mark.live
+def test_websockets_are_not_logged_without_the_access_log(tmp_path, live_redis):
+    port = servers.free_port()
+    # With --no-access-log.
+    process = servers.start_launcher(tmp_path / 'images', live_redis, port)
+    lines = []
+    reader = threading.Thread(
+        target=_read_log, args=(process, lines, threading.Event())
+    )
+    reader.start()
+    url = f'ws://127.0.0.1:{port}/events'
+    try:
+        for _ in range(50):
+            with ws_connect(url, open_timeout=10) as websocket:
+                websocket.ping().wait(10)
+        for _ in range(50):
+            with pytest.raises(InvalidStatus) as refused:
+                ws_connect(url, origin='http://evil.example', open_timeout=10)
+            assert refused.value.response.status_code == 403
+        for _ in range(5):
+            answer = _send(port, b'Connection: Upgrade\r\nUpgrade: websocket\r\n')
+            assert answer == b'HTTP/1.1 400'
+    finally:
+        servers.stop(process)
+        reader.join()
+
+    logged = ''.join(lines)
+    assert 'Application startup complete' in logged
+    assert [line for line in lines if any(s in line for s in WEBSOCKET_ACCESS)] == []

@@ -5,14 +5,17 @@ import asyncio
 import logging
 import sys
 
+import pytest
+import uvicorn
+
 from asgilook import logs
 
 from .fakes import FakeClock
 
 
-def _record(message: str, exc_info=None) -> logging.LogRecord:
+def _record(message: str, exc_info=None, args=()) -> logging.LogRecord:
     return logging.LogRecord(
-        'uvicorn.error', logging.ERROR, __file__, 1, message, (), exc_info
+        'uvicorn.error', logging.ERROR, __file__, 1, message, args, exc_info
     )
 
 
@@ -50,6 +53,64 @@ def test_each_kind_of_noise_has_its_own_interval_and_other_lines_pass():
     kept = _record('Exception in ASGI application\n', failure)
     assert noise.filter(kept)
     assert kept.exc_info is failure
+
+
+# What uvicorn and the websockets library log at each WebSocket (their
+# formats, as their sources have them), with the arguments they give.
+WEBSOCKET_LINES = [
+    ('%s - "WebSocket %s" [accepted]', ('127.0.0.1:50000', '/events')),
+    ('%s - "WebSocket %s" 403', ('127.0.0.1:50000', '/events?after=0')),
+    ('%s - "WebSocket %s" %d', ('127.0.0.1:50000', '/events', 426)),
+    ('connection open', ()),
+    ('connection closed', ()),
+    ('connection rejected (%d %s)', (403, 'Forbidden')),
+    ('connection rejected (%d %s)', (400, 'Bad Request')),
+    ('HTTP response sent (%d %s)', (400, 'Bad Request')),
+]
+
+
+@pytest.fixture
+def uvicorn_access(monkeypatch):
+    """uvicorn's access logger, as it was again after the test."""
+    logger = logging.getLogger('uvicorn.access')
+    monkeypatch.setattr(logger, 'handlers', list(logger.handlers))
+    monkeypatch.setattr(logger, 'propagate', logger.propagate)
+    return logger
+
+
+@pytest.mark.usefixtures('uvicorn_access')
+@pytest.mark.parametrize('access_log', [True, False], ids=['access-log', 'none'])
+def test_websocket_lines_are_logged_as_uvicorns_access_log_is(access_log):
+    # Added at the start of a worker, after uvicorn's logging was set up.
+    noise = logs.ClientNoise(clock=FakeClock())
+    uvicorn.Config(app=None, access_log=access_log, log_config=None)
+    records = [_record(line, args=args) for line, args in WEBSOCKET_LINES * 3]
+
+    passed = [noise.filter(record) for record in records]
+
+    assert passed == [access_log] * len(records)
+    assert noise.filter(_record('Application startup complete.'))
+
+
+def test_websocket_lines_pass_while_the_access_log_has_a_handler():
+    # A logger of no hierarchy: one handler or none, as uvicorn leaves its own.
+    access = logging.Logger('access')
+    noise = logs.ClientNoise(access=access)
+    line, args = WEBSOCKET_LINES[0]
+
+    unheard = noise.filter(_record(line, args=args))
+    access.addHandler(logging.NullHandler())
+    heard = _record(line, args=args)
+
+    assert not unheard
+    assert noise.filter(heard)
+    assert heard.getMessage() == '127.0.0.1:50000 - "WebSocket /events" [accepted]'
+
+
+def test_a_record_of_another_kind_of_message_passes():
+    noise = logs.ClientNoise(access=logging.Logger('access'))
+
+    assert noise.filter(_record(ValueError('not a format')))
 
 
 def test_the_filter_is_added_to_uvicorns_logger_once():
