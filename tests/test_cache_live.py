@@ -21,6 +21,7 @@ from asgilook.cache import RedisCache
 from . import servers
 from .fakes import FakeClock, as_listed, make_config
 from .images import encode, gradient
+from .streams import WAIT
 
 pytestmark = pytest.mark.live
 
@@ -242,3 +243,56 @@ async def test_a_redis_that_would_grow_without_end_is_told_at_start(
         '--maxmemory-policy allkeys-lru (or set them in redis.conf)'
     ]
     assert _cache_log(caplog) == (expected if problem else [])
+
+
+async def _states_until_a_miss(conductor, path: str) -> list[str]:
+    """GET path until an answer is computed afresh; the cache's states of each."""
+    states = []
+    async with asyncio.timeout(WAIT):
+        while not states or states[-1] == 'Bypass':
+            resp = await conductor.simulate_get(path)
+            assert resp.status_code == 200
+            states.append(resp.headers['X-ASGILook-Cache'])
+            # Time for the PING that tells whether Redis answers.
+            await asyncio.sleep(0.01)
+    return states
+
+
+async def test_a_value_too_large_to_read_in_time_is_deleted(
+    storage_path, live_redis, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.cache')
+    config = make_config(storage_path)
+    config.redis_from_url = aioredis.from_url
+    config.redis_host = live_redis
+    # No entry over 1.6 MiB; 64 MiB take longer to read (157 ms on an idle machine).
+    config.redis_timeout = 0.05
+    config.memory_cache_size = 0
+    admin = aioredis.from_url(live_redis)
+    key, planted = 'asgilook:/images', b'x' * 64 * 1024 * 1024
+    rounds = []
+    try:
+        async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+            # Planted twice: deleted twice, logged once.
+            for _ in range(2):
+                await admin.set(key, planted)
+                states = await _states_until_a_miss(conductor, '/images')
+                hit = await conductor.simulate_get('/images')
+                rounds.append((states, hit.headers['X-ASGILook-Cache']))
+        kept = await admin.strlen(key)
+    finally:
+        await admin.aclose()
+
+    for states, after in rounds:
+        assert states[0] == 'Bypass'
+        assert states[-1] == 'Miss'
+        assert after == 'Hit'
+    # An entry of the list in place of the planted value.
+    assert 0 < kept < 1024
+    # (At so short a timeout, a busy machine may make Redis late at times.)
+    assert [line for line in _cache_log(caplog) if ' held ' in line] == [
+        f"Redis at {live_redis} held {len(planted)} bytes under 'asgilook:/images', "
+        f'more than any entry asgilook stores ({int(0.05 * 32 * 2**20) + 65536} at '
+        'most) and too many to read within the timeout: every lookup of its path '
+        'was late; they were deleted'
+    ]

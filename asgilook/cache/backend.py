@@ -29,6 +29,10 @@ class RedisUnavailableError(Exception):
     """Redis did not answer a command in time; the request goes on without it."""
 
 
+class RedisLateError(RedisUnavailableError):
+    """Redis did not answer a command within redis_timeout."""
+
+
 class RedisBackend:
     """Two Redis clients, every command bounded, and whether Redis answers.
 
@@ -162,11 +166,12 @@ class RedisBackend:
             self._refused(ex)
             raise RedisUnavailableError from ex
         except REDIS_ERRORS as ex:
-            if self._available and isinstance(ex, _TIMEOUTS):
+            late = isinstance(ex, _TIMEOUTS)
+            if self._available and late:
                 self._suspect()
             else:
                 self._lost(ex)
-            raise RedisUnavailableError from ex
+            raise (RedisLateError if late else RedisUnavailableError) from ex
         self._alive_until = self._clock() + self._timing.liveness
         return result
 

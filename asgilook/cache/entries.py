@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack
 
+from ..config import Config
 from ..errors import UnsignedEntryError
 from ..signing import ServiceKey
 
@@ -21,6 +22,21 @@ STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link', 'Vary')
 CONTENT_TYPES = frozenset({'image/jpeg', 'application/json', 'application/msgpack'})
 # What a header value may hold: printable ASCII, no line breaks.
 _PRINTABLE = re.compile(r'[\x20-\x7e]*')
+
+
+# What an entry holds beside its body, at most: its type, version, headers
+# and signature (a few hundred bytes; a page's Link names a URL), and room.
+_BESIDE_THE_BODY = 64 * 1024
+
+
+def largest_body(config: Config) -> int:
+    """Return the most bytes of body an entry keeps: what Redis gives back in time."""
+    return int(config.redis_timeout * config.cache_timing.entry_read_rate)
+
+
+def largest_entry(config: Config) -> int:
+    """Return the most bytes an entry of asgilook takes in Redis."""
+    return largest_body(config) + _BESIDE_THE_BODY
 
 
 @dataclasses.dataclass(frozen=True)

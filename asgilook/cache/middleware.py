@@ -12,7 +12,7 @@ from ..config import Config
 from ..signing import ServiceKey
 from .answers import render_body
 from .backend import RedisUnavailableError
-from .entries import CONTENT_TYPES, STORED_HEADERS, Entry
+from .entries import CONTENT_TYPES, STORED_HEADERS, Entry, largest_body
 from .keys import cache_key, variants
 from .memory import CACHE_HEADER, Kept
 from .tiers import Lookup, Tiers, Token
@@ -53,9 +53,7 @@ class RedisCache:
         self.varying = varying
         self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
         # An entry Redis could not give back within redis_timeout is not kept.
-        self.largest_entry = int(
-            config.redis_timeout * config.cache_timing.entry_read_rate
-        )
+        self.largest_entry = largest_body(config)
 
     async def process_startup(
         self, scope: Mapping[str, Any], event: Mapping[str, Any]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 import redis.exceptions
 
@@ -12,7 +13,13 @@ from ..config import Config
 from ..errors import UnsignedEntryError
 from ..signing import ServiceKey
 from . import entries
-from .backend import REDIS_ERRORS, RedisBackend, logger
+from .backend import (
+    REDIS_ERRORS,
+    RedisBackend,
+    RedisLateError,
+    RedisUnavailableError,
+    logger,
+)
 from .entries import Entry
 
 # The key of a path's entry is this and the path (with its query).
@@ -31,7 +38,9 @@ class RedisTier:
     A lookup that finds no entry takes the path's lock in the same atomic
     command; another process that finds the lock waits for the entry, for
     `lock_ttl` at most. Entries are signed for their path; only one this
-    process could have computed (one of `content_types`) is served.
+    process could have computed (one of `content_types`) is served. A key
+    whose lookup was late is measured, and deleted if it holds more than
+    any entry (it would make every lookup of its path late).
     """
 
     def __init__(
@@ -52,16 +61,27 @@ class RedisTier:
         self._set_nx_get = True
         # Unsigned entries are logged once: whoever wrote them may write many.
         self._unsigned_seen = False
-        self._storing: set[asyncio.Task[None]] = set()
+        self._largest = entries.largest_entry(config)
+        # So are values too large to be entries.
+        self._oversized_seen = False
+        # The writes of entries, and the measures of keys, on their way.
+        self._background: set[asyncio.Task[None]] = set()
 
     async def claim(self, path: str, version: str) -> tuple[Entry | None, bool]:
         """Return the entry of path at version, and whether this process locked it.
 
         RedisUnavailableError if Redis does not answer in time.
         """
-        data = await self._backend.command(self._take_lock, PREFIX + path)
-        if self._locked_by_another(data):
-            return await self._rendered_elsewhere(path, version), False
+        key = PREFIX + path
+        try:
+            data = await self._backend.command(self._take_lock, key)
+            if self._locked_by_another(data):
+                return await self._rendered_elsewhere(path, version), False
+        except RedisLateError:
+            # Late, perhaps, for what the key holds: nothing else would
+            # replace a value too large to be read in time.
+            self._in_background(self._drop_if_oversized(key))
+            raise
         return self._valid(data, path, version), data is None
 
     async def release(self, path: str) -> None:
@@ -81,14 +101,41 @@ class RedisTier:
         was computed from still holds (version_now).
         """
         data = entries.pack(entry, path, self._service_key)
-        task = asyncio.create_task(self._write(path, data, entry.version, version_now))
-        self._storing.add(task)
-        task.add_done_callback(self._storing.discard)
+        task = self._in_background(self._write(path, data, entry.version, version_now))
         await asyncio.wait({task}, timeout=self._config.redis_timeout)
 
     async def close(self) -> None:
-        """Wait for the entries on their way (each within store_timeout)."""
-        await asyncio.gather(*self._storing)
+        """Wait for the writes and measures on their way (within store_timeout)."""
+        await asyncio.gather(*self._background)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _drop_if_oversized(self, key: str) -> None:
+        """Delete what key holds if it is larger than any entry; log it once."""
+        command, lookups = self._backend.command, self._backend.lookups
+        try:
+            size = await command(lookups.strlen, key)
+            if size <= self._largest:
+                return
+            await command(lookups.delete, key)
+        except RedisUnavailableError:
+            # Measured again at its next late lookup.
+            return
+        if not self._oversized_seen:
+            self._oversized_seen = True
+            logger.warning(
+                'Redis at %s held %d bytes under %r, more than any entry '
+                'asgilook stores (%d at most) and too many to read within the '
+                'timeout: every lookup of its path was late; they were deleted',
+                self._config.redis_host,
+                size,
+                key,
+                self._largest,
+            )
 
     async def _write(
         self, path: str, data: bytes, version: str, version_now: VersionNow
