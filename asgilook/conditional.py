@@ -84,6 +84,17 @@ def preconditions_hold(
     return True if unmodified is None else unmodified
 
 
+def none_match_holds(req: falcon.asgi.Request, etag: str | None) -> bool:
+    """Whether `If-None-Match` names no current representation (or is absent).
+
+    For a request that changes what it targets, whose current representation
+    has etag (None: it has none). A match fails such a request, where a GET
+    or HEAD is told its copy is current (RFC 9110, section 13.1.2).
+    """
+    tags = req.if_none_match
+    return tags is None or not _weak_match(tags, etag)
+
+
 def _strong_match(tags: list[falcon.ETag | Literal['*']], etag: str | None) -> bool:
     """The strong comparison: a weak tag matches none (RFC 9110, section 8.8.3.2)."""
     if etag is None:
@@ -110,18 +121,24 @@ async def _drop_body(resp: falcon.asgi.Response) -> None:
 def _not_modified(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, since: str | None
 ) -> bool:
-    etag = resp.etag
     tags = req.if_none_match
     if tags is not None:
-        # The weak comparison: W/"x" matches "x" (RFC 9110, section 8.8.3.2).
-        return etag is not None and any(
-            tag == '*' or tag == etag.removeprefix('W/').strip('"') for tag in tags
-        )
+        return _weak_match(tags, resp.etag)
 
     last_modified = resp.get_header('Last-Modified')
     if last_modified is None or since is None:
         return False
     return bool(_unmodified_since(last_modified, since))
+
+
+def _weak_match(tags: list[falcon.ETag | Literal['*']], etag: str | None) -> bool:
+    """`*` for any current representation, or etag by weak comparison.
+
+    W/"x" matches "x" (RFC 9110, section 8.8.3.2).
+    """
+    return etag is not None and any(
+        tag == '*' or tag == etag.removeprefix('W/').strip('"') for tag in tags
+    )
 
 
 def _unmodified_since(last_modified: str, since: str) -> bool | None:

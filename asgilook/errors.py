@@ -28,6 +28,7 @@ handler). The tree::
     │   ├── DeleteTokenInvalidError   ... with one not the image's       403
     │   ├── ClientGoneError       the client left before its answer came 499
     │   └── PreconditionFailedError   If-Match or If-Unmodified-Since fails 412
+    │       └── CurrentMatchError     a change's If-None-Match names it  412
     ├── ServiceError              the server cannot answer now (5xx)
     │   ├── StorageError          the storage directory fails
     │   │   ├── StorageFullError      no room for the change         507
@@ -165,6 +166,10 @@ class DeleteTokenInvalidError(RequestError):
 
 class PreconditionFailedError(RequestError):
     """If-Match or If-Unmodified-Since does not describe the current representation."""
+
+
+class CurrentMatchError(PreconditionFailedError):
+    """A change's If-None-Match names the current representation (or is `*`)."""
 
 
 class ServiceError(AsgilookError):

@@ -19,6 +19,7 @@ from .errors import (
     AsgilookError,
     BodyTimeoutError,
     ClientGoneError,
+    CurrentMatchError,
     DamagedImageError,
     DeleteTokenInvalidError,
     DeleteTokenMissingError,
@@ -158,6 +159,13 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'changed since you fetched it, or the tag or date is not its own. Nothing '
         'was done. GET it again to learn its current ETag and Last-Modified, and '
         'send those.',
+    ),
+    CurrentMatchError: Answer(
+        falcon.HTTP_412,
+        'Precondition failed',
+        'If-None-Match names what is here now (it is *, or its current ETag): '
+        'the request was to be done only if it did not. Nothing was done. Send '
+        'If-Match with its current ETag instead, or neither.',
     ),
     StorageFullError: Answer(
         falcon.HTTP_507,

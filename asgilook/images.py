@@ -9,11 +9,12 @@ import falcon
 import falcon.asgi
 
 from . import media, pages
-from .conditional import preconditions_hold
+from .conditional import none_match_holds, preconditions_hold
 from .config import Config
 from .deletes import DeleteTokens, require_delete_token
 from .departures import LISTENER, Listener
 from .errors import (
+    CurrentMatchError,
     ImageNotFoundError,
     PreconditionFailedError,
     ThumbnailNotFoundError,
@@ -102,10 +103,11 @@ class Images:
     ) -> None:
         image = await _find(self._store, req, image_uri(str(image_id)))
         # The validators a GET of the image answers (_describe).
-        if not preconditions_hold(
-            req, f'"{image.etag}"', falcon.dt_to_http(image.modified)
-        ):
+        etag = f'"{image.etag}"'
+        if not preconditions_hold(req, etag, falcon.dt_to_http(image.modified)):
             raise PreconditionFailedError
+        if not none_match_holds(req, etag):
+            raise CurrentMatchError
         await self._store.delete(image)
         # Every cached response that showed the image.
         resp.context.invalidate = [image.uri, '/images', *image.thumbnails()]

@@ -23,6 +23,7 @@ _RAISED = [
     errors.DeleteTokenMissingError(),
     errors.DeleteTokenInvalidError(),
     errors.PreconditionFailedError(),
+    errors.CurrentMatchError(),
     errors.StorageFullError(),
     errors.StorageUnavailableError(),
     errors.StoredImageError('the stored file is not a JPEG'),

@@ -1,4 +1,5 @@
-"""Preconditions: If-Match and If-Unmodified-Since, 412 when they fail (RFC 9110)."""
+"""Preconditions: If-Match and If-Unmodified-Since, 412 when they fail, and a
+DELETE's If-None-Match, 412 when it names the image (RFC 9110)."""
 
 import asyncio
 import datetime
@@ -23,10 +24,17 @@ def _before(image, seconds=1):
     return falcon.dt_to_http(modified - datetime.timedelta(seconds=seconds))
 
 
-def _assert_412(resp):
+# What the 412 of a failed If-Match or If-Unmodified-Since says.
+GET_IT_AGAIN = 'GET it again to learn its current ETag'
+# What the 412 of a DELETE whose If-None-Match names the image says
+# (RFC 9110, section 13.1.2).
+NAMES_IT = 'If-None-Match names what is here now'
+
+
+def _assert_412(resp, says=GET_IT_AGAIN):
     assert resp.status_code == 412
     assert resp.json['title'] == 'Precondition failed'
-    assert 'GET it again to learn its current ETag' in resp.json['description']
+    assert says in resp.json['description']
     # Nothing that describes the answer it replaces, for a cache to keep.
     for name in ('ETag', 'Last-Modified', 'Cache-Control', 'Link'):
         assert name not in resp.headers
@@ -38,7 +46,17 @@ def _etag(client, uri):
 
 @pytest.mark.parametrize(
     'precondition',
-    ['other tag', 'other tags', 'weak tag', 'unmodified since before'],
+    [
+        'other tag',
+        'other tags',
+        'weak tag',
+        'unmodified since before',
+        'none but star',
+        'none but its tag',
+        'none but its tag, weak',
+        'none but a list with its tag',
+        'its tag, and none but its tag',
+    ],
 )
 def test_a_delete_whose_precondition_fails_is_412_and_deletes_nothing(
     client, image, storage_path, precondition
@@ -53,11 +71,17 @@ def test_a_delete_whose_precondition_fails_is_412_and_deletes_nothing(
         # A weak tag never matches: If-Match compares strongly.
         'weak tag': {'If-Match': f'W/{etag}'},
         'unmodified since before': {'If-Unmodified-Since': _before(image)},
+        'none but star': {'If-None-Match': '*'},
+        'none but its tag': {'If-None-Match': etag},
+        # If-None-Match compares weakly.
+        'none but its tag, weak': {'If-None-Match': f'W/{etag}'},
+        'none but a list with its tag': {'If-None-Match': f'"older", {etag}'},
+        'its tag, and none but its tag': {'If-Match': etag, 'If-None-Match': etag},
     }[precondition]
 
     resp = client.simulate_delete(image['image'], headers={**owner(image), **headers})
 
-    _assert_412(resp)
+    _assert_412(resp, NAMES_IT if 'If-None-Match' in headers else GET_IT_AGAIN)
     again = client.simulate_get(image['image'])
     assert (again.status_code, again.content) == (200, stored)
     assert client.simulate_get('/images').json == [image]
@@ -79,6 +103,8 @@ def test_a_delete_whose_precondition_fails_is_412_and_deletes_nothing(
         'unmodified since later',
         'a date that does not parse',
         'if-match wins over if-unmodified-since',
+        'none but another tag',
+        'if-modified-since is for a get',
     ],
 )
 def test_a_delete_whose_precondition_holds_deletes(
@@ -97,6 +123,8 @@ def test_a_delete_whose_precondition_holds_deletes(
             'If-Match': etag,
             'If-Unmodified-Since': _before(image),
         },
+        'none but another tag': {'If-None-Match': '"older", W/"zzz"'},
+        'if-modified-since is for a get': {'If-Modified-Since': image['modified']},
     }[precondition]
 
     resp = client.simulate_delete(image['image'], headers={**owner(image), **headers})
