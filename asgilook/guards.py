@@ -28,14 +28,15 @@ class Guards:
     """Refuse what Falcon cannot take; read bodies through `GuardedBody`.
 
     An HTTP version Falcon does not speak is a 505, a query string that is
-    not UTF-8 a 400, both answered as the app answers errors (JSON). A path
-    Falcon's router reads as another (`//images`, `images`: it strips every
-    slash before the first segment) is a 308 to that one, so that every
-    later step (the cache's keys, the streams' budget) sees one spelling of
-    each path. A request of an event stream goes through `streams` (its
-    budget, admission.py) and gets a `Departure`, one of a `listened` path
-    (the whole list, which may be long) a `Listener` (departures.py). `app`
-    is the application at the centre (Falcon's), for code that wants its API.
+    not UTF-8 (raw or percent-encoded) a 400, both answered as the app
+    answers errors (JSON). A path Falcon's router reads as another
+    (`//images`, `images`: it strips every slash before the first segment)
+    is a 308 to that one, so that every later step (the cache's keys, the
+    streams' budget) sees one spelling of each path. A request of an event
+    stream goes through `streams` (its budget, admission.py) and gets a
+    `Departure`, one of a `listened` path (the whole list, which may be
+    long) a `Listener` (departures.py). `app` is the application at the
+    centre (Falcon's), for code that wants its API.
     """
 
     def __init__(
@@ -119,17 +120,25 @@ _VERSION_NOT_SUPPORTED = falcon.HTTPVersionNotSupported(
 
 _QUERY_NOT_UTF8 = falcon.HTTPBadRequest(
     title='Invalid query string',
-    description='The query string is not UTF-8. Percent-encode its bytes, as '
-    'in ?limit=100.',
+    description='The query string, or what its percent-escapes stand for, is '
+    'not UTF-8. Percent-encode the UTF-8 bytes of its text, as in ?limit=100.',
 )
 
 
 def _decodable(query: bytes) -> bool:
-    """Whether Falcon can read a query string (it takes UTF-8 only)."""
-    if query.isascii():
-        return True
+    """Whether Falcon can read a query string: UTF-8, and its escapes too.
+
+    Falcon reads an escape that is no UTF-8 (`%ff`) as U+FFFD, which the
+    resource would be left to refuse as another (unknown) parameter.
+    """
+    if not query.isascii() and not _utf8(query):
+        return False
+    return b'%' not in query or _utf8(urllib.parse.unquote_to_bytes(query))
+
+
+def _utf8(data: bytes) -> bool:
     try:
-        query.decode()
+        data.decode()
     except UnicodeDecodeError:
         return False
     return True

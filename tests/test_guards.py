@@ -26,7 +26,18 @@ def test_an_http_version_falcon_does_not_speak_is_a_505(config, http_version):
     assert pulled == 0
 
 
-@pytest.mark.parametrize('query', [b'limit=\xff', b'after=\xc3'])
+@pytest.mark.parametrize(
+    'query',
+    [
+        b'limit=\xff',
+        b'after=\xc3',
+        b'%ff',
+        b'limit=%C3',
+        b'limit=%c3%28',
+        # Raw UTF-8, and an escape that is not.
+        'é=%ff'.encode(),
+    ],
+)
 def test_a_query_string_that_is_not_utf8_is_a_400(config, query):
     status, headers, error, _ = _get(create_app(config), query=query)
 
@@ -36,8 +47,9 @@ def test_a_query_string_that_is_not_utf8_is_a_400(config, query):
     assert 'Percent-encode' in error['description']
 
 
-def test_a_utf8_query_string_reaches_the_app(config):
-    status, headers, error, _ = _get(create_app(config), query='limit=é'.encode())
+@pytest.mark.parametrize('query', ['limit=é'.encode(), b'limit=%C3%A9'])
+def test_a_utf8_query_string_reaches_the_app(config, query):
+    status, headers, error, _ = _get(create_app(config), query=query)
 
     # The list's own answer to a limit that is no number.
     assert (status, error['title']) == (400, 'Invalid page size')
