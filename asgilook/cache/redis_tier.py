@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 import redis.exceptions
 
@@ -64,8 +63,9 @@ class RedisTier:
         self._largest = entries.largest_entry(config)
         # So are values too large to be entries.
         self._oversized_seen = False
-        # The writes of entries, and the measures of keys, on their way.
-        self._background: set[asyncio.Task[None]] = set()
+        self._storing: set[asyncio.Task[None]] = set()
+        # The keys being measured (see _drop_if_oversized).
+        self._measuring: set[asyncio.Task[None]] = set()
 
     async def claim(self, path: str, version: str) -> tuple[Entry | None, bool]:
         """Return the entry of path at version, and whether this process locked it.
@@ -80,7 +80,7 @@ class RedisTier:
         except RedisLateError:
             # Late, perhaps, for what the key holds: nothing else would
             # replace a value too large to be read in time.
-            self._in_background(self._drop_if_oversized(key))
+            self._measure(key)
             raise
         return self._valid(data, path, version), data is None
 
@@ -101,18 +101,25 @@ class RedisTier:
         was computed from still holds (version_now).
         """
         data = entries.pack(entry, path, self._service_key)
-        task = self._in_background(self._write(path, data, entry.version, version_now))
+        task = asyncio.create_task(self._write(path, data, entry.version, version_now))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
         await asyncio.wait({task}, timeout=self._config.redis_timeout)
 
     async def close(self) -> None:
-        """Wait for the writes and measures on their way (within store_timeout)."""
-        await asyncio.gather(*self._background)
+        """Wait for the entries on their way (each within store_timeout).
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
+        A key being measured is left: the next late lookup measures it again.
+        """
+        for task in self._measuring:
+            task.cancel()
+        await asyncio.gather(*self._measuring, return_exceptions=True)
+        await asyncio.gather(*self._storing)
+
+    def _measure(self, key: str) -> None:
+        task = asyncio.create_task(self._drop_if_oversized(key))
+        self._measuring.add(task)
+        task.add_done_callback(self._measuring.discard)
 
     async def _drop_if_oversized(self, key: str) -> None:
         """Delete what key holds if it is larger than any entry; log it once."""
