@@ -155,6 +155,9 @@ async def test_redis_lost_and_back_while_serving(config, redis_server, png_image
         msgpack.packb(['application/json', b'[]', 7, {}]),
         msgpack.packb(['application/json', b'[]', 'v']),
         msgpack.packb(['application/json', b'[]', 'v', {'ETag': 7}]),
+        # An entry of an older asgilook (signed over its whole body).
+        msgpack.packb(['application/json', b'[]', 'v', {}, b'signature', 1]),
+        msgpack.packb(['application/json', b'[]', 'v', {}, 'not bytes', 2]),
     ],
     ids=[
         'not-msgpack',
@@ -166,6 +169,8 @@ async def test_redis_lost_and_back_while_serving(config, redis_server, png_image
         'int-version',
         'three-elements',
         'int-header',
+        'older-format',
+        'str-signature',
     ],
 )
 def test_an_entry_that_cannot_be_decoded_is_a_miss(client, redis, garbage):
