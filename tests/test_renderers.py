@@ -198,16 +198,16 @@ def test_a_render_process_answers_each_render_in_turn(stored_photo, tmp_path):
     for source in (path, tmp_path / 'gone.jpeg'):
         requests.send_bytes(pickle.dumps((imaging.resize, (source, (960, 540), 90))))
     requests.close()
-    found = signal.getsignal(signal.SIGINT)
-    try:
-        renderers.serve(requests_end, outcomes_end)
-    finally:
-        signal.signal(signal.SIGINT, found)
-    outcomes_end.close()
-    told = b''
-    while chunk := os.read(outcomes.fileno(), 65536):
-        told += chunk
-    outcomes.close()
+    # Read as the worker does, beside it: a thumbnail is more than a pipe holds.
+    with concurrent.futures.ThreadPoolExecutor(1) as reader:
+        reading = reader.submit(_read_to_end, outcomes)
+        found = signal.getsignal(signal.SIGINT)
+        try:
+            renderers.serve(requests_end, outcomes_end)
+        finally:
+            signal.signal(signal.SIGINT, found)
+            outcomes_end.close()
+        told = reading.result(timeout=30)
 
     answers = []
     while told:
@@ -218,3 +218,11 @@ def test_a_render_process_answers_each_render_in_turn(stored_photo, tmp_path):
     assert (rendered, thumbnail) == (True, expected)
     assert not failed
     assert isinstance(error, OSError)
+
+
+def _read_to_end(connection) -> bytes:
+    told = b''
+    while chunk := os.read(connection.fileno(), 65536):
+        told += chunk
+    connection.close()
+    return told
