@@ -89,6 +89,10 @@ class Guards:
             pass
         finally:
             listener.stop()
+            # The scope holds the listener, which holds the server's receive,
+            # which holds the scope: a cycle only the garbage collector would
+            # free, its pauses a list's 99th percentile (2 ms to 13 ms).
+            del scope[departures.LISTENER]
 
 
 def canonical(path: str) -> str:

@@ -3,10 +3,12 @@ list in one piece, never kept whole in memory or in the cache."""
 
 import asyncio
 import dataclasses
+import gc
 import json
 import pathlib
 import shutil
 import sqlite3
+import weakref
 
 import falcon.testing
 import msgpack
@@ -17,7 +19,7 @@ from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
 from asgilook.errors import CatalogError, LongListsError, StorageUnavailableError
 from asgilook.store import Store
 
-from .asgi import get_whole
+from .asgi import body, get_whole, http_scope
 from .fakes import make_config, redis_keys
 from .paging import upload_many
 
@@ -356,3 +358,36 @@ async def test_a_long_list_let_go_twice_gives_back_one_place(config, stored):
     finally:
         await store.close()
         await store.catalog.close()
+
+
+class _Cycle:
+    """A request as uvicorn holds it: its receive is a method of its holder."""
+
+    def __init__(self, query: bytes) -> None:
+        self.scope = http_scope('GET', '/images', [], query=query)
+        self.sent: list[dict] = []
+
+    async def receive(self) -> dict:
+        return body(b'')
+
+    async def send(self, event: dict) -> None:
+        self.sent.append(event)
+
+
+@pytest.mark.parametrize('query', [b'', b'limit=2'])
+async def test_a_list_answered_is_freed_at_once(config, stored, query):
+    # Not left to the garbage collector, whose pauses were the list's 99th
+    # percentile under load (13 ms, where 2 ms without).
+    app = create_app(config)
+    async with falcon.testing.ASGIConductor(app):
+        gc.disable()
+        try:
+            cycle = _Cycle(query)
+            await app(cycle.scope, cycle.receive, cycle.send)
+            status = cycle.sent[0]['status']
+            answered = weakref.ref(cycle)
+            del cycle
+            assert answered() is None
+        finally:
+            gc.enable()
+    assert status == 200
