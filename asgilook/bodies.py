@@ -71,28 +71,3 @@ class GuardedBody:
                     f'{self._received} of {self._promised} bytes arrived'
                 )
         return event
-
-
-class WaitingMemory:
-    """A byte budget shared by every upload of a worker that waits in memory.
-
-    An upload body waits for a Pillow worker in memory only while the bytes
-    all waiting bodies hold stay within the budget; beyond it, bodies go to
-    disk. So the memory of waiting uploads follows the budget, not the number
-    of uploads in flight.
-    """
-
-    def __init__(self, budget: int) -> None:
-        self._budget = budget
-        self.held = 0
-
-    def take(self, size: int) -> bool:
-        """Hold size more bytes if the budget allows it; whether it did."""
-        if self.held + size > self._budget:
-            return False
-        self.held += size
-        return True
-
-    def give_back(self, size: int) -> None:
-        """Let go of size bytes held."""
-        self.held -= size

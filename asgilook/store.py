@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import blocking, imaging, logs, uploads
-from .bodies import WaitingMemory
 from .catalog import Catalog, Record, Removal, file_name
 from .config import Config
 from .errors import (
@@ -148,7 +147,7 @@ class Store:
             max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
         )
         # Upload bodies waiting for the executor, in memory, all together.
-        self._waiting = WaitingMemory(config.upload_memory)
+        self._waiting = uploads.WaitingMemory(config.upload_memory)
         # An image that stays listed is said once a minute for each cause.
         self._stays_listed = {
             cause: logs.Throttle(STAYS_LISTED_LOG_INTERVAL, config.clock)

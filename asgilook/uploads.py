@@ -2,7 +2,7 @@
 
 A body waits for a Pillow worker in memory up to `Config.spool_in_memory`
 bytes while the worker's budget of waiting memory (`upload_memory`, see
-`bodies.WaitingMemory`) allows, and in a spool file beyond, so that bodies
+`WaitingMemory`) allows, and in a spool file beyond, so that bodies
 waiting for a worker take bounded memory. The JPEG it becomes is written
 under a temporary name, renamed into place by the catalog as its row is
 committed.
@@ -18,7 +18,6 @@ from collections.abc import AsyncIterable
 from concurrent.futures import Executor
 
 from . import blocking, imaging
-from .bodies import WaitingMemory
 from .config import Config
 from .errors import EmptyUploadError, UploadTooLargeError
 from .storage import storage_errors
@@ -162,3 +161,28 @@ def _append(path: pathlib.Path, data: bytes) -> None:
 def _remove_if_there(path: pathlib.Path) -> None:
     with contextlib.suppress(OSError):
         os.remove(path)
+
+
+class WaitingMemory:
+    """A byte budget shared by every upload of a worker that waits in memory.
+
+    An upload body waits for a Pillow worker in memory only while the bytes
+    all waiting bodies hold stay within the budget; beyond it, bodies go to
+    disk. So the memory of waiting uploads follows the budget, not the number
+    of uploads in flight.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold size more bytes if the budget allows it; whether it did."""
+        if self.held + size > self._budget:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        """Let go of size bytes held."""
+        self.held -= size
