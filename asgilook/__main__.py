@@ -1,7 +1,7 @@
-"""`python -m asgilook`: the way to run asgilook (see launcher.py and the README)."""
+"""`python -m asgilook`: the way to run asgilook (serving/launcher.py, the README)."""
 
 import sys
 
-from .launcher import main
+from .serving.launcher import main
 
 sys.exit(main())

@@ -8,23 +8,23 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from . import http_errors, media
-from .admission import StreamBudget
+from .auth.deletes import DeleteTokens
+from .auth.signing import ServiceKey
 from .cache import FastPath, RedisCache
-from .conditional import ConditionalRequests
 from .config import Config
-from .deletes import DeleteTokens
 from .events import Events, Feed, FeedLifespan
 from .gallery import Assets, Gallery
-from .guards import Guards
+from .http import errors, media
+from .http.admission import StreamBudget
+from .http.conditional import ConditionalRequests
+from .http.gate import Gate
 from .images import Images, Thumbnails
-from .signing import ServiceKey
 from .store import Store
 
 _BY_ACCEPT = frozenset({'/images'})
 
 
-def create_app(config: Config | None = None) -> Guards:
+def create_app(config: Config | None = None) -> Gate:
     """Wire the store, the resources, the cache and the error handlers.
 
     The ASGI app it returns is the guards, around the cache's fast path,
@@ -34,7 +34,7 @@ def create_app(config: Config | None = None) -> Guards:
     store = Store(config)
     # Kept in the catalog; loaded at start-up, once the store opened it.
     key = ServiceKey(config, store.service_secret)
-    # The list and its pages are JSON or MessagePack (media.py); images and
+    # The list and its pages are JSON or MessagePack (http/media.py); images and
     # thumbnails are one JPEG for every client.
     cache = RedisCache(config, token=store.token, key=key, varying=_BY_ACCEPT)
     images = Images(config, store, DeleteTokens(key))
@@ -60,11 +60,11 @@ def create_app(config: Config | None = None) -> Guards:
     app.add_route('/gallery/{name}', assets)
     app.add_route('/favicon.ico', assets, suffix='favicon')
     media.register(app)
-    http_errors.register(app)
+    errors.register(app)
     streams = StreamBudget(frozenset({'/events'}), config.events.max_streams)
     # The whole list is listened to: sent long, it stops when its client goes.
     listened = frozenset({'/images'})
-    return Guards(FastPath(app, cache), config.body_timeout, streams, listened)
+    return Gate(FastPath(app, cache), config.body_timeout, streams, listened)
 
 
 class _StoreLifespan:

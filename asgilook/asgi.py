@@ -6,6 +6,6 @@ server with one line instead of a traceback in every worker.
 """
 
 from .app import create_app
-from .startup import AppAtStartup
+from .serving.startup import AppAtStartup
 
 app = AppAtStartup(create_app)

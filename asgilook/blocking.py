@@ -8,7 +8,7 @@ statement, a Pillow decode) is awaited as `run(pool, function, *args)`:
   so that at most that many images are decoded at once;
 - the catalog's reader and writer threads (a SQLite connection belongs to
   one thread);
-- a render process pool (renderers.py) for thumbnails.
+- a render process pool (imaging/renderers.py) for thumbnails.
 """
 
 from __future__ import annotations

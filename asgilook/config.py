@@ -108,7 +108,7 @@ class EventSettings:
     # resume from the same id, take at most this many bytes a worker.
     catch_up_memory: int = 4 * 1024 * 1024
     # Event streams (SSE and WebSocket) a worker holds at once; one more is
-    # refused with a 503 (admission.py). About 15 KiB and a file descriptor
+    # refused with a 503 (http/admission.py). About 15 KiB and a file descriptor
     # each.
     max_streams: int = 2000
 

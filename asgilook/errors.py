@@ -3,7 +3,7 @@
 Errors with details keep them as attributes and as `args` (so that they
 cross back from a render process pickled, whole).
 
-Modules raise these and never an HTTP error; `http_errors.ERRORS` maps each
+Modules raise these and never an HTTP error; `http.errors.ERRORS` maps each
 one a client can meet to a status, a title and a description (one table, one
 handler). The tree::
 

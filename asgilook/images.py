@@ -8,11 +8,8 @@ import uuid
 import falcon
 import falcon.asgi
 
-from . import media, pages
-from .conditional import none_match_holds, preconditions_hold
+from .auth.deletes import DeleteTokens, require_delete_token
 from .config import Config
-from .deletes import DeleteTokens, require_delete_token
-from .departures import LISTENER, Listener
 from .errors import (
     CurrentMatchError,
     ImageNotFoundError,
@@ -20,6 +17,9 @@ from .errors import (
     ThumbnailNotFoundError,
     UploadTooLargeError,
 )
+from .http import media, paging
+from .http.conditional import none_match_holds, preconditions_hold
+from .http.disconnects import LISTENER, Listener
 from .store import Image, Store, image_uri, thumbnail_uri
 
 # What never changes under its URL may be kept by any cache for a year.
@@ -40,7 +40,7 @@ class Images:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
-        page = pages.page_request(req)
+        page = paging.page_request(req)
         media_type = media.negotiate(req, resp)
         if page is None:
             await self._list(req, resp, media_type)
@@ -73,7 +73,7 @@ class Images:
             resp.stream = media.no_body()
 
     async def _page(
-        self, resp: falcon.asgi.Response, page: pages.PageRequest, media_type: str
+        self, resp: falcon.asgi.Response, page: paging.PageRequest, media_type: str
     ) -> None:
         images, next_after = await self._store.page(page.after, page.limit, page.newest)
         identity = [f'{image.version}@{image.modified}' for image in images]

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import blocking, imaging, logs, uploads
+from . import blocking
 from .catalog import Catalog, Record, Removal, file_name
+from .catalog.listing import Batches, Listing
 from .config import Config
 from .errors import (
     ImageIdTakenError,
@@ -22,12 +23,14 @@ from .errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from .files import StoredFile
-from .listing import Batches, Listing
-from .renderers import RenderProcesses
-from .screening import TILE_BOUND, tile_size
-from .storage import Storage
-from .storage import storage_errors as _storage_errors
+from .imaging import convert
+from .imaging.renderers import RenderProcesses
+from .imaging.screening import TILE_BOUND, tile_size
+from .serving import logs
+from .storage import uploads
+from .storage.directory import Storage
+from .storage.directory import storage_errors as _storage_errors
+from .storage.files import StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class Image:
     def thumbnail_etag(self, size: tuple[int, int]) -> str:
         """A strong validator of the thumbnail of this image at size."""
         quality = self._config.jpeg_quality
-        identity = f'{self.etag}/{size[0]}x{size[1]}/q{quality}/{imaging.RENDERING}'
+        identity = f'{self.etag}/{size[0]}x{size[1]}/q{quality}/{convert.RENDERING}'
         return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
     def serialize(self) -> dict[str, Any]:
@@ -178,7 +181,7 @@ class Store:
             record = await self.catalog.get(image_id)
         return None if record is None else record.name
 
-    async def listing(self, stream: bool = True) -> Listing:
+    async def listing(self, stream: bool = True) -> Listing[Image]:
         """Return every image, oldest upload first, with the catalog's version.
 
         Of one moment. More than `listed_at_once` images are read a batch at
@@ -202,7 +205,7 @@ class Store:
             except BaseException:
                 self._long_lists -= 1
                 raise
-        batches = Batches(
+        batches: Batches[Image] = Batches(
             catalog, snapshot, limits.list_batch, self._image, self._long_list_ended
         )
         return Listing(snapshot.version, batches=batches)
@@ -237,7 +240,7 @@ class Store:
         await self._storage.open_catalog()
 
     async def service_secret(self) -> bytes:
-        """Return the service key kept in the catalog (signing.py)."""
+        """Return the service key kept in the catalog (auth/signing.py)."""
         return await self._storage.service_secret()
 
     async def open(self, image: Image) -> StoredFile:
@@ -260,7 +263,7 @@ class Store:
     async def save(self, chunks: AsyncIterable[bytes]) -> Image:
         """Store an upload as JPEG and catalog it under a new id.
 
-        The body waits in memory or on disk (see uploads.py); the JPEG is
+        The body waits in memory or on disk (see storage/uploads.py); the JPEG is
         written under a temporary name, then renamed into place as its row is
         committed, so that no reader sees it half written. An upload never
         replaces an image: ImageIdTakenError if no new id was found.
@@ -359,7 +362,7 @@ class Store:
             if self._renders is not None:
                 return await self._renders.resize(image.path, size, quality)
             return await blocking.run(
-                self._executor, imaging.resize, image.path, size, quality
+                self._executor, convert.resize, image.path, size, quality
             )
 
     async def close(self) -> None:

@@ -11,6 +11,6 @@ percentiles, tables), filling (storage directories of many images),
 subscribers and deliveries (the events' client processes and verdicts). They use
 asgilook as its users do: HTTP, `asgilook.config.Config`, `python -m asgilook
 reindex` and the storage layout the README documents; only catalog_scale
-reads the catalog's table and makes a page cursor (`asgilook.pages`), to find
+reads the catalog's table and makes a page cursor (`asgilook.http.paging`), to find
 images deep in a million without walking the list.
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from asgilook import pages
+from asgilook.http import paging
 
 from . import filling, load, processes
 from .catalog_report import Figures
@@ -69,7 +69,7 @@ class Served:
             min(PAGE_SIZE + PAGE_SIZE // 2, count - 1),
         )[0][0]
         self.first_page = f'/images?limit={PAGE_SIZE}'
-        self.deep_page = f'/images?limit={PAGE_SIZE}&after={pages.encode_cursor(deep)}'
+        self.deep_page = f'/images?limit={PAGE_SIZE}&after={paging.encode_cursor(deep)}'
         self.uploads = load.Uploads('')
 
     @property

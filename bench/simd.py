@@ -10,9 +10,9 @@ zlib1g-dev`): asgilook installed editable, then Pillow removed and Pillow-SIMD
 built from its sdist with `CC="cc -mavx2"`, as Pillow-SIMD's README says.
 
 Each side runs in a worker process of its own (`python -m bench.simd
---worker`), on one thread, calling what asgilook calls: `imaging.resize` on a
+--worker`), on one thread, calling what asgilook calls: `convert.resize` on a
 stored 1920x1080 photo-like JPEG for each size of its ladder (the cold
-thumbnail) and `imaging.to_jpeg` on a 1920x1080 JPEG and PNG (the upload); and,
+thumbnail) and `convert.to_jpeg` on a 1920x1080 JPEG and PNG (the upload); and,
 off asgilook's path, a LANCZOS resize of the whole picture, which shows what
 Pillow-SIMD speeds up. The sides take turns; each measure's best round is kept.
 It prints the machine, both PILs, each rate, the ratio SIMD/Pillow, and each
@@ -40,8 +40,8 @@ import PIL
 import PIL.features
 import PIL.Image
 
-from asgilook import imaging
 from asgilook.config import Config
+from asgilook.imaging import convert
 
 from . import figures, pictures
 
@@ -64,7 +64,7 @@ def thumbnail_psnr(path: str, size: tuple[int, int]) -> float:
     The reference goes through JPEG at the same quality, so that what is
     measured is how the thumbnail was scaled (test_thumbnails.py).
     """
-    thumbnail = pictures.decode(imaging.resize(path, size, QUALITY))
+    thumbnail = pictures.decode(convert.resize(path, size, QUALITY))
     with PIL.Image.open(path) as stored:
         reference = stored.convert('RGB').resize(size, PIL.Image.Resampling.LANCZOS)
     reference = pictures.decode(pictures.encode(reference, 'JPEG', quality=QUALITY))
@@ -90,7 +90,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     path, size = request['path'], tuple(request['size'])
     if request['op'] == 'psnr':
         return {'psnr': thumbnail_psnr(path, size)}
-    call: Callable[[], object] = functools.partial(imaging.resize, path, size, QUALITY)
+    call: Callable[[], object] = functools.partial(convert.resize, path, size, QUALITY)
     if request['op'] == 'upload':
         call = functools.partial(upload, Path(path).read_bytes())
     elif request['op'] == 'lanczos':
@@ -101,7 +101,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
 
 def upload(data: bytes) -> tuple[bytes, tuple[int, int]]:
     """What asgilook does with an upload held in memory."""
-    return imaging.to_jpeg(io.BytesIO(data), MAX_PIXELS, QUALITY)
+    return convert.to_jpeg(io.BytesIO(data), MAX_PIXELS, QUALITY)
 
 
 def serve(requests: IO[str], answers: IO[str]) -> None:
@@ -194,7 +194,7 @@ def describe(name: str, side: dict[str, Any], python: Path) -> str:
 def inputs() -> Iterator[dict[str, Path]]:
     """The stored JPEG (as asgilook stores an upload) and the two uploads."""
     upload = pictures.photo(PHOTO_SIZE)
-    stored, _ = imaging.to_jpeg(io.BytesIO(upload), MAX_PIXELS, QUALITY)
+    stored, _ = convert.to_jpeg(io.BytesIO(upload), MAX_PIXELS, QUALITY)
     with PIL.Image.open(io.BytesIO(upload)) as image:
         png = pictures.encode(image.convert('RGB'), 'PNG')
     with tempfile.TemporaryDirectory(prefix='asgilook-simd-') as tmp:

@@ -11,7 +11,7 @@ images of the cold thumbnails are hard links to the first, listed by
 `python -m asgilook reindex` while the server runs, after the cached paths are
 measured. Load comes from wrk on loopback
 (`-t2 -c32`, a few seconds a path). For the cold thumbnail, the ceiling is the
-render itself (`asgilook.imaging.resize` of the stored file) called in this
+render itself (`asgilook.imaging.convert.resize` of the stored file) called in this
 process on 2 threads; for the upload, Pillow converting the same JPEG, the
 least work of that path. It prints, for each path, asgilook's rate, the
 ceiling's rate and their ratio (measured in this run: absolute rates drift
@@ -36,8 +36,8 @@ from typing import Any
 import httpx
 import PIL.Image
 
-from asgilook import imaging
 from asgilook.config import Config
+from asgilook.imaging import convert
 
 from . import filling, load, pictures, processes, wrk
 from .figures import Columns, Rate, best_of, milliseconds
@@ -147,12 +147,12 @@ def measure_cold(served: Served, quality: int) -> tuple[Rate, Rate]:
             raise RuntimeError('not enough cold thumbnails: raise --cold')
         return result
 
-    # The ceiling does the very work of a render: asgilook.imaging.resize of
+    # The ceiling does the very work of a render: asgilook.imaging.convert.resize of
     # the stored file, which reads, checks, decodes and encodes it.
     stored = served.stored
 
     def work(_: bytes) -> bytes:
-        return imaging.resize(stored, size, quality)
+        return convert.resize(stored, size, quality)
 
     mine, ceiling = best_of(
         [ours, lambda: pillow_rate(work, b'', served.args.seconds)], ROUNDS, key=_rate

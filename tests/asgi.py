@@ -39,7 +39,7 @@ async def get_whole(
     """GET path from a client that stays until the whole answer has come.
 
     (falcon.testing's client leaves as soon as it has sent its request: an
-    answer that listens for its client, departures.Listener, stops at once.)
+    answer that listens for its client, disconnects.Listener, stops at once.)
     on_chunk(count, leave), if given, is awaited as each chunk of the body
     arrives (count of them so far): it may hold the client there, or call
     leave() for the client to go. Return the status, the response headers

@@ -12,7 +12,8 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFilter
 
-from asgilook.files import TEMPORARY_DIRECTORY, TEMPORARY_PREFIX, file_name
+from asgilook.catalog.record import file_name
+from asgilook.storage.files import TEMPORARY_DIRECTORY, TEMPORARY_PREFIX
 
 
 def encode(image: PIL.Image.Image, fmt: str, **params) -> bytes:

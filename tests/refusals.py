@@ -1,6 +1,6 @@
 """Uploads asgilook must refuse: send one, and check it left nothing behind."""
 
-from asgilook.files import TEMPORARY_PREFIX
+from asgilook.storage.files import TEMPORARY_PREFIX
 
 from .images import image_files
 

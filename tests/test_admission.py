@@ -9,8 +9,8 @@ import falcon.testing
 import pytest
 from falcon.errors import WebSocketDisconnected
 
-from asgilook.admission import RELEASE
 from asgilook.app import create_app
+from asgilook.http.admission import RELEASE
 
 from .asgi import DISCONNECT, body, call, http_scope
 from .fakes import redis_keys

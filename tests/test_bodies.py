@@ -9,8 +9,8 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_app
-from asgilook.bodies import GuardedBody
-from asgilook.files import TEMPORARY_DIRECTORY
+from asgilook.http.bodies import GuardedBody
+from asgilook.storage.files import TEMPORARY_DIRECTORY
 
 from .asgi import DISCONNECT, STALL, body, call
 from .images import encode, gradient, image_files

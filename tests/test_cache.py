@@ -13,9 +13,9 @@ import msgpack
 import pytest
 from redis import asyncio as aioredis
 
-from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache import RedisCache
+from asgilook.imaging import convert
 
 from .fakes import FakeClock, as_listed, make_config, owner, two_workers
 from .images import encode, gradient, stored_file
@@ -483,7 +483,7 @@ async def test_a_render_that_a_delete_overtakes_leaves_nothing_in_redis(
     # Worker one renders a thumbnail; worker two deletes the image meanwhile
     # and drops its keys; the render's entry, written after, must go too.
     started, go_on = threading.Event(), threading.Event()
-    resize = imaging.resize
+    resize = convert.resize
 
     def held_resize(*args):
         # Rendered from the file, and not yet answered.
@@ -492,7 +492,7 @@ async def test_a_render_that_a_delete_overtakes_leaves_nothing_in_redis(
         go_on.wait(10)
         return thumbnail
 
-    monkeypatch.setattr(imaging, 'resize', held_resize)
+    monkeypatch.setattr(convert, 'resize', held_resize)
     async with two_workers(storage_path, redis_server, render_processes=0) as (
         first,
         second,

@@ -11,13 +11,13 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import reindex
 from asgilook.app import create_app
 from asgilook.catalog import (
     CATALOG_DIRECTORY,
     DATABASE_NAME,
     Catalog,
     Removal,
+    reindex,
     sql,
     watch,
 )

@@ -6,7 +6,8 @@ import zlib
 import PIL.Image
 import pytest
 
-from asgilook import errors, imaging
+from asgilook import errors
+from asgilook.imaging import convert
 
 from .images import (
     animation,
@@ -148,4 +149,4 @@ def test_an_empty_spooled_file_is_no_image(tmp_path):
     path.write_bytes(b'')
 
     with open(path, 'rb') as source, pytest.raises(errors.InvalidImageError):
-        imaging.to_jpeg(source, 1000, 90)
+        convert.to_jpeg(source, 1000, 90)

@@ -10,9 +10,9 @@ import msgpack
 import pytest
 
 from asgilook.app import create_app
+from asgilook.auth.signing import ServiceKey
 from asgilook.cache import RedisCache, entries
 from asgilook.cache.entries import Entry
-from asgilook.signing import ServiceKey
 
 from .fakes import make_config
 from .images import encode, gradient

@@ -6,7 +6,7 @@ import falcon
 import pytest
 
 from asgilook import errors
-from asgilook.http_errors import ERRORS
+from asgilook.http.errors import ERRORS
 
 # One instance of every error a client can meet, with the details it carries.
 _RAISED = [

@@ -11,15 +11,15 @@ import sqlite3
 import falcon.testing
 import pytest
 
-from asgilook import media
 from asgilook.app import create_app
 from asgilook.catalog import log
 from asgilook.catalog.database import Catalog
-from asgilook.departures import Departure
 from asgilook.errors import CatalogError
 from asgilook.events import Feed
 from asgilook.events.exits import ExitSignals
 from asgilook.events.feed import Ending, SubscriptionEnded
+from asgilook.http import media
+from asgilook.http.disconnects import Departure
 from asgilook.store import Store
 
 from .fakes import FakeClock, owner, two_workers, upload_through

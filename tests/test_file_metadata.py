@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from asgilook.files import file_name
+from asgilook.catalog.record import file_name
 
 from .fakes import upload_through
 from .images import stored_file

@@ -9,11 +9,11 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import imaging
 from asgilook.app import create_app
 from asgilook.cache.flights import Flights
 from asgilook.cache.redis_tier import LOCK_PREFIX
 from asgilook.config import CacheTiming
+from asgilook.imaging import convert
 
 from .fakes import two_workers, upload_through
 from .images import stored_file
@@ -35,7 +35,7 @@ def renders(monkeypatch):
     """Count thumbnail renders; each takes long enough for a crowd to gather."""
     calls = []
     lock = threading.Lock()
-    resize = imaging.resize
+    resize = convert.resize
 
     def counted_resize(*args, **kwargs):
         with lock:
@@ -43,7 +43,7 @@ def renders(monkeypatch):
         time.sleep(0.2)
         return resize(*args, **kwargs)
 
-    monkeypatch.setattr(imaging, 'resize', counted_resize)
+    monkeypatch.setattr(convert, 'resize', counted_resize)
     return calls
 
 

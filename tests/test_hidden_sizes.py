@@ -165,7 +165,7 @@ _MEASURE = """
 import resource, sys, tempfile
 import falcon.testing
 from asgilook.app import create_app
-from asgilook.files import TEMPORARY_PREFIX
+from asgilook.storage.files import TEMPORARY_PREFIX
 from tests.fakes import make_config
 
 control, body = (open(path, 'rb').read() for path in sys.argv[1:3])

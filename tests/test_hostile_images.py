@@ -12,8 +12,9 @@ import falcon.testing
 import PIL.Image
 import pytest
 
-from asgilook import errors, imaging, renderers
+from asgilook import errors
 from asgilook.app import create_app
+from asgilook.imaging import convert, renderers
 
 from .fakes import make_config
 from .images import (
@@ -210,7 +211,7 @@ def test_resize_renders_a_jpeg_with_a_restart_and_fill_before_its_frame(tmp_path
     path = tmp_path / 'stored.jpeg'
     path.write_bytes(_before_frame(b'\xff\xd0\xff'))
 
-    assert decode(imaging.resize(path, (320, 240), 90)).size == (320, 240)
+    assert decode(convert.resize(path, (320, 240), 90)).size == (320, 240)
 
 
 @pytest.mark.parametrize('kind', sorted(STORED))
@@ -221,7 +222,7 @@ def test_resize_refuses_what_a_file_does_not_hold(tmp_path, kind):
     path.write_bytes(data)
 
     with pytest.raises(errors.StoredImageError):
-        imaging.resize(path, (named[0] // 2, named[1] // 2), 90)
+        convert.resize(path, (named[0] // 2, named[1] // 2), 90)
 
 
 async def test_a_render_process_sends_the_refusal_back(tmp_path):

@@ -11,11 +11,11 @@ import time
 import pytest
 from uvicorn.supervisors.multiprocess import SIGNALS
 
-from asgilook import launcher
 from asgilook.app import create_app
 from asgilook.config import Config
-from asgilook.server import LimitedHttpToolsProtocol, ServerConfig
-from asgilook.startup import AppAtStartup
+from asgilook.serving import launcher
+from asgilook.serving.protocol import LimitedHttpToolsProtocol, ServerConfig
+from asgilook.serving.startup import AppAtStartup
 
 from . import servers
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import uvicorn
 
-from asgilook import logs
+from asgilook.serving import logs
 
 from .fakes import FakeClock
 

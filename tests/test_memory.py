@@ -6,10 +6,9 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import reindex
 from asgilook.app import create_app
 from asgilook.cache.memory import MemoryTier
-from asgilook.catalog import Catalog
+from asgilook.catalog import Catalog, reindex
 
 from .fakes import FakeClock, owner, two_workers, upload_through
 from .images import stored_file

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from asgilook.app import create_app
-from asgilook.files import StoredFile
+from asgilook.storage.files import StoredFile
 
 from . import servers
 from .fakes import as_listed, make_config, owner, two_workers, upload_through

@@ -15,9 +15,10 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook import launcher, reindex
 from asgilook.app import create_app
-from asgilook.files import file_name
+from asgilook.catalog import reindex
+from asgilook.catalog.record import file_name
+from asgilook.serving import launcher
 
 from .fakes import make_config, owner, upload_through
 from .images import encode, gradient, image_files, stored_file

@@ -12,11 +12,11 @@ import uuid
 import falcon.testing
 import pytest
 
-from asgilook import launcher, reindex
 from asgilook.app import create_app
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
+from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog, reindex
+from asgilook.catalog.record import file_name
 from asgilook.config import CatalogLimits
-from asgilook.files import file_name
+from asgilook.serving import launcher
 
 from .fakes import make_config, owner, upload_through
 from .images import stored_file

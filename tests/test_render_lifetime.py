@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
-from asgilook import renderers
-from asgilook.lifetimes import when_ended
+from asgilook.imaging import renderers
+from asgilook.serving.lifetimes import when_ended
 
 from . import servers
 from .images import photo

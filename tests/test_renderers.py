@@ -15,8 +15,8 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook import imaging, renderers
 from asgilook.app import create_app
+from asgilook.imaging import convert, renderers
 
 from . import servers
 from .fakes import dying_render, make_config, stuck_render
@@ -97,7 +97,7 @@ async def test_a_render_whose_process_dies_each_time_is_a_503(
     app = _app(storage_path, redis_server, 2)
     async with falcon.testing.ASGIConductor(app) as conductor:
         image = (await conductor.simulate_post('/images', body=photo())).json
-        monkeypatch.setattr(imaging, 'resize', dying_render)
+        monkeypatch.setattr(convert, 'resize', dying_render)
         failures = await asyncio.gather(
             *(conductor.simulate_get(uri) for uri in image['thumbnails'][:2])
         )
@@ -114,10 +114,10 @@ async def test_a_render_whose_process_dies_each_time_is_a_503(
 
 @pytest.fixture
 def stored_photo(tmp_path):
-    """A stored JPEG, and the bytes imaging.resize renders of it at 960x540."""
+    """A stored JPEG, and the bytes convert.resize renders of it at 960x540."""
     path = tmp_path / 'stored.jpeg'
     path.write_bytes(photo())
-    return path, imaging.resize(path, (960, 540), 90)
+    return path, convert.resize(path, (960, 540), 90)
 
 
 @contextlib.asynccontextmanager
@@ -173,7 +173,7 @@ async def test_a_render_process_stuck_when_let_go_is_killed(stored_photo, monkey
     path, _ = stored_photo
     began = pathlib.Path(f'{path}.rendering')
     async with _render_processes_of(1) as processes:
-        monkeypatch.setattr(imaging, 'resize', stuck_render)
+        monkeypatch.setattr(convert, 'resize', stuck_render)
         render = asyncio.create_task(processes.resize(path, (960, 540), 90))
         assert await asyncio.to_thread(_appears, began)
         (stuck,) = _render_processes()
@@ -196,7 +196,7 @@ def test_a_render_process_answers_each_render_in_turn(stored_photo, tmp_path):
     requests_end, requests = renderers.SPAWN.Pipe(duplex=False)
     outcomes, outcomes_end = renderers.SPAWN.Pipe(duplex=False)
     for source in (path, tmp_path / 'gone.jpeg'):
-        requests.send_bytes(pickle.dumps((imaging.resize, (source, (960, 540), 90))))
+        requests.send_bytes(pickle.dumps((convert.resize, (source, (960, 540), 90))))
     requests.close()
     # Read as the worker does, beside it: a thumbnail is more than a pipe holds.
     with concurrent.futures.ThreadPoolExecutor(1) as reader:

@@ -9,8 +9,8 @@ import time
 import pytest
 import uvicorn
 
-from asgilook.admission import RELEASE
-from asgilook.server import LimitedHttpToolsProtocol, ServerConfig
+from asgilook.http.admission import RELEASE
+from asgilook.serving.protocol import LimitedHttpToolsProtocol, ServerConfig
 
 from . import servers
 

@@ -10,14 +10,13 @@ import tempfile
 import falcon.testing
 import pytest
 
-from asgilook import reindex
 from asgilook.app import create_app
-from asgilook.catalog import CATALOG_DIRECTORY
+from asgilook.auth.deletes import DeleteTokens
+from asgilook.auth.signing import KEY_FILE_NAME, ServiceKey
+from asgilook.catalog import CATALOG_DIRECTORY, reindex
 from asgilook.config import Config
-from asgilook.deletes import DeleteTokens
 from asgilook.errors import ServiceKeyError
-from asgilook.files import TEMPORARY_DIRECTORY
-from asgilook.signing import KEY_FILE_NAME, ServiceKey
+from asgilook.storage.files import TEMPORARY_DIRECTORY
 
 from .fakes import make_config, owner, two_workers, upload_through
 from .images import encode, gradient

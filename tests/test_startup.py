@@ -15,11 +15,11 @@ import falcon.asgi
 import falcon.testing
 import pytest
 
-from asgilook import logs, startup, workers
 from asgilook.app import create_app
 from asgilook.config import Config
 from asgilook.errors import StorageUnavailableError
-from asgilook.startup import AppAtStartup
+from asgilook.serving import logs, startup, workers
+from asgilook.serving.startup import AppAtStartup
 
 from .fakes import as_listed, make_config
 from .images import photo

@@ -13,9 +13,10 @@ import falcon.testing
 import httpx
 import pytest
 
-from asgilook import files, jpeg, reindex
 from asgilook.app import create_app
-from asgilook.catalog import Catalog, file_name
+from asgilook.catalog import Catalog, file_name, reindex
+from asgilook.imaging import jpeg
+from asgilook.storage import files
 
 from . import servers
 from .fakes import as_listed, make_config, owner, two_workers, upload_through

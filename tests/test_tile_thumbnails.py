@@ -8,7 +8,7 @@ import pytest
 
 from asgilook.app import create_app
 from asgilook.config import Config
-from asgilook.screening import TILE_BOUND
+from asgilook.imaging.screening import TILE_BOUND
 from asgilook.store import Image
 
 from .images import close_to, decode, encode

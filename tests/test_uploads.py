@@ -14,7 +14,7 @@ import PIL.ImageCms
 import pytest
 
 from asgilook.app import create_app
-from asgilook.files import TEMPORARY_DIRECTORY
+from asgilook.storage.files import TEMPORARY_DIRECTORY
 
 from .asgi import post_chunked
 from .fakes import as_listed, make_config, owner

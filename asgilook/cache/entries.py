@@ -9,9 +9,9 @@ from typing import Any
 
 import msgpack
 
+from ..auth.signing import ServiceKey
 from ..config import Config
 from ..errors import UnsignedEntryError
-from ..signing import ServiceKey
 
 # The purpose the service key signs entries for (see ServiceKey.sign).
 PURPOSE = b'asgilook-cache'

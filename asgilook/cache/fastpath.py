@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..conditional import CONDITIONAL_HEADERS
+from ..http.conditional import CONDITIONAL_HEADERS
 from .keys import cache_key
 from .memory import Kept
 from .middleware import CACHED_METHODS, RedisCache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..media import MEDIA_TYPES, preferred
+from ..http.media import MEDIA_TYPES, preferred
 
 # The representation kept under the bare path[?query].
 _DEFAULT = MEDIA_TYPES[0]

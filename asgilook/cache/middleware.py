@@ -8,8 +8,8 @@ from typing import Any
 
 import falcon.asgi
 
+from ..auth.signing import ServiceKey
 from ..config import Config
-from ..signing import ServiceKey
 from .answers import render_body
 from .backend import RedisUnavailableError
 from .entries import CONTENT_TYPES, STORED_HEADERS, Entry, largest_body

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import redis.exceptions
 
+from ..auth.signing import ServiceKey
 from ..config import Config
 from ..errors import UnsignedEntryError
-from ..signing import ServiceKey
 from . import entries
 from .backend import (
     REDIS_ERRORS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 
+from ..auth.signing import ServiceKey
 from ..config import Config
-from ..signing import ServiceKey
 from .backend import RedisBackend
 from .entries import Entry
 from .flights import Flight, Flights

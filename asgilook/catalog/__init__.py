@@ -17,9 +17,9 @@ A server database for several hosts would implement the same methods (see
 the README's storage section).
 """
 
-from ..files import Record, file_name
 from .changes import Removal
 from .database import CATALOG_DIRECTORY, DATABASE_NAME, Catalog, Page
+from .record import Record, file_name
 
 __all__ = [
     'CATALOG_DIRECTORY',

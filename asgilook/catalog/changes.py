@@ -5,7 +5,7 @@ way (to `.incoming/`), inside the transaction that adds or removes its row,
 under SQLite's write lock: whatever process dies wherever, a file is served
 only if its row is committed, and a listed row lost its file only if the
 directory's time moved after the catalog recorded it, which the next start
-notices (and then reads the whole directory: see reindex.py).
+notices (and then reads the whole directory: see catalog/reindex.py).
 
 Every function blocks: the catalog runs them in its writer thread.
 """
@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ..files import Record
 from . import sql
 from .identity import Identity
+from .record import Record
 
 _T = TypeVar('_T')
 

@@ -21,11 +21,12 @@ from typing import Any, TypeVar, TypeVarTuple
 from .. import blocking
 from ..config import CatalogLimits
 from ..errors import CatalogError, CatalogFullError
-from ..files import TEMPORARY_DIRECTORY, Record
+from ..storage.files import TEMPORARY_DIRECTORY
 from . import log, reserve, sql, watch
 from .changes import Changes, Removal
 from .faults import Faults
 from .identity import Identity, MovedError
+from .record import Record
 from .snapshot import Snapshot
 
 CATALOG_DIRECTORY = '.catalog'
@@ -119,7 +120,7 @@ class Catalog:
             wait = self.limits.write_wait
             writer = await self._run_write(sql.connect, self.path, wait, create)
             reader = await self._run_read(sql.connect, self.path, wait)
-            # Its own users' only: it keeps the service key (signing.py); one
+            # Its own users' only: it keeps the service key (auth/signing.py); one
             # of asgilook 0.8 or older was made readable by all.
             await self._run_write(_private, self.path.parent)
             changed = await self._run_write(sql.prepare, writer, self.directory)
@@ -301,7 +302,7 @@ class Catalog:
     ) -> _T:
         """Run function(writer) under the write lock, in one transaction.
 
-        For reindex.py, a batch at a time; committed with the directory's time
+        For catalog/reindex.py, a batch at a time; committed with the directory's time
         the reindex read before it read the directory: scanned, or none while
         what it found is not all applied (see sql.record_reindexed).
         """

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from ..files import Record
 from . import sql
+from .record import Record
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..files import Record
 from . import sql
 from .identity import Identity
+from .record import Record
 
 
 class Snapshot:

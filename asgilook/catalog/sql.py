@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..files import Record
+from .record import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -80,7 +80,7 @@ def connect(
     write_wait: how long a write waits for another process's write.
     """
     if create:
-        # Its own users' only: it keeps the service key (signing.py).
+        # Its own users' only: it keeps the service key (auth/signing.py).
         path.parent.mkdir(mode=0o700, exist_ok=True)
     connection = sqlite3.connect(
         f'file:{urllib.parse.quote(str(path))}?mode={"rwc" if create else "rw"}',

@@ -29,7 +29,7 @@ import logging
 from ..catalog.log import Change, Span
 from ..config import Config
 from ..errors import StorageError
-from ..storage import storage_errors
+from ..storage.directory import storage_errors
 from ..store import Store
 from .messages import Event, change_event, reset_event
 

@@ -9,9 +9,9 @@ import string
 import falcon
 import falcon.asgi
 
-from .. import pages, queries
 from ..events import Feed
-from ..screening import TILE_BOUND
+from ..http import paging, queries
+from ..imaging.screening import TILE_BOUND
 from ..store import Image, Store
 from .assets import Asset, load
 from .policy import protect
@@ -26,7 +26,7 @@ SIZES = (
 # The width the src of a browser that knows no srcset is picked for.
 _PLAIN_WIDTH = 400
 # The API's pages the script asks for: newest first, as the page shows them.
-_NEWEST = pages.PageRequest(PAGE_SIZE, 0, newest=True)
+_NEWEST = paging.PageRequest(PAGE_SIZE, 0, newest=True)
 
 
 class Gallery:
@@ -66,7 +66,7 @@ class Gallery:
         next_api = ''
         more = '<a class="more" hidden>Older pictures</a>'
         if next_after is not None:
-            cursor = pages.encode_cursor(next_after)
+            cursor = paging.encode_cursor(next_after)
             more = (
                 f'<a class="more" rel="next" href="/?after={cursor}">Older pictures</a>'
             )
@@ -145,4 +145,4 @@ def _after(query: str) -> int:
         lambda name: f'The gallery takes after, not {name}. Open / to see it.',
         'Give after once, as the gallery\'s "Older pictures" link does.',
     )
-    return pages.decode_cursor(given['after']) if 'after' in given else 0
+    return paging.decode_cursor(given['after']) if 'after' in given else 0

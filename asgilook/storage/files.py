@@ -5,7 +5,6 @@ Every function blocks but those of StoredFile, which read off the event loop.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import os
@@ -17,10 +16,12 @@ from collections.abc import AsyncIterator
 from stat import S_ISREG
 from typing import BinaryIO
 
-from . import blocking, jpeg
-from .errors import JPEGError
+from .. import blocking
+from ..catalog.record import Record
+from ..errors import JPEGError
+from ..imaging import jpeg
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.files')
 
 # Files on their way in (uploads being written or spooled) and out (deleted
 # images' files) wait in this directory of the storage directory, as
@@ -48,26 +49,6 @@ _MAX_SIDE = 0xFFFF
 # SQLite's signed 64-bit integers (to 2262-04-11T23:47:16Z), and the list
 # shows none before 1970. A file's time outside is moved to the nearer end.
 _TIMES_NS = range(0, 2**63)
-
-
-@dataclasses.dataclass(frozen=True)
-class Record:
-    """One row of the catalog: a complete image file."""
-
-    image_id: str
-    size: tuple[int, int]
-    length: int
-    modified_ns: int
-
-    @property
-    def name(self) -> str:
-        """The name of the record's file in the storage directory."""
-        return file_name(self.image_id, self.size, self.length)
-
-
-def file_name(image_id: str, size: tuple[int, int], length: int) -> str:
-    """Return the file name an image of this size and length is stored under."""
-    return f'{image_id}.{size[0]}x{size[1]}.{length}.jpeg'
 
 
 def temporary_path(directory: pathlib.Path, suffix: str = '.tmp') -> pathlib.Path:

@@ -26,12 +26,13 @@ import secrets
 import stat
 from collections.abc import Awaitable, Callable
 
-from . import blocking, files
-from .catalog import Catalog
-from .config import Config
-from .errors import CatalogError, ServiceKeyError
+from .. import blocking
+from ..catalog import Catalog
+from ..config import Config
+from ..errors import CatalogError, ServiceKeyError
+from ..storage import files
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.signing')
 
 # The file of the storage directory that keeps a copy of the key.
 KEY_FILE_NAME = '.service-key'

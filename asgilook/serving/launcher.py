@@ -15,17 +15,18 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from . import logs, reindex, startup
-from .config import Config
-from .errors import ConfigError
-from .server import (
+from ..catalog import reindex
+from ..config import Config
+from ..errors import ConfigError
+from . import logs, startup
+from .protocol import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_SIZE,
     LimitedHttpToolsProtocol,
     ServerConfig,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.launcher')
 
 APP = 'asgilook.asgi:app'
 

@@ -14,13 +14,14 @@ from typing import Any, cast
 
 import falcon
 
-from . import config, lifetimes, logs, workers
-from .errors import ConfigError, ServiceKeyError, StorageUnavailableError
-from .events.exits import ExitSignals
-from .guards import send_error
+from .. import config
+from ..errors import ConfigError, ServiceKeyError, StorageUnavailableError
+from ..events.exits import ExitSignals
+from ..http.gate import send_error
+from . import lifetimes, logs, workers
 from .workers import first_to_report, mark_serving, others_serve
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.startup')
 
 # Failures a person fixes outside the code (a setting, a directory): their own
 # message says it all, a traceback would only hide it.

@@ -1,4 +1,4 @@
-"""Guards: the checks a request passes before Falcon takes it, as an ASGI wrapper."""
+"""The gate: the checks a request passes before Falcon takes it, as an ASGI wrapper."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import falcon
 
-from . import departures
+from ..errors import ClientGoneError
+from . import disconnects
 from .admission import StreamBudget
 from .bodies import GuardedBody
-from .errors import ClientGoneError
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -24,7 +24,7 @@ _BODY_METHODS = frozenset({'POST', 'PUT', 'PATCH'})
 _HTTP_VERSIONS = frozenset({'1.0', '1.1', '2', '3'})
 
 
-class Guards:
+class Gate:
     """Refuse what Falcon cannot take; read bodies through `GuardedBody`.
 
     An HTTP version Falcon does not speak is a 505, a query string that is
@@ -33,9 +33,9 @@ class Guards:
     (`//images`, `images`: it strips every slash before the first segment)
     is a 308 to that one, so that every later step (the cache's keys, the
     streams' budget) sees one spelling of each path. A request of an event
-    stream goes through `streams` (its budget, admission.py) and gets a
+    stream goes through `streams` (its budget, http/admission.py) and gets a
     `Departure`, one of a `listened` path (the whole list, which may be
-    long) a `Listener` (departures.py). `app` is the application at the
+    long) a `Listener` (disconnects.py). `app` is the application at the
     centre (Falcon's), for code that wants its API.
     """
 
@@ -72,7 +72,7 @@ class Guards:
             scope = {**scope, 'path': canonical(scope['path'])}
         if kind != 'lifespan' and self.streams.streams(scope):
             if kind == 'http':
-                scope, receive = departures.watched(scope, receive)
+                scope, receive = disconnects.watched(scope, receive)
             await self.streams.serve(self._app, scope, receive, send)
             return
         if kind == 'http' and scope['path'] in self._listened:
@@ -81,7 +81,7 @@ class Guards:
         await self._app(scope, receive, send)
 
     async def _listening(self, scope: Scope, receive: Receive, send: Send) -> None:
-        listener = scope[departures.LISTENER] = departures.Listener(receive)
+        listener = scope[disconnects.LISTENER] = disconnects.Listener(receive)
         try:
             await self._app(scope, receive, send)
         except ClientGoneError:
@@ -92,7 +92,7 @@ class Guards:
             # The scope holds the listener, which holds the server's receive,
             # which holds the scope: a cycle only the garbage collector would
             # free, its pauses a list's 99th percentile (2 ms to 13 ms).
-            del scope[departures.LISTENER]
+            del scope[disconnects.LISTENER]
 
 
 def canonical(path: str) -> str:

@@ -4,7 +4,7 @@ A stream (Server-Sent Events, or a WebSocket, at `/events`) stays open as
 long as its client likes. Counted with the requests a worker answers at
 once (`--limit-concurrency`), a thousand idle streams made every other
 request a 503; so a stream leaves that count as it is admitted (the server
-protocol, server.py, puts the way to leave it in the scope under RELEASE),
+protocol, serving/protocol.py, puts the way to leave it in the scope under RELEASE),
 and streams have a budget of their own: `max_streams` a worker
 (ASGI_LOOK_EVENTS_MAX_STREAMS). One beyond it is refused with a 503 in JSON
 (a WebSocket too, where the server can answer a handshake with a response;
@@ -19,12 +19,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .logs import Throttle, Throttled
+from ..serving.logs import Throttle, Throttled
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.admission')
 
 # The scope's key of what gives back a request's place among those a worker
-# answers at once (see server.py).
+# answers at once (see serving/protocol.py).
 RELEASE = 'asgilook.release'
 
 Scope = dict[str, Any]

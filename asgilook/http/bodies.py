@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import BodyTimeoutError, IncompleteBodyError
+from ..errors import BodyTimeoutError, IncompleteBodyError
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 

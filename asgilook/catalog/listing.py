@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-from .catalog import Catalog, Record
-from .catalog.snapshot import Snapshot
-from .errors import CatalogError
-from .storage import storage_errors
+from ..errors import CatalogError
+from ..storage.directory import storage_errors
+from .database import Catalog
+from .record import Record
+from .snapshot import Snapshot
 
-if TYPE_CHECKING:
-    from .store import Image
+# What the list holds: the store's images, each made of a record.
+Item = TypeVar('Item')
 
 
 @dataclasses.dataclass(frozen=True)
-class Listing:
+class Listing(Generic[Item]):
     """The whole list of one moment, and its version.
 
     Its images when it was read in one piece, or its batches (a long list,
@@ -25,11 +26,11 @@ class Listing:
     """
 
     version: str
-    images: list[Image] | None = None
-    batches: Batches | None = None
+    images: list[Item] | None = None
+    batches: Batches[Item] | None = None
 
 
-class Batches:
+class Batches(Generic[Item]):
     """The images of a snapshot of the catalog, size at a time (close it after).
 
     StorageError if the catalog fails on the way.
@@ -40,7 +41,7 @@ class Batches:
         catalog: Catalog,
         snapshot: Snapshot,
         size: int,
-        image: Callable[[Record], Image],
+        image: Callable[[Record], Item],
         closed: Callable[[], None],
     ) -> None:
         self._catalog = catalog
@@ -51,7 +52,7 @@ class Batches:
         self._open = True
         self.count = snapshot.count
 
-    async def __aiter__(self) -> AsyncIterator[list[Image]]:
+    async def __aiter__(self) -> AsyncIterator[list[Item]]:
         while True:
             with storage_errors():
                 records = await self._catalog.read_snapshot(self._snapshot, self._size)

@@ -17,10 +17,11 @@ import pathlib
 from collections.abc import AsyncIterable
 from concurrent.futures import Executor
 
-from . import blocking, imaging
-from .config import Config
-from .errors import EmptyUploadError, UploadTooLargeError
-from .storage import storage_errors
+from .. import blocking
+from ..config import Config
+from ..errors import EmptyUploadError, UploadTooLargeError
+from ..imaging.convert import to_jpeg
+from .directory import storage_errors
 
 
 async def receive(
@@ -118,9 +119,9 @@ def convert(
 ) -> tuple[bytes, tuple[int, int]]:
     """Return the JPEG to store of a received upload, and its size (blocking)."""
     if isinstance(upload, bytes):
-        return imaging.to_jpeg(io.BytesIO(upload), max_pixels, quality)
+        return to_jpeg(io.BytesIO(upload), max_pixels, quality)
     with open(upload, 'rb') as source:
-        return imaging.to_jpeg(source, max_pixels, quality)
+        return to_jpeg(source, max_pixels, quality)
 
 
 def write_durably(path: pathlib.Path, data: bytes) -> None:

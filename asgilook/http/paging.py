@@ -17,8 +17,8 @@ import dataclasses
 
 import falcon
 
+from ..catalog.sql import MAX_INTEGER
 from . import queries
-from .catalog.sql import MAX_INTEGER
 
 MAX_LIMIT = 1000
 # What a cursor encodes: this version byte, then the number, 8 bytes.

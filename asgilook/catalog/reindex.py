@@ -37,13 +37,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, TypeVarTuple
 
-from . import blocking, files, signing
-from .catalog import Catalog, Record
-from .catalog import sql as catalog_sql
-from .config import Config
-from .errors import CatalogError, ServiceKeyError
+from .. import blocking
+from ..auth import signing
+from ..config import Config
+from ..errors import CatalogError, ServiceKeyError
+from ..storage import files
+from . import Catalog, Record
+from . import sql as catalog_sql
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.reindex')
 
 # Each of adopted, removed, ignored and redated is logged by name up to this many.
 _LOGGED_BY_NAME = 20

@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .errors import (
+from ..errors import (
     AsgilookError,
     BodyTimeoutError,
     ClientGoneError,

@@ -12,8 +12,8 @@ import falcon.media
 import msgpack
 from falcon.util import mediatypes
 
-from .departures import Departure
-from .errors import ClientGoneError
+from ..errors import ClientGoneError
+from .disconnects import Departure
 
 JSON = falcon.MEDIA_JSON
 MSGPACK = falcon.MEDIA_MSGPACK
@@ -62,7 +62,7 @@ def etag(tag: str, media_type: str) -> str:
 
 
 class Items(Protocol):
-    """What an array answered a batch at a time is read from (listing.Batches)."""
+    """What an array answered a batch at a time is read from (catalog/listing.py)."""
 
     @property
     def count(self) -> int: ...

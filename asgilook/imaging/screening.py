@@ -14,14 +14,14 @@ from typing import IO
 
 import PIL.TiffImagePlugin
 
-from . import containers, jpeg
-from .errors import (
+from ..errors import (
     BrokenFileError,
     DamagedImageError,
     ImageTooLargeError,
     SideTooLongError,
     StoredImageError,
 )
+from . import containers, jpeg
 
 # The JPEG frames of Huffman coding (T.81 table B.1): what asgilook writes.
 _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})

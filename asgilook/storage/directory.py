@@ -15,17 +15,20 @@ import logging
 import pathlib
 from collections.abc import Iterator
 
-from . import blocking, files, logs, reindex, signing
-from .catalog import Catalog
-from .config import Config
-from .errors import (
+from .. import blocking
+from ..auth import signing
+from ..catalog import Catalog, reindex
+from ..config import Config
+from ..errors import (
     CatalogError,
     CatalogFullError,
     StorageFullError,
     StorageUnavailableError,
 )
+from ..serving import logs
+from . import files
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.storage')
 
 # What a write that ran out of room fails with: the disk, the quota, a size limit.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -61,7 +64,7 @@ class Storage:
         return self._catalog
 
     def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
-        """Return a new name for a file on its way in or out (see files.py)."""
+        """Return a new name for a file on its way in or out (see storage/files.py)."""
         return files.temporary_path(self.catalog.directory, suffix)
 
     async def startup(self) -> None:
@@ -82,10 +85,10 @@ class Storage:
         self._cleared.add(catalog.directory)
 
     async def open_catalog(self) -> None:
-        """Open the catalog, and read the service key kept in it (signing.py).
+        """Open the catalog, and read the service key kept in it (auth/signing.py).
 
         Then reconcile the catalog with the directory, if the directory
-        changed behind its back (see reindex.py), or the copy of the key was
+        changed behind its back (see catalog/reindex.py), or the copy of the key was
         written (the next start finds the directory as it stays).
         """
         catalog = self.catalog

@@ -8,13 +8,13 @@ connects and sends nothing, or half a head, holds a connection for good.
 connection (or of its first byte, on a kept-alive connection) with 408,
 and closes the connection. Both are read from the uvicorn `Config`
 (`ServerConfig` carries them to every worker), with safe defaults for a
-plain one: `uvicorn --http asgilook.server:LimitedHttpToolsProtocol`.
+plain one: `uvicorn --http asgilook.serving.protocol:LimitedHttpToolsProtocol`.
 
 It also counts the requests a worker answers at once (`--limit-concurrency`)
 its own way: uvicorn counts every connection, so that idle keep-alive
 connections and open event streams took the places of requests. Here a
 request holds a place while the app answers it, unless it becomes an event
-stream (which has a budget of its own: admission.py gives its place back
+stream (which has a budget of its own: http/admission.py gives its place back
 through the scope's RELEASE); one beyond the limit is a 503 in JSON, and
 the refusals are logged once a minute.
 """
@@ -36,10 +36,10 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.server import ServerState
 
-from .admission import RELEASE
+from ..http.admission import RELEASE
 from .logs import Throttled
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.server')
 
 DEFAULT_MAX_HEADER_SIZE = 32 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0

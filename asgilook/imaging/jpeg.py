@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .errors import JPEGError
+from ..errors import JPEGError
 
 START_OF_IMAGE = b'\xff\xd8'
 END_OF_IMAGE = b'\xff\xd9'

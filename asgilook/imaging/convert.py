@@ -1,8 +1,8 @@
 """Pillow work: turn an upload into a clean JPEG, and render thumbnails.
 
 Everything here is synchronous and CPU-bound; the store runs it in its
-executor, thumbnails in render processes (renderers.py). Before a pixel is
-decoded, screening.py checks the file; colours.py makes what is decoded
+executor, thumbnails in render processes (imaging/renderers.py). Before a pixel is
+decoded, imaging/screening.py checks the file; imaging/colours.py makes what is decoded
 RGB. What cannot be done is said by an error of errors.py (see its tree):
 a kind of ImageError for an upload, StoredImageError for a stored file.
 """
@@ -18,8 +18,8 @@ import PIL.ImageFile
 import PIL.ImageOps
 import PIL.TiffImagePlugin
 
+from ..errors import DamagedImageError, InvalidImageError, StoredImageError
 from . import colours, containers, screening
-from .errors import DamagedImageError, InvalidImageError, StoredImageError
 
 # asgilook checks the pixel count of every upload itself, against its own
 # configured limit, before decoding; Pillow's process-wide limit would warn or

@@ -7,7 +7,7 @@ from typing import Literal
 import falcon
 import falcon.asgi
 
-from .errors import PreconditionFailedError
+from ..errors import PreconditionFailedError
 
 # The headers that make a GET or HEAD conditional (RFC 9110, section 13.1).
 CONDITIONAL_HEADERS = (

@@ -31,10 +31,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from typing import Any
 
-from . import blocking, imaging
-from .errors import RenderError
+from .. import blocking
+from ..errors import RenderError
+from . import convert
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('asgilook.renderers')
 
 # Not the fork server, which starts faster but makes a directory (pymp-*, for
 # its socket) in the system's temporary directory that only the worker's
@@ -51,7 +52,7 @@ _LENGTH = struct.Struct('!Q')
 
 
 class RenderProcesses:
-    """Render thumbnails (`imaging.resize`) in up to `workers` processes.
+    """Render thumbnails (`convert.resize`) in up to `workers` processes.
 
     The processes start as renders need them, afresh (multiprocessing's
     spawn, or context's), with none of the threads of the process that
@@ -77,11 +78,11 @@ class RenderProcesses:
     async def resize(
         self, source: str | os.PathLike[str], size: tuple[int, int], quality: int
     ) -> bytes:
-        """Render a stored JPEG at size as `imaging.resize` does, in a process."""
+        """Render a stored JPEG at size as `convert.resize` does, in a process."""
         for _ in range(2):
             if not self._startable:
                 return await blocking.run(
-                    self._threads, imaging.resize, source, size, quality
+                    self._threads, convert.resize, source, size, quality
                 )
             try:
                 renderer = await self._renderer()
@@ -89,7 +90,7 @@ class RenderProcesses:
                 self._give_up_processes(ex)
                 continue
             # Looked up now: a test may render with another function.
-            rendering = renderer.render(imaging.resize, source, size, quality)
+            rendering = renderer.render(convert.resize, source, size, quality)
             rendering.add_done_callback(functools.partial(self._done, renderer))
             try:
                 # Its outcome is read whatever becomes of this request.

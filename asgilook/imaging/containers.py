@@ -22,8 +22,8 @@ from typing import IO
 import PIL.BmpImagePlugin
 import PIL.IcoImagePlugin
 
+from ..errors import BrokenFileError, JPEGError
 from . import jpeg
-from .errors import BrokenFileError, JPEGError
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 GIF_SIGNATURES = (b'GIF87a', b'GIF89a')

@@ -18,7 +18,7 @@ from typing import Any
 
 import falcon.asgi
 
-from .errors import DeleteTokenInvalidError, DeleteTokenMissingError
+from ..errors import DeleteTokenInvalidError, DeleteTokenMissingError
 from .signing import ServiceKey
 
 # The purpose the service key signs delete tokens for (see ServiceKey.sign).

@@ -1,0 +1,1 @@
+"""Who may do what: the service key, and the delete token of each upload."""

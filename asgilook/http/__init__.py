@@ -1,0 +1,1 @@
+"""What wraps the resources: the gate before Falcon, errors, media types, paging."""

@@ -1,0 +1,1 @@
+"""Pillow and image formats: checks before decoding, conversion, renders apart."""

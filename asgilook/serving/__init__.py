@@ -1,0 +1,1 @@
+"""Running asgilook: the launcher, uvicorn's protocol, start-up, workers and logs."""

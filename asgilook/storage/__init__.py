@@ -1,0 +1,1 @@
+"""The storage directory: its layout, stored files, uploads and their faults."""
