@@ -1,8 +1,12 @@
 """What is refused before Falcon takes a request, and what is let through."""
 
+import logging
+
 import falcon
 import falcon.asgi
+import falcon.testing
 import pytest
+from falcon.asgi_spec import WSCloseCode
 
 from asgilook.app import create_app
 
@@ -60,3 +64,21 @@ def test_the_falcon_app_is_at_the_centre(config):
     app = create_app(config)
 
     assert isinstance(app.app, falcon.asgi.App)
+
+
+@pytest.mark.parametrize(
+    'path', ['/images', '/', '/nowhere', '/gallery/gallery.css', '//images']
+)
+async def test_a_websocket_where_asgilook_takes_none_is_refused_unlogged(
+    config, caplog, path
+):
+    # Falcon logs an ERROR for each: one client could fill the log with them.
+    app = create_app(config)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        with pytest.raises(falcon.errors.WebSocketDisconnected) as refused:
+            async with conductor.simulate_ws(path):
+                pass
+
+    assert refused.value.code == WSCloseCode.PATH_NOT_FOUND
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert logged == []

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
+from falcon.asgi_spec import WSCloseCode
 
 from ..errors import ClientGoneError
 from . import disconnects
@@ -68,8 +69,8 @@ class Gate:
             if scope['method'] in _BODY_METHODS:
                 receive = GuardedBody(scope, receive, self._body_timeout)
         elif kind == 'websocket':
-            # A handshake cannot be redirected: it is taken as its one path.
-            scope = {**scope, 'path': canonical(scope['path'])}
+            await self._socket(scope, receive, send)
+            return
         if kind != 'lifespan' and self.streams.streams(scope):
             if kind == 'http':
                 scope, receive = disconnects.watched(scope, receive)
@@ -79,6 +80,14 @@ class Gate:
             await self._listening(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+    async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A handshake cannot be redirected: it is taken as its one path.
+        scope = {**scope, 'path': canonical(scope['path'])}
+        if scope['path'] in self.streams.paths:
+            await self.streams.serve(self._app, scope, receive, send)
+        else:
+            await _no_socket_here(receive, send)
 
     async def _listening(self, scope: Scope, receive: Receive, send: Send) -> None:
         listener = scope[disconnects.LISTENER] = disconnects.Listener(receive)
@@ -98,6 +107,16 @@ class Gate:
 def canonical(path: str) -> str:
     """Return the path as Falcon's router reads it: one slash before the rest."""
     return '/' + path.lstrip('/')
+
+
+async def _no_socket_here(receive: Receive, send: Send) -> None:
+    """Refuse a WebSocket handshake where asgilook takes none, unlogged.
+
+    Falcon would refuse it too (3404, a 403 to the client), and log an ERROR
+    each time: one client opening sockets in a loop would fill the log.
+    """
+    await receive()
+    await send({'type': 'websocket.close', 'code': WSCloseCode.PATH_NOT_FOUND})
 
 
 async def _redirect(send: Send, path: str, query: bytes) -> None:
