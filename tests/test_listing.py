@@ -391,3 +391,29 @@ async def test_a_list_answered_is_freed_at_once(config, stored, query):
         finally:
             gc.enable()
     assert status == 200
+
+
+async def test_a_long_list_whose_client_reads_nothing_is_cut(
+    config, storage_path, stored
+):
+    # Its snapshot held open kept SQLite from moving the WAL into the
+    # database: it grew with every upload for as long as the client stayed.
+    config.body_timeout = 0.2
+    app = create_app(_long_lists(config, batch=1, largest_entry=100))
+    stalled = asyncio.Event()
+
+    async def read_nothing_more(count, leave):
+        if count == 2:
+            await stalled.wait()
+
+    async with falcon.testing.ASGIConductor(app):
+        async with asyncio.timeout(10):
+            status, _, content = await get_whole(
+                app, '/images', on_chunk=read_nothing_more
+            )
+        whole = await get_whole(app, '/images')
+
+    assert status == 200
+    assert not content.endswith(b']')
+    assert json.loads(whole[2]) == stored
+    assert _snapshots_closed(storage_path)

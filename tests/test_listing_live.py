@@ -1,8 +1,10 @@
 """The whole list of a catalog of 200 000 images, from a real uvicorn: sent in
 bounded memory."""
 
+import asyncio
 import json
 import pathlib
+import socket
 import threading
 import time
 import uuid
@@ -83,3 +85,51 @@ async def test_the_whole_list_of_200_000_images_takes_bounded_memory(
     assert [image['id'] for image in listed] == ids
     # In one piece (asgilook 0.8), the list took 541 MiB more: 2.8 KiB an image.
     assert (peak.peak - before) / 1024 < 64
+
+
+async def test_a_whole_list_whose_client_reads_nothing_is_cut(tmp_path, live_redis):
+    # Its snapshot of the catalog, held open while the client stayed, kept
+    # SQLite from moving the WAL into the database: the WAL grew with every
+    # upload (89 MB after 3 900 uploads), for as long as the client liked.
+    storage = tmp_path / 'images'
+    port = servers.free_port()
+    process = servers.start_launcher(
+        storage, live_redis, port, env={'ASGI_LOOK_BODY_TIMEOUT': '1'}
+    )
+    try:
+        ids = await _fill(storage, 30_000)
+        stalled = [_read_nothing(port) for _ in range(3)]
+        # Clients that stay, reading nothing, three times as long as allowed.
+        await asyncio.sleep(3)
+        cut = [_read_to_end(client) for client in stalled]
+        whole = await asyncio.to_thread(
+            httpx.get, f'http://127.0.0.1:{port}/images', timeout=60
+        )
+    finally:
+        servers.stop(process)
+    with process.stderr:
+        log = process.stderr.read().decode()
+
+    assert all(sent.startswith(b'HTTP/1.1 200 OK') for sent in cut)
+    assert not any(sent.endswith(b']') for sent in cut)
+    assert [image['id'] for image in whole.json()] == ids
+    assert log.count('ASGI callable returned without completing response.') == 1
+    assert 'Traceback' not in log
+
+
+def _read_nothing(port: int) -> socket.socket:
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect(('127.0.0.1', port))
+    client.sendall(b'GET /images HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    return client
+
+
+def _read_to_end(client: socket.socket) -> bytes:
+    """What the server sent before it closed the connection (it must, within 30 s)."""
+    client.settimeout(30)
+    sent = b''
+    with client:
+        while chunk := client.recv(65536):
+            sent += chunk
+    return sent.rstrip(b'\r\n0')

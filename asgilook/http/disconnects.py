@@ -13,6 +13,9 @@ is sent to a client gone without a word, so the answer would be computed
 to its end for nobody. The guards give the requests of such paths a
 `Listener`, which the answer asks to listen once Falcon has read the
 request: a task waits for the disconnect, until the request is answered.
+A client that stays but reads nothing is as good as gone (`stalling`): it
+held its snapshot of the catalog open, which keeps SQLite from moving its
+WAL into the database, for as long as it liked.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..errors import ClientGoneError
+
 DEPARTURE = 'asgilook.departure'
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Departure:
@@ -98,3 +104,20 @@ class Listener:
             message = await self._receive()
         if message['type'] == 'http.disconnect':
             departure.leave()
+
+
+def stalling(send: Send, seconds: float) -> Send:
+    """Return send, raising ClientGoneError when its client reads nothing for seconds.
+
+    The server's send waits while what it holds for the client is more than
+    it buffers, as long as the client stays and reads nothing.
+    """
+
+    async def send_bounded(message: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await send(message)
+        except TimeoutError:
+            raise ClientGoneError from None
+
+    return send_bounded

@@ -91,10 +91,12 @@ class Gate:
 
     async def _listening(self, scope: Scope, receive: Receive, send: Send) -> None:
         listener = scope[disconnects.LISTENER] = disconnects.Listener(receive)
+        send = disconnects.stalling(send, self._body_timeout)
         try:
             await self._app(scope, receive, send)
         except ClientGoneError:
-            # Left while its answer was sent: there is nobody to answer.
+            # Left, or read nothing for body_timeout, while its answer was
+            # sent: there is nobody to answer.
             pass
         finally:
             listener.stop()

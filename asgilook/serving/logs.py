@@ -59,6 +59,8 @@ CLIENT_NOISE = frozenset(
         'Invalid UTF-8 sequence received from client.',
         'Unsupported upgrade request.',
         'Exceeded concurrency limit.',
+        # A long list cut because its client read nothing (http/disconnects.py).
+        'ASGI callable returned without completing response.',
     }
 )
 
