@@ -71,9 +71,8 @@ class Gate:
         elif kind == 'websocket':
             await self._socket(scope, receive, send)
             return
-        if kind != 'lifespan' and self.streams.streams(scope):
-            if kind == 'http':
-                scope, receive = disconnects.watched(scope, receive)
+        if kind == 'http' and self.streams.streams(scope):
+            scope, receive = disconnects.watched(scope, receive)
             await self.streams.serve(self._app, scope, receive, send)
             return
         if kind == 'http' and scope['path'] in self._listened:
