@@ -4,15 +4,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 
 import pytest
 import uvicorn
 
 from asgilook.http.admission import RELEASE
-from asgilook.serving.protocol import LimitedHttpToolsProtocol, ServerConfig
+from asgilook.serving.protocol import (
+    STREAM_SEND_BUFFER,
+    LimitedHttpToolsProtocol,
+    ServerConfig,
+)
 
 from . import servers
+
+_EVENTS = b'data: {}\n\n' * 16384
 
 
 async def _app(scope, receive, send):
@@ -20,6 +27,15 @@ async def _app(scope, receive, send):
         return
     if scope['path'] == '/slow':
         await asyncio.sleep(0.5)
+    if scope['path'] == '/flood':
+        # An event stream resuming from long ago, to a client that reads
+        # nothing: it sends until the server waits for the client.
+        scope[RELEASE]()
+        await send({'type': 'http.response.start', 'status': 200, 'headers': []})
+        more = {'type': 'http.response.body', 'body': _EVENTS, 'more_body': True}
+        for _ in range(128):
+            await send(more)
+        return
     if scope['path'] == '/stream':
         # An event stream: it leaves the requests' count, and stays.
         scope[RELEASE]()
@@ -245,3 +261,39 @@ async def test_open_streams_leave_room_for_requests():
     assert [answer.split(b'\r\n', 1)[0] for answer in answers] == [
         b'HTTP/1.1 200 OK'
     ] * 2
+
+
+async def test_an_event_stream_is_held_a_bounded_send_buffer():
+    # Left to grow, the kernel held up to 4 MiB for each such client.
+    loop = asyncio.get_running_loop()
+    async with _server() as port:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        with client:
+            await loop.sock_connect(client, ('127.0.0.1', port))
+            await loop.sock_sendall(client, b'GET /flood HTTP/1.1\r\nHost: x\r\n\r\n')
+            queued = await _settled_send_queue(port, client.getsockname()[1])
+
+    # Linux doubles what it is asked for, for its bookkeeping.
+    assert 0 < queued <= 2 * STREAM_SEND_BUFFER
+
+
+async def _settled_send_queue(port: int, client_port: int) -> int:
+    """The bytes the server's side of a connection holds, once they stop growing."""
+    seen = [-1]
+    async with asyncio.timeout(20):
+        while len(seen) < 10 or len(set(seen[-10:])) > 1:
+            await asyncio.sleep(0.05)
+            seen.append(_send_queue(port, client_port))
+    return seen[-1]
+
+
+def _send_queue(port: int, client_port: int) -> int:
+    with open('/proc/net/tcp') as table:
+        for line in table.readlines()[1:]:
+            local, remote, _, queues = line.split()[1:5]
+            ours = local.endswith(f':{port:04X}')
+            if ours and remote.endswith(f':{client_port:04X}'):
+                return int(queues.split(':')[0], 16)
+    return 0

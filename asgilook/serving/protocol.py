@@ -10,6 +10,12 @@ and closes the connection. Both are read from the uvicorn `Config`
 (`ServerConfig` carries them to every worker), with safe defaults for a
 plain one: `uvicorn --http asgilook.serving.protocol:LimitedHttpToolsProtocol`.
 
+A request that becomes an event stream gets a send buffer of
+STREAM_SEND_BUFFER bytes from the kernel: left to grow, it held up to 4 MiB
+of events for each client that reads nothing, of the memory all the
+machine's TCP connections share (a few hundred such streams, resuming
+from an old id, passed the kernel's limit).
+
 It also counts the requests a worker answers at once (`--limit-concurrency`)
 its own way: uvicorn counts every connection, so that idle keep-alive
 connections and open event streams took the places of requests. Here a
@@ -22,8 +28,11 @@ the refusals are logged once a minute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
+import socket
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -43,6 +52,9 @@ logger = logging.getLogger('asgilook.server')
 
 DEFAULT_MAX_HEADER_SIZE = 32 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
+# What the kernel holds, at most, for an event stream's client (Linux
+# doubles it, for its own bookkeeping): a few hundred events.
+STREAM_SEND_BUFFER = 64 * 1024
 
 
 class ServerConfig(uvicorn.Config):
@@ -146,7 +158,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         scope = cast(dict[str, Any], cycle.scope)
-        super()._start_asgi_task(cycle, self._requests.admit(scope, app))
+        app = self._requests.admit(scope, app)
+        release = scope.get(RELEASE)
+        if release is not None:
+            scope[RELEASE] = functools.partial(_streaming, self.transport, release)
+        super()._start_asgi_task(cycle, app)
 
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(
@@ -195,6 +211,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def _streaming(transport: asyncio.Transport, release: Callable[[], None]) -> None:
+    """A request became an event stream: give back its place, bound its buffer."""
+    release()
+    connection = transport.get_extra_info('socket')
+    # A socket gone already has no buffer to bound.
+    with contextlib.suppress(OSError):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
 
 
 class _Requests:
