@@ -1,4 +1,4 @@
-"""create_app(): build the asgilook ASGI application from a Config."""
+"""create_app(): the asgilook Falcon app of a Config; create_served_app(): as served."""
 
 from __future__ import annotations
 
@@ -21,50 +21,77 @@ from .http.gate import Gate
 from .images import Images, Thumbnails
 from .store import Store
 
+FalconApp = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
+
 _BY_ACCEPT = frozenset({'/images'})
 
 
-def create_app(config: Config | None = None) -> Gate:
+def create_app(config: Config | None = None) -> FalconApp:
     """Wire the store, the resources, the cache and the error handlers.
 
-    The ASGI app it returns is the guards, around the cache's fast path,
-    around the Falcon app (its `.app`).
+    Return the Falcon app, as the tutorial does: a test, or an app of your
+    own, can add routes and middleware to it. A server runs it wrapped in
+    what comes before Falcon: `create_served_app`.
     """
-    config = config or Config()
-    store = Store(config)
-    # Kept in the catalog; loaded at start-up, once the store opened it.
-    key = ServiceKey(config, store.service_secret)
-    # The list and its pages are JSON or MessagePack (http/media.py); images and
-    # thumbnails are one JPEG for every client.
-    cache = RedisCache(config, token=store.token, key=key, varying=_BY_ACCEPT)
-    images = Images(config, store, DeleteTokens(key))
-    thumbnails = Thumbnails(store)
-    feed = Feed(store, config)
+    return _Wiring(config or Config()).app
 
-    # Responses pass through middleware in reverse order: the cache stores
-    # the whole response before a 304 may replace it.
-    app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response] = falcon.asgi.App()
-    app.add_middleware(_StoreLifespan(store, key))
-    # Started after the store; its streams end before the store closes.
-    app.add_middleware(FeedLifespan(feed))
-    app.add_middleware(ConditionalRequests())
-    app.add_middleware(cache)
-    app.add_route('/images', images)
-    app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
-    app.add_route(
-        '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
-    )
-    app.add_route('/events', Events(feed))
-    assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
-    app.add_route('/', Gallery(store, feed, assets.files))
-    app.add_route('/gallery/{name}', assets)
-    app.add_route('/favicon.ico', assets, suffix='favicon')
-    media.register(app)
-    errors.register(app)
-    streams = StreamBudget(frozenset({'/events'}), config.events.max_streams)
-    # The whole list is listened to: sent long, it stops when its client goes.
-    listened = frozenset({'/images'})
-    return Gate(FastPath(app, cache), config.body_timeout, streams, listened)
+
+def create_served_app(config: Config | None = None) -> Gate:
+    """Return the app a server runs: create_app's, behind the gate and the fast path.
+
+    The gate (http/gate.py) refuses what Falcon cannot take, sends every
+    other spelling of a path to its one URL, and guards bodies and streams;
+    the cache's fast path sends what memory keeps before Falcon. Its `.app`
+    is the Falcon app.
+    """
+    return _Wiring(config or Config()).served()
+
+
+class _Wiring:
+    """Everything one app is made of, wired once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        store = Store(config)
+        # Kept in the catalog; loaded at start-up, once the store opened it.
+        key = ServiceKey(config, store.service_secret)
+        # The list and its pages are JSON or MessagePack (http/media.py);
+        # images and thumbnails are one JPEG for every client.
+        self.cache = cache = RedisCache(
+            config, token=store.token, key=key, varying=_BY_ACCEPT
+        )
+        images = Images(config, store, DeleteTokens(key))
+        thumbnails = Thumbnails(store)
+        feed = Feed(store, config)
+
+        # Responses pass through middleware in reverse order: the cache
+        # stores the whole response before a 304 may replace it.
+        app: FalconApp = falcon.asgi.App()
+        app.add_middleware(_StoreLifespan(store, key))
+        # Started after the store; its streams end before the store closes.
+        app.add_middleware(FeedLifespan(feed))
+        app.add_middleware(ConditionalRequests())
+        app.add_middleware(cache)
+        app.add_route('/images', images)
+        app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
+        app.add_route(
+            '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
+        )
+        app.add_route('/events', Events(feed))
+        assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
+        app.add_route('/', Gallery(store, feed, assets.files))
+        app.add_route('/gallery/{name}', assets)
+        app.add_route('/favicon.ico', assets, suffix='favicon')
+        media.register(app)
+        errors.register(app)
+        self.app = app
+
+    def served(self) -> Gate:
+        streams = StreamBudget(frozenset({'/events'}), self.config.events.max_streams)
+        # The whole list is listened to: sent long, it stops when its client goes.
+        listened = frozenset({'/images'})
+        fast = FastPath(self.app, self.cache)
+        return Gate(fast, self.config.body_timeout, streams, listened)
 
 
 class _StoreLifespan:

@@ -9,7 +9,7 @@ import uuid
 import fakeredis
 import falcon.testing
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.config import Config
 
 from .images import encode, gradient
@@ -45,7 +45,7 @@ async def two_workers(
     if render_processes is not None:
         for config in configs:
             config.render_processes = render_processes
-    apps = [create_app(config) for config in configs]
+    apps = [create_served_app(config) for config in configs]
     async with (
         falcon.testing.ASGIConductor(apps[0]) as first,
         falcon.testing.ASGIConductor(apps[1]) as second,

@@ -9,7 +9,7 @@ import falcon.testing
 import pytest
 from falcon.errors import WebSocketDisconnected
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.http.admission import RELEASE
 
 from .asgi import DISCONNECT, body, call, http_scope
@@ -39,7 +39,7 @@ async def test_another_spelling_of_a_path_is_a_308_to_its_one_url(
     config, path, query, location
 ):
     status, headers, answer, _ = await call(
-        create_app(config), 'GET', path, [DISCONNECT], query=query.encode()
+        create_served_app(config), 'GET', path, [DISCONNECT], query=query.encode()
     )
 
     assert status == 308
@@ -58,7 +58,7 @@ def test_every_method_is_sent_to_the_one_spelling(client, method):
 
 
 async def test_two_hundred_spellings_of_the_list_keep_one_entry(config):
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         await uploads(conductor, 1)
         answers = [
@@ -76,14 +76,14 @@ async def test_a_stream_asked_for_under_another_spelling_is_never_opened(config)
     # Each such request stayed open until the next heartbeat, unwatched.
     async with asyncio.timeout(WAIT):
         status, headers, _, _ = await call(
-            create_app(config), 'GET', '//events', [DISCONNECT]
+            create_served_app(config), 'GET', '//events', [DISCONNECT]
         )
 
     assert (status, headers['location']) == (308, '/events')
 
 
 async def test_streams_beyond_the_budget_are_a_503_in_json(events_config):
-    app = create_app(_budget(events_config, 2))
+    app = create_served_app(_budget(events_config, 2))
     async with (
         falcon.testing.ASGIConductor(app) as conductor,
         conductor.get_stream('/events') as first,
@@ -103,7 +103,7 @@ async def test_streams_beyond_the_budget_are_a_503_in_json(events_config):
 
 
 async def test_a_closed_stream_gives_its_place_back(events_config):
-    app = create_app(_budget(events_config, 1))
+    app = create_served_app(_budget(events_config, 1))
     async with falcon.testing.ASGIConductor(app) as conductor:
         for _ in range(3):
             async with conductor.get_stream('/events') as stream:
@@ -113,7 +113,7 @@ async def test_a_closed_stream_gives_its_place_back(events_config):
 
 
 async def test_websockets_share_the_budget_and_are_closed_1013_beyond(events_config):
-    app = create_app(_budget(events_config, 1))
+    app = create_served_app(_budget(events_config, 1))
     async with (
         falcon.testing.ASGIConductor(app) as conductor,
         conductor.get_stream('/events') as stream,
@@ -131,7 +131,7 @@ async def test_websockets_share_the_budget_and_are_closed_1013_beyond(events_con
 async def test_a_websocket_refused_by_a_server_that_answers_handshakes_gets_json(
     events_config,
 ):
-    app = create_app(_budget(events_config, 0))
+    app = create_served_app(_budget(events_config, 0))
     sent = []
 
     async def receive():
@@ -160,7 +160,7 @@ async def test_a_websocket_refused_by_a_server_that_answers_handshakes_gets_json
 
 
 async def test_refused_streams_are_logged_once_a_minute(events_config, caplog):
-    app = create_app(_budget(events_config, 0))
+    app = create_served_app(_budget(events_config, 0))
     caplog.set_level(logging.WARNING, logger='asgilook')
     async with falcon.testing.ASGIConductor(app) as conductor:
         statuses = [
@@ -175,7 +175,7 @@ async def test_refused_streams_are_logged_once_a_minute(events_config, caplog):
 
 
 async def test_an_admitted_stream_gives_back_its_place_among_requests(events_config):
-    app = create_app(events_config)
+    app = create_served_app(events_config)
     released = []
     scope = http_scope('GET', '/events', [(b'host', b'localhost')])
     scope[RELEASE] = lambda: released.append(True)

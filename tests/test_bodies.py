@@ -8,7 +8,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.http.bodies import GuardedBody
 from asgilook.storage.files import TEMPORARY_DIRECTORY
 
@@ -33,7 +33,7 @@ def assert_nothing_stored(app, storage_path):
 @pytest.mark.parametrize('cut', [0.1, 0.5, 0.99])
 def test_a_client_that_goes_away_mid_body_stores_nothing(config, storage_path, cut):
     png = encode(gradient((320, 200)), 'PNG')
-    app = create_app(config)
+    app = create_served_app(config)
     sent = int(len(png) * cut)
     events = [body(png[:sent], more=True), DISCONNECT]
 
@@ -48,7 +48,7 @@ def test_a_chunked_upload_cut_at_a_chunk_boundary_stores_nothing(
     config, storage_path, png
 ):
     # Every byte up to IEND arrived, but the client never said the body ended.
-    app = create_app(config)
+    app = create_served_app(config)
     events = [body(png[:100], more=True), body(png[100:], more=True), DISCONNECT]
 
     status, _, error, _ = post(app, events)
@@ -60,7 +60,7 @@ def test_a_chunked_upload_cut_at_a_chunk_boundary_stores_nothing(
 def test_a_body_shorter_than_its_content_length_stores_nothing(
     config, storage_path, png
 ):
-    app = create_app(config)
+    app = create_served_app(config)
     events = [body(png)]
 
     status, _, error, _ = post(app, events, [('Content-Length', str(len(png) + 10))])
@@ -74,7 +74,7 @@ def test_a_body_shorter_than_its_content_length_stores_nothing(
 def test_a_stalled_body_times_out_and_leaves_nothing(config, storage_path, size):
     # Small bodies wait in memory, large ones in a spool file: neither stays.
     config.body_timeout = 0.05
-    app = create_app(config)
+    app = create_served_app(config)
     events = [body(b'\x89PNG\r\n\x1a\n' + os.urandom(size % 1024), more=True)]
     events += [body(os.urandom(1024 * 1024), more=True)] * (size // (1024 * 1024))
     events.append(STALL)
@@ -91,7 +91,7 @@ def test_a_stalled_body_times_out_and_leaves_nothing(config, storage_path, size)
 def test_a_complete_upload_is_not_timed_by_its_pauses_before_it(config, png):
     # The timeout bounds each wait for the body, not the whole upload.
     config.body_timeout = 0.2
-    app = create_app(config)
+    app = create_served_app(config)
 
     async def slow_but_steady():
         events = [body(png[i : i + 4096], more=True) for i in range(0, len(png), 4096)]
@@ -106,7 +106,7 @@ def test_a_complete_upload_is_not_timed_by_its_pauses_before_it(config, png):
 
 def test_expect_100_continue_over_the_limit_is_refused_before_the_body(config):
     config.max_upload_size = 1000
-    app = create_app(config)
+    app = create_served_app(config)
     headers = [('Content-Length', '5000'), ('Expect', '100-continue')]
 
     # The server sends "100 Continue" at the app's first receive(): none here.
@@ -117,7 +117,7 @@ def test_expect_100_continue_over_the_limit_is_refused_before_the_body(config):
 
 
 def test_expect_100_continue_within_the_limit_uploads(config, png):
-    app = create_app(config)
+    app = create_served_app(config)
     headers = [('Content-Length', str(len(png))), ('Expect', '100-continue')]
 
     status, headers, image, pulled = post(app, [body(png)], headers)
@@ -131,7 +131,7 @@ def test_waiting_uploads_share_one_memory_budget(config, storage_path, png):
     """Uploads beyond the worker's budget wait on disk; all are stored whole."""
     half = len(png) // 2
     config.upload_memory = 3 * half + 100
-    app = create_app(config)
+    app = create_served_app(config)
     gate = asyncio.Event()
     events = [body(png[:half], more=True), gate, body(png[half:])]
 
@@ -161,7 +161,7 @@ def test_waiting_uploads_share_one_memory_budget(config, storage_path, png):
 
 
 def test_http_0_9_is_refused_with_json(config):
-    app = create_app(config)
+    app = create_served_app(config)
 
     status, headers, error, _ = falcon.async_to_sync(
         call, app, 'GET', '/images', [body(b'')], (), '0.9'

@@ -13,7 +13,7 @@ import msgpack
 import pytest
 from redis import asyncio as aioredis
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.cache import RedisCache
 from asgilook.imaging import convert
 
@@ -118,7 +118,7 @@ def test_redis_down_at_start_bypasses_the_cache(client, redis_server, caplog):
 
 async def test_redis_lost_and_back_while_serving(config, redis_server, png_image):
     config.clock = clock = FakeClock()
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         upload = await conductor.simulate_post('/images', body=png_image)
         uri = upload.json['thumbnails'][0]
@@ -197,7 +197,9 @@ def test_a_key_holding_no_string_is_replaced_and_keeps_the_cache_on(
     server = fakeredis.FakeServer(version=redis_version)
     redis = fakeredis.FakeRedis(server=server)
     put(redis, 'asgilook:/images')
-    client = falcon.testing.TestClient(create_app(make_config(storage_path, server)))
+    client = falcon.testing.TestClient(
+        create_served_app(make_config(storage_path, server))
+    )
 
     answers = [client.simulate_get('/images') for _ in range(3)]
     other = client.simulate_get('/images?limit=5')
@@ -242,7 +244,7 @@ def test_a_streamed_body_is_cached_byte_for_byte(config):
 
 def test_an_entry_from_before_a_change_is_not_served(config, redis_server):
     """Another worker stored the list just before an upload it did not see."""
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
     stale = client.simulate_get('/images')
     entry = fakeredis.FakeRedis(server=redis_server).get('asgilook:/images')
 
@@ -293,7 +295,7 @@ async def test_a_frozen_redis_costs_at_most_the_timeout(config, silent_redis, ca
     config.redis_timeout = 0.1
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
 
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         upload = await conductor.simulate_post(
             '/images', body=encode(gradient(), 'PNG')
         )
@@ -318,7 +320,7 @@ async def test_going_away_and_coming_back_is_logged_once_each(
 ):
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
     config.clock = clock = FakeClock()
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         assert (await conductor.simulate_get('/images')).headers[
             'X-ASGILook-Cache'
         ] == 'Miss'
@@ -352,7 +354,7 @@ def test_the_redis_clients_give_up_within_their_timeouts(config):
     config.redis_from_url = redis_from_url
     config.redis_timeout = 0.3
     config.cache_timing = dataclasses.replace(config.cache_timing, store_timeout=1.5)
-    create_app(config)
+    create_served_app(config)
 
     # One client for lookups, one for the writes of entries.
     lookups, stores = seen
@@ -375,7 +377,7 @@ async def test_a_redis_that_comes_up_after_the_start_answers_not_again(
 ):
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
     redis_server.connected = False
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         down = await conductor.simulate_get('/images')
         redis_server.connected = True
         up = [await conductor.simulate_get('/images') for _ in range(2)]
@@ -451,7 +453,7 @@ async def test_late_lookups_of_a_redis_that_answers_turn_nothing_off(
         return clients[-1]
 
     config.redis_from_url = from_url
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         image = as_listed((await conductor.simulate_post('/images', body=_png())).json)
         # Two lookups at once are late: both are given up (Bypass), one PING.

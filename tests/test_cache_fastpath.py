@@ -7,7 +7,7 @@ import falcon
 import falcon.asgi
 import falcon.testing
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.cache import RedisCache
 
 from .asgi import http_scope
@@ -36,7 +36,7 @@ async def _send_to(app, scope):
 
 
 async def test_a_kept_answer_leaves_the_scope_as_the_server_gave_it(config):
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         image = await upload_through(conductor)
         uri = image['thumbnails'][0]
@@ -64,7 +64,7 @@ async def test_a_kept_answer_leaves_the_scope_as_the_server_gave_it(config):
 
 
 async def test_a_query_that_is_not_ascii_is_left_to_the_app(config):
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         await conductor.simulate_get('/images')
         kept = await conductor.simulate_get('/images')

@@ -11,7 +11,7 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import (
     CATALOG_DIRECTORY,
     DATABASE_NAME,
@@ -40,7 +40,7 @@ def test_a_catalog_that_is_not_a_database_stops_the_start_naming_the_path(
 ):
     database(storage_path).parent.mkdir(parents=True)
     database(storage_path).write_bytes(b'not a database, but long enough ' * 100)
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
 
     with pytest.raises(RuntimeError) as failed:
         client.simulate_get('/images')
@@ -52,7 +52,7 @@ def test_a_catalog_that_is_not_a_database_stops_the_start_naming_the_path(
 async def test_a_catalog_replaced_while_serving_is_served_from_then_on(
     config, storage_path, tmp_path, caplog
 ):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         copy = tmp_path / 'copy.sqlite3'
         shutil.copy(database(storage_path), copy)
@@ -78,7 +78,7 @@ async def test_a_catalog_whose_token_cannot_be_read_keeps_nothing_in_memory(
     redis = fakeredis.FakeRedis(server=redis_server)
     # No WAL index to map, and no count of SQLite's to read.
     config.change_token_sources = ()
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         listing = [await conductor.simulate_get('/images') for _ in range(2)]
         redis.flushall()
@@ -100,8 +100,8 @@ async def test_without_a_wal_index_to_map_workers_still_see_each_others_changes(
     for config in configs:
         config.change_token_sources = (watch.DATA_VERSION,)
     async with (
-        falcon.testing.ASGIConductor(create_app(configs[0])) as first,
-        falcon.testing.ASGIConductor(create_app(configs[1])) as second,
+        falcon.testing.ASGIConductor(create_served_app(configs[0])) as first,
+        falcon.testing.ASGIConductor(create_served_app(configs[1])) as second,
     ):
         image = await upload_through(first)
         seen = [await second.simulate_get(image['image']) for _ in range(2)]
@@ -120,7 +120,7 @@ async def test_lookups_past_the_remembered_bound_still_answer_right(config):
     config.catalog_limits = dataclasses.replace(
         config.catalog_limits, remembered_records=2
     )
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         images = [await upload_through(conductor) for _ in range(3)]
         answers = [
             (await conductor.simulate_head(image['image'])).status_code
@@ -131,7 +131,7 @@ async def test_lookups_past_the_remembered_bound_still_answer_right(config):
 
 
 async def test_two_deletes_of_one_image_at_once_are_204_and_404(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         deletes = await asyncio.gather(
             conductor.simulate_delete(image['image'], headers=owner(image)),
@@ -168,7 +168,7 @@ async def test_a_delete_with_no_room_to_record_it_is_507_and_keeps_the_image(
         config = config_over(disk.storage)
         # No room kept in reserve for it either.
         config.catalog_limits = dataclasses.replace(config.catalog_limits, reserve=0)
-        async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+        async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
             image = await upload_through(conductor, (64, 48))
             disk.fill()
             refused = await conductor.simulate_delete(
@@ -229,7 +229,7 @@ async def test_a_reindex_reads_and_lists_in_batches(storage_path):
     config = make_config(storage_path)
     config.catalog_limits = dataclasses.replace(config.catalog_limits, reindex_batch=2)
     placed = [put_image(storage_path) for _ in range(5)]
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         listing = await conductor.simulate_get('/images')
 
     assert sorted(item['id'] for item in listing.json) == sorted(placed)
@@ -239,7 +239,7 @@ async def test_another_spelling_of_the_storage_path_is_the_same_catalog(
     config, storage_path
 ):
     config.storage_path = pathlib.Path(storage_path)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         config.storage_path = str(storage_path)
         listing = await conductor.simulate_get('/images')
@@ -250,7 +250,7 @@ async def test_another_spelling_of_the_storage_path_is_the_same_catalog(
 async def test_a_query_that_is_not_plain_ascii_is_never_an_answer_kept_in_memory(
     config,
 ):
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         # A page kept in memory under the same characters, read as UTF-8.
         await upload_through(conductor)
@@ -340,7 +340,7 @@ def test_a_data_version_sqlite_refuses_to_give_is_no_token(tmp_path):
 async def test_a_gone_file_that_cannot_be_unlisted_now_is_still_a_404(
     config, storage_path, monkeypatch, caplog
 ):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         stored_file(storage_path, image['id']).unlink()
 
@@ -359,7 +359,7 @@ async def test_a_gone_file_that_cannot_be_unlisted_now_is_still_a_404(
 
 
 async def test_a_catalog_removed_while_serving_is_503(config, storage_path):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_through(conductor)
         shutil.rmtree(database(storage_path).parent)
         listing = await conductor.simulate_get('/images')

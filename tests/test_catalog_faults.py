@@ -14,7 +14,7 @@ import falcon.testing
 import httpx
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
 from asgilook.catalog.faults import Faults
 
@@ -44,7 +44,7 @@ async def test_a_catalog_removed_while_serving_refuses_changes_until_it_is_back(
     config, storage_path, tmp_path, caplog
 ):
     database = _catalog(storage_path) / DATABASE_NAME
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         first = await upload_through(conductor)
         shutil.copytree(_catalog(storage_path), tmp_path / 'copy')
         shutil.rmtree(_catalog(storage_path))
@@ -73,12 +73,12 @@ async def test_a_catalog_removed_while_serving_refuses_changes_until_it_is_back(
 
 async def test_a_removed_wal_index_never_splits_two_workers(storage_path, redis_server):
     database = _catalog(storage_path) / DATABASE_NAME
-    running = create_app(make_config(storage_path, redis_server))
+    running = create_served_app(make_config(storage_path, redis_server))
     async with falcon.testing.ASGIConductor(running) as first:
         images = [await upload_through(first) for _ in range(3)]
         database.with_name(DATABASE_NAME + '-shm').unlink()
         # A worker restarted now makes the WAL index again.
-        restarted = create_app(make_config(storage_path, redis_server))
+        restarted = create_served_app(make_config(storage_path, redis_server))
         async with falcon.testing.ASGIConductor(restarted) as second:
             for _ in range(5):
                 images.append(await upload_through(first))
@@ -95,7 +95,7 @@ async def test_a_damaged_catalog_is_said_once_with_what_to_do(
     config, storage_path, caplog
 ):
     database = _catalog(storage_path) / DATABASE_NAME
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_through(conductor)
         _damage(database)
         answers = [await conductor.simulate_get('/images?limit=5') for _ in range(3)]

@@ -7,7 +7,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import as_listed, owner
 from .images import encode, gradient, stored_file
@@ -84,7 +84,7 @@ def test_a_current_etag_is_not_modified(
     if state == 'Miss':
         # Another worker, with a cache that does not have it.
         fakeredis.FakeRedis(server=redis_server).flushall()
-        client = falcon.testing.TestClient(create_app(config))
+        client = falcon.testing.TestClient(create_served_app(config))
 
     resp = client.simulate_request(method, uri, headers={'If-None-Match': etag})
 

@@ -7,7 +7,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import as_listed, make_config, owner, two_workers, upload_through
 from .images import encode, gradient, image_files
@@ -120,7 +120,7 @@ async def test_every_worker_and_a_restart_take_the_token(storage_path, redis_ser
         resp = await second.simulate_delete(one['image'], headers=owner(one))
         assert resp.status_code == 204
 
-    restarted = create_app(make_config(storage_path, redis_server))
+    restarted = create_served_app(make_config(storage_path, redis_server))
     async with falcon.testing.ASGIConductor(restarted) as conductor:
         resp = await conductor.simulate_delete(two['image'], headers=owner(two))
         assert resp.status_code == 204
@@ -132,12 +132,12 @@ async def test_another_secret_refuses_the_tokens_of_the_one_before(
 ):
     config = make_config(storage_path, redis_server)
     config.secret = b'the first secret of this service'
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
 
     config = make_config(storage_path, redis_server)
     config.secret = b'a rotated secret, older tokens die'
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         refused = await conductor.simulate_delete(image['image'], headers=owner(image))
         assert refused.status_code == 403
         assert (await conductor.simulate_get(image['image'])).status_code == 200

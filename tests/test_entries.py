@@ -9,7 +9,7 @@ import falcon.testing
 import msgpack
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.auth.signing import ServiceKey
 from asgilook.cache import RedisCache, entries
 from asgilook.cache.entries import Entry
@@ -36,7 +36,7 @@ def _loaded_key(config) -> ServiceKey:
 
 def _another_worker(config) -> falcon.testing.TestClient:
     """A process that keeps nothing in memory yet: what it serves comes from Redis."""
-    return falcon.testing.TestClient(create_app(config))
+    return falcon.testing.TestClient(create_served_app(config))
 
 
 def test_an_entry_copied_to_another_path_is_not_served_there(

@@ -5,7 +5,7 @@ import time
 
 import falcon.testing
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import CATALOG_DIRECTORY
 
 from .fakes import owner
@@ -13,7 +13,7 @@ from .streams import SSEReader, uploads
 
 
 async def _events_after(config, after: int, count: int) -> list[dict]:
-    app = create_app(config)
+    app = create_served_app(config)
     async with (
         falcon.testing.ASGIConductor(app) as conductor,
         conductor.get_stream('/events', query_string=f'after={after}') as stream,
@@ -25,7 +25,9 @@ async def _events_after(config, after: int, count: int) -> list[dict]:
 async def test_a_catalog_made_anew_tells_a_resuming_client_to_read_the_list_again(
     events_config, storage_path
 ):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         images = await uploads(conductor, 6)
         for image in images[:2]:
             await conductor.simulate_delete(image['image'], headers=owner(image))
@@ -36,7 +38,9 @@ async def test_a_catalog_made_anew_tells_a_resuming_client_to_read_the_list_agai
     # A client that had taken events 1 to 3 resumes: the new catalog's last
     # id would have been 4 (its four files listed anew).
     [reset] = await _events_after(events_config, 3, 1)
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         listed = (await conductor.simulate_get('/images')).json
 
     assert reset['event'] == 'reset'
@@ -48,7 +52,9 @@ async def test_a_catalog_made_anew_tells_a_resuming_client_to_read_the_list_agai
 
 
 async def test_a_new_storage_directory_numbers_its_events_from_1(events_config):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         await uploads(conductor, 2)
 
     assert [event['id'] for event in await _events_after(events_config, 0, 2)] == [

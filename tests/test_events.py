@@ -11,7 +11,7 @@ import sqlite3
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import log
 from asgilook.catalog.database import Catalog
 from asgilook.errors import CatalogError
@@ -33,7 +33,7 @@ def _data(event):
 
 async def test_every_upload_and_delete_is_an_event_in_order(events_config):
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         conductor.get_stream('/events') as stream,
     ):
         reader = SSEReader(stream.stream)
@@ -70,7 +70,9 @@ async def test_every_upload_and_delete_is_an_event_in_order(events_config):
 async def test_a_client_resumes_after_the_last_id_it_took(
     events_config, query, headers, first_id
 ):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         images = await uploads(conductor, 3)
         async with conductor.get_stream(
             '/events', query_string=query, headers=headers
@@ -105,7 +107,9 @@ async def test_a_client_resumes_after_the_last_id_it_took(
     ],
 )
 async def test_an_id_that_is_no_id_is_a_400(events_config, query, headers, title):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         resp = await conductor.simulate_get(
             '/events', query_string=query, headers=headers
         )
@@ -153,7 +157,9 @@ async def test_an_id_the_log_no_longer_holds_is_a_reset_then_what_follows(
     events_config.catalog_limits = dataclasses.replace(
         events_config.catalog_limits, retained_changes=2
     )
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         await uploads(conductor, 5)
         resets = []
         for after in ('1', '99'):
@@ -187,7 +193,7 @@ async def test_an_id_the_log_no_longer_holds_is_a_reset_then_what_follows(
 async def test_a_quiet_stream_has_a_heartbeat(events_config):
     clock = events_config.clock = FakeClock()
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         conductor.get_stream('/events') as stream,
     ):
         reader = SSEReader(stream.stream)
@@ -231,7 +237,7 @@ async def test_the_servers_stop_signal_ends_every_stream(events_config):
     previous = signal.signal(signal.SIGTERM, lambda *args: stops.append(args[0]))
     try:
         async with (
-            falcon.testing.ASGIConductor(create_app(events_config)) as c,
+            falcon.testing.ASGIConductor(create_served_app(events_config)) as c,
             c.get_stream('/events') as stream,
         ):
             reader = SSEReader(stream.stream)
@@ -320,7 +326,9 @@ async def test_a_client_that_leaves_ends_its_stream_at_once(events_config):
     # No heartbeat comes (the clock stands still): only the client's leaving
     # ends the stream, which the conductor waits for as it closes it.
     events_config.clock = FakeClock()
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         for _ in range(2):
             async with asyncio.timeout(WAIT):
                 async with conductor.get_stream('/events') as stream:
@@ -336,7 +344,7 @@ async def test_the_falcon_app_alone_streams_events_too(events_config):
     # that mounts asgilook's Falcon app would run it: the stream ends at its
     # next heartbeat after the client went.
     events_config.events = dataclasses.replace(events_config.events, heartbeat=0.05)
-    app = create_app(events_config).app
+    app = create_served_app(events_config).app
     async with (
         falcon.testing.ASGIConductor(app) as conductor,
         conductor.get_stream('/events') as stream,
@@ -380,7 +388,9 @@ async def _other_worker(config):
 
 async def test_a_subscriber_catches_up_from_the_catalog_in_batches(events_config):
     events_config.events = dataclasses.replace(events_config.events, catch_up_batch=2)
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         images = await uploads(conductor, 5)
         async with _other_worker(events_config) as feed:
             subscription = await feed.subscribe(0)
@@ -396,7 +406,7 @@ async def test_a_subscriber_catches_up_from_the_catalog_in_batches(events_config
 
 async def test_a_subscription_ended_by_its_client_takes_nothing_more(events_config):
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         _other_worker(events_config) as feed,
     ):
         left, staying = [await feed.subscribe(None) for _ in range(2)]
@@ -426,7 +436,7 @@ async def test_a_read_failing_after_new_changes_is_caught_up_later(
         return previous
 
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         _other_worker(events_config) as feed,
     ):
         subscription = await feed.subscribe(None)
@@ -456,7 +466,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
         return await read(self, after, limit)
 
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         _other_worker(events_config) as feed,
     ):
         images = await uploads(conductor, 70)
@@ -480,7 +490,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
 async def test_a_subscriber_that_falls_behind_the_backlog_is_ended(events_config):
     events_config.events = dataclasses.replace(events_config.events, backlog=2)
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         _other_worker(events_config) as feed,
     ):
         subscription = await feed.subscribe(None)
@@ -503,7 +513,9 @@ async def test_events_trimmed_while_a_subscriber_caught_up_are_a_reset(
     events_config.catalog_limits = dataclasses.replace(
         events_config.catalog_limits, retained_changes=3
     )
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         await uploads(conductor, 3)
         async with _other_worker(events_config) as feed:
             subscription = await feed.subscribe(1)
@@ -534,7 +546,7 @@ async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
         return await read(self, after, limit)
 
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         _other_worker(events_config) as feed,
     ):
         subscription = await feed.subscribe(None)
@@ -555,7 +567,9 @@ async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
 
 
 async def test_a_subscriber_whose_catch_up_fails_is_ended(events_config, monkeypatch):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         await uploads(conductor, 2)
         async with _other_worker(events_config) as feed:
             subscription = await feed.subscribe(0)
@@ -576,7 +590,9 @@ async def test_an_unreadable_catalog_refuses_a_subscriber_with_a_503(
     async def failing(self):
         raise CatalogError('disk I/O error')
 
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         monkeypatch.setattr(Catalog, 'change_span', failing)
         resp = await conductor.simulate_get('/events')
 
@@ -622,7 +638,9 @@ async def test_batches_kept_for_catching_up_take_at_most_their_budget(events_con
     events_config.events = dataclasses.replace(
         events_config.events, catch_up_batch=5, catch_up_memory=30_000
     )
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         await uploads(conductor, 40)
         async with _other_worker(events_config) as feed:
             # One client resuming from every id in turn: 40 batches.
@@ -639,7 +657,9 @@ async def test_a_batch_larger_than_the_budget_is_read_and_not_kept(events_config
     events_config.events = dataclasses.replace(
         events_config.events, catch_up_batch=5, catch_up_memory=1000
     )
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         images = await uploads(conductor, 5)
         async with _other_worker(events_config) as feed:
             taken = await (await feed.subscribe(0)).next()

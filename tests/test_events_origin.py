@@ -10,7 +10,7 @@ from falcon.errors import WebSocketDisconnected
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.events import origins
 
 from .images import encode, gradient
@@ -42,7 +42,9 @@ def _socket(conductor, origin):
 async def test_a_page_of_another_site_is_refused_before_any_event(
     events_config, origin
 ):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         with pytest.raises(WebSocketDisconnected) as refused:
             async with _socket(conductor, origin):
                 pass
@@ -71,7 +73,7 @@ async def test_the_services_own_pages_and_other_clients_are_served(
     events_config, origin
 ):
     async with (
-        falcon.testing.ASGIConductor(create_app(events_config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(events_config)) as conductor,
         _socket(conductor, origin) as ws,
     ):
         images = await uploads(conductor, 1)

@@ -11,7 +11,7 @@ import falcon.testing
 import pytest
 from falcon.errors import WebSocketDisconnected
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import FakeClock, make_config, owner
 from .streams import WAIT, SSEReader, uploads
@@ -21,7 +21,7 @@ NO_POSITION = 'the first message may be {"after": <id>} and nothing else'
 
 
 def _conductor(config):
-    return falcon.testing.ASGIConductor(create_app(config))
+    return falcon.testing.ASGIConductor(create_served_app(config))
 
 
 def _socket(conductor, query: str = ''):

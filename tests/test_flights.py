@@ -9,7 +9,7 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.cache.flights import Flights
 from asgilook.cache.redis_tier import LOCK_PREFIX
 from asgilook.config import CacheTiming
@@ -48,7 +48,7 @@ def renders(monkeypatch):
 
 
 async def test_concurrent_misses_render_once_per_process(config, renders):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
 
         crowd = await asyncio.gather(*(conductor.simulate_get(uri) for _ in range(16)))
@@ -101,7 +101,7 @@ async def test_a_lock_left_behind_delays_a_render_only_so_long(
 ):
     """Another process locked a path to render it, and died."""
     config.cache_timing = dataclasses.replace(config.cache_timing, lock_ttl=0.3)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
             f'asgilook:{uri}', ANOTHER_PROCESS_RENDERING, px=60_000
@@ -124,7 +124,7 @@ async def test_a_lock_released_without_an_entry_is_rendered_here(
     config, redis_server, renders
 ):
     """The other process's render failed: it released its lock, storing nothing."""
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
         fakeredis.FakeRedis(server=redis_server).set(
             f'asgilook:{uri}', ANOTHER_PROCESS_RENDERING, px=50
@@ -162,7 +162,7 @@ async def test_a_render_that_fails_releases_its_lock(
 
 
 async def test_redis_lost_during_a_render(config, redis_server, renders):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         rendering = asyncio.create_task(conductor.simulate_get(image['thumbnails'][0]))
         await asyncio.sleep(0.1)
@@ -262,7 +262,7 @@ async def test_a_head_of_a_cold_thumbnail_renders_it_for_the_get(
 
 
 async def test_concurrent_heads_and_gets_render_once(config, renders):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
 
         crowd = await asyncio.gather(
@@ -283,7 +283,7 @@ async def test_a_head_of_an_image_leaves_no_lock_and_stores_nothing(
     config, redis_server, storage_path
 ):
     redis = fakeredis.FakeRedis(server=redis_server)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         uri = image['image']
 

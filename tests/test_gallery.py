@@ -8,7 +8,7 @@ import html.parser
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.gallery import policy
 from asgilook.gallery.page import PAGE_SIZE, SIZES
 
@@ -121,7 +121,7 @@ def uris(images: list[dict]) -> list[str]:
 
 @pytest.fixture
 async def conductor(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         yield conductor
 
 
@@ -282,7 +282,9 @@ async def test_a_catalog_of_exactly_one_page_has_no_older_pictures(conductor):
 async def test_the_page_tells_the_script_where_the_events_stream_stands(
     events_config,
 ):
-    async with falcon.testing.ASGIConductor(create_app(events_config)) as conductor:
+    async with falcon.testing.ASGIConductor(
+        create_served_app(events_config)
+    ) as conductor:
         images = await upload_many(conductor, 3)
         _, after_uploads = await get_page(conductor)
         async with conductor.get_stream('/events') as stream:

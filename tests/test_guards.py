@@ -8,7 +8,7 @@ import falcon.testing
 import pytest
 from falcon.asgi_spec import WSCloseCode
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .asgi import body, call
 
@@ -21,7 +21,9 @@ def _get(app, path='/images', query=b'', http_version='1.1'):
 
 @pytest.mark.parametrize('http_version', ['0.9', '4'])
 def test_an_http_version_falcon_does_not_speak_is_a_505(config, http_version):
-    status, headers, error, pulled = _get(create_app(config), http_version=http_version)
+    status, headers, error, pulled = _get(
+        create_served_app(config), http_version=http_version
+    )
 
     assert status == 505
     assert headers['content-type'] == 'application/json'
@@ -43,7 +45,7 @@ def test_an_http_version_falcon_does_not_speak_is_a_505(config, http_version):
     ],
 )
 def test_a_query_string_that_is_not_utf8_is_a_400(config, query):
-    status, headers, error, _ = _get(create_app(config), query=query)
+    status, headers, error, _ = _get(create_served_app(config), query=query)
 
     assert status == 400
     assert headers['content-type'] == 'application/json'
@@ -53,7 +55,7 @@ def test_a_query_string_that_is_not_utf8_is_a_400(config, query):
 
 @pytest.mark.parametrize('query', ['limit=é'.encode(), b'limit=%C3%A9'])
 def test_a_utf8_query_string_reaches_the_app(config, query):
-    status, headers, error, _ = _get(create_app(config), query=query)
+    status, headers, error, _ = _get(create_served_app(config), query=query)
 
     # The list's own answer to a limit that is no number.
     assert (status, error['title']) == (400, 'Invalid page size')
@@ -61,7 +63,7 @@ def test_a_utf8_query_string_reaches_the_app(config, query):
 
 
 def test_the_falcon_app_is_at_the_centre(config):
-    app = create_app(config)
+    app = create_served_app(config)
 
     assert isinstance(app.app, falcon.asgi.App)
 
@@ -73,7 +75,7 @@ async def test_a_websocket_where_asgilook_takes_none_is_refused_unlogged(
     config, caplog, path
 ):
     # Falcon logs an ERROR for each: one client could fill the log with them.
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         with pytest.raises(falcon.errors.WebSocketDisconnected) as refused:
             async with conductor.simulate_ws(path):

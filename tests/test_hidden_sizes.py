@@ -164,7 +164,7 @@ def test_a_tiff_tile_that_rounds_the_image_up_is_stored(client):
 _MEASURE = """
 import resource, sys, tempfile
 import falcon.testing
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.storage.files import TEMPORARY_PREFIX
 from tests.fakes import make_config
 
@@ -172,7 +172,7 @@ control, body = (open(path, 'rb').read() for path in sys.argv[1:3])
 with tempfile.TemporaryDirectory() as storage:
     config = make_config(storage)
     config.render_processes = 0
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
     assert client.simulate_post('/images', body=control).status_code == 201
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     status = client.simulate_post('/images', body=body).status_code

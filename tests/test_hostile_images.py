@@ -13,7 +13,7 @@ import PIL.Image
 import pytest
 
 from asgilook import errors
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.imaging import convert, renderers
 
 from .fakes import make_config
@@ -183,7 +183,7 @@ async def test_a_stored_file_that_is_not_its_image_is_404(
     config = make_config(storage_path)
     if render_processes is not None:
         config.render_processes = render_processes
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         listed = (await conductor.simulate_get('/images')).json
         uris = [uri for image in listed for uri in image['thumbnails']]
         uris = uris or [f'/thumbnails/{image_id}/{named[0] // 2}x{named[1] // 2}.jpeg']
@@ -199,7 +199,7 @@ async def test_a_stored_file_that_is_not_its_image_is_404(
 def test_a_real_jpeg_renders_under_a_true_name(storage_path):
     data = _jpeg()
     image_id = store_by_hand(storage_path, data, (640, 480))
-    client = falcon.testing.TestClient(create_app(make_config(storage_path)))
+    client = falcon.testing.TestClient(create_served_app(make_config(storage_path)))
 
     resp = client.simulate_get(f'/thumbnails/{image_id}/320x240.jpeg')
 

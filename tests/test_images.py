@@ -7,7 +7,7 @@ import falcon.testing
 import PIL.Image
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import as_listed
 from .images import close_to, decode, encode, gradient, image_files, stored_file
@@ -212,7 +212,7 @@ def file_size_limit(limit):
 
 
 async def test_no_room_for_the_upload_is_507(config, storage_path, png_image):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         # The catalog is open (its files made) before the disk fills.
         before = image_files(storage_path)
         with file_size_limit(len(png_image) // 2):
@@ -228,7 +228,7 @@ async def test_no_room_for_the_stored_jpeg_is_507(config, storage_path):
     upload = encode(gradient((1200, 1200)), 'PNG')
     before = image_files(storage_path)
 
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         with file_size_limit(len(upload) + 1):
             resp = await conductor.simulate_post('/images', body=upload)
 
@@ -239,7 +239,7 @@ async def test_no_room_for_the_stored_jpeg_is_507(config, storage_path):
 
 async def test_storage_gone_while_serving_is_503(config, png_image, tmp_path):
     config.storage_path = tmp_path / 'volume'
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         # The volume goes away, with the key asgilook made in it at start.
         shutil.rmtree(config.storage_path)
 

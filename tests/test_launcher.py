@@ -11,7 +11,7 @@ import time
 import pytest
 from uvicorn.supervisors.multiprocess import SIGNALS
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.config import Config
 from asgilook.serving import launcher
 from asgilook.serving.protocol import LimitedHttpToolsProtocol, ServerConfig
@@ -162,7 +162,7 @@ def test_the_launcher_warns_of_storage_under_tmp(monkeypatch, caplog):
 
 def test_a_server_whose_start_fails_exits_3(caplog):
     config = ServerConfig(
-        AppAtStartup(lambda: create_app(Config(BAD_SETTING))),
+        AppAtStartup(lambda: create_served_app(Config(BAD_SETTING))),
         port=servers.free_port(),
         lifespan='on',
         log_level='warning',

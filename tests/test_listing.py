@@ -14,7 +14,7 @@ import falcon.testing
 import msgpack
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
 from asgilook.errors import CatalogError, LongListsError, StorageUnavailableError
 from asgilook.store import Store
@@ -53,7 +53,7 @@ def _snapshots_closed(storage_path) -> bool:
 @pytest.fixture
 async def stored(storage_path, redis_server):
     """Seven images, uploaded through an app that lists them in one piece."""
-    app = create_app(make_config(storage_path, redis_server))
+    app = create_served_app(make_config(storage_path, redis_server))
     async with falcon.testing.ASGIConductor(app) as conductor:
         return await upload_many(conductor, 7)
 
@@ -62,8 +62,8 @@ async def stored(storage_path, redis_server):
 async def test_a_long_list_is_the_list_in_one_piece_byte_for_byte(
     storage_path, redis_server, stored, accept
 ):
-    whole = create_app(make_config(storage_path))
-    streamed = create_app(_long_lists(make_config(storage_path)))
+    whole = create_served_app(make_config(storage_path))
+    streamed = create_served_app(_long_lists(make_config(storage_path)))
     headers = {'Accept': accept}
     async with falcon.testing.ASGIConductor(whole) as conductor:
         expected = await conductor.simulate_get('/images', headers=headers)
@@ -83,7 +83,7 @@ async def test_a_long_list_is_the_list_in_one_piece_byte_for_byte(
 
 
 async def test_a_long_list_too_large_to_keep_is_sent_and_not_kept(config, stored):
-    app = create_app(_long_lists(config))
+    app = create_served_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app) as conductor:
         long = [await get_whole(app, '/images') for _ in range(2)]
         short = [await conductor.simulate_get('/images?limit=5') for _ in range(2)]
@@ -96,7 +96,7 @@ async def test_a_long_list_too_large_to_keep_is_sent_and_not_kept(config, stored
 
 
 async def test_a_long_list_small_enough_to_keep_is_kept_byte_for_byte(config, stored):
-    app = create_app(_long_lists(config, largest_entry=100_000))
+    app = create_served_app(_long_lists(config, largest_entry=100_000))
     async with falcon.testing.ASGIConductor(app):
         answers = [await get_whole(app, '/images') for _ in range(2)]
 
@@ -108,7 +108,7 @@ async def test_a_long_list_small_enough_to_keep_is_kept_byte_for_byte(config, st
 async def test_head_and_a_304_of_a_long_list_read_no_snapshot(
     config, storage_path, stored
 ):
-    app = create_app(_long_lists(config))
+    app = create_served_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app) as conductor:
         head = await conductor.simulate_head('/images')
         etag = head.headers['etag']
@@ -143,7 +143,7 @@ async def test_a_catalog_failing_before_the_answer_begins_is_a_503(
     config, storage_path, stored, monkeypatch
 ):
     _failing_at(monkeypatch, 2)
-    app = create_app(_long_lists(config))
+    app = create_served_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app):
         status, _, content = await get_whole(app, '/images')
         keys = await redis_keys(config)
@@ -159,7 +159,7 @@ async def test_a_catalog_failing_on_the_way_drops_the_answer(
 ):
     # The first 1000 bytes (three batches) are read by the cache, and sent.
     _failing_at(monkeypatch, 4)
-    app = create_app(_long_lists(config))
+    app = create_served_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app):
         with pytest.raises(StorageUnavailableError):
             await get_whole(app, '/images')
@@ -170,7 +170,7 @@ async def test_a_catalog_failing_on_the_way_drops_the_answer(
 async def test_a_client_gone_mid_list_lets_the_snapshot_go(
     config, storage_path, stored
 ):
-    app = create_app(_long_lists(config))
+    app = create_served_app(_long_lists(config))
     sent = []
 
     async def receive():
@@ -207,7 +207,7 @@ async def test_a_catalog_put_back_under_a_long_list_is_read_from_then_on(
     config, storage_path, stored
 ):
     path = pathlib.Path(storage_path) / CATALOG_DIRECTORY / DATABASE_NAME
-    app = create_app(_long_lists(config))
+    app = create_served_app(_long_lists(config))
     async with falcon.testing.ASGIConductor(app) as conductor:
         await conductor.simulate_get('/images?limit=1')
         copy = path.with_name('copy')
@@ -222,7 +222,7 @@ async def test_a_catalog_put_back_under_a_long_list_is_read_from_then_on(
 async def test_an_image_too_large_to_keep_is_sent_from_its_file_each_time(
     config, stored
 ):
-    app = create_app(_long_lists(config, largest_entry=100))
+    app = create_served_app(_long_lists(config, largest_entry=100))
     async with falcon.testing.ASGIConductor(app) as conductor:
         answers = [await conductor.simulate_get(stored[0]['image']) for _ in range(2)]
         keys = await redis_keys(config)
@@ -250,7 +250,7 @@ async def test_a_client_that_leaves_mid_list_stops_it(
     config, storage_path, stored, monkeypatch
 ):
     reads = _counting_reads(monkeypatch)
-    app = create_app(_long_lists(config, batch=1, largest_entry=100))
+    app = create_served_app(_long_lists(config, batch=1, largest_entry=100))
 
     async def leave_at_once(count, leave):
         leave()
@@ -272,7 +272,7 @@ async def test_a_list_its_client_left_before_it_began_is_not_kept(
     config, storage_path, stored, monkeypatch
 ):
     reads = _counting_reads(monkeypatch)
-    app = create_app(_long_lists(config, batch=1, largest_entry=100_000))
+    app = create_served_app(_long_lists(config, batch=1, largest_entry=100_000))
     async with falcon.testing.ASGIConductor(app) as conductor:
         # falcon.testing's client leaves as soon as it has asked.
         left = await conductor.simulate_get('/images')
@@ -290,7 +290,7 @@ async def test_a_list_its_client_left_before_it_began_is_not_kept(
 
 
 async def test_more_long_lists_at_once_than_a_worker_takes_are_503(config, stored):
-    app = create_app(_long_lists(config, largest_entry=100, long_lists=1))
+    app = create_served_app(_long_lists(config, largest_entry=100, long_lists=1))
     first_chunk, release = asyncio.Event(), asyncio.Event()
 
     async def held(count, leave):
@@ -331,7 +331,7 @@ async def test_a_long_list_whose_snapshot_cannot_open_is_a_503_and_takes_no_plac
         return await snapshot(self)
 
     monkeypatch.setattr(Catalog, 'snapshot', failing_once)
-    app = create_app(_long_lists(config, long_lists=1))
+    app = create_served_app(_long_lists(config, long_lists=1))
     async with falcon.testing.ASGIConductor(app):
         failed, _, content = await get_whole(app, '/images')
         status, _, listed = await get_whole(app, '/images')
@@ -378,7 +378,7 @@ class _Cycle:
 async def test_a_list_answered_is_freed_at_once(config, stored, query):
     # Not left to the garbage collector, whose pauses were the list's 99th
     # percentile under load (13 ms, where 2 ms without).
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app):
         gc.disable()
         try:
@@ -399,7 +399,7 @@ async def test_a_long_list_whose_client_reads_nothing_is_cut(
     # Its snapshot held open kept SQLite from moving the WAL into the
     # database: it grew with every upload for as long as the client stayed.
     config.body_timeout = 0.2
-    app = create_app(_long_lists(config, batch=1, largest_entry=100))
+    app = create_served_app(_long_lists(config, batch=1, largest_entry=100))
     stalled = asyncio.Event()
 
     async def read_nothing_more(count, leave):

@@ -7,7 +7,7 @@ import falcon.testing
 import msgpack
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import make_config, two_workers, upload_through
 from .images import encode, gradient
@@ -29,7 +29,7 @@ def decoded(resp):
 
 
 async def test_the_list_round_trips_as_messagepack(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_many(conductor, 2)
         as_json = await conductor.simulate_get('/images')
         as_msgpack = await conductor.simulate_get('/images', headers=ASK_MSGPACK)
@@ -43,7 +43,7 @@ async def test_the_list_round_trips_as_messagepack(config):
 
 
 async def test_a_page_round_trips_as_messagepack_with_its_link(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_many(conductor, 3)
         as_json = await conductor.simulate_get('/images?limit=2')
         as_msgpack = await conductor.simulate_get(
@@ -60,7 +60,7 @@ async def test_a_page_round_trips_as_messagepack_with_its_link(config):
 
 
 async def test_the_upload_answer_round_trips_as_messagepack(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         created = await conductor.simulate_post(
             '/images', body=encode(gradient(SMALL), 'PNG'), headers=ASK_MSGPACK
         )
@@ -95,7 +95,7 @@ PREFERENCES = [
 @pytest.mark.parametrize(('accept', 'expected'), PREFERENCES)
 async def test_each_accept_gets_its_type_computed_and_kept(config, accept, expected):
     headers = {} if accept is None else {'Accept': accept}
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_through(conductor, SMALL)
         computed = await conductor.simulate_get('/images', headers=headers)
         # Both representations kept: the one sent again is the one negotiated.
@@ -113,7 +113,7 @@ async def test_each_accept_gets_its_type_computed_and_kept(config, accept, expec
 
 
 async def test_the_fast_path_reads_accept_as_falcon_does(config):
-    app = create_app(config)
+    app = create_served_app(config)
     async with falcon.testing.ASGIConductor(app) as conductor:
         await upload_through(conductor, SMALL)
         as_json = await conductor.simulate_get('/images')
@@ -141,7 +141,7 @@ async def test_the_fast_path_reads_accept_as_falcon_does(config):
 @pytest.mark.parametrize('uri', ['/images', '/images?limit=1'])
 async def test_alternate_requests_each_get_their_own_bytes(config, uri):
     accepts = [JSON, MSGPACK, JSON, MSGPACK, None, MSGPACK]
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_many(conductor, 2)
         answers = [
             await conductor.simulate_get(
@@ -184,7 +184,7 @@ async def test_redis_keeps_each_type_under_its_key_and_a_change_drops_both(
     config, redis_server
 ):
     redis = fakeredis.FakeRedis(server=redis_server)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await upload_through(conductor, SMALL)
         await conductor.simulate_get('/images')
         await conductor.simulate_get('/images', headers=ASK_MSGPACK)
@@ -198,13 +198,13 @@ async def test_redis_keeps_each_type_under_its_key_and_a_change_drops_both(
 
 @pytest.mark.parametrize('kept', [True, False])
 async def test_another_types_etag_is_no_match(config, storage_path, kept):
-    async with falcon.testing.ASGIConductor(create_app(config)) as first:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as first:
         await upload_through(first, SMALL)
         json_tag = (await first.simulate_get('/images')).headers['ETag']
         msgpack_resp = await first.simulate_get('/images', headers=ASK_MSGPACK)
         msgpack_tag = msgpack_resp.headers['ETag']
     # Another worker with a Redis of its own: its answers are computed now.
-    app = create_app(config if kept else make_config(storage_path))
+    app = create_served_app(config if kept else make_config(storage_path))
     async with falcon.testing.ASGIConductor(app) as conductor:
         other = await conductor.simulate_get(
             '/images', headers={**ASK_MSGPACK, 'If-None-Match': json_tag}
@@ -248,7 +248,7 @@ async def test_a_jpeg_is_one_answer_kept_once_whatever_the_client_accepts(
     config, redis_server, which
 ):
     redis = fakeredis.FakeRedis(server=redis_server)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         uri = image['thumbnails'][0] if which == 'thumbnail' else image['image']
         answers = [

@@ -6,7 +6,7 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.cache.memory import MemoryTier
 from asgilook.catalog import Catalog, reindex
 
@@ -53,7 +53,7 @@ def redis(redis_server):
 
 
 async def test_a_hit_from_memory_needs_no_redis_entry(config, redis):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         uris = ['/images', image['image'], image['thumbnails'][0]]
         first = [await conductor.simulate_get(uri) for uri in uris]
@@ -98,7 +98,7 @@ async def test_what_another_worker_changes_is_never_served_old(
 async def test_a_change_behind_asgilooks_back_shows_after_a_reindex(
     config, storage_path
 ):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         await conductor.simulate_get(image['image'])
         kept = await conductor.simulate_get(image['image'])
@@ -116,7 +116,7 @@ async def test_a_change_behind_asgilooks_back_shows_after_a_reindex(
 
 async def test_a_memory_cache_size_of_zero_keeps_nothing(config, redis):
     config.memory_cache_size = 0
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         await conductor.simulate_get('/images')
         redis.flushall()
         resp = await conductor.simulate_get('/images')
@@ -146,7 +146,7 @@ async def test_a_kept_entry_outlives_its_ttl_while_the_image_is_unchanged(
     config, redis
 ):
     config.clock = clock = FakeClock()
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         first = await conductor.simulate_get(image['thumbnails'][0])
         redis.flushall()

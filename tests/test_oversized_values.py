@@ -7,7 +7,7 @@ import logging
 import fakeredis
 import falcon.testing
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .streams import WAIT
 
@@ -55,7 +55,7 @@ async def test_a_value_whose_size_redis_does_not_tell_is_measured_again(
     config.redis_from_url = from_url
     redis = fakeredis.FakeRedis(server=redis_server)
     redis.set(KEY, PLANTED)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         # Late, and so is the size asked after it: the value stays.
         Late.late.update(SET=1, STRLEN=1)
         first = await conductor.simulate_get('/images')

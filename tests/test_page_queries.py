@@ -7,14 +7,14 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .paging import LINK, next_page, upload_many
 
 
 @pytest.fixture
 async def conductor(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         yield conductor
 
 

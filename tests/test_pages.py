@@ -5,7 +5,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import owner, two_workers, upload_through
 from .paging import SMALL, ids, next_page, upload_many, walk
@@ -13,7 +13,7 @@ from .paging import SMALL, ids, next_page, upload_many, walk
 
 @pytest.fixture
 async def conductor(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         yield conductor
 
 

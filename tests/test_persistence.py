@@ -6,7 +6,7 @@ import falcon.testing
 import httpx
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.storage.files import StoredFile
 
 from . import servers
@@ -17,7 +17,7 @@ from .images import decode, encode, gradient, image_files, stored_file
 def worker(storage_path, redis_server):
     """An app as one worker process runs it: its own memory, shared disk and Redis."""
     return falcon.testing.TestClient(
-        create_app(make_config(storage_path, redis_server))
+        create_served_app(make_config(storage_path, redis_server))
     )
 
 
@@ -122,7 +122,7 @@ def test_delete(client, redis_server, storage_path):
 
 @pytest.mark.parametrize('method', ['GET image', 'GET thumbnail', 'DELETE'])
 async def test_a_file_gone_behind_the_catalogs_back_is_404(config, method):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         assert (await conductor.simulate_get('/images')).json == [image]
         stored_file(config.storage_path, image['id']).unlink()
@@ -149,7 +149,7 @@ def test_an_empty_storage_directory_is_an_empty_catalog(client, storage_path):
 def test_a_storage_path_that_cannot_hold_files_fails_start_up(tmp_path):
     blocker = tmp_path / 'a-file'
     blocker.write_text('in the way')
-    app = create_app(make_config(blocker / 'images'))
+    app = create_served_app(make_config(blocker / 'images'))
 
     async def start():
         async with falcon.testing.ASGIConductor(app):
@@ -206,7 +206,7 @@ class _SmallChunks(StoredFile):
 
 
 async def test_a_stored_file_streams_in_chunks_as_stored(config, storage_path):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
     path = stored_file(storage_path, image['id'])
     stored = await _SmallChunks.open(path)
@@ -219,7 +219,7 @@ async def test_a_stored_file_streams_in_chunks_as_stored(config, storage_path):
 
 def test_thumbnails_render_in_threads_without_render_processes(config):
     config.render_processes = 0
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
     image = upload(client)
     resp = client.simulate_get(image['thumbnails'][0])
 

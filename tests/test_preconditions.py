@@ -9,7 +9,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import owner, upload_through
 from .images import image_files
@@ -158,7 +158,7 @@ def test_a_get_whose_if_match_fails_is_412(
     if state == 'Miss':
         # Another worker, with a cache that does not have it.
         fakeredis.FakeRedis(server=redis_server).flushall()
-        client = falcon.testing.TestClient(create_app(config))
+        client = falcon.testing.TestClient(create_served_app(config))
     header = f'W/{etag}' if if_match == 'weak' else if_match
 
     resp = client.simulate_request(method, uri, headers={'If-Match': header})
@@ -236,7 +236,7 @@ def test_the_lists_tag_names_one_representation(client, image):
 
 
 async def test_a_hit_kept_in_memory_is_judged_too(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
         uri = image['thumbnails'][0]
         await conductor.simulate_get(uri)
@@ -254,7 +254,7 @@ async def test_a_hit_kept_in_memory_is_judged_too(config):
 
 async def test_a_stream_whose_if_match_fails_is_412(config):
     async with (
-        falcon.testing.ASGIConductor(create_app(config)) as conductor,
+        falcon.testing.ASGIConductor(create_served_app(config)) as conductor,
         asyncio.timeout(WAIT),
     ):
         resp = await conductor.simulate_get('/events', headers={'If-Match': '"zzz"'})

@@ -9,7 +9,7 @@ import httpx
 import PIL.Image
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from . import servers
 from .fakes import owner
@@ -28,7 +28,7 @@ def storage(tmp_path):
 async def conductor(config, storage):
     # One lifespan: the storage turns read-only after the service started.
     config.storage_path = storage
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         yield conductor
 
 

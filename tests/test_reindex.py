@@ -15,7 +15,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import reindex
 from asgilook.catalog.record import file_name
 from asgilook.serving import launcher
@@ -28,7 +28,7 @@ from .images import encode, gradient, image_files, stored_file
 KILLED_MID_CHANGE = """
 import os, sys
 import fakeredis, falcon.testing
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.config import Config
 
 storage, method, argument, *authorization = sys.argv[1:]
@@ -50,7 +50,7 @@ server = fakeredis.FakeServer()
 config.redis_from_url = lambda *args, **kwargs: fakeredis.aioredis.FakeRedis(
     server=server
 )
-client = falcon.testing.TestClient(create_app(config))
+client = falcon.testing.TestClient(create_served_app(config))
 if method == 'POST':
     with open(argument, 'rb') as upload:
         print(client.simulate_post('/images', body=upload.read()).status_code)
@@ -63,7 +63,7 @@ else:
 @contextlib.asynccontextmanager
 async def started(storage_path):
     """One start of asgilook over storage_path (a worker, until the block ends)."""
-    app = create_app(make_config(storage_path))
+    app = create_served_app(make_config(storage_path))
     async with falcon.testing.ASGIConductor(app) as conductor:
         yield conductor
 
@@ -165,8 +165,8 @@ async def test_a_start_with_nothing_changed_reads_no_directory(
         readings.append(args)
         return read_directory(*args)
 
-    read_directory = reindex._read_directory
-    monkeypatch.setattr(reindex, '_read_directory', counted)
+    read_directory = reindex.read_directory
+    monkeypatch.setattr(reindex, 'read_directory', counted)
     async with started(storage_path) as worker:
         image = await upload_through(worker)
         assert (
@@ -193,13 +193,13 @@ async def test_workers_starting_together_read_a_changed_directory_once(
         readings.append(args)
         return read_directory(*args)
 
-    read_directory = reindex._read_directory
+    read_directory = reindex.read_directory
     async with started(storage_path) as worker:
         await upload_through(worker)
     name = place(storage_path, jpeg(), (320, 200))
-    monkeypatch.setattr(reindex, '_read_directory', counted)
+    monkeypatch.setattr(reindex, 'read_directory', counted)
     workers = [
-        falcon.testing.ASGIConductor(create_app(make_config(storage_path)))
+        falcon.testing.ASGIConductor(create_served_app(make_config(storage_path)))
         for _ in range(2)
     ]
 

@@ -12,7 +12,7 @@ import uuid
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog, reindex
 from asgilook.catalog.record import file_name
 from asgilook.config import CatalogLimits
@@ -42,7 +42,7 @@ async def worker(storage_path, given_ids):
     )
     # An upload that waited for a lock the reindex held would fail (503).
     config.catalog_limits = dataclasses.replace(config.catalog_limits, write_wait=2.0)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         yield conductor
 
 

@@ -15,7 +15,7 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.imaging import convert, renderers
 
 from . import servers
@@ -26,7 +26,7 @@ from .images import photo
 def _app(storage_path, redis_server, render_processes):
     config = make_config(storage_path, redis_server)
     config.render_processes = render_processes
-    return create_app(config)
+    return create_served_app(config)
 
 
 def _render_processes() -> list[int]:
@@ -169,10 +169,9 @@ def _appears(path: pathlib.Path, seconds: float = 30) -> bool:
 
 async def test_a_render_process_stuck_when_let_go_is_killed(stored_photo, monkeypatch):
     # A worker stopping waits for its renders, a few seconds at most.
-    monkeypatch.setattr(renderers, '_END_SECONDS', 0.2)
     path, _ = stored_photo
     began = pathlib.Path(f'{path}.rendering')
-    async with _render_processes_of(1) as processes:
+    async with _render_processes_of(1, end_seconds=0.2) as processes:
         monkeypatch.setattr(convert, 'resize', stuck_render)
         render = asyncio.create_task(processes.resize(path, (960, 540), 90))
         assert await asyncio.to_thread(_appears, began)

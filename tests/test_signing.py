@@ -10,7 +10,7 @@ import tempfile
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.auth.deletes import DeleteTokens
 from asgilook.auth.signing import KEY_FILE_NAME, ServiceKey
 from asgilook.catalog import CATALOG_DIRECTORY, reindex
@@ -131,7 +131,7 @@ async def test_a_storage_path_that_takes_no_file_stops_the_start(tmp_path):
 
 async def _upload(storage_path, redis_server) -> dict:
     """Upload an image through a worker; its 201 body (with its delete token)."""
-    app = create_app(make_config(storage_path, redis_server))
+    app = create_served_app(make_config(storage_path, redis_server))
     async with falcon.testing.ASGIConductor(app) as conductor:
         created = await conductor.simulate_post(
             '/images', body=encode(gradient(), 'PNG')
@@ -142,7 +142,7 @@ async def _upload(storage_path, redis_server) -> dict:
 
 async def _delete_through_another_worker(storage_path, redis_server, image) -> int:
     """The status of a DELETE of image by its owner, through a worker started now."""
-    app = create_app(make_config(storage_path, redis_server))
+    app = create_served_app(make_config(storage_path, redis_server))
     async with falcon.testing.ASGIConductor(app) as conductor:
         resp = await conductor.simulate_delete(image['image'], headers=owner(image))
     return resp.status_code

@@ -15,7 +15,7 @@ import falcon.asgi
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.config import Config
 from asgilook.errors import StorageUnavailableError
 from asgilook.serving import logs, startup, workers
@@ -28,7 +28,7 @@ BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
 
 
 def _bad_setting():
-    return create_app(Config(BAD_SETTING))
+    return create_served_app(Config(BAD_SETTING))
 
 
 async def _lifespan(app, answers=('lifespan.startup', 'lifespan.shutdown')):
@@ -118,7 +118,7 @@ async def test_storage_that_takes_no_files_fails_the_start_in_one_line(
     not_a_directory.write_bytes(b'')
     config = make_config(not_a_directory, redis_server)
 
-    sent = await _lifespan(AppAtStartup(lambda: create_app(config)))
+    sent = await _lifespan(AppAtStartup(lambda: create_served_app(config)))
 
     assert sent == [{'type': 'lifespan.startup.failed'}]
     [line] = _cannot_start_lines(caplog)
@@ -199,7 +199,7 @@ async def test_a_failed_shutdown_is_passed_on():
 
 async def test_the_app_is_served_once_started(config):
     async with falcon.testing.ASGIConductor(
-        AppAtStartup(lambda: create_app(config))
+        AppAtStartup(lambda: create_served_app(config))
     ) as conductor:
         posted = await conductor.simulate_post('/images', body=photo())
         listed = await conductor.simulate_get('/images')
@@ -209,7 +209,7 @@ async def test_the_app_is_served_once_started(config):
 
 
 async def test_without_a_lifespan_the_first_request_starts_the_app(config):
-    app = AppAtStartup(lambda: create_app(config))
+    app = AppAtStartup(lambda: create_served_app(config))
 
     first, second = await asyncio.gather(_request(app), _request(app))
 
@@ -391,7 +391,7 @@ async def test_a_worker_that_cannot_start_beside_others_waits_out_of_service(
         attempts.append(len(sent))
         if len(attempts) < 3:
             raise StorageUnavailableError('cannot store images in /srv (read-only)')
-        return create_app(make_config(storage_path))
+        return create_served_app(make_config(storage_path))
 
     app = AppAtStartup(
         factory,

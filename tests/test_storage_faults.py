@@ -13,7 +13,7 @@ import falcon.testing
 import httpx
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import Catalog, file_name, reindex
 from asgilook.imaging import jpeg
 from asgilook.storage import files
@@ -87,7 +87,7 @@ def disk(tmp_path):
 async def test_a_full_disk_is_507_and_what_it_holds_is_still_served(disk):
     kept = put_image(disk.storage)
     async with falcon.testing.ASGIConductor(
-        create_app(config_over(disk.storage))
+        create_served_app(config_over(disk.storage))
     ) as conductor:
         # The catalog is open (its files made) before the disk fills.
         disk.fill()
@@ -279,7 +279,7 @@ def test_files_that_are_not_the_jpeg_their_name_says_are_not_listed_or_served(
     # Hidden files are asgilook's own (its catalog, its key) or the system's.
     (pathlib.Path(storage_path) / '.DS_Store').write_bytes(b'\0' * 64)
     caplog.set_level(logging.WARNING, logger='asgilook.reindex')
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
 
     # Each request of the TestClient is a start: only the first reads files.
     listings = [client.simulate_get('/images') for _ in range(3)]
@@ -357,7 +357,7 @@ async def test_as_an_unprivileged_user_what_cannot_be_read_is_not_listed(
         async with contextlib.AsyncExitStack() as stack:
             with as_nobody():
                 conductor = await stack.enter_async_context(
-                    falcon.testing.ASGIConductor(create_app(config))
+                    falcon.testing.ASGIConductor(create_served_app(config))
                 )
                 hidden = await conductor.simulate_get('/images')
             os.chmod(path, 0o644)
@@ -476,7 +476,7 @@ def test_a_start_removes_what_uploads_of_ended_processes_left(
         temporary(storage_path, age=HOUR - 60),
     ]
     caplog.set_level(logging.WARNING)
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
 
     incoming = pathlib.Path(storage_path) / files.TEMPORARY_DIRECTORY
     listing = client.simulate_get('/images')
@@ -520,7 +520,7 @@ def test_a_leftover_that_cannot_be_removed_is_reported_and_one_gone_is_not(
     (incoming / stuck).mkdir()
     (incoming / stuck / 'inside').write_text('in the way')
     caplog.set_level(logging.WARNING)
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
 
     listing = client.simulate_get('/images')
 
@@ -546,7 +546,7 @@ async def test_what_one_directory_holds_says_nothing_of_another(
     copy.write_bytes(os.urandom(original.stat().st_size))
     os.utime(copy, ns=(original.stat().st_atime_ns, original.stat().st_mtime_ns))
     config.storage_path = first
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         listed = await conductor.simulate_get('/images')
         config.storage_path = second
         elsewhere = await conductor.simulate_get('/images')

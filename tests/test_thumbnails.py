@@ -8,7 +8,7 @@ import PIL.ImageChops
 import PIL.ImageStat
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import make_config
 from .images import close_to, decode, encode, gradient, photo
@@ -104,7 +104,7 @@ def test_ladder_halves_while_both_sides_reach_the_minimum(
 ):
     config = make_config(tmp_path_factory.mktemp('ladder'))
     config.min_thumb_size = min_size
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
     data = encode(PIL.Image.new('RGB', (width, height), 'teal'), 'PNG')
 
     image = client.simulate_post('/images', body=data).json

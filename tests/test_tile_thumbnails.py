@@ -6,7 +6,7 @@ import hypothesis.strategies as st
 import PIL.Image
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.config import Config
 from asgilook.imaging.screening import TILE_BOUND
 from asgilook.store import Image
@@ -90,7 +90,7 @@ def _two_halves(size) -> bytes:
 
 
 async def test_a_picture_with_no_halvings_is_shown_from_its_tile_thumbnail(config):
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         created = await conductor.simulate_post(
             '/images', body=_two_halves((65500, 127))
         )

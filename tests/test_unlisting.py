@@ -6,7 +6,7 @@ import logging
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.store import STAYS_LISTED_LOG_INTERVAL
 
 from .fakes import FakeClock, owner, upload_through
@@ -34,7 +34,7 @@ async def test_on_a_full_disk_images_are_unlisted_and_deleted_from_the_reserve(
 ):
     caplog.set_level(logging.WARNING, logger='asgilook')
     async with falcon.testing.ASGIConductor(
-        create_app(config_over(disk.storage))
+        create_served_app(config_over(disk.storage))
     ) as conductor:
         gone, deleted, later, kept = [
             await upload_through(conductor, (64, 48)) for _ in range(4)
@@ -74,7 +74,7 @@ async def test_an_image_that_cannot_be_unlisted_is_said_once_a_minute_until_it_i
     config.clock = clock = FakeClock()
     # Nothing kept in reserve: the disk is full for the unlisting too.
     config.catalog_limits = dataclasses.replace(config.catalog_limits, reserve=0)
-    async with falcon.testing.ASGIConductor(create_app(config)) as conductor:
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         gone = await upload_through(conductor, (64, 48))
         kept = await upload_through(conductor, (64, 48))
         stored_file(disk.storage, gone['id']).unlink()

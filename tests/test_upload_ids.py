@@ -7,7 +7,7 @@ import uuid
 
 import falcon.testing
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.catalog import Catalog
 
 from .fakes import as_listed, make_config, two_workers, upload_through
@@ -30,7 +30,7 @@ def test_a_generator_that_answers_one_id_stores_one_image_then_503(
     storage_path, redis_server, caplog
 ):
     config = make_config(storage_path, redis_server, lambda: FIXED)
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
     first = _post(client, (320, 200))
     stored = client.simulate_get(first.json['image']).content
     files = image_files(storage_path)
@@ -56,7 +56,7 @@ def test_a_generator_that_answers_one_id_stores_one_image_then_503(
 def test_an_id_taken_is_asked_again(storage_path, redis_server):
     other = uuid.UUID('3bc731ac-8cd8-4f39-b6fe-1a195d3b4e74')
     config = make_config(storage_path, redis_server, _repeating(FIXED, FIXED, other))
-    client = falcon.testing.TestClient(create_app(config))
+    client = falcon.testing.TestClient(create_served_app(config))
 
     first = _post(client, (320, 200))
     second = _post(client, (64, 48))

@@ -13,7 +13,7 @@ import PIL.Image
 import PIL.ImageCms
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 from asgilook.storage.files import TEMPORARY_DIRECTORY
 
 from .asgi import post_chunked
@@ -409,7 +409,7 @@ def test_a_body_over_the_limit_is_413(client, config, storage, png_image):
 
 def test_a_declared_length_over_the_limit_is_refused_unread(config, storage):
     config.max_upload_size = 1000
-    app = create_app(config)
+    app = create_served_app(config)
     chunks = [b'\x89PNG\r\n\x1a\n'] + [b'\x00' * 512] * 10
     before = storage()
 
@@ -426,7 +426,7 @@ def test_a_declared_length_over_the_limit_is_refused_unread(config, storage):
 
 def test_a_chunked_body_is_read_only_up_to_the_limit(config, storage):
     config.max_upload_size = 4096
-    app = create_app(config)
+    app = create_served_app(config)
     chunks = [b'\x89PNG\r\n\x1a\n'] + [b'\x00' * 1024] * 100
     before = storage()
 
@@ -476,7 +476,7 @@ def mutated(draw):
 def fuzzed(tmp_path_factory):
     """One service for every example: a new one each would cost more than it."""
     storage_path = tmp_path_factory.mktemp('fuzz')
-    client = falcon.testing.TestClient(create_app(make_config(storage_path)))
+    client = falcon.testing.TestClient(create_served_app(make_config(storage_path)))
     return client, storage_path
 
 
@@ -526,7 +526,7 @@ def test_a_large_upload_waits_on_disk_and_is_stored_whole(config, pieces):
     # Over 2 MiB: halves each fill the in-memory part; small chunks leave a tail.
     assert len(body) > 2 * 1024 * 1024
     chunk = -(-len(body) // pieces)
-    app = create_app(config)
+    app = create_served_app(config)
     chunks = [body[start : start + chunk] for start in range(0, len(body), chunk)]
 
     status, image, _ = falcon.async_to_sync(post_chunked, app, '/images', chunks)
@@ -548,7 +548,7 @@ def test_a_large_upload_waits_on_disk_and_is_stored_whole(config, pieces):
 def test_a_large_upload_over_the_limit_leaves_no_spool(config, storage):
     body, _ = _noise_png((1000, 1000))
     config.max_upload_size = len(body) - 1
-    app = create_app(config)
+    app = create_served_app(config)
     chunks = [
         body[start : start + 512 * 1024] for start in range(0, len(body), 512 * 1024)
     ]

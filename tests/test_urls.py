@@ -4,7 +4,7 @@ import fakeredis
 import falcon.testing
 import pytest
 
-from asgilook.app import create_app
+from asgilook.app import create_served_app
 
 from .fakes import owner, upload_through
 
@@ -38,7 +38,7 @@ def spell(template: str, image: dict, size: tuple[int, int]) -> str:
 @pytest.fixture
 def uploaded(config):
     """An app, a client of it, and an uploaded 640x400 image."""
-    app = create_app(config)
+    app = create_served_app(config)
 
     async def upload():
         async with falcon.testing.ASGIConductor(app) as conductor:

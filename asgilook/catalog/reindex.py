@@ -225,17 +225,17 @@ def _scan(
     if not force and scanned == catalog_sql.setting(reader, 'directory_mtime_ns'):
         # Another worker reconciled it since this one opened the catalog.
         return None
-    report, leftovers = _read_directory(reader, directory, batch)
+    report, leftovers = read_directory(reader, directory, batch)
     if leftovers and catalog_sql.directory_time(directory) != scanned:
         # The leftovers it removed may have moved the directory's time: read
         # it again from there (they are of releases before 0.3: once).
         scanned = catalog_sql.directory_time(directory)
         reader.execute('DELETE FROM temp.found')
-        report, _ = _read_directory(reader, directory, batch)
+        report, _ = read_directory(reader, directory, batch)
     return scanned, report
 
 
-def _read_directory(
+def read_directory(
     reader: sqlite3.Connection, directory: pathlib.Path, batch: int
 ) -> tuple[Report, bool]:
     """Put the files named as images into temp.found; report the strays.

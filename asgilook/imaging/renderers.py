@@ -46,7 +46,7 @@ logger = logging.getLogger('asgilook.renderers')
 SPAWN = multiprocessing.get_context('spawn')
 
 # How long a process let go of at close may take to end before it is killed.
-_END_SECONDS = 5.0
+END_SECONDS = 5.0
 # An outcome comes up its pipe as its length, then its pickle.
 _LENGTH = struct.Struct('!Q')
 
@@ -63,9 +63,14 @@ class RenderProcesses:
     """
 
     def __init__(
-        self, workers: int, threads: Executor, context: SpawnContext = SPAWN
+        self,
+        workers: int,
+        threads: Executor,
+        context: SpawnContext = SPAWN,
+        end_seconds: float = END_SECONDS,
     ) -> None:
         self._workers = workers
+        self._end_seconds = end_seconds
         self._threads = threads
         self._context = context
         self._startable = True
@@ -112,7 +117,10 @@ class RenderProcesses:
         for renderer in running:
             renderer.close()
         await asyncio.gather(
-            *(blocking.run(blocking.FILES, renderer.join) for renderer in running)
+            *(
+                blocking.run(blocking.FILES, renderer.join, self._end_seconds)
+                for renderer in running
+            )
         )
 
     async def _renderer(self) -> _Renderer:
@@ -230,9 +238,9 @@ class _Renderer:
         self._requests.close()
         self._transport.close()
 
-    def join(self) -> None:
-        """Wait for the process to end (blocking); kill it if it does not."""
-        self._process.join(_END_SECONDS)
+    def join(self, seconds: float) -> None:
+        """Wait for the process to end, seconds at most (blocking), then kill it."""
+        self._process.join(seconds)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
