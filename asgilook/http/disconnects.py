@@ -13,7 +13,7 @@ is sent to a client gone without a word, so the answer would be computed
 to its end for nobody. The guards give the requests of such paths a
 `Listener`, which the answer asks to listen once Falcon has read the
 request: a task waits for the disconnect, until the request is answered.
-A client that stays but reads nothing is as good as gone (`stalling`): it
+A client that stays but reads nothing is as good as gone (`Listener.stalling`): it
 held its snapshot of the catalog open, which keeps SQLite from moving its
 WAL into the database, for as long as it liked.
 """
@@ -89,6 +89,27 @@ class Listener:
         self._waiting = asyncio.get_running_loop().create_task(self._wait(departure))
         return departure
 
+    def stalling(self, send: Send, seconds: float) -> Send:
+        """Return send, raising ClientGoneError when its client reads nothing.
+
+        Once listened to (a long answer), a send that waits seconds is the
+        end: the server's send waits while what it holds for the client is
+        more than it buffers, as long as the client stays and reads nothing.
+        A short answer is sent as it is.
+        """
+
+        async def send_bounded(message: dict[str, Any]) -> None:
+            if self._waiting is None:
+                await send(message)
+                return
+            try:
+                async with asyncio.timeout(seconds):
+                    await send(message)
+            except TimeoutError:
+                raise ClientGoneError from None
+
+        return send_bounded
+
     def stop(self) -> None:
         """Wait no more: the request was answered."""
         if self._waiting is not None:
@@ -104,20 +125,3 @@ class Listener:
             message = await self._receive()
         if message['type'] == 'http.disconnect':
             departure.leave()
-
-
-def stalling(send: Send, seconds: float) -> Send:
-    """Return send, raising ClientGoneError when its client reads nothing for seconds.
-
-    The server's send waits while what it holds for the client is more than
-    it buffers, as long as the client stays and reads nothing.
-    """
-
-    async def send_bounded(message: dict[str, Any]) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await send(message)
-        except TimeoutError:
-            raise ClientGoneError from None
-
-    return send_bounded

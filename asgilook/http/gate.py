@@ -36,8 +36,10 @@ class Gate:
     streams' budget) sees one spelling of each path. A request of an event
     stream goes through `streams` (its budget, http/admission.py) and gets a
     `Departure`, one of a `listened` path (the whole list, which may be
-    long) a `Listener` (disconnects.py). `app` is the application at the
-    centre (Falcon's), for code that wants its API.
+    long) a `Listener` (disconnects.py), which cuts a long answer its client
+    reads nothing of for body_timeout. A WebSocket handshake to any path
+    but a stream's is refused here, unlogged. `app` is the application at
+    the centre (Falcon's), for code that wants its API.
     """
 
     def __init__(
@@ -90,7 +92,7 @@ class Gate:
 
     async def _listening(self, scope: Scope, receive: Receive, send: Send) -> None:
         listener = scope[disconnects.LISTENER] = disconnects.Listener(receive)
-        send = disconnects.stalling(send, self._body_timeout)
+        send = listener.stalling(send, self._body_timeout)
         try:
             await self._app(scope, receive, send)
         except ClientGoneError:
