@@ -268,8 +268,13 @@ def test_a_pictures_address_opens_the_viewer_on_it(service, browsers, pictures):
     viewer_shows(driver, shown)
     ActionChains(driver).send_keys(Keys.ESCAPE).perform()
     wait(driver, lambda d: not viewer_open(d), 'Escape left the viewer open')
-    # The address no longer names the picture; Forward names it again.
-    assert urlsplit(driver.current_url).fragment == ''
+    # The address no longer names the picture (once the history has moved
+    # back to the page's own entry); Forward names it again.
+    wait(
+        driver,
+        lambda d: urlsplit(d.current_url).fragment == '',
+        'Escape left the picture in the address',
+    )
     tile(driver, shown['id']).find_element(By.TAG_NAME, 'a').click()
     viewer_shows(driver, shown)
     driver.back()
