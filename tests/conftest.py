@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import random
+import socket
 import sys
 import uuid
 
@@ -17,10 +18,11 @@ import PIL.ImageDraw
 import pytest
 
 from asgilook.app import create_served_app
+from asgilook.serving import workers
 
 from . import browser, servers
 from .fakes import as_listed, make_config
-from .images import encode, gradient
+from .images import encode, gradient, image_files
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
 # (sleep(0) in a loop), which holds the GIL; the start's work runs in threads
@@ -192,3 +194,31 @@ def browsers(request):
         if request.node.stash.get(CALL_FAILED, False):
             browser.screenshot(driver, f'{request.node.name}-{number}')
         driver.quit()
+
+
+@pytest.fixture
+def claims():
+    """Let go of the claims a test's workers make (a worker holds its own)."""
+    yield
+    workers.let_go()
+
+
+@pytest.fixture
+def redis(redis_server):
+    """A synchronous client on the fake server the app's cache uses."""
+    return fakeredis.FakeRedis(server=redis_server)
+
+
+@pytest.fixture
+def storage(storage_path):
+    """The names in the storage directory, to compare before and after."""
+    return lambda: image_files(storage_path)
+
+
+@pytest.fixture
+def silent_redis():
+    """A loopback port that takes connections and never answers: a frozen Redis."""
+    with socket.socket() as listener:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(64)
+        yield f'redis://127.0.0.1:{listener.getsockname()[1]}'
