@@ -26,9 +26,9 @@ from asgilook.errors import StorageUnavailableError
 from asgilook.store import Store
 
 from .asgi import body, call
+from .disks import Disk, config_over, put_image
 from .fakes import make_config, owner, upload_through
 from .images import stored_file
-from .test_storage_faults import Disk, config_over, put_image
 
 
 def database(storage_path) -> pathlib.Path:

@@ -1,52 +1,21 @@
 """/events over a WebSocket: the events of the SSE stream, one JSON message each."""
 
-import asyncio
 import json
 
-import falcon.testing
 import pytest
-from falcon.errors import WebSocketDisconnected
-
-from asgilook.app import create_served_app
 
 from .fakes import owner
-from .streams import WAIT, SSEReader, uploads
-
-LATE = 'only a first message {"after": <id>}, before any event, is read'
-NO_POSITION = 'the first message may be {"after": <id>} and nothing else'
-
-
-def _conductor(config):
-    return falcon.testing.ASGIConductor(create_served_app(config))
-
-
-def _socket(conductor, query: str = ''):
-    """A WebSocket to /events; a server of ASGI 2.4 tells the reason of a close."""
-    return conductor.simulate_ws('/events', query_string=query, spec_version='2.4')
-
-
-async def _received(ws, count: int = 1) -> list[dict]:
-    """The next count messages of a socket, each a JSON text message."""
-    async with asyncio.timeout(WAIT):
-        return [json.loads(await ws.receive_text()) for _ in range(count)]
-
-
-async def _closed(ws) -> tuple[int, str]:
-    """Wait for the server to close the socket; its code and reason."""
-    async with asyncio.timeout(WAIT):
-        with pytest.raises(WebSocketDisconnected):
-            await ws.receive_text()
-    assert ws.closed
-    return ws.close_code, ws.close_reason
+from .sockets import LATE, NO_POSITION, closing, events_app, events_socket, received
+from .streams import SSEReader, uploads
 
 
 async def test_events_are_json_text_messages_as_the_sse_stream_tells_them(
     events_config,
 ):
     async with (
-        _conductor(events_config) as conductor,
+        events_app(events_config) as conductor,
         conductor.get_stream('/events') as stream,
-        _socket(conductor) as ws,
+        events_socket(conductor) as ws,
     ):
         sse = SSEReader(stream.stream)
         await sse.message()
@@ -71,24 +40,24 @@ async def test_events_are_json_text_messages_as_the_sse_stream_tells_them(
 
 @pytest.mark.parametrize('after', [0, 1, 3])
 async def test_after_in_the_url_resumes_after_that_id(events_config, after):
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         images = await uploads(conductor, 3)
-        async with _socket(conductor, f'after={after}') as ws:
+        async with events_socket(conductor, f'after={after}') as ws:
             images += await uploads(conductor, 1)
-            messages = await _received(ws, 4 - after)
+            messages = await received(ws, 4 - after)
 
     assert [message['id'] for message in messages] == list(range(after + 1, 5))
     assert [message['data'] for message in messages] == images[after:]
 
 
 async def test_a_first_message_resumes_after_its_id_none_twice(events_config):
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         images = await uploads(conductor, 3)
-        async with _socket(conductor) as ws:
+        async with events_socket(conductor) as ws:
             await ws.send_text('{"after": 1}')
-            caught_up = await _received(ws, 2)
+            caught_up = await received(ws, 2)
             images += await uploads(conductor, 2)
-            following = await _received(ws, 2)
+            following = await received(ws, 2)
 
     messages = caught_up + following
     assert [message['id'] for message in messages] == [2, 3, 4, 5]
@@ -96,11 +65,11 @@ async def test_a_first_message_resumes_after_its_id_none_twice(events_config):
 
 
 async def test_a_socket_without_a_position_starts_from_now(events_config):
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         await uploads(conductor, 2)
-        async with _socket(conductor) as ws:
+        async with events_socket(conductor) as ws:
             images = await uploads(conductor, 1)
-            messages = await _received(ws)
+            messages = await received(ws)
 
     assert messages == [{'id': 3, 'event': 'image.created', 'data': images[0]}]
 
@@ -109,13 +78,13 @@ async def test_a_socket_without_a_position_starts_from_now(events_config):
 @pytest.mark.parametrize('query', ['', 'after=0'])
 async def test_a_first_message_after_an_event_closes_1008(events_config, query):
     async with (
-        _conductor(events_config) as conductor,
-        _socket(conductor, query) as ws,
+        events_app(events_config) as conductor,
+        events_socket(conductor, query) as ws,
     ):
         images = await uploads(conductor, 1)
-        (message,) = await _received(ws)
+        (message,) = await received(ws)
         await ws.send_text('{"after": 0}')
-        closed = await _closed(ws)
+        closed = await closing(ws)
 
     assert message['data'] == images[0]
     assert closed == (1008, LATE)
@@ -123,34 +92,34 @@ async def test_a_first_message_after_an_event_closes_1008(events_config, query):
 
 async def test_a_message_after_the_url_set_the_position_closes_1008(events_config):
     async with (
-        _conductor(events_config) as conductor,
-        _socket(conductor, 'after=0') as ws,
+        events_app(events_config) as conductor,
+        events_socket(conductor, 'after=0') as ws,
     ):
         await ws.send_text('{"after": 0}')
-        closed = await _closed(ws)
+        closed = await closing(ws)
 
     assert closed == (1008, LATE)
 
 
 async def test_a_second_message_closes_1008(events_config):
     async with (
-        _conductor(events_config) as conductor,
-        _socket(conductor) as ws,
+        events_app(events_config) as conductor,
+        events_socket(conductor) as ws,
     ):
         await ws.send_text('{"after": 0}')
         await ws.send_text('{"after": 0}')
-        closed = await _closed(ws)
+        closed = await closing(ws)
 
     assert closed == (1008, LATE)
 
 
 async def test_a_binary_message_closes_1003(events_config):
     async with (
-        _conductor(events_config) as conductor,
-        _socket(conductor) as ws,
+        events_app(events_config) as conductor,
+        events_socket(conductor) as ws,
     ):
         await ws.send_data(b'{"after": 0}')
-        closed = await _closed(ws)
+        closed = await closing(ws)
 
     assert closed == (1003, 'send text messages only')
 
@@ -181,22 +150,22 @@ async def test_a_binary_message_closes_1003(events_config):
 )
 async def test_a_first_message_that_is_no_position_closes_1008(events_config, first):
     async with (
-        _conductor(events_config) as conductor,
-        _socket(conductor) as ws,
+        events_app(events_config) as conductor,
+        events_socket(conductor) as ws,
     ):
         await ws.send_text(first)
-        closed = await _closed(ws)
+        closed = await closing(ws)
 
     assert closed == (1008, NO_POSITION)
 
 
 async def test_the_longest_first_message_read_is_100_characters(events_config):
     first = '{"after": 1}' + ' ' * 88
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         images = await uploads(conductor, 2)
-        async with _socket(conductor) as ws:
+        async with events_socket(conductor) as ws:
             await ws.send_text(first)
-            messages = await _received(ws)
+            messages = await received(ws)
 
     assert len(first) == 100
     assert messages == [{'id': 2, 'event': 'image.created', 'data': images[1]}]
@@ -215,8 +184,11 @@ async def test_the_longest_first_message_read_is_100_characters(events_config):
 async def test_a_bad_query_closes_the_socket_3400_with_what_was_wrong(
     events_config, query, reason
 ):
-    async with _conductor(events_config) as conductor, _socket(conductor, query) as ws:
-        closed = await _closed(ws)
+    async with (
+        events_app(events_config) as conductor,
+        events_socket(conductor, query) as ws,
+    ):
+        closed = await closing(ws)
 
     # Falcon's code for a 400 (3000 + the status), and the error's title.
     assert closed == (3400, reason)

@@ -5,44 +5,12 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import gc
-import json
 
-import falcon.testing
 import pytest
-from falcon.errors import WebSocketDisconnected
-
-from asgilook.app import create_served_app
 
 from .fakes import FakeClock, make_config
+from .sockets import closing, events_app, events_socket, received
 from .streams import WAIT, SSEReader, uploads
-
-LATE = 'only a first message {"after": <id>}, before any event, is read'
-NO_POSITION = 'the first message may be {"after": <id>} and nothing else'
-
-
-def _conductor(config):
-    return falcon.testing.ASGIConductor(create_served_app(config))
-
-
-def _socket(conductor, query: str = ''):
-    """A WebSocket to /events; a server of ASGI 2.4 tells the reason of a close."""
-    return conductor.simulate_ws('/events', query_string=query, spec_version='2.4')
-
-
-async def _received(ws, count: int = 1) -> list[dict]:
-    """The next count messages of a socket, each a JSON text message."""
-    async with asyncio.timeout(WAIT):
-        return [json.loads(await ws.receive_text()) for _ in range(count)]
-
-
-async def _closed(ws) -> tuple[int, str]:
-    """Wait for the server to close the socket; its code and reason."""
-    async with asyncio.timeout(WAIT):
-        with pytest.raises(WebSocketDisconnected):
-            await ws.receive_text()
-    assert ws.closed
-    return ws.close_code, ws.close_reason
-
 
 _TOO_OLD = 'The events after 1 are no longer kept (the service keeps those after 3)'
 
@@ -67,14 +35,14 @@ async def test_an_id_the_log_does_not_hold_is_a_reset_then_live_events(
     events_config.catalog_limits = dataclasses.replace(
         events_config.catalog_limits, retained_changes=2
     )
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         await uploads(conductor, 5)
-        async with _socket(conductor, query) as ws:
+        async with events_socket(conductor, query) as ws:
             if first is not None:
                 await ws.send_text(first)
-            (reset,) = await _received(ws)
+            (reset,) = await received(ws)
             images = await uploads(conductor, 1)
-            following = await _received(ws)
+            following = await received(ws)
 
     assert reset == {
         'id': 5,
@@ -91,7 +59,7 @@ async def test_an_id_the_log_does_not_hold_is_a_reset_then_live_events(
 
 
 async def _uploads_of_another_worker(storage_path, count: int) -> list[dict]:
-    async with _conductor(make_config(storage_path)) as conductor:
+    async with events_app(make_config(storage_path)) as conductor:
         return await uploads(conductor, count)
 
 
@@ -99,10 +67,10 @@ async def test_a_socket_more_than_the_backlog_behind_closes_1013(
     events_config, storage_path
 ):
     events_config.events = dataclasses.replace(events_config.events, backlog=2)
-    async with _conductor(events_config) as conductor:
-        async with _socket(conductor) as ws:
+    async with events_app(events_config) as conductor:
+        async with events_socket(conductor) as ws:
             images = await uploads(conductor, 1)
-            taken = await _received(ws)
+            taken = await received(ws)
             # Another worker makes three changes while this one's event loop
             # is held (as a busy worker's is): it reads them at once, and its
             # subscriber is three events behind.
@@ -110,10 +78,10 @@ async def test_a_socket_more_than_the_backlog_behind_closes_1013(
                 images += elsewhere.submit(
                     asyncio.run, _uploads_of_another_worker(storage_path, 3)
                 ).result(WAIT)
-            closed = await _closed(ws)
+            closed = await closing(ws)
         # The client resumes after the last id it took.
-        async with _socket(conductor, 'after=1') as ws:
-            resumed = await _received(ws, 3)
+        async with events_socket(conductor, 'after=1') as ws:
+            resumed = await received(ws, 3)
 
     assert [message['id'] for message in taken] == [1]
     assert closed == (1013, 'too far behind')
@@ -123,13 +91,13 @@ async def test_a_socket_more_than_the_backlog_behind_closes_1013(
 
 async def test_the_servers_shutdown_closes_open_sockets_1001(events_config):
     async with contextlib.AsyncExitStack() as running:
-        conductor = await running.enter_async_context(_conductor(events_config))
-        async with _socket(conductor) as ws:
+        conductor = await running.enter_async_context(events_app(events_config))
+        async with events_socket(conductor) as ws:
             images = await uploads(conductor, 1)
-            messages = await _received(ws)
+            messages = await received(ws)
             # The server's lifespan ends, the socket still open.
             await running.aclose()
-            closed = await _closed(ws)
+            closed = await closing(ws)
 
     assert [message['data'] for message in messages] == images
     assert closed == (1001, 'the server is going away')
@@ -141,26 +109,26 @@ async def _refused(ws, *messages: str | bytes) -> int:
             await ws.send_data(message)
         else:
             await ws.send_text(message)
-    code, _ = await _closed(ws)
+    code, _ = await closing(ws)
     return code
 
 
 async def test_bad_clients_never_affect_others_connected_at_the_same_time(
     events_config,
 ):
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         images = await uploads(conductor, 1)
         async with (
-            _socket(conductor) as resuming,
-            _socket(conductor) as from_now,
-            _socket(conductor) as binary,
-            _socket(conductor) as garbage,
-            _socket(conductor) as chatty,
-            _socket(conductor) as late,
-            _socket(conductor) as leaving,
+            events_socket(conductor) as resuming,
+            events_socket(conductor) as from_now,
+            events_socket(conductor) as binary,
+            events_socket(conductor) as garbage,
+            events_socket(conductor) as chatty,
+            events_socket(conductor) as late,
+            events_socket(conductor) as leaving,
         ):
             await resuming.send_text('{"after": 0}')
-            caught_up = await _received(resuming)
+            caught_up = await received(resuming)
             codes = await asyncio.gather(
                 _refused(binary, b'{"after": 0}'),
                 _refused(garbage, '{"after"'),
@@ -168,11 +136,11 @@ async def test_bad_clients_never_affect_others_connected_at_the_same_time(
             )
             await leaving.close()
             images += await uploads(conductor, 1)
-            await _received(late)
+            await received(late)
             codes.append(await _refused(late, '{"after": 0}'))
             images += await uploads(conductor, 1)
-            resumed = caught_up + await _received(resuming, 2)
-            live = await _received(from_now, 2)
+            resumed = caught_up + await received(resuming, 2)
+            live = await received(from_now, 2)
 
     assert codes == [1003, 1008, 1008, 1008]
     assert [message['id'] for message in resumed] == [1, 2, 3]
@@ -184,11 +152,11 @@ async def test_bad_clients_never_affect_others_connected_at_the_same_time(
 async def test_clients_gone_before_an_event_leave_nothing_waiting(
     events_config, caplog
 ):
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         for refused in (b'{"after": 0}', '{"after"'):
-            async with _socket(conductor) as ws:
+            async with events_socket(conductor) as ws:
                 await _refused(ws, refused)
-        async with _socket(conductor) as ws:
+        async with events_socket(conductor) as ws:
             await ws.close()
         waiting = [
             task
@@ -203,17 +171,17 @@ async def test_clients_gone_before_an_event_leave_nothing_waiting(
 
 
 async def test_a_client_that_leaves_ends_its_socket_on_the_server(events_config):
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         # Leaving the block closes the client's end and awaits the server's
         # handler: it ends (else the block would wait for it).
         async with asyncio.timeout(WAIT):
-            async with _socket(conductor) as ws:
+            async with events_socket(conductor) as ws:
                 await ws.close()
-            async with _socket(conductor) as ws:
+            async with events_socket(conductor) as ws:
                 await ws.send_text('{"after": 0}')
-        async with _socket(conductor) as ws:
+        async with events_socket(conductor) as ws:
             images = await uploads(conductor, 1)
-            messages = await _received(ws)
+            messages = await received(ws)
 
     assert [message['data'] for message in messages] == images
 
@@ -229,8 +197,8 @@ async def test_a_heartbeat_sends_nothing_on_a_socket(events_config):
     clock = events_config.clock = FakeClock()
     heartbeat = events_config.events.heartbeat
     async with (
-        _conductor(events_config) as conductor,
-        _socket(conductor) as ws,
+        events_app(events_config) as conductor,
+        events_socket(conductor) as ws,
         conductor.get_stream('/events') as stream,
     ):
         sse = SSEReader(stream.stream)
@@ -238,10 +206,10 @@ async def test_a_heartbeat_sends_nothing_on_a_socket(events_config):
         # Before the first event, and after one.
         await _heartbeat(clock, sse, heartbeat)
         images = await uploads(conductor, 1)
-        first = await _received(ws)
+        first = await received(ws)
         await _heartbeat(clock, sse, heartbeat)
         images += await uploads(conductor, 1)
-        second = await _received(ws)
+        second = await received(ws)
 
     assert [message['id'] for message in first + second] == [1, 2]
     assert [message['data'] for message in first + second] == images
@@ -250,10 +218,10 @@ async def test_a_heartbeat_sends_nothing_on_a_socket(events_config):
 async def test_a_first_message_after_a_heartbeat_still_resumes(events_config):
     clock = events_config.clock = FakeClock()
     heartbeat = events_config.events.heartbeat
-    async with _conductor(events_config) as conductor:
+    async with events_app(events_config) as conductor:
         images = await uploads(conductor, 1)
         async with (
-            _socket(conductor) as ws,
+            events_socket(conductor) as ws,
             conductor.get_stream('/events') as stream,
         ):
             sse = SSEReader(stream.stream)
@@ -261,6 +229,6 @@ async def test_a_first_message_after_a_heartbeat_still_resumes(events_config):
             for _ in range(2):
                 await _heartbeat(clock, sse, heartbeat)
             await ws.send_text('{"after": 0}')
-            messages = await _received(ws)
+            messages = await received(ws)
 
     assert messages == [{'id': 1, 'event': 'image.created', 'data': images[0]}]

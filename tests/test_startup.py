@@ -2,7 +2,6 @@
 
 import asyncio
 import importlib
-import json
 import os
 import signal
 
@@ -11,71 +10,13 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.config import Config
 from asgilook.errors import StorageUnavailableError
 from asgilook.serving import startup, workers
 from asgilook.serving.startup import AppAtStartup
 
 from .fakes import as_listed, make_config
 from .images import photo
-
-BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
-
-
-def _bad_setting():
-    return create_served_app(Config(BAD_SETTING))
-
-
-async def _lifespan(app, answers=('lifespan.startup', 'lifespan.shutdown')):
-    """Run app's lifespan as a server does; return what it sent."""
-    events = [{'type': event} for event in answers]
-    sent = []
-
-    async def receive():
-        return events.pop(0)
-
-    async def send(event):
-        sent.append(event)
-
-    scope = {'type': 'lifespan', 'asgi': {'version': '3.0'}, 'state': {}}
-    await app(scope, receive, send)
-    return sent
-
-
-async def _request(app, path='/images', kind='http'):
-    """Send one GET to app as a server that runs no lifespan does."""
-    scope = {
-        'type': kind,
-        'asgi': {'version': '3.0', 'spec_version': '2.3'},
-        'http_version': '1.1',
-        'method': 'GET',
-        'scheme': 'http' if kind == 'http' else 'ws',
-        'path': path,
-        'raw_path': path.encode(),
-        'query_string': b'',
-        'root_path': '',
-        'headers': [(b'host', b'localhost')],
-        'client': ('127.0.0.1', 50000),
-        'server': ('127.0.0.1', 8000),
-    }
-    events = [{'type': 'http.request', 'body': b'', 'more_body': False}]
-    sent = []
-
-    async def receive():
-        if events:
-            return events.pop(0)
-        await asyncio.Event().wait()  # A client that stays.
-
-    async def send(event):
-        sent.append(event)
-
-    await app(scope, receive, send)
-    return sent
-
-
-def _status_and_json(sent):
-    body = b''.join(event.get('body', b'') for event in sent[1:])
-    return sent[0]['status'], json.loads(body)
+from .lifespans import bad_setting, lifespan, request, status_and_json
 
 
 def _cannot_start_lines(caplog):
@@ -95,7 +36,7 @@ async def test_importing_the_served_app_reads_no_setting(monkeypatch):
 
 
 async def test_a_bad_setting_fails_the_start_in_one_line(caplog):
-    sent = await _lifespan(AppAtStartup(_bad_setting), ['lifespan.startup'])
+    sent = await lifespan(AppAtStartup(bad_setting), ['lifespan.startup'])
 
     # No message: uvicorn would log it again, in every worker.
     assert sent == [{'type': 'lifespan.startup.failed'}]
@@ -113,7 +54,7 @@ async def test_storage_that_takes_no_files_fails_the_start_in_one_line(
     not_a_directory.write_bytes(b'')
     config = make_config(not_a_directory, redis_server)
 
-    sent = await _lifespan(AppAtStartup(lambda: create_served_app(config)))
+    sent = await lifespan(AppAtStartup(lambda: create_served_app(config)))
 
     assert sent == [{'type': 'lifespan.startup.failed'}]
     [line] = _cannot_start_lines(caplog)
@@ -126,7 +67,7 @@ async def test_an_unexpected_failure_is_reported_with_its_traceback(caplog):
     def broken():
         raise RuntimeError('a bug')
 
-    sent = await _lifespan(AppAtStartup(broken))
+    sent = await lifespan(AppAtStartup(broken))
 
     assert sent == [{'type': 'lifespan.startup.failed'}]
     [line] = _cannot_start_lines(caplog)
@@ -153,7 +94,7 @@ async def test_an_app_whose_own_startup_fails_is_reported(caplog, inner, reason)
         elif inner == 'says nothing':
             await send({'type': 'lifespan.startup.failed'})
 
-    sent = await _lifespan(AppAtStartup(lambda: app), ['lifespan.startup'])
+    sent = await lifespan(AppAtStartup(lambda: app), ['lifespan.startup'])
 
     assert sent == [{'type': 'lifespan.startup.failed'}]
     [line] = _cannot_start_lines(caplog)
@@ -170,7 +111,7 @@ async def test_a_falcon_middleware_that_cannot_start_is_reported_in_its_words(
 ):
     app = falcon.asgi.App(middleware=[_StorageAway()])
 
-    sent = await _lifespan(AppAtStartup(lambda: app), ['lifespan.startup'])
+    sent = await lifespan(AppAtStartup(lambda: app), ['lifespan.startup'])
 
     assert sent == [{'type': 'lifespan.startup.failed'}]
     assert _cannot_start_lines(caplog) == ['cannot start: cannot store images in /gone']
@@ -184,7 +125,7 @@ async def test_a_failed_shutdown_is_passed_on():
         await receive()
         await send({'type': 'lifespan.shutdown.failed', 'message': 'stuck'})
 
-    sent = await _lifespan(AppAtStartup(lambda: app))
+    sent = await lifespan(AppAtStartup(lambda: app))
 
     assert sent == [
         {'type': 'lifespan.startup.complete'},
@@ -206,22 +147,22 @@ async def test_the_app_is_served_once_started(config):
 async def test_without_a_lifespan_the_first_request_starts_the_app(config):
     app = AppAtStartup(lambda: create_served_app(config))
 
-    first, second = await asyncio.gather(_request(app), _request(app))
+    first, second = await asyncio.gather(request(app), request(app))
 
-    assert _status_and_json(first) == (200, [])
-    assert _status_and_json(second) == (200, [])
+    assert status_and_json(first) == (200, [])
+    assert status_and_json(second) == (200, [])
 
 
 async def test_without_a_lifespan_a_failed_start_is_a_503_and_stops(caplog):
     stops = []
-    app = AppAtStartup(_bad_setting, stop=lambda: stops.append('stop'))
+    app = AppAtStartup(bad_setting, stop=lambda: stops.append('stop'))
 
-    first = await _request(app)
-    second = await _request(app)
-    websocket = await _request(app, '/events', kind='websocket')
+    first = await request(app)
+    second = await request(app)
+    websocket = await request(app, '/events', kind='websocket')
 
     for sent in (first, second):
-        status, body = _status_and_json(sent)
+        status, body = status_and_json(sent)
         assert status == 503
         assert body['title'] == 'Service unavailable'
     assert websocket == [{'type': 'websocket.close', 'code': 1011}]
@@ -233,12 +174,12 @@ async def test_one_worker_of_a_supervisor_reports_a_failed_start(caplog, claims)
     # Two workers of one supervisor, as two apps in one process.
     supervisor = 10**9 + os.getpid()
     workers = [
-        AppAtStartup(_bad_setting, supervisor_pid=lambda: supervisor, report_hold=0)
+        AppAtStartup(bad_setting, supervisor_pid=lambda: supervisor, report_hold=0)
         for _ in range(2)
     ]
 
     for worker in workers:
-        assert await _lifespan(worker, ['lifespan.startup']) == [
+        assert await lifespan(worker, ['lifespan.startup']) == [
             {'type': 'lifespan.startup.failed'}
         ]
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import io
-import json
 import logging
 import os
 import signal
@@ -13,70 +12,12 @@ import threading
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.config import Config
 from asgilook.errors import StorageUnavailableError
 from asgilook.serving import logs, startup, workers
 from asgilook.serving.startup import AppAtStartup
 
 from .fakes import make_config
-
-BAD_SETTING = {'ASGI_LOOK_MIN_THUMB_SIZE': 'abc'}
-
-
-def _bad_setting():
-    return create_served_app(Config(BAD_SETTING))
-
-
-async def _lifespan(app, answers=('lifespan.startup', 'lifespan.shutdown')):
-    """Run app's lifespan as a server does; return what it sent."""
-    events = [{'type': event} for event in answers]
-    sent = []
-
-    async def receive():
-        return events.pop(0)
-
-    async def send(event):
-        sent.append(event)
-
-    scope = {'type': 'lifespan', 'asgi': {'version': '3.0'}, 'state': {}}
-    await app(scope, receive, send)
-    return sent
-
-
-async def _request(app, path='/images', kind='http'):
-    """Send one GET to app as a server that runs no lifespan does."""
-    scope = {
-        'type': kind,
-        'asgi': {'version': '3.0', 'spec_version': '2.3'},
-        'http_version': '1.1',
-        'method': 'GET',
-        'scheme': 'http' if kind == 'http' else 'ws',
-        'path': path,
-        'raw_path': path.encode(),
-        'query_string': b'',
-        'root_path': '',
-        'headers': [(b'host', b'localhost')],
-        'client': ('127.0.0.1', 50000),
-        'server': ('127.0.0.1', 8000),
-    }
-    events = [{'type': 'http.request', 'body': b'', 'more_body': False}]
-    sent = []
-
-    async def receive():
-        if events:
-            return events.pop(0)
-        await asyncio.Event().wait()  # A client that stays.
-
-    async def send(event):
-        sent.append(event)
-
-    await app(scope, receive, send)
-    return sent
-
-
-def _status_and_json(sent):
-    body = b''.join(event.get('body', b'') for event in sent[1:])
-    return sent[0]['status'], json.loads(body)
+from .lifespans import bad_setting, lifespan, request, status_and_json
 
 
 def test_the_started_app_logs_with_time_level_and_pid():
@@ -150,7 +91,7 @@ async def test_the_first_worker_warns_of_an_unknown_setting_for_all(caplog, clai
     supervisor = 10**9 + os.getpid()
     workers = [
         AppAtStartup(
-            _bad_setting,
+            bad_setting,
             supervisor_pid=lambda: supervisor,
             report_hold=0,
             environ=MISSPELLED,
@@ -159,7 +100,7 @@ async def test_the_first_worker_warns_of_an_unknown_setting_for_all(caplog, clai
     ]
 
     for worker in workers:
-        await _lifespan(worker, ['lifespan.startup'])
+        await lifespan(worker, ['lifespan.startup'])
 
     assert _warnings(caplog) == [MISSPELLED_WARNING]
 
@@ -167,11 +108,11 @@ async def test_the_first_worker_warns_of_an_unknown_setting_for_all(caplog, clai
 async def test_workers_do_not_repeat_what_the_launcher_said(caplog, claims):
     launcher = 10**9 + os.getpid()
     worker = AppAtStartup(
-        _bad_setting, supervisor_pid=lambda: launcher, report_hold=0, environ=MISSPELLED
+        bad_setting, supervisor_pid=lambda: launcher, report_hold=0, environ=MISSPELLED
     )
 
     startup.warn_of_unknown_settings(MISSPELLED, launcher)
-    await _lifespan(worker, ['lifespan.startup'])
+    await lifespan(worker, ['lifespan.startup'])
 
     assert _warnings(caplog) == [MISSPELLED_WARNING]
 
@@ -179,7 +120,7 @@ async def test_workers_do_not_repeat_what_the_launcher_said(caplog, claims):
 def test_a_worker_stops_when_its_supervisor_has_gone(supervisor, caplog):
     process, stopped = supervisor
     worker = AppAtStartup(lambda: _started, supervisor_pid=lambda: process.pid)
-    asyncio.run(_lifespan(worker))
+    asyncio.run(lifespan(worker))
     assert not stopped.wait(0.2), 'stopped while the supervisor still ran'
 
     process.kill()
@@ -268,23 +209,23 @@ def test_what_every_worker_finds_is_said_once_for_the_server(caplog, claims):
 
 async def test_a_worker_waiting_to_start_stops_with_the_server(caplog):
     app = AppAtStartup(
-        _bad_setting,
+        bad_setting,
         supervisor_pid=os.getpid,
         others_serving=lambda supervisor: True,
         retry_interval=60,
     )
-    lifespan = asyncio.create_task(_lifespan(app))
+    running = asyncio.create_task(lifespan(app))
     # What SIGINT or SIGTERM does to it.
     await asyncio.sleep(0)
     app.stop_retrying()
     async with asyncio.timeout(10):
-        sent = await lifespan
-    refused = await _request(app)
+        sent = await running
+    refused = await request(app)
 
     # It never started: the server goes on to its shutdown.
     assert sent == [
         {'type': 'lifespan.startup.complete'},
         {'type': 'lifespan.shutdown.complete'},
     ]
-    status, body = _status_and_json(refused)
+    status, body = status_and_json(refused)
     assert (status, body['title']) == (503, 'Service unavailable')

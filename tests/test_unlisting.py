@@ -9,10 +9,10 @@ import pytest
 from asgilook.app import create_served_app
 from asgilook.store import STAYS_LISTED_LOG_INTERVAL
 
+from .disks import Disk, config_over
 from .fakes import FakeClock, owner, upload_through
 from .images import stored_file
 from .mounts import tmpfs
-from .test_storage_faults import Disk, config_over
 
 
 @pytest.fixture

@@ -31,10 +31,6 @@ from .images import (
 )
 from .test_uploads import assert_refused, upload
 
-WHITE = (255, 255, 255)
-RED = (255, 0, 0)
-Transpose = PIL.Image.Transpose
-
 
 @pytest.mark.parametrize(
     'body',
