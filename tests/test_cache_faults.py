@@ -176,8 +176,18 @@ async def test_late_lookups_of_a_redis_that_answers_turn_nothing_off(
     class Late(_LateRedis):
         late, delay = 2, 0.2
 
+    class Pinged(fakeredis.aioredis.FakeRedis):
+        # The PING answers in time, but after the second late lookup gives up.
+        pings = 0
+
+        async def execute_command(self, *args, **options):
+            if args[0] == 'PING':
+                type(self).pings += 1
+                await asyncio.sleep(0.1)
+            return await super().execute_command(*args, **options)
+
     def from_url(*args, **kwargs):
-        kind = Late if not clients else fakeredis.aioredis.FakeRedis
+        kind = Late if not clients else Pinged
         clients.append(kind(server=redis_server))
         return clients[-1]
 
@@ -201,6 +211,7 @@ async def test_late_lookups_of_a_redis_that_answers_turn_nothing_off(
 
     assert states[-1] == 'Hit'
     assert Late.late == 0
+    assert Pinged.pings == 1
     assert not [r for r in caplog.records if r.name == 'asgilook.cache']
 
 
