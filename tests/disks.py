@@ -11,8 +11,6 @@ from .fakes import make_config
 from .images import encode, gradient
 
 SECRET = 'a test secret of enough length'
-
-
 HOUR = 3600
 
 
