@@ -222,3 +222,10 @@ def silent_redis():
         listener.bind(('127.0.0.1', 0))
         listener.listen(64)
         yield f'redis://127.0.0.1:{listener.getsockname()[1]}'
+
+
+@pytest.fixture
+def logged(caplog):
+    """caplog, taking asgilook's INFO lines too."""
+    caplog.set_level(logging.INFO, logger='asgilook')
+    return caplog

@@ -1,7 +1,6 @@
 """What a file's name and times say, taken only as far as the catalog holds it."""
 
 import asyncio
-import logging
 import os
 import pathlib
 import uuid
@@ -10,9 +9,15 @@ import pytest
 
 from asgilook.catalog.record import file_name
 
+from .directories import (
+    listed,
+    messages,
+    run_reindex,
+    started,
+    summaries,
+)
 from .fakes import upload_through
 from .images import stored_file
-from .test_reindex import listed, messages, run_reindex, started, summaries
 
 SECOND = 10**9
 # A time after 2262, the last the catalog's integers hold in nanoseconds
@@ -22,12 +27,6 @@ YEAR_1900 = -2_208_988_800 * SECOND
 LATEST = 'Fri, 11 Apr 2262 23:47:16 GMT'
 EARLIEST = 'Thu, 01 Jan 1970 00:00:00 GMT'
 NOT_A_NAME = 'not the name of an image'
-
-
-@pytest.fixture
-def logged(caplog):
-    caplog.set_level(logging.INFO, logger='asgilook')
-    return caplog
 
 
 async def an_uploads_jpeg(storage_path) -> tuple[bytes, tuple[int, int]]:

@@ -18,9 +18,9 @@ from asgilook.catalog.record import file_name
 from asgilook.config import CatalogLimits
 from asgilook.serving import launcher
 
+from .directories import dead_pid, listed, started
 from .fakes import make_config, owner, upload_through
 from .images import stored_file
-from .test_reindex import dead_pid, listed, started
 
 # Files copied in by hand, and how many a batch of the reindex applies.
 FILES = 2000
