@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import socket
@@ -158,11 +157,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         scope = cast(dict[str, Any], cycle.scope)
-        app = self._requests.admit(scope, app)
-        release = scope.get(RELEASE)
-        if release is not None:
-            scope[RELEASE] = functools.partial(_streaming, self.transport, release)
-        super()._start_asgi_task(cycle, app)
+        answer = self._requests.admit(scope, app, self.transport)
+        super()._start_asgi_task(cycle, answer)
 
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(
@@ -213,15 +209,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
-def _streaming(transport: asyncio.Transport, release: Callable[[], None]) -> None:
-    """A request became an event stream: give back its place, bound its buffer."""
-    release()
-    connection = transport.get_extra_info('socket')
-    # A socket gone already has no buffer to bound.
-    with contextlib.suppress(OSError):
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
-
-
 class _Requests:
     """The requests one server's worker answers now, and the most it takes."""
 
@@ -230,8 +217,14 @@ class _Requests:
         self.in_flight = 0
         self._refusals = Throttled(logger)
 
-    def admit(self, scope: dict[str, Any], app: ASGIApp) -> ASGIApp:
-        """Return what answers a request: app, counted, or a 503 past the limit."""
+    def admit(
+        self, scope: dict[str, Any], app: ASGIApp, transport: asyncio.Transport
+    ) -> ASGIApp:
+        """Return what answers a request: app, counted, or a 503 past the limit.
+
+        A request that becomes an event stream (it calls the scope's RELEASE)
+        gives back its place and gets a send buffer of STREAM_SEND_BUFFER.
+        """
         if self.limit is not None and self.in_flight >= self.limit:
             self._refusals.warning(
                 'refused a request: this worker answers %d at once, its most '
@@ -248,7 +241,16 @@ class _Requests:
                 held = False
                 self.in_flight -= 1
 
-        scope[RELEASE] = release
+        def streaming() -> None:
+            release()
+            connection = transport.get_extra_info('socket')
+            # A socket gone already has no buffer to bound.
+            with contextlib.suppress(OSError):
+                connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER
+                )
+
+        scope[RELEASE] = streaming
 
         async def counted(scope: Any, receive: Any, send: Any) -> None:
             try:
