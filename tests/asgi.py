@@ -33,6 +33,30 @@ def http_scope(method: str, path: str, headers, http_version='1.1', query=b'') -
     }
 
 
+class _Answer:
+    """What an app sent for a request: its status, headers and body so far."""
+
+    def __init__(self, chunk_came=None) -> None:
+        self.status = None
+        self.headers: dict[str, str] = {}
+        self.body = b''
+        self._chunks = 0
+        # Awaited with the count of body chunks as each arrives.
+        self._chunk_came = chunk_came
+
+    async def send(self, event) -> None:
+        if event['type'] == 'http.response.start':
+            self.status = event['status']
+            self.headers = {
+                name.decode(): value.decode() for name, value in event['headers']
+            }
+        elif event['type'] == 'http.response.body':
+            self.body += event.get('body', b'')
+            self._chunks += 1
+            if self._chunk_came is not None:
+                await self._chunk_came(self._chunks)
+
+
 async def get_whole(
     app, path: str, headers=(), on_chunk=None
 ) -> tuple[int, dict, bytes]:
@@ -47,7 +71,6 @@ async def get_whole(
     """
     pairs = [(name.lower().encode(), value.encode()) for name, value in headers]
     scope = http_scope('GET', path, pairs)
-    sent = {'status': None, 'headers': {}, 'body': b'', 'chunks': 0}
     gone = asyncio.Event()
     events = [body(b'')]
 
@@ -57,20 +80,13 @@ async def get_whole(
         await gone.wait()
         return DISCONNECT
 
-    async def send(event):
-        if event['type'] == 'http.response.start':
-            sent['status'] = event['status']
-            sent['headers'] = {
-                name.decode(): value.decode() for name, value in event['headers']
-            }
-        elif event['type'] == 'http.response.body':
-            sent['body'] += event.get('body', b'')
-            sent['chunks'] += 1
-            if on_chunk is not None:
-                await on_chunk(sent['chunks'], gone.set)
+    async def chunk_came(count):
+        if on_chunk is not None:
+            await on_chunk(count, gone.set)
 
-    await app(scope, receive, send)
-    return sent['status'], sent['headers'], sent['body']
+    sent = _Answer(chunk_came)
+    await app(scope, receive, sent.send)
+    return sent.status, sent.headers, sent.body
 
 
 async def call(
@@ -95,19 +111,9 @@ async def call(
             await pending.pop(0).wait()
         return pending.pop(0) if pending else DISCONNECT
 
-    sent = {'status': None, 'headers': {}, 'body': b''}
-
-    async def send(event):
-        if event['type'] == 'http.response.start':
-            sent['status'] = event['status']
-            sent['headers'] = {
-                name.decode(): value.decode() for name, value in event['headers']
-            }
-        elif event['type'] == 'http.response.body':
-            sent['body'] += event.get('body', b'')
-
-    await app(scope, receive, send)
-    return sent['status'], sent['headers'], json.loads(sent['body'] or b'null'), pulled
+    sent = _Answer()
+    await app(scope, receive, sent.send)
+    return sent.status, sent.headers, json.loads(sent.body or b'null'), pulled
 
 
 async def post_chunked(app, path: str, chunks, headers=()) -> tuple[int, dict, int]:
