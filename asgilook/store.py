@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import blocking
+from . import blocking, logs
 from .catalog import Catalog, Record, Removal, file_name
 from .catalog.listing import Batches, Listing
 from .config import Config
@@ -26,7 +26,6 @@ from .errors import (
 from .imaging import convert
 from .imaging.renderers import RenderProcesses
 from .imaging.screening import TILE_BOUND, tile_size
-from .serving import logs
 from .storage import uploads
 from .storage.directory import Storage
 from .storage.directory import storage_errors as _storage_errors

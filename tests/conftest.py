@@ -17,8 +17,8 @@ import PIL.Image
 import PIL.ImageDraw
 import pytest
 
+from asgilook import workers
 from asgilook.app import create_served_app
-from asgilook.serving import workers
 
 from . import browser, servers
 from .fakes import as_listed, make_config

@@ -8,7 +8,7 @@ import sys
 import pytest
 import uvicorn
 
-from asgilook.serving import logs
+from asgilook import logs
 
 from .fakes import FakeClock
 

@@ -11,9 +11,10 @@ import threading
 
 import pytest
 
+from asgilook import logs, workers
 from asgilook.app import create_served_app
 from asgilook.errors import StorageUnavailableError
-from asgilook.serving import logs, startup, workers
+from asgilook.serving import startup
 from asgilook.serving.startup import AppAtStartup
 
 from .fakes import make_config

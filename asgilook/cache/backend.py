@@ -13,8 +13,8 @@ import redis.asyncio.retry
 import redis.backoff
 import redis.exceptions
 
+from .. import workers
 from ..config import Config
-from ..serving import workers
 
 # The cache's log lines are the package's, whichever module says them.
 logger = logging.getLogger('asgilook.cache')

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..serving.logs import Throttle, Throttled
+from ..logs import Throttle, Throttled
 
 logger = logging.getLogger('asgilook.admission')
 

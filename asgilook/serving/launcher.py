@@ -15,10 +15,11 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from .. import logs
 from ..catalog import reindex
 from ..config import Config
 from ..errors import ConfigError
-from . import logs, startup
+from . import startup
 from .protocol import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_HEADER_SIZE,

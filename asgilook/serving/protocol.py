@@ -45,7 +45,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from ..http.admission import RELEASE
-from .logs import Throttled
+from ..logs import Throttled
 
 logger = logging.getLogger('asgilook.server')
 

@@ -14,12 +14,12 @@ from typing import Any, cast
 
 import falcon
 
-from .. import config
+from .. import config, logs, workers
 from ..errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from ..events.exits import ExitSignals
 from ..http.gate import send_error
-from . import lifetimes, logs, workers
-from .workers import first_to_report, mark_serving, others_serve
+from ..workers import first_to_report, mark_serving, others_serve
+from . import lifetimes
 
 logger = logging.getLogger('asgilook.startup')
 

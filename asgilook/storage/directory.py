@@ -15,7 +15,7 @@ import logging
 import pathlib
 from collections.abc import Iterator
 
-from .. import blocking
+from .. import blocking, logs
 from ..auth import signing
 from ..catalog import Catalog, reindex
 from ..config import Config
@@ -25,7 +25,6 @@ from ..errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from ..serving import logs
 from . import files
 
 logger = logging.getLogger('asgilook.storage')
