@@ -18,12 +18,20 @@ from .http import errors, media
 from .http.admission import StreamBudget
 from .http.conditional import ConditionalRequests
 from .http.gate import Gate
-from .images import Images, Thumbnails
+from .images import Images, Thumbnails, Versions
 from .store import Store
 
 FalconApp = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
 
-_BY_ACCEPT = frozenset({'/images'})
+# The routes of the HTTP API.
+IMAGES = '/images'
+IMAGE = '/images/{image_id:uuid}.jpeg'
+THUMBNAIL = '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg'
+EVENTS = '/events'
+
+# The answers that differ by Accept: the list and its pages (JSON or
+# MessagePack, http/media.py); images and thumbnails are one JPEG for all.
+_BY_ACCEPT = frozenset({IMAGES})
 
 
 def create_app(config: Config | None = None) -> FalconApp:
@@ -55,10 +63,18 @@ class _Wiring:
         store = Store(config)
         # Kept in the catalog; loaded at start-up, once the store opened it.
         key = ServiceKey(config, store.service_secret)
-        # The list and its pages are JSON or MessagePack (http/media.py);
-        # images and thumbnails are one JPEG for every client.
+        # The answers the cache keeps, and what each is computed from.
+        versions = Versions(store)
         self.cache = cache = RedisCache(
-            config, token=store.token, key=key, varying=_BY_ACCEPT
+            config,
+            token=store.token,
+            key=key,
+            varying=_BY_ACCEPT,
+            versions={
+                IMAGES: versions.of_list,
+                IMAGE: versions.of_image,
+                THUMBNAIL: versions.of_thumbnail,
+            },
         )
         images = Images(config, store, DeleteTokens(key))
         thumbnails = Thumbnails(store)
@@ -72,12 +88,10 @@ class _Wiring:
         app.add_middleware(FeedLifespan(feed))
         app.add_middleware(ConditionalRequests())
         app.add_middleware(cache)
-        app.add_route('/images', images)
-        app.add_route('/images/{image_id:uuid}.jpeg', images, suffix='image')
-        app.add_route(
-            '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg', thumbnails
-        )
-        app.add_route('/events', Events(feed))
+        app.add_route(IMAGES, images)
+        app.add_route(IMAGE, images, suffix='image')
+        app.add_route(THUMBNAIL, thumbnails)
+        app.add_route(EVENTS, Events(feed))
         assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
         app.add_route('/', Gallery(store, feed, assets.files))
         app.add_route('/gallery/{name}', assets)
@@ -87,9 +101,9 @@ class _Wiring:
         self.app = app
 
     def served(self) -> Gate:
-        streams = StreamBudget(frozenset({'/events'}), self.config.events.max_streams)
+        streams = StreamBudget(frozenset({EVENTS}), self.config.events.max_streams)
         # The whole list is listened to: sent long, it stops when its client goes.
-        listened = frozenset({'/images'})
+        listened = frozenset({IMAGES})
         fast = FastPath(self.app, self.cache)
         return Gate(fast, self.config.body_timeout, streams, listened)
 
@@ -105,7 +119,6 @@ class _StoreLifespan:
         self, scope: Mapping[str, Any], event: Mapping[str, Any]
     ) -> None:
         await self._store.startup()
-        await self._store.open_catalog()
         await self._key.load()
 
     async def process_shutdown(

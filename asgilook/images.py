@@ -129,18 +129,6 @@ class Images:
         }
         resp.status = falcon.HTTP_201
 
-    async def cache_version(
-        self, req: falcon.asgi.Request, image_id: uuid.UUID | None = None
-    ) -> str | None:
-        """What the answer to a GET of req is computed from now (None: nothing).
-
-        The catalog's version for the list and its pages; the stored file of
-        an image for the image.
-        """
-        if image_id is None:
-            return await self._store.catalog_version()
-        return await _image_version(self._store, req, image_uri(str(image_id)))
-
 
 class Thumbnails:
     """Render an image at one of the sizes of its thumbnail ladder."""
@@ -165,10 +153,31 @@ class Thumbnails:
 
     on_head = on_get
 
-    async def cache_version(
+
+class Versions:
+    """What each answer the cache keeps is computed from now, asked of the store.
+
+    None for a spelling of a URL that is answered by a redirect: nothing
+    to keep.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def of_list(self, req: falcon.asgi.Request) -> str | None:
+        """The list and its pages: the catalog's version."""
+        return await self._store.catalog_version()
+
+    async def of_image(
+        self, req: falcon.asgi.Request, image_id: uuid.UUID
+    ) -> str | None:
+        """An image: its stored JPEG."""
+        return await _image_version(self._store, req, image_uri(str(image_id)))
+
+    async def of_thumbnail(
         self, req: falcon.asgi.Request, image_id: uuid.UUID, width: int, height: int
     ) -> str | None:
-        """What a thumbnail is computed from now: the stored file of its image."""
+        """A thumbnail: the stored JPEG of its image."""
         uri = thumbnail_uri(str(image_id), (width, height))
         return await _image_version(self._store, req, uri)
 

@@ -1,138 +1,50 @@
-"""Stored images: their files, their thumbnails and the Pillow work."""
+"""The Store: the one door to stored images, their catalog and its change log."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
+import functools
 import logging
 import pathlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator
 
-from . import blocking, logs
-from .catalog import Catalog, Record, Removal, file_name
-from .catalog.listing import Batches, Listing
+from .catalog import Catalog, Record, Removal, opening, reindex
+from .catalog.log import Change, Span
+from .catalog.sql import MAX_INTEGER
 from .config import Config
 from .errors import (
     ImageIdTakenError,
     ImageNotFoundError,
-    LongListsError,
-    StorageError,
-    StorageFullError,
-    StorageUnavailableError,
 )
-from .imaging import convert
-from .imaging.renderers import RenderProcesses
-from .imaging.screening import TILE_BOUND, tile_size
-from .storage import uploads
-from .storage.directory import Storage
-from .storage.directory import storage_errors as _storage_errors
+from .http.image import Image, image_uri, thumbnail_uri
+from .imaging.work import PillowWork
+from .storage import faults, uploads
+from .storage.bytes import Bytes
+from .storage.directory import Directory
 from .storage.files import StoredFile
+from .storage.gone import GoneFiles
+from .storage.listing import Listing, LongLists
+
+__all__ = [
+    'MAX_INTEGER',
+    'Change',
+    'Image',
+    'Listing',
+    'Span',
+    'Store',
+    'image_from',
+    'image_uri',
+    'reindex_command',
+    'standalone_secret',
+    'thumbnail_uri',
+]
 
 logger = logging.getLogger(__name__)
 
 # How many ids an upload asks the uuid_generator for, each one taken already,
 # before it gives up: random ids (uuid4) are taken next to never.
 ID_TRIES = 8
-# An image whose file is gone and that cannot be unlisted is said at most
-# this often, for each cause (a full disk, a storage that cannot be written).
-STAYS_LISTED_LOG_INTERVAL = 60.0
-
-
-def image_uri(image_id: str) -> str:
-    """Return the one URL of the stored JPEG of an image."""
-    return f'/images/{image_id}.jpeg'
-
-
-def thumbnail_uri(image_id: str, size: tuple[int, int]) -> str:
-    """Return the one URL of an image's thumbnail at size."""
-    return f'/thumbnails/{image_id}/{size[0]}x{size[1]}.jpeg'
-
-
-class Image:
-    """One stored image: its identity, size and the URIs it is served under."""
-
-    def __init__(
-        self,
-        config: Config,
-        image_id: str,
-        size: tuple[int, int],
-        modified: datetime.datetime | None = None,
-        length: int = 0,
-    ) -> None:
-        self._config = config
-        self.image_id = image_id
-        self.size = size
-        self.modified = modified or datetime.datetime.now(datetime.UTC)
-        self.length = length
-
-    @classmethod
-    def from_record(cls, config: Config, record: Record) -> Image:
-        """Return the image a record of the catalog lists."""
-        modified = datetime.datetime.fromtimestamp(
-            record.modified_ns / 1e9, datetime.UTC
-        )
-        return cls(config, record.image_id, record.size, modified, record.length)
-
-    @property
-    def path(self) -> pathlib.Path:
-        """The image's stored file."""
-        name = file_name(self.image_id, self.size, self.length)
-        return pathlib.Path(self._config.storage_path) / name
-
-    @property
-    def version(self) -> str:
-        """What the image's answers are computed from: its stored file's name.
-
-        The name holds the id, the size and the length of the file; another
-        file under the same id has another name.
-        """
-        # Not self.path.name: a cache's lookup asks it, and a Path costs more.
-        return file_name(self.image_id, self.size, self.length)
-
-    @property
-    def uri(self) -> str:
-        """The one URL of the image's stored JPEG."""
-        return image_uri(self.image_id)
-
-    @property
-    def etag(self) -> str:
-        """A strong validator of the stored file: another file, another tag."""
-        identity = f'{self.version}@{self.modified.isoformat()}'
-        return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
-
-    def thumbnail_etag(self, size: tuple[int, int]) -> str:
-        """A strong validator of the thumbnail of this image at size."""
-        quality = self._config.jpeg_quality
-        identity = f'{self.etag}/{size[0]}x{size[1]}/q{quality}/{convert.RENDERING}'
-        return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
-
-    def serialize(self) -> dict[str, Any]:
-        """Return the image object of the HTTP API."""
-        return {
-            'id': self.image_id,
-            'image': self.uri,
-            'modified': _http_date(self.modified),
-            'size': list(self.size),
-            'thumbnails': self.thumbnails(),
-        }
-
-    def thumbnail_sizes(self) -> list[tuple[int, int]]:
-        """Return the ladder of sizes this image is rendered at, largest first.
-
-        Its halvings, and, if neither they nor the image fit a gallery tile
-        (a longer side of TILE_BOUND at most), the image fitted to one.
-        """
-        sizes = list(_reductions(self.size, self._config.min_thumb_size))
-        if min(max(size) for size in [self.size, *sizes]) > TILE_BOUND:
-            sizes.append(tile_size(self.size))
-        return sizes
-
-    def thumbnails(self) -> list[str]:
-        """Return the URLs of the image's thumbnails, largest first."""
-        return [thumbnail_uri(self.image_id, size) for size in self.thumbnail_sizes()]
 
 
 class Store:
@@ -140,44 +52,31 @@ class Store:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._storage = Storage(config)
+        # The settings are read once: a store serves one storage directory.
+        catalog = opening.new_catalog(config)
+        self._catalog: Catalog = catalog
+        # Opens it at start-up, and reads the service key kept in it.
+        self._open = functools.partial(opening.open_catalog, catalog, config)
+        self._bytes: Bytes = Directory(pathlib.Path(config.storage_path))
+        # The key kept in the catalog, once read (without ASGI_LOOK_SECRET).
+        self._secret: bytes | None = None
         # Long lists sent now (see listing).
-        self._long_lists = 0
-        # Pillow work queues here; at most image_workers images are decoded at
-        # once, however many requests are in flight.
-        self._executor = ThreadPoolExecutor(
-            max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
-        )
+        self._long_lists: LongLists = LongLists(config.catalog_limits.long_lists)
+        self._pillow = PillowWork(config)
         # Upload bodies waiting for the executor, in memory, all together.
         self._waiting = uploads.WaitingMemory(config.upload_memory)
-        # An image that stays listed is said once a minute for each cause.
-        self._stays_listed = {
-            cause: logs.Throttle(STAYS_LISTED_LOG_INTERVAL, config.clock)
-            for cause in (StorageFullError, StorageUnavailableError)
-        }
-        # Thumbnails render in processes of their own, unless told to render
-        # in the threads above (render_processes = 0).
-        self._renders = (
-            RenderProcesses(config.render_processes, self._executor)
-            if config.render_processes
-            else None
-        )
-
-    @property
-    def catalog(self) -> Catalog:
-        """The catalog of the storage directory the settings name now."""
-        return self._storage.catalog
+        self._gone = GoneFiles(self._bytes.path, config.clock)
 
     async def get(self, image_id: str) -> Image | None:
         """Return the image listed under an id, or None."""
-        with _storage_errors():
-            record = await self.catalog.get(image_id)
-        return None if record is None else Image.from_record(self._config, record)
+        with faults.storage_errors():
+            record = await self._catalog.get(image_id)
+        return None if record is None else self._image(record)
 
     async def image_version(self, image_id: str) -> str | None:
         """Return the version of the image listed under an id (Image.version)."""
-        with _storage_errors():
-            record = await self.catalog.get(image_id)
+        with faults.storage_errors():
+            record = await self._catalog.get(image_id)
         return None if record is None else record.name
 
     async def listing(self, stream: bool = True) -> Listing[Image]:
@@ -189,33 +88,20 @@ class Store:
         are read so at once: LongListsError beyond.
         """
         limits = self._config.catalog_limits
-        catalog = self.catalog
-        with _storage_errors():
-            records, version = await catalog.listing(limits.listed_at_once)
+        with faults.storage_errors():
+            records, version = await self._catalog.listing(limits.listed_at_once)
             if records is not None:
                 return Listing(version, [self._image(record) for record in records])
             if not stream:
                 return Listing(version)
-            if self._long_lists >= limits.long_lists:
-                raise LongListsError(limits.long_lists)
-            self._long_lists += 1
-            try:
-                snapshot = await catalog.snapshot()
-            except BaseException:
-                self._long_lists -= 1
-                raise
-        batches: Batches[Image] = Batches(
-            catalog, snapshot, limits.list_batch, self._image, self._long_list_ended
-        )
-        return Listing(snapshot.version, batches=batches)
-
-    def _long_list_ended(self) -> None:
-        self._long_lists -= 1
+            return await self._long_lists.read(
+                self._catalog, limits.list_batch, self._image
+            )
 
     async def catalog_version(self) -> str:
         """Return the catalog's version: it changes with every upload and delete."""
-        with _storage_errors():
-            return await self.catalog.version()
+        with faults.storage_errors():
+            return await self._catalog.version()
 
     async def page(
         self, after: int, limit: int, newest: bool = False
@@ -225,22 +111,47 @@ class Store:
         Or, newest first, before it (after 0: from the newest). And the
         number to start the next page after, None if there is none.
         """
-        with _storage_errors():
-            page = await self.catalog.page(after, limit, newest)
+        with faults.storage_errors():
+            page = await self._catalog.page(after, limit, newest)
         images = [self._image(record) for record in page.records]
         return images, page.next_after
 
     async def startup(self) -> None:
-        """Make sure the storage directory exists and takes files."""
-        await self._storage.startup()
+        """Make sure images can be stored, then open the catalog.
 
-    async def open_catalog(self) -> None:
-        """Open the catalog, reconciling it with the directory if needed."""
-        await self._storage.open_catalog()
+        The catalog is reconciled with the directory if it changed behind
+        its back, and the service key kept in it is read (catalog/keys.py).
+        StorageUnavailableError, naming the setting, if either fails.
+        """
+        with faults.startup_errors(self._bytes.path):
+            await self._bytes.prepare()
+        await self._open_catalog()
+
+    async def _open_catalog(self) -> None:
+        with faults.startup_errors(self._bytes.path):
+            self._secret = await self._open()
 
     async def service_secret(self) -> bytes:
-        """Return the service key kept in the catalog (auth/signing.py)."""
-        return await self._storage.service_secret()
+        """Return the service key kept in the catalog (auth/signing.py).
+
+        Read at start-up; an app served with no lifespan opens the catalog
+        here (and clears no leftovers: uploads may be under way).
+        """
+        if self._secret is None:
+            await self._open_catalog()
+        # (Asked only without ASGI_LOOK_SECRET: then startup read it.)
+        assert self._secret is not None
+        return self._secret
+
+    async def change_span(self) -> Span:
+        """Return which changes the catalog's log can tell now."""
+        with faults.storage_errors():
+            return await self._catalog.change_span()
+
+    async def changes(self, after: int, limit: int) -> list[Change]:
+        """Return up to limit changes of the log after the one numbered after."""
+        with faults.storage_errors():
+            return await self._catalog.changes(after, limit)
 
     async def open(self, image: Image) -> StoredFile:
         """Open the stored JPEG of an image, to be read off the event loop.
@@ -248,7 +159,7 @@ class Store:
         ImageNotFoundError if its file is gone (it is unlisted then).
         """
         async with self._gone_unlisted(image):
-            return await StoredFile.open(image.path)
+            return await self._bytes.open(image.version)
 
     @contextlib.asynccontextmanager
     async def _gone_unlisted(self, image: Image) -> AsyncIterator[None]:
@@ -256,7 +167,9 @@ class Store:
         try:
             yield
         except FileNotFoundError as ex:
-            await self._forget(image)
+            await self._gone.unlist(
+                image.image_id, functools.partial(self.delete, image)
+            )
             raise ImageNotFoundError(image.image_id) from ex
 
     async def save(self, chunks: AsyncIterable[bytes]) -> Image:
@@ -268,19 +181,20 @@ class Store:
         replaces an image: ImageIdTakenError if no new id was found.
         """
         converted, size = await uploads.receive(
-            chunks, self._temporary_path(), self._waiting, self._config, self._executor
+            chunks,
+            self._temporary_path(),
+            self._waiting,
+            self._config,
+            self._pillow.threads,
         )
         temporary = self._temporary_path()
         try:
-            with _storage_errors():
-                # One trip to a thread for the whole write, not one a call.
-                await blocking.run(
-                    blocking.FILES, uploads.write_durably, temporary, converted
-                )
+            with faults.storage_errors():
+                await self._bytes.write(temporary, converted)
                 record = await self._add(size, len(converted), temporary)
         except BaseException:
             # Renamed into place only if nothing failed.
-            await uploads.remove_quietly(temporary)
+            await self._bytes.discard(temporary)
             raise
         return self._image(record)
 
@@ -290,7 +204,7 @@ class Store:
         """Catalog a written file under the first id of the generator not taken."""
         for _ in range(ID_TRIES):
             image_id = str(self._config.uuid_generator())
-            record = await self.catalog.add(image_id, size, length, temporary)
+            record = await self._catalog.add(image_id, size, length, temporary)
             if record is not None:
                 return record
         error = ImageIdTakenError(ID_TRIES)
@@ -303,51 +217,16 @@ class Store:
 
     async def delete(self, image: Image) -> None:
         """Remove an image; ImageNotFoundError if it is already gone."""
-        with _storage_errors():
-            removal = await self.catalog.remove(
+        with faults.storage_errors():
+            removal = await self._catalog.remove(
                 image.image_id, self._temporary_path('.deleted')
             )
         if removal is not Removal.REMOVED:
             raise ImageNotFoundError(image.image_id)
 
-    async def _forget(self, image: Image) -> None:
-        """Unlist an image whose file was found gone (removed by hand)."""
-        try:
-            await self.delete(image)
-        except ImageNotFoundError:
-            # As expected: the row went, without the file.
-            pass
-        except StorageError as ex:
-            self._said_to_stay(image, ex)
-            return
-        logger.warning(
-            'unlisted image %s: its file is gone from %s',
-            image.image_id,
-            self.catalog.directory,
-        )
-
-    def _said_to_stay(self, image: Image, ex: StorageError) -> None:
-        """Say that an image whose file is gone cannot be unlisted now, and when."""
-        full = isinstance(ex, StorageFullError)
-        more = self._stays_listed[
-            StorageFullError if full else StorageUnavailableError
-        ].take()
-        if more is None:
-            return
-        logger.warning(
-            'image %s stays listed though its file is gone from %s: %s to '
-            'unlist it now; the first request for it once %s unlists it, '
-            'as does python -m asgilook reindex%s',
-            image.image_id,
-            self.catalog.directory,
-            'its disk has no room' if full else 'its storage cannot be written',
-            'there is room' if full else 'it can be written',
-            more,
-        )
-
     def token(self) -> bytes | None:
         """Return a token that changes whenever any process changes the catalog."""
-        return self.catalog.token()
+        return self._catalog.token()
 
     async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
         """Render the image scaled to one of its ladder sizes, as JPEG.
@@ -356,37 +235,49 @@ class Store:
         its file is damaged, ImageNotFoundError if it is gone (then unlisted).
         """
         # The render reads the file itself: no trips through another pool.
-        quality = self._config.jpeg_quality
+        path = self._bytes.local_path(image.version)
         async with self._gone_unlisted(image):
-            if self._renders is not None:
-                return await self._renders.resize(image.path, size, quality)
-            return await blocking.run(
-                self._executor, convert.resize, image.path, size, quality
-            )
+            return await self._pillow.resize(path, size)
 
     async def close(self) -> None:
         """Let the render processes go (they start again at the next render).
 
-        The catalog stays open (see Storage.close).
+        The catalog stays open: closing the last connection of a database
+        checkpoints its WAL to disk (some 20 ms), and a lifespan may start
+        again in the same process (falcon.testing starts one per request).
+        The end of the process closes it; what is committed is in the WAL.
         """
-        await self._storage.close()
-        if self._renders is not None:
-            await self._renders.close()
+        await self._pillow.close()
+
+    async def shut(self) -> None:
+        """Close everything, the catalog too: a store that serves no more.
+
+        The render processes, the catalog's connections and threads.
+        """
+        await self.close()
+        await self._catalog.close()
+        self._catalog.shutdown()
 
     def _temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
-        return self._storage.temporary_path(suffix)
+        return self._bytes.temporary_path(suffix)
 
     def _image(self, record: Record) -> Image:
-        return Image.from_record(self._config, record)
+        return image_from(self._config, record)
 
 
-def _reductions(size: tuple[int, int], min_size: int) -> Iterator[tuple[int, int]]:
-    width, height = size
-    factor = 2
-    while width // factor >= min_size and height // factor >= min_size:
-        yield width // factor, height // factor
-        factor *= 2
+async def standalone_secret(config: Config) -> bytes:
+    """Return the service key of the directory a config names, outside a store."""
+    return await opening.standalone_secret(config)
 
 
-def _http_date(moment: datetime.datetime) -> str:
-    return moment.strftime('%a, %d %b %Y %H:%M:%S GMT')
+def reindex_command(config: Config) -> int:
+    """`python -m asgilook reindex`: reconcile the catalog now; the exit status."""
+    return reindex.run(config)
+
+
+def image_from(config: Config, record: Record) -> Image:
+    """Return the image a record of the catalog lists."""
+    modified = datetime.datetime.fromtimestamp(record.modified_ns / 1e9, datetime.UTC)
+    return Image(
+        config, record.image_id, record.size, modified, record.length, record.name
+    )

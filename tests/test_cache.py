@@ -216,8 +216,10 @@ class _Streamed:
 
 
 def test_a_streamed_body_is_cached_byte_for_byte(config):
-    app = falcon.asgi.App(middleware=[RedisCache(config)])
-    app.add_route('/streamed', _Streamed())
+    streamed = _Streamed()
+    versions = {'/streamed': streamed.cache_version}
+    app = falcon.asgi.App(middleware=[RedisCache(config, versions=versions)])
+    app.add_route('/streamed', streamed)
     client = falcon.testing.TestClient(app)
     expected = b''.join(f'chunk {number};'.encode() for number in range(100))
 

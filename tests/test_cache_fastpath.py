@@ -88,8 +88,12 @@ class _Hello:
 
 def test_without_a_token_nothing_is_kept_in_memory(config, redis_server):
     # A catalog that cannot say its token (None): every Hit comes from Redis.
-    app = falcon.asgi.App(middleware=[RedisCache(config, token=lambda: None)])
-    app.add_route('/hello', _Hello())
+    hello = _Hello()
+    versions = {'/hello': hello.cache_version}
+    app = falcon.asgi.App(
+        middleware=[RedisCache(config, token=lambda: None, versions=versions)]
+    )
+    app.add_route('/hello', hello)
     client = falcon.testing.TestClient(app)
 
     states = [client.simulate_get('/hello').headers['X-ASGILook-Cache'] for _ in '12']

@@ -137,8 +137,10 @@ class _LosesRedis:
 
 def test_a_redis_lost_before_the_entry_is_written(config, redis_server, caplog):
     caplog.set_level(logging.WARNING, logger='asgilook.cache')
-    app = falcon.asgi.App(middleware=[RedisCache(config)])
-    app.add_route('/lost', _LosesRedis(redis_server))
+    lost = _LosesRedis(redis_server)
+    versions = {'/lost': lost.cache_version}
+    app = falcon.asgi.App(middleware=[RedisCache(config, versions=versions)])
+    app.add_route('/lost', lost)
     client = falcon.testing.TestClient(app)
 
     first = client.simulate_get('/lost')
@@ -268,8 +270,10 @@ async def test_an_entry_the_storage_cannot_vouch_for_again_is_not_kept(config, r
                 raise OSError('the storage went away')
             return 'version-1'
 
-    app = falcon.asgi.App(middleware=[RedisCache(config)])
-    app.add_route('/hello', Hello())
+    hello = Hello()
+    versions = {'/hello': hello.cache_version}
+    app = falcon.asgi.App(middleware=[RedisCache(config, versions=versions)])
+    app.add_route('/hello', hello)
     async with falcon.testing.ASGIConductor(app) as conductor:
         resp = await conductor.simulate_get('/hello')
 
@@ -290,10 +294,12 @@ class _VersionedHello(_Hello):
         return None if name == 'nobody' else f'{name}-1'
 
 
-def test_a_resource_without_a_cache_version_is_not_cached(config, redis):
-    app = falcon.asgi.App(middleware=[RedisCache(config)])
+def test_a_route_without_a_version_is_not_cached(config, redis):
+    versioned = _VersionedHello()
+    versions = {'/versioned/{name}': versioned.cache_version}
+    app = falcon.asgi.App(middleware=[RedisCache(config, versions=versions)])
     app.add_route('/plain/{name}', _Hello())
-    app.add_route('/versioned/{name}', _VersionedHello())
+    app.add_route('/versioned/{name}', versioned)
     client = falcon.testing.TestClient(app)
 
     states = {

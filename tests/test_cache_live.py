@@ -55,9 +55,14 @@ def _app(storage_path, redis_url, redis_timeout, **timing) -> falcon.asgi.App:
     config.redis_timeout = redis_timeout
     # Every Hit comes from Redis, through the client under test.
     config.memory_cache_size = 0
-    app = falcon.asgi.App(middleware=[RedisCache(config)])
-    app.add_route('/blobs/{number:int}', _Blobs())
-    app.add_route('/small/{number:int}', _Blobs(), suffix='small')
+    blobs = _Blobs()
+    versions = {
+        '/blobs/{number:int}': blobs.cache_version,
+        '/small/{number:int}': blobs.cache_version,
+    }
+    app = falcon.asgi.App(middleware=[RedisCache(config, versions=versions)])
+    app.add_route('/blobs/{number:int}', blobs)
+    app.add_route('/small/{number:int}', blobs, suffix='small')
     return app
 
 

@@ -15,8 +15,8 @@ from asgilook.app import create_served_app
 from asgilook.catalog import (
     CATALOG_DIRECTORY,
     DATABASE_NAME,
-    Catalog,
     Removal,
+    SqliteCatalog,
     reindex,
     sql,
     watch,
@@ -147,7 +147,7 @@ async def test_a_delete_that_finds_the_image_unlisted_leaves_its_trash_alone(
     storage_path,
 ):
     # What the second of two deletes at once meets, whatever their timing.
-    catalog = Catalog(pathlib.Path(storage_path))
+    catalog = SqliteCatalog(pathlib.Path(storage_path))
     await catalog.open()
     trash = pathlib.Path(storage_path) / 'trash'
     removal = await catalog.remove('1a256a8a-2063-46ff-b53f-d04d5bcf5eee', trash)
@@ -194,7 +194,7 @@ async def test_a_start_waits_for_a_catalog_another_process_holds(storage_path):
     holder = sqlite3.connect(database(storage_path), isolation_level=None)
     holder.execute('CREATE TABLE held (x)')
     holder.execute('BEGIN EXCLUSIVE')
-    opened = Catalog(pathlib.Path(storage_path))
+    opened = SqliteCatalog(pathlib.Path(storage_path))
     opening = asyncio.ensure_future(opened.open())
     await asyncio.sleep(0.2)
     waited = not opening.done()
@@ -214,7 +214,7 @@ async def test_a_reindex_that_finds_the_directory_as_recorded_reads_nothing(
 ):
     put_image(storage_path)
     caplog.set_level(logging.INFO, logger='asgilook.reindex')
-    opened = Catalog(pathlib.Path(storage_path))
+    opened = SqliteCatalog(pathlib.Path(storage_path))
     first = await reindex.reindex(opened, force=False)
     second = await reindex.reindex(opened, force=False)
     await opened.close()
@@ -241,7 +241,8 @@ async def test_another_spelling_of_the_storage_path_is_the_same_catalog(
     config.storage_path = pathlib.Path(storage_path)
     async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
-        config.storage_path = str(storage_path)
+    config.storage_path = str(storage_path)
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         listing = await conductor.simulate_get('/images')
 
     assert listing.json == [image]
@@ -267,7 +268,7 @@ async def test_a_query_that_is_not_plain_ascii_is_never_an_answer_kept_in_memory
 
 
 def test_a_catalog_not_yet_open_has_no_token(storage_path):
-    assert Catalog(pathlib.Path(storage_path)).token() is None
+    assert SqliteCatalog(pathlib.Path(storage_path)).token() is None
 
 
 class _Connection:
@@ -371,7 +372,7 @@ async def test_a_catalog_removed_while_serving_is_503(config, storage_path):
 async def test_a_catalog_closed_before_it_opened_opens_at_its_next_use(
     storage_path,
 ):
-    closed = Catalog(pathlib.Path(storage_path))
+    closed = SqliteCatalog(pathlib.Path(storage_path))
     await closed.close()
     listing = await closed.listing(10)
     await closed.close()
@@ -385,8 +386,8 @@ async def test_the_token_of_sqlites_data_version_moves_with_anothers_change(
     storage_path,
 ):
     directory = pathlib.Path(storage_path)
-    watching = Catalog(directory, token_sources=[watch.DATA_VERSION])
-    changing = Catalog(directory)
+    watching = SqliteCatalog(directory, token_sources=[watch.DATA_VERSION])
+    changing = SqliteCatalog(directory)
     await changing.open()
     await watching.open()
     before = [watching.token() for _ in range(2)]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
+from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, SqliteCatalog
 from asgilook.catalog.faults import Faults
 
 from . import servers
@@ -188,7 +188,7 @@ def test_each_kind_of_fault_is_said_once_until_the_catalog_works(tmp_path, caplo
     ]
 
 
-def _replaced(catalog: Catalog, tmp_path) -> None:
+def _replaced(catalog: SqliteCatalog, tmp_path) -> None:
     """Put a copy of a catalog's database in its place, as a restore would."""
     copy = tmp_path / 'copy.sqlite3'
     shutil.copy(catalog.path, copy)
@@ -198,7 +198,7 @@ def _replaced(catalog: Catalog, tmp_path) -> None:
 async def test_reads_that_meet_a_replaced_catalog_together_open_it_once(
     storage_path, tmp_path
 ):
-    catalog = Catalog(pathlib.Path(storage_path))
+    catalog = SqliteCatalog(pathlib.Path(storage_path))
     try:
         await catalog.open()
         _replaced(catalog, tmp_path)
@@ -220,7 +220,7 @@ async def test_reads_that_meet_a_replaced_catalog_together_open_it_once(
 
 async def test_the_change_token_is_none_once_the_files_moved(storage_path):
     clock = FakeClock()
-    catalog = Catalog(pathlib.Path(storage_path), clock=clock)
+    catalog = SqliteCatalog(pathlib.Path(storage_path), clock=clock)
     try:
         await catalog.open()
         before = catalog.token()
@@ -262,7 +262,7 @@ async def test_a_removed_wal_loses_nothing_it_held(tmp_path, live_redis):
 
 
 async def test_what_a_removed_wal_held_is_kept(storage_path):
-    catalog = Catalog(pathlib.Path(storage_path))
+    catalog = SqliteCatalog(pathlib.Path(storage_path))
     try:
         await catalog.open()
         await catalog.keep_setting('kept', 'in the WAL')

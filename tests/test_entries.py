@@ -149,8 +149,11 @@ def test_a_response_of_another_type_is_not_stored(config, redis):
         async def cache_version(self, req):
             return 'page-1'
 
-    app = falcon.asgi.App(middleware=[RedisCache(config)])
-    app.add_route('/page', Page())
+    page = Page()
+    app = falcon.asgi.App(
+        middleware=[RedisCache(config, versions={'/page': page.cache_version})]
+    )
+    app.add_route('/page', page)
     client = falcon.testing.TestClient(app)
 
     states = [client.simulate_get('/page').headers['X-ASGILook-Cache'] for _ in '12']

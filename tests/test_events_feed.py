@@ -12,7 +12,7 @@ import pytest
 
 from asgilook.app import create_served_app
 from asgilook.catalog import log
-from asgilook.catalog.database import Catalog
+from asgilook.catalog.database import SqliteCatalog
 from asgilook.errors import CatalogError
 from asgilook.events import Feed
 from asgilook.events.feed import Ending, SubscriptionEnded
@@ -32,14 +32,12 @@ async def _other_worker(config):
     """A feed over the storage of config, as another worker process has."""
     store = Store(config)
     await store.startup()
-    await store.open_catalog()
     feed = Feed(store, config)
     try:
         yield feed
     finally:
         feed.close()
-        await store.close()
-        await store.catalog.close()
+        await store.shut()
 
 
 async def test_a_subscriber_catches_up_from_the_catalog_in_batches(events_config):
@@ -80,7 +78,7 @@ async def test_a_subscription_ended_by_its_client_takes_nothing_more(events_conf
 async def test_a_read_failing_after_new_changes_is_caught_up_later(
     events_config, monkeypatch
 ):
-    read = Catalog.changes
+    read = SqliteCatalog.changes
     previous, failed = [], []
 
     async def failing_once_caught_up(self, after, limit):
@@ -96,7 +94,7 @@ async def test_a_read_failing_after_new_changes_is_caught_up_later(
         _other_worker(events_config) as feed,
     ):
         subscription = await feed.subscribe(None)
-        monkeypatch.setattr(Catalog, 'changes', failing_once_caught_up)
+        monkeypatch.setattr(SqliteCatalog, 'changes', failing_once_caught_up)
         images = [await upload_through(conductor)]
         taken = await subscription.next()
         images.append(await upload_through(conductor))
@@ -115,7 +113,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
         events_config.events, catch_up_batch=1, catch_up_memory=25_000
     )
     reads = []
-    read = Catalog.changes
+    read = SqliteCatalog.changes
 
     async def counted(self, after, limit):
         reads.append(after)
@@ -126,7 +124,7 @@ async def test_subscribers_resuming_from_one_id_read_the_catalog_once(
         _other_worker(events_config) as feed,
     ):
         images = await uploads(conductor, 70)
-        monkeypatch.setattr(Catalog, 'changes', counted)
+        monkeypatch.setattr(SqliteCatalog, 'changes', counted)
         # Two clients resuming from 0 together, batch by batch.
         subscriptions = [await feed.subscribe(0) for _ in range(2)]
         taken = [[], []]
@@ -194,7 +192,7 @@ async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
 ):
     caplog.set_level(logging.INFO, logger='asgilook.events.feed')
     failures = iter([True, True, False])
-    read = Catalog.changes
+    read = SqliteCatalog.changes
 
     async def failing(self, after, limit):
         if next(failures, False):
@@ -206,7 +204,7 @@ async def test_an_unreadable_change_log_is_logged_once_and_followed_again(
         _other_worker(events_config) as feed,
     ):
         subscription = await feed.subscribe(None)
-        monkeypatch.setattr(Catalog, 'changes', failing)
+        monkeypatch.setattr(SqliteCatalog, 'changes', failing)
         image = await upload_through(conductor)
         (event,) = await subscription.next()
 
@@ -233,7 +231,7 @@ async def test_a_subscriber_whose_catch_up_fails_is_ended(events_config, monkeyp
             async def failing(self, after, limit):
                 raise CatalogError('disk I/O error')
 
-            monkeypatch.setattr(Catalog, 'changes', failing)
+            monkeypatch.setattr(SqliteCatalog, 'changes', failing)
             with pytest.raises(SubscriptionEnded) as ended:
                 await subscription.next()
 
@@ -249,7 +247,7 @@ async def test_an_unreadable_catalog_refuses_a_subscriber_with_a_503(
     async with falcon.testing.ASGIConductor(
         create_served_app(events_config)
     ) as conductor:
-        monkeypatch.setattr(Catalog, 'change_span', failing)
+        monkeypatch.setattr(SqliteCatalog, 'change_span', failing)
         resp = await conductor.simulate_get('/events')
 
     assert resp.status_code == 503

@@ -176,16 +176,18 @@ def test_image_id_must_be_a_uuid(client):
     assert client.simulate_get('/images/not-a-uuid.jpeg').status_code == 404
 
 
-def test_storage_path_may_be_any_path_like(client, config, png_image, tmp_path):
+def test_storage_path_may_be_any_path_like(config, png_image, tmp_path):
     for path in (tmp_path / 'as-path', str(tmp_path / 'as-str')):
         config.storage_path = path
+        client = falcon.testing.TestClient(create_served_app(config))
         resp = client.simulate_post('/images', body=png_image)
         assert resp.status_code == 201
         assert client.simulate_get(resp.json['image']).status_code == 200
 
 
-def test_storage_directory_is_created(client, config, png_image, tmp_path):
+def test_storage_directory_is_created(config, png_image, tmp_path):
     config.storage_path = tmp_path / 'new' / 'nested'
+    client = falcon.testing.TestClient(create_served_app(config))
 
     resp = client.simulate_post('/images', body=png_image)
 

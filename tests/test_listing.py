@@ -15,7 +15,7 @@ import msgpack
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog
+from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, SqliteCatalog
 from asgilook.errors import CatalogError, LongListsError, StorageUnavailableError
 from asgilook.store import Store
 
@@ -127,7 +127,7 @@ async def test_head_and_a_304_of_a_long_list_read_no_snapshot(
 
 def _failing_at(monkeypatch, call: int) -> None:
     """Make the catalog fail at the call-th read of a snapshot."""
-    read = Catalog.read_snapshot
+    read = SqliteCatalog.read_snapshot
     calls = []
 
     async def failing(self, snapshot, size):
@@ -136,7 +136,7 @@ def _failing_at(monkeypatch, call: int) -> None:
             raise CatalogError('disk I/O error')
         return await read(self, snapshot, size)
 
-    monkeypatch.setattr(Catalog, 'read_snapshot', failing)
+    monkeypatch.setattr(SqliteCatalog, 'read_snapshot', failing)
 
 
 async def test_a_catalog_failing_before_the_answer_begins_is_a_503(
@@ -235,14 +235,14 @@ async def test_an_image_too_large_to_keep_is_sent_from_its_file_each_time(
 
 def _counting_reads(monkeypatch) -> list[int]:
     """Count the batches read from snapshots (one item a read)."""
-    read = Catalog.read_snapshot
+    read = SqliteCatalog.read_snapshot
     reads: list[int] = []
 
     async def counted(self, snapshot, size):
         reads.append(size)
         return await read(self, snapshot, size)
 
-    monkeypatch.setattr(Catalog, 'read_snapshot', counted)
+    monkeypatch.setattr(SqliteCatalog, 'read_snapshot', counted)
     return reads
 
 
@@ -321,7 +321,7 @@ async def test_more_long_lists_at_once_than_a_worker_takes_are_503(config, store
 async def test_a_long_list_whose_snapshot_cannot_open_is_a_503_and_takes_no_place(
     config, stored, monkeypatch
 ):
-    snapshot = Catalog.snapshot
+    snapshot = SqliteCatalog.snapshot
     failures = []
 
     async def failing_once(self):
@@ -330,7 +330,7 @@ async def test_a_long_list_whose_snapshot_cannot_open_is_a_503_and_takes_no_plac
             raise CatalogError('disk I/O error')
         return await snapshot(self)
 
-    monkeypatch.setattr(Catalog, 'snapshot', failing_once)
+    monkeypatch.setattr(SqliteCatalog, 'snapshot', failing_once)
     app = create_served_app(_long_lists(config, long_lists=1))
     async with falcon.testing.ASGIConductor(app):
         failed, _, content = await get_whole(app, '/images')
@@ -345,7 +345,6 @@ async def test_a_long_list_whose_snapshot_cannot_open_is_a_503_and_takes_no_plac
 async def test_a_long_list_let_go_twice_gives_back_one_place(config, stored):
     store = Store(_long_lists(config, long_lists=2))
     await store.startup()
-    await store.open_catalog()
     try:
         first = await store.listing()
         await first.batches.close()
@@ -356,8 +355,7 @@ async def test_a_long_list_let_go_twice_gives_back_one_place(config, stored):
         await second.batches.close()
         await third.batches.close()
     finally:
-        await store.close()
-        await store.catalog.close()
+        await store.shut()
 
 
 class _Cycle:

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from asgilook.catalog import Catalog, Record
+from asgilook.catalog import Record, SqliteCatalog
 from asgilook.catalog import sql as catalog_sql
 
 from . import servers
@@ -27,7 +27,7 @@ async def _fill(storage: pathlib.Path, count: int) -> list[str]:
     ids = [str(uuid.UUID(int=number + 1)) for number in range(count)]
     now = time.time_ns()
     records = [Record(image_id, (640, 480), 1000, now) for image_id in ids]
-    catalog = Catalog(storage)
+    catalog = SqliteCatalog(storage)
     try:
         await catalog.open()
         await catalog.locked(

@@ -8,7 +8,7 @@ import pytest
 
 from asgilook.app import create_served_app
 from asgilook.cache.memory import MemoryTier
-from asgilook.catalog import Catalog, reindex
+from asgilook.catalog import SqliteCatalog, reindex
 
 from .fakes import FakeClock, owner, two_workers, upload_through
 from .images import stored_file
@@ -104,7 +104,7 @@ async def test_a_change_behind_asgilooks_back_shows_after_a_reindex(
         kept = await conductor.simulate_get(image['image'])
 
         stored_file(storage_path, image['id']).unlink()
-        catalog = Catalog(pathlib.Path(storage_path))
+        catalog = SqliteCatalog(pathlib.Path(storage_path))
         await reindex.reindex(catalog)
         await catalog.close()
         catalog.shutdown()

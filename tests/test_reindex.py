@@ -8,7 +8,7 @@ import falcon
 import falcon.testing
 
 from asgilook.app import create_served_app
-from asgilook.catalog import reindex
+from asgilook.catalog import scan
 from asgilook.serving import launcher
 
 from .directories import (
@@ -76,8 +76,8 @@ async def test_a_start_with_nothing_changed_reads_no_directory(
         readings.append(args)
         return read_directory(*args)
 
-    read_directory = reindex.read_directory
-    monkeypatch.setattr(reindex, 'read_directory', counted)
+    read_directory = scan.read_directory
+    monkeypatch.setattr(scan, 'read_directory', counted)
     async with started(storage_path) as worker:
         image = await upload_through(worker)
         assert (
@@ -104,11 +104,11 @@ async def test_workers_starting_together_read_a_changed_directory_once(
         readings.append(args)
         return read_directory(*args)
 
-    read_directory = reindex.read_directory
+    read_directory = scan.read_directory
     async with started(storage_path) as worker:
         await upload_through(worker)
     name = place(storage_path, jpeg(), (320, 200))
-    monkeypatch.setattr(reindex, 'read_directory', counted)
+    monkeypatch.setattr(scan, 'read_directory', counted)
     workers = [
         falcon.testing.ASGIConductor(create_served_app(make_config(storage_path)))
         for _ in range(2)

@@ -13,7 +13,7 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, Catalog, reindex
+from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, SqliteCatalog, reindex
 from asgilook.catalog.record import file_name
 from asgilook.config import CatalogLimits
 from asgilook.serving import launcher
@@ -109,7 +109,9 @@ async def test_uploads_and_deletes_go_on_while_a_reindex_reads_and_lists(
             await delete(doomed[0])
         uploads.append(await upload_through(worker, (64, 48)))
 
-    catalog = Catalog(pathlib.Path(storage_path), CatalogLimits(reindex_batch=BATCH))
+    catalog = SqliteCatalog(
+        pathlib.Path(storage_path), CatalogLimits(reindex_batch=BATCH)
+    )
     try:
         report = await reindex.reindex(catalog, pause=pause)
     finally:
@@ -179,7 +181,7 @@ async def test_another_process_writes_the_catalog_while_a_reindex_reads_files(
     )
     logger = logging.getLogger('asgilook.files')
     logger.addHandler(probe)
-    catalog = Catalog(pathlib.Path(storage_path))
+    catalog = SqliteCatalog(pathlib.Path(storage_path))
     try:
         await reindex.reindex(catalog)
     finally:

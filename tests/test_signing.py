@@ -12,8 +12,9 @@ import pytest
 
 from asgilook.app import create_served_app
 from asgilook.auth.deletes import DeleteTokens
-from asgilook.auth.signing import KEY_FILE_NAME, ServiceKey
+from asgilook.auth.signing import ServiceKey
 from asgilook.catalog import CATALOG_DIRECTORY, reindex
+from asgilook.catalog.keys import KEY_FILE_NAME
 from asgilook.config import Config
 from asgilook.errors import ServiceKeyError
 from asgilook.storage.files import TEMPORARY_DIRECTORY

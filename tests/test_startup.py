@@ -9,9 +9,10 @@ import falcon.asgi
 import falcon.testing
 import pytest
 
+from asgilook import workers
 from asgilook.app import create_served_app
 from asgilook.errors import StorageUnavailableError
-from asgilook.serving import startup, workers
+from asgilook.serving import startup
 from asgilook.serving.startup import AppAtStartup
 
 from .fakes import as_listed, make_config

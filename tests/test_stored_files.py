@@ -13,7 +13,8 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.catalog import Catalog, reindex
+from asgilook.catalog import SqliteCatalog, reindex
+from asgilook.catalog import record as records
 from asgilook.imaging import jpeg
 from asgilook.storage import files
 
@@ -124,10 +125,10 @@ async def test_a_file_is_checked_once_when_found_and_an_upload_never(
     storage_path, redis_server, monkeypatch
 ):
     checked = []
-    check = files.check
+    check = records.check_jpeg
     monkeypatch.setattr(
-        files,
-        'check',
+        records,
+        'check_jpeg',
         lambda directory, name, record: (
             checked.append(name) or check(directory, name, record)
         ),
@@ -178,7 +179,7 @@ async def test_as_an_unprivileged_user_what_cannot_be_read_is_not_listed(
             # Found by the next reindex (a change of mode moves no time).
             await upload_through(conductor, (64, 64))
             unchanged = await conductor.simulate_get('/images')
-            catalog = Catalog(directory)
+            catalog = SqliteCatalog(directory)
             await reindex.reindex(catalog)
             await catalog.close()
             catalog.shutdown()
@@ -362,7 +363,8 @@ async def test_what_one_directory_holds_says_nothing_of_another(
     config.storage_path = first
     async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         listed = await conductor.simulate_get('/images')
-        config.storage_path = second
+    config.storage_path = second
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         elsewhere = await conductor.simulate_get('/images')
 
     assert [item['id'] for item in listed.json] == [image_id]

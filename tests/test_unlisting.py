@@ -7,7 +7,7 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_served_app
-from asgilook.store import STAYS_LISTED_LOG_INTERVAL
+from asgilook.storage.gone import STAYS_LISTED_LOG_INTERVAL
 
 from .disks import Disk, config_over
 from .fakes import FakeClock, owner, upload_through

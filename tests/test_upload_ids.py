@@ -8,7 +8,7 @@ import uuid
 import falcon.testing
 
 from asgilook.app import create_served_app
-from asgilook.catalog import Catalog
+from asgilook.catalog import SqliteCatalog
 
 from .fakes import as_listed, make_config, two_workers, upload_through
 from .images import encode, gradient, image_files
@@ -105,7 +105,7 @@ def _id(image):
 
 async def test_the_catalog_refuses_an_id_it_lists(storage_path):
     directory = pathlib.Path(storage_path)
-    catalog = Catalog(directory)
+    catalog = SqliteCatalog(directory)
     paths = [directory / f'upload-{number}.tmp' for number in range(2)]
     for number, path in enumerate(paths):
         path.write_bytes(bytes([number]) * 10)

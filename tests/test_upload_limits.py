@@ -38,7 +38,7 @@ from .test_uploads import assert_refused, upload
         b'hello, world',
         b'<!DOCTYPE html><html><body>not a picture</body></html>',
         b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>',
-        b'%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n',
+        b'%PDF-1.4\n1 0 obj << /Type /SqliteCatalog >> endobj\ntrailer << >>\n%%EOF\n',
         bytes(range(256)) * 4,
         b'\x00',
     ],

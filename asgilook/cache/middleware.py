@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import falcon.asgi
@@ -21,16 +21,21 @@ from .tiers import Lookup, Tiers, Token
 CACHED_METHODS = frozenset({'GET', 'HEAD'})
 INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
 
+# What the answer to a GET of a route is computed from now, given the request
+# and the route's fields (None: nothing to keep): an entry is served only
+# while it is still so.
+Version = Callable[..., Awaitable[str | None]]
+
 
 class RedisCache:
     """Serve repeated GETs from memory or Redis; a POST, PUT or DELETE invalidates.
 
-    A resource is cached if it says what its answer is computed from:
-    `async def cache_version(req, **params) -> str | None` (None: nothing to
-    cache). An entry is served only while that still holds: no process
-    serves an answer that another process's change, or a change made while
-    Redis was away, made stale. A resource whose change shows at other paths
-    too lists them in `resp.context.invalidate`.
+    The routes whose answers are kept are named where the app is wired, by
+    route template, each with its Version: `versions`. An entry is served
+    only while its version still holds: no process serves an answer that
+    another process's change, or a change made while Redis was away, made
+    stale. A resource whose change shows at other paths too lists them in
+    `resp.context.invalidate`.
 
     Redis only ever makes answers faster: every command is bounded by
     `Config.redis_timeout`, and while Redis is away answers say `Bypass` and
@@ -47,8 +52,11 @@ class RedisCache:
         key: ServiceKey | None = None,
         content_types: frozenset[str] = CONTENT_TYPES,
         varying: frozenset[str] = frozenset(),
+        versions: Mapping[str, Version] | None = None,
     ) -> None:
         self._service_key = key or ServiceKey(config)
+        # The routes whose answers are kept, by template, and their versions.
+        self.versions = dict(versions or {})
         # The paths whose answer varies by Accept (see keys.cache_key).
         self.varying = varying
         self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
@@ -93,14 +101,14 @@ class RedisCache:
         params: dict[str, Any],
     ) -> None:
         lookup: Lookup | None = resp.context.get('cache')
-        cache_version = getattr(resource, 'cache_version', None)
-        if cache_version is None:
+        version = self.versions.get(req.uri_template or '')
+        if version is None:
             # Never cached (an event stream): its answer says nothing of it.
             resp.delete_header(CACHE_HEADER)
             return
         if lookup is None or not lookup.reachable:
             return
-        lookup.version_now = functools.partial(cache_version, req, **params)
+        lookup.version_now = functools.partial(version, req, **params)
         try:
             hit = await self.tiers.lookup(lookup, await lookup.version_now())
         except RedisUnavailableError:

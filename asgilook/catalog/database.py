@@ -1,4 +1,4 @@
-"""The Catalog: what the catalog answers and remembers, and its two threads.
+"""SqliteCatalog: what the catalog in SQLite answers and remembers, and its two threads.
 
 Reads and writes run in one thread each, off the event loop (a SQLite
 connection belongs to one thread); only the change token is read on the
@@ -61,7 +61,7 @@ class _Open:
 _ABANDONED: list[_Open] = []
 
 
-class Catalog:
+class SqliteCatalog:
     """Know which images the storage directory holds, and change it with them.
 
     Every method but `token` runs its SQL in a thread. sqlite3's errors are

@@ -26,11 +26,9 @@ import contextlib
 import enum
 import logging
 
-from ..catalog.log import Change, Span
 from ..config import Config
 from ..errors import StorageError
-from ..storage.directory import storage_errors
-from ..store import Store
+from ..store import Change, Span, Store
 from .messages import Event, change_event, reset_event
 
 logger = logging.getLogger(__name__)
@@ -101,8 +99,7 @@ class Feed:
 
     async def span(self) -> Span:
         """Return which events the change log can tell now."""
-        with storage_errors():
-            return await self._store.catalog.change_span()
+        return await self._store.change_span()
 
     def close(self) -> None:
         """End every subscription and stop following the log."""
@@ -200,8 +197,7 @@ class Feed:
         return True
 
     async def _read_changes(self, after: int, limit: int) -> list[Change]:
-        with storage_errors():
-            return await self._store.catalog.changes(after, limit)
+        return await self._store.changes(after, limit)
 
     def _publish(self, changes: list[Change]) -> None:
         events = [change_event(self._config, change) for change in changes]

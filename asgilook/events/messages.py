@@ -8,9 +8,8 @@ from typing import Any
 
 import falcon.asgi
 
-from ..catalog.log import Change, Span
 from ..config import Config
-from ..store import Image
+from ..store import Change, Span, image_from
 
 IMAGE_CREATED = 'image.created'
 IMAGE_DELETED = 'image.deleted'
@@ -57,7 +56,7 @@ def change_event(config: Config, change: Change) -> Event:
     """Return the event of a change of the catalog."""
     if change.record is None:
         return event(change.serial, IMAGE_DELETED, change.image_id)
-    image = Image.from_record(config, change.record)
+    image = image_from(config, change.record)
     return event(change.serial, IMAGE_CREATED, image.serialize())
 
 

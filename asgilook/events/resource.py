@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import falcon
 import falcon.asgi
 
-from ..catalog.sql import MAX_INTEGER
 from ..http import media, queries
 from ..http.disconnects import DEPARTURE
+from ..store import MAX_INTEGER
 from . import origins, sockets
 from .feed import Feed, Subscription, SubscriptionEnded
 

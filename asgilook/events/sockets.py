@@ -16,7 +16,7 @@ from typing import Any
 import falcon.asgi
 from falcon.errors import PayloadTypeError, WebSocketDisconnected
 
-from ..catalog.sql import MAX_INTEGER
+from ..store import MAX_INTEGER
 from .feed import Ending, Feed, Subscription, SubscriptionEnded
 from .messages import Event
 

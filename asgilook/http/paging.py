@@ -17,7 +17,7 @@ import dataclasses
 
 import falcon
 
-from ..catalog.sql import MAX_INTEGER
+from ..store import MAX_INTEGER
 from . import queries
 
 MAX_LIMIT = 1000

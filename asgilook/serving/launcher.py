@@ -15,8 +15,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from .. import logs
-from ..catalog import reindex
+from .. import logs, store
 from ..config import Config
 from ..errors import ConfigError
 from . import startup
@@ -55,7 +54,7 @@ def main(
     # Said here for the whole server: its workers find it said.
     startup.warn_of_unknown_settings(os.environ, os.getpid())
     if args.command == 'reindex':
-        return reindex.run(config)
+        return store.reindex_command(config)
     _say_where(config, args)
     _open_files()
     return (run or serve)(

@@ -10,6 +10,7 @@ import collections
 import contextlib
 import errno
 import logging
+import pathlib
 from collections.abc import Iterator
 
 from .. import logs
@@ -24,6 +25,21 @@ logger = logging.getLogger('asgilook.storage')
 
 # What a write that ran out of room fails with: the disk, the quota, a size limit.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def startup_errors(path: pathlib.Path) -> Iterator[None]:
+    """Turn a storage that cannot be prepared or opened at start into one error.
+
+    StorageUnavailableError, naming the setting: the start stops with it.
+    """
+    try:
+        yield
+    except (OSError, CatalogError) as ex:
+        raise StorageUnavailableError(
+            f'cannot store images in {path} '
+            f'(ASGI_LOOK_STORAGE_PATH): {getattr(ex, "strerror", None) or ex}'
+        ) from ex
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from .. import blocking
 from ..config import Config
 from ..errors import EmptyUploadError, UploadTooLargeError
 from ..imaging.convert import to_jpeg
-from .directory import storage_errors
+from .faults import storage_errors
 
 
 async def receive(

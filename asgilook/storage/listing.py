@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from ..errors import CatalogError
-from ..storage.directory import storage_errors
-from .database import Catalog
-from .record import Record
-from .snapshot import Snapshot
+from ..errors import CatalogError, LongListsError
+from .faults import storage_errors
 
 # What the list holds: the store's images, each made of a record.
 Item = TypeVar('Item')
@@ -30,6 +27,19 @@ class Listing(Generic[Item]):
     batches: Batches[Item] | None = None
 
 
+class Snapshots(Protocol):
+    """What a catalog reads a long list from: a snapshot, a batch at a time."""
+
+    async def snapshot(self) -> Any:
+        """Return a snapshot of the list (its `version`, `count`), kept open."""
+
+    async def read_snapshot(self, snapshot: Any, size: int) -> list[Any]:
+        """Return the next records of a snapshot (none: it is all read)."""
+
+    async def close_snapshot(self, snapshot: Any) -> None:
+        """Let a snapshot go."""
+
+
 class Batches(Generic[Item]):
     """The images of a snapshot of the catalog, size at a time (close it after).
 
@@ -38,10 +48,10 @@ class Batches(Generic[Item]):
 
     def __init__(
         self,
-        catalog: Catalog,
-        snapshot: Snapshot,
+        catalog: Snapshots,
+        snapshot: Any,
         size: int,
-        image: Callable[[Record], Item],
+        image: Callable[[Any], Item],
         closed: Callable[[], None],
     ) -> None:
         self._catalog = catalog
@@ -68,3 +78,33 @@ class Batches(Generic[Item]):
         # Closing a connection fails only if it is gone already.
         with contextlib.suppress(CatalogError):
             await self._catalog.close_snapshot(self._snapshot)
+
+
+class LongLists:
+    """The long lists a worker sends at once: each holds a snapshot open."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._sent = 0
+
+    async def read(
+        self, catalog: Snapshots, size: int, image: Callable[[Any], Item]
+    ) -> Listing[Item]:
+        """Return a long list read size images at a time from a new snapshot.
+
+        LongListsError if `most` are sent now; the place is given back when
+        its batches are closed.
+        """
+        if self._sent >= self._most:
+            raise LongListsError(self._most)
+        self._sent += 1
+        try:
+            snapshot = await catalog.snapshot()
+        except BaseException:
+            self._sent -= 1
+            raise
+        batches = Batches(catalog, snapshot, size, image, self._ended)
+        return Listing(snapshot.version, batches=batches)
+
+    def _ended(self) -> None:
+        self._sent -= 1
