@@ -9,7 +9,6 @@ instance by tests. Every attribute may be replaced before `create_app`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import time
 import urllib.parse
@@ -20,6 +19,12 @@ from typing import Any
 import redis.asyncio
 
 from .errors import ConfigError
+
+# What the name of each setting's variable starts with; variables read by
+# asgilook's tests alone (tests/servers.py, tests/browser.py) start with
+# TEST_PREFIX.
+PREFIX = 'ASGI_LOOK_'
+TEST_PREFIX = 'ASGI_LOOK_TEST_'
 
 # What the storage directory may be given as: a str, a pathlib.Path, pytest's tmpdir.
 StrPath = str | os.PathLike[str]
@@ -169,7 +174,7 @@ class Config:
         )
         self._read_connections(env)
         # Every variable read above: the settings, named nowhere else.
-        self._settings = frozenset(env.names)
+        self.setting_names = frozenset(env.names)
         self._set_knobs()
 
     def _read_connections(self, env: _Environment) -> None:
@@ -200,36 +205,6 @@ class Config:
         # preference (asgilook/catalog/watch.py): 'wal-index', 'data-version'.
         self.change_token_sources: tuple[str, ...] = ('wal-index', 'data-version')
         self.spool_in_memory = self.DEFAULT_SPOOL_IN_MEMORY
-
-
-def unknown_settings(environ: Mapping[str, str]) -> list[str]:
-    """Say of each ASGI_LOOK_* variable of environ that no setting has its name.
-
-    Each is named with the setting nearest to it, if one is close: a
-    misspelled setting is otherwise silently ignored.
-    """
-    known = Config({})._settings
-    return [
-        f'unknown setting {name}{_did_you_mean(name, known)}'
-        for name in sorted(environ)
-        if name.startswith(_PREFIX)
-        # Read by asgilook's tests (tests/servers.py, tests/browser.py),
-        # not by the service.
-        and not name.startswith(_TEST_PREFIX)
-        and name not in known
-    ]
-
-
-def _did_you_mean(name: str, known: frozenset[str]) -> str:
-    # The nearest is judged on the whole names, its closeness on what follows
-    # the prefix, which alone makes any two names look alike to difflib
-    # (ASGI_LOOK_FOO is 0.69 like ASGI_LOOK_SECRET).
-    [nearest] = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0)
-    tail = len(_PREFIX)
-    matcher = difflib.SequenceMatcher(None, name[tail:], nearest[tail:])
-    if matcher.ratio() < _CLOSE:
-        return ''
-    return f' (did you mean {nearest}?)'
 
 
 class _Environment:
@@ -302,8 +277,4 @@ class _Environment:
 
 
 _MIN_SECRET_LENGTH = 16
-_PREFIX = 'ASGI_LOOK_'
-_TEST_PREFIX = 'ASGI_LOOK_TEST_'
-# How alike (difflib's ratio) a name must be to a setting to be taken for it.
-_CLOSE = 0.6
 _REDIS_SCHEMES = frozenset({'redis', 'rediss', 'unix'})

@@ -17,8 +17,8 @@ from asgilook.catalog import (
     DATABASE_NAME,
     Removal,
     SqliteCatalog,
+    connections,
     reindex,
-    sql,
     watch,
 )
 from asgilook.catalog.identity import Identity
@@ -298,13 +298,13 @@ def test_switching_to_wal_waits_while_another_process_switches():
     # Which of several workers making a new catalog at once meets this is
     # chance; what it does when it does is not.
     connection = _Connection(_error(sqlite3.SQLITE_BUSY))
-    sql.use_wal(connection, 60.0)
+    connections.use_wal(connection, 60.0)
 
     assert connection.statements[-1] == 'PRAGMA journal_mode = WAL'
 
     refused = _Connection(_error(sqlite3.SQLITE_READONLY))
     with pytest.raises(sqlite3.OperationalError):
-        sql.use_wal(refused, 60.0)
+        connections.use_wal(refused, 60.0)
 
 
 def test_a_database_not_in_wal_mode_has_no_wal_index_to_map(tmp_path):

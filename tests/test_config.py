@@ -5,8 +5,9 @@ import re
 import pytest
 import redis.asyncio
 
-from asgilook.config import Config, unknown_settings
+from asgilook.config import Config
 from asgilook.errors import ConfigError
+from asgilook.serving.settings import unknown_settings
 
 
 def test_defaults():

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import sql
+from . import connections, sql
 from .identity import Identity
 from .record import Record
 
@@ -119,7 +119,7 @@ class Changes:
         Removed or replaced meanwhile (identity.py), nothing is committed.
         """
         writer = self.writer
-        with sql.transaction(writer, 'BEGIN IMMEDIATE', self.identity.check):
+        with connections.transaction(writer, 'BEGIN IMMEDIATE', self.identity.check):
             yield writer
 
     def _commit_moved(

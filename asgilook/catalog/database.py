@@ -7,7 +7,6 @@ loop (see watch.py).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -15,19 +14,18 @@ import pathlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, TypeVarTuple
 
-from .. import blocking
 from ..config import CatalogLimits
-from ..errors import CatalogError, CatalogFullError
+from ..errors import CatalogFullError
 from ..storage.files import TEMPORARY_DIRECTORY
-from . import log, reserve, sql, watch
+from . import connections, log, reserve, sql, watch
 from .changes import Changes, Removal
-from .faults import Faults
-from .identity import Identity, MovedError
+from .identity import Identity
 from .record import Record
 from .snapshot import Snapshot
+from .threads import CatalogThreads, Open
 
 CATALOG_DIRECTORY = '.catalog'
 DATABASE_NAME = 'catalog.sqlite3'
@@ -44,24 +42,7 @@ class Page:
     next_after: int | None
 
 
-@dataclasses.dataclass(frozen=True)
-class _Open:
-    """The connections of an open catalog."""
-
-    reader: sqlite3.Connection
-    changes: Changes
-    watch: watch.Watch
-    # The files they opened (see identity.py).
-    identity: Identity
-
-
-# The connections of catalogs whose database was replaced while they were
-# open: never closed, since closing the last connection to a database
-# checkpoints it, then removes its WAL by its path, now another's WAL.
-_ABANDONED: list[_Open] = []
-
-
-class SqliteCatalog:
+class SqliteCatalog(CatalogThreads):
     """Know which images the storage directory holds, and change it with them.
 
     Every method but `token` runs its SQL in a thread. sqlite3's errors are
@@ -79,31 +60,22 @@ class SqliteCatalog:
         token_sources: Iterable[str] = watch.SOURCES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(directory / CATALOG_DIRECTORY / DATABASE_NAME)
         self.directory = directory
         self.limits = limits or CatalogLimits()
         self.incoming = directory / TEMPORARY_DIRECTORY
-        self.path = directory / CATALOG_DIRECTORY / DATABASE_NAME
         self._reserve = directory / CATALOG_DIRECTORY / reserve.NAME
         # Whether this process gave up the reserve, or found no room for it.
         self._reserve_missing = False
         self._token_sources = tuple(token_sources)
         self._clock = clock
-        self._reads = ThreadPoolExecutor(1, thread_name_prefix='asgilook-catalog')
-        self._writes = ThreadPoolExecutor(1, thread_name_prefix='asgilook-changes')
         # The snapshots of long lists read their batches in turn here, not
         # in the file pool, whose other work they would hold up.
         self._lists = ThreadPoolExecutor(1, thread_name_prefix='asgilook-lists')
-        self._open: _Open | None = None
-        self._opening = asyncio.Lock()
         # Records (None: no such image) and the version, as of _known_token.
         self._known: dict[str, Record | None] = {}
         self._known_version: str | None = None
         self._known_token: bytes | None = None
-        self._faults = Faults(self.path)
-        # How its files moved while open (None: they did not): they are opened
-        # again at the next call.
-        self._moved: MovedError | None = None
-        self.on_reopened: Callable[[], Awaitable[object]] | None = None
 
     # -- opening and closing
 
@@ -118,8 +90,8 @@ class SqliteCatalog:
                 # Open since an earlier start of this store, in this process.
                 return False
             wait = self.limits.write_wait
-            writer = await self._run_write(sql.connect, self.path, wait, create)
-            reader = await self._run_read(sql.connect, self.path, wait)
+            writer = await self._run_write(connections.connect, self.path, wait, create)
+            reader = await self._run_read(connections.connect, self.path, wait)
             # Its own users' only: it keeps the service key (auth/signing.py); one
             # of asgilook 0.8 or older was made readable by all.
             await self._run_write(_private, self.path.parent)
@@ -134,7 +106,7 @@ class SqliteCatalog:
                 writer, self.directory, self.limits.retained_changes, identity
             )
             # Last: a call that finds it set finds the catalog ready.
-            self._open = _Open(reader, changes, watching, identity)
+            self._open = Open(reader, changes, watching, identity)
             return changed
 
     async def close(self) -> None:
@@ -158,7 +130,9 @@ class SqliteCatalog:
         self._lists.shutdown(wait=False)
 
     def _watch(self, identity: Identity) -> watch.Watch:
-        connection = sql.connect(self.path, self.limits.write_wait, False, False)
+        connection = connections.connect(
+            self.path, self.limits.write_wait, False, False
+        )
         return watch.watch(connection, identity, self._token_sources, self._clock)
 
     # -- what the catalog holds
@@ -284,7 +258,7 @@ class SqliteCatalog:
         reserve.py).
         """
 
-        def delete(opened: _Open) -> Awaitable[Removal]:
+        def delete(opened: Open) -> Awaitable[Removal]:
             return self._run_write(opened.changes.delete, image_id, trash)
 
         try:
@@ -317,100 +291,7 @@ class SqliteCatalog:
             made = await self._run_write(reserve.make, self._reserve, size)
             self._reserve_missing = not made
 
-    # -- threads
-
-    async def _read_checked(self, select: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await self._on_files(
-            lambda opened: self._run_read(
-                _checked, opened.identity, opened.reader, select
-            )
-        )
-
-    async def _on_files(self, call: Callable[[_Open], Awaitable[_T]]) -> _T:
-        """Await call on the open catalog: once more if its files moved meanwhile.
-
-        (A read or change on files that moved is refused: nothing of it was
-        committed, and it is done again on the files there now.)
-        """
-        try:
-            return await call(await self._opened())
-        except CatalogError:
-            if self._moved is None:
-                raise
-        return await call(await self._opened())
-
-    async def _opened(self) -> _Open:
-        # Opened again if a close came between the opening and this call, or
-        # its files moved.
-        if self._moved is not None:
-            await self._reopen()
-        while (opened := self._open) is None:
-            await self.open()
-        return opened
-
-    async def _reopen(self) -> None:
-        """Let the connections to moved files go, and open those at the path.
-
-        A process's connections to one database share its WAL index: those
-        of a WAL index removed are closed first (another process that has
-        the database open keeps its WAL from being removed at their close).
-        Those of a database replaced are left open: their close would
-        remove the WAL of the one there now. A WAL removed holds what was
-        committed since the last checkpoint, and nothing else does: it is
-        checkpointed into the database first, through the connection that
-        still has it open.
-        """
-        async with self._opening:
-            moved, self._moved = self._moved, None
-            opened = self._open
-            if moved is None or opened is None:
-                return
-            if moved.wal:
-                with contextlib.suppress(CatalogError):
-                    await self._run_write(sql.checkpoint, opened.changes.writer)
-            elif await self._run_read(opened.identity.replaced):
-                _ABANDONED.append(opened)
-                self._open = None
-            await self._disconnect()
-        # Not made: gone, it stays gone until it is put back (faults.py).
-        if await self.open(create=False) and self.on_reopened is not None:
-            await self.on_reopened()
-
-    async def _run_read(self, function: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
-        return await self._run(self._reads, function, *args)
-
-    async def _run_write(self, function: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
-        return await self._run(self._writes, function, *args)
-
-    async def _run(
-        self, pool: Executor | None, function: Callable[[*_Ts], _T], *args: *_Ts
-    ) -> _T:
-        try:
-            result = await blocking.run(pool, function, *args)
-        except sqlite3.Error as ex:
-            self._faults.failed(ex)
-            if isinstance(ex, MovedError) and not ex.gone:
-                self._moved = ex
-            full = sql.error_code(ex) == sqlite3.SQLITE_FULL
-            raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
-        self._faults.worked()
-        return result
-
 
 def _private(directory: pathlib.Path) -> None:
     with contextlib.suppress(OSError):
         os.chmod(directory, 0o700)
-
-
-def _checked(
-    identity: Identity,
-    reader: sqlite3.Connection,
-    select: Callable[[sqlite3.Connection], _T],
-) -> _T:
-    """Select from the database if its files are still those open (MovedError).
-
-    Removed with its directory, say: what the open file still says is
-    no longer the storage's.
-    """
-    identity.check()
-    return select(reader)

@@ -6,7 +6,7 @@ import logging
 import pathlib
 import sqlite3
 
-from . import sql
+from . import connections
 from .identity import MovedError
 
 logger = logging.getLogger('asgilook.catalog')
@@ -57,7 +57,7 @@ class Faults:
 def _kind(ex: sqlite3.Error) -> str | None:
     if isinstance(ex, MovedError):
         return 'gone' if ex.gone else 'moved'
-    code = sql.error_code(ex)
+    code = connections.error_code(ex)
     if code in _NO_FAULT:
         return None
     if code in _READ_ONLY:

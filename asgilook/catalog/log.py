@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from . import sql
+from . import connections, sql
 from .record import Record
 
 
@@ -49,7 +49,7 @@ def upgrade(writer: sqlite3.Connection) -> None:
     columns = {row[1] for row in writer.execute('PRAGMA table_info(changes)')}
     if set(sql.RECORD_DETAILS) <= columns:
         return
-    with sql.transaction(writer, 'BEGIN IMMEDIATE'):
+    with connections.transaction(writer, 'BEGIN IMMEDIATE'):
         for column in sql.RECORD_DETAILS:
             writer.execute(f'ALTER TABLE changes ADD COLUMN {column} INTEGER')
         sql.set_setting(writer, 'changes_told_after', sql.last_serial(writer))
@@ -73,7 +73,7 @@ def after(reader: sqlite3.Connection, serial: int, limit: int) -> list[Change]:
 
 def span(reader: sqlite3.Connection) -> Span:
     """Return which changes the log can tell now."""
-    with sql.transaction(reader):
+    with connections.transaction(reader):
         last = sql.last_serial(reader)
         oldest = reader.execute('SELECT min(serial) FROM changes').fetchone()[0]
         told_after = sql.setting(reader, 'changes_told_after') or 0

@@ -14,6 +14,7 @@ from typing import TypeVar, TypeVarTuple
 from .. import blocking
 from ..errors import CatalogError
 from ..storage import files
+from . import connections
 from . import record as records
 from . import sql as catalog_sql
 from .record import Record, read_record
@@ -90,7 +91,7 @@ async def scanning(path: pathlib.Path, write_wait: float) -> AsyncIterator[Scan]
 
 def _connect(path: pathlib.Path, write_wait: float) -> sqlite3.Connection:
     # Not made if it is gone meanwhile: the catalog says so (faults.py).
-    reader = catalog_sql.connect(path, write_wait, create=False)
+    reader = connections.connect(path, write_wait, create=False)
     reader.executescript(_TABLES)
     return reader
 
@@ -135,7 +136,7 @@ def read_directory(
     report = Report()
     leftovers = []
     with (
-        catalog_sql.transaction(reader),
+        connections.transaction(reader),
         _batches(reader, 'temp.found', batch) as found,
         os.scandir(directory) as items,
     ):
@@ -198,7 +199,7 @@ def compare(reader: sqlite3.Connection) -> list[tuple[str, str]]:
         'SELECT 1 FROM images WHERE images.id = f.id AND NOT EXISTS '
         '(SELECT 1 FROM temp.missing AS m WHERE m.id = images.id)'
     )
-    with catalog_sql.transaction(reader):
+    with connections.transaction(reader):
         reader.execute(
             f'INSERT INTO temp.missing SELECT id, {name} FROM images WHERE NOT '
             f'EXISTS (SELECT 1 FROM temp.found WHERE temp.found.name = {name})'
@@ -225,7 +226,7 @@ def choose(
     descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with (
-            catalog_sql.transaction(reader),
+            connections.transaction(reader),
             _batches(reader, 'temp.adopted', batch) as adopted,
         ):
             chosen = None

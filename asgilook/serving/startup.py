@@ -14,12 +14,13 @@ from typing import Any, cast
 
 import falcon
 
-from .. import config, logs, workers
+from .. import logs, workers
 from ..errors import ConfigError, ServiceKeyError, StorageUnavailableError
 from ..events.exits import ExitSignals
 from ..http.gate import send_error
 from ..workers import first_to_report, mark_serving, others_serve
 from . import lifetimes
+from .settings import unknown_settings
 
 logger = logging.getLogger('asgilook.startup')
 
@@ -250,7 +251,7 @@ def warn_of_unknown_settings(environ: Mapping[str, str], server_pid: int) -> Non
     and they, finding it said, do not.
     """
     if first_to_report(server_pid, 'unknown-settings'):
-        for warning in config.unknown_settings(environ):
+        for warning in unknown_settings(environ):
             logger.warning('%s', warning)
 
 
