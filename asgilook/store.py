@@ -132,7 +132,7 @@ class Store:
             self._secret = await self._open()
 
     async def service_secret(self) -> bytes:
-        """Return the service key kept in the catalog (auth/signing.py).
+        """Return the service key kept in the catalog (catalog/keys.py).
 
         Read at start-up; an app served with no lifespan opens the catalog
         here (and clears no leftovers: uploads may be under way).

@@ -21,7 +21,7 @@ def connect(
     write_wait: how long a write waits for another process's write.
     """
     if create:
-        # Its own users' only: it keeps the service key (auth/signing.py).
+        # Its own users' only: it keeps the service key (keys.py).
         path.parent.mkdir(mode=0o700, exist_ok=True)
     connection = sqlite3.connect(
         f'file:{urllib.parse.quote(str(path))}?mode={"rwc" if create else "rw"}',

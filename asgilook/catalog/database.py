@@ -92,7 +92,7 @@ class SqliteCatalog(CatalogThreads):
             wait = self.limits.write_wait
             writer = await self._run_write(connections.connect, self.path, wait, create)
             reader = await self._run_read(connections.connect, self.path, wait)
-            # Its own users' only: it keeps the service key (auth/signing.py); one
+            # Its own users' only: it keeps the service key (keys.py); one
             # of asgilook 0.8 or older was made readable by all.
             await self._run_write(_private, self.path.parent)
             changed = await self._run_write(sql.prepare, writer, self.directory)

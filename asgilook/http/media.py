@@ -62,7 +62,7 @@ def etag(tag: str, media_type: str) -> str:
 
 
 class Items(Protocol):
-    """What an array answered a batch at a time is read from (catalog/listing.py)."""
+    """What an array answered a batch at a time is read from (storage/listing.py)."""
 
     @property
     def count(self) -> int: ...
