@@ -68,13 +68,14 @@ class _Wiring:
         self.cache = cache = RedisCache(
             config,
             token=store.token,
-            key=key,
+            service_key=key,
             varying=_BY_ACCEPT,
             versions={
                 IMAGES: versions.of_list,
                 IMAGE: versions.of_image,
                 THUMBNAIL: versions.of_thumbnail,
             },
+            shown_at={IMAGE: versions.shown_with_image},
         )
         images = Images(config, store, DeleteTokens(key))
         thumbnails = Thumbnails(store)

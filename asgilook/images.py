@@ -109,8 +109,6 @@ class Images:
         if not none_match_holds(req, etag):
             raise CurrentMatchError
         await self._store.delete(image)
-        # Every cached response that showed the image.
-        resp.context.invalidate = [image.uri, '/images', *image.thumbnails()]
         resp.status = falcon.HTTP_NO_CONTENT
 
     async def on_post(
@@ -180,6 +178,13 @@ class Versions:
         """A thumbnail: the stored JPEG of its image."""
         uri = thumbnail_uri(str(image_id), (width, height))
         return await _image_version(self._store, req, uri)
+
+    async def shown_with_image(
+        self, req: falcon.asgi.Request, image_id: uuid.UUID
+    ) -> list[str]:
+        """Where else a change of an image shows: the list, its thumbnails."""
+        image = await self._store.get(str(image_id))
+        return [] if image is None else ['/images', *image.thumbnails()]
 
 
 def _digest(text: str) -> str:

@@ -3,10 +3,11 @@
 Vocabulary (one word per idea):
 
 - token: the catalog's change token; any process's upload or delete changes it.
-- version: what an answer is computed from, as its resource says
-  (`cache_version`): a digest of the catalog for the list, the stored file's
-  name for an image and its thumbnails.
-- key: what an answer is kept under (`keys.cache_key`): its path[?query],
+- version: what an answer is computed from, as its route's Version says
+  (declared in app.py, `RedisCache(versions=...)`): a digest of the catalog
+  for the list, the stored file's name for an image and its thumbnails.
+- key: the cache key, what an answer is kept under (`keys.cache_key`): its
+  path[?query],
   preceded by a media type and a space when the request's Accept header
   negotiates another than the default, JSON (decided as `media.negotiate`
   decides it). Memory, Redis, flights and the fast path all go by the key:
@@ -14,8 +15,8 @@ Vocabulary (one word per idea):
   ETag, so no 304 confirms the other's copy). Only the paths the app names
   (`RedisCache(varying=...)`: the list and its pages) vary; an image or a
   thumbnail is one JPEG, kept once under the bare path for every client.
-- entry: an answer kept in Redis (`entries.Entry`), signed for its key,
-  under `asgilook:` + key.
+- entry: an answer kept in Redis (`entries.Entry`), signed for its key with
+  the service key, under the Redis key `asgilook:` + key.
 - kept: an entry in a process's memory (`memory.Kept`), its Hit headers
   rendered once.
 - lock: a key's cross-process render lock in Redis (the key holds the
@@ -26,9 +27,12 @@ Vocabulary (one word per idea):
 
 The path of a GET: `FastPath` sends what memory keeps while the token is
 the one it was kept under (fresh for `memory_ttl`, Redis alive within
-`liveness`); else Falcon routes it, and `RedisCache` asks the resource's
-version, then memory (same version), a flight of this process, and Redis:
-its entry, or its lock and a render here whose entry is kept and stored.
+`liveness`), and hands its key and token to the middleware otherwise;
+Falcon routes it, and `RedisCache` asks the route's version, then memory
+(same version), a flight of this process, and Redis: its entry, or its
+lock and a render here whose entry is kept and stored. A change (POST,
+PUT, DELETE) drops what is kept for its path and for those its route's
+ShownAt names (`RedisCache(shown_at=...)`).
 
 Modules: keys (the key of a request), entries (the entry and its encoding),
 backend (Redis clients, bounded commands, the outage breaker), redis_tier

@@ -8,7 +8,7 @@ from typing import Any
 from ..http.conditional import CONDITIONAL_HEADERS
 from .keys import cache_key
 from .memory import Kept
-from .middleware import CACHED_METHODS, RedisCache
+from .middleware import CACHED_METHODS, LOOKED_UP, RedisCache
 from .tiers import Tiers, Token
 
 Scope = dict[str, Any]
@@ -71,15 +71,20 @@ class FastPath:
             if name == b'accept':
                 # As Falcon reads a header sent more than once.
                 accept = value if accept is None else accept + b',' + value
-        path: str = scope['path']
+        key: str = scope['path']
         query: bytes = scope.get('query_string', b'')
         if query:
             if not query.isascii():
                 # Kept answers have plain queries (pages); this is none.
                 return None
-            path = f'{path}?{query.decode()}'
+            key = f'{key}?{query.decode()}'
         if accept is not None:
             # The representation the client asks for, decided as the
             # middleware decides it.
-            path = cache_key(path, accept.decode('latin-1'), self._varying)
-        return self._tiers.servable(path, self._token())
+            key = cache_key(key, accept.decode('latin-1'), self._varying)
+        token = self._token()
+        hit = self._tiers.servable(key, token)
+        if hit is None:
+            # Not computed again by the middleware.
+            scope[LOOKED_UP] = (key, token)
+        return hit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import falcon.asgi
@@ -25,6 +25,12 @@ INVALIDATE_ON = frozenset({'DELETE', 'POST', 'PUT'})
 # and the route's fields (None: nothing to keep): an entry is served only
 # while it is still so.
 Version = Callable[..., Awaitable[str | None]]
+# The other paths a change through a route shows at (its own path aside),
+# given the request and the route's fields, asked before the change is made.
+ShownAt = Callable[..., Awaitable[Iterable[str]]]
+# What the fast path found of a request memory could not answer, for the
+# middleware (fastpath.py): its cache key and the catalog's token.
+LOOKED_UP = 'asgilook.cache.looked_up'
 
 
 class RedisCache:
@@ -34,8 +40,8 @@ class RedisCache:
     route template, each with its Version: `versions`. An entry is served
     only while its version still holds: no process serves an answer that
     another process's change, or a change made while Redis was away, made
-    stale. A resource whose change shows at other paths too lists them in
-    `resp.context.invalidate`.
+    stale. A POST, PUT or DELETE that succeeds drops what is kept for its
+    path, and for the paths its route's ShownAt names (`shown_at`).
 
     Redis only ever makes answers faster: every command is bounded by
     `Config.redis_timeout`, and while Redis is away answers say `Bypass` and
@@ -49,14 +55,17 @@ class RedisCache:
         self,
         config: Config,
         token: Token | None = None,
-        key: ServiceKey | None = None,
+        service_key: ServiceKey | None = None,
         content_types: frozenset[str] = CONTENT_TYPES,
         varying: frozenset[str] = frozenset(),
         versions: Mapping[str, Version] | None = None,
+        shown_at: Mapping[str, ShownAt] | None = None,
     ) -> None:
-        self._service_key = key or ServiceKey(config)
+        self._service_key = service_key or ServiceKey(config)
         # The routes whose answers are kept, by template, and their versions.
         self.versions = dict(versions or {})
+        # The routes whose changes show at other paths too.
+        self.shown_at = dict(shown_at or {})
         # The paths whose answer varies by Accept (see keys.cache_key).
         self.varying = varying
         self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
@@ -82,15 +91,20 @@ class RedisCache:
         if req.method not in CACHED_METHODS:
             return
         tiers = self.tiers
-        # Read before anything is computed: what is kept under it is no older.
-        token = tiers.token()
-        path = cache_key(_target(req), req.get_header('Accept'), self.varying)
-        hit = tiers.servable(path, token)
-        if hit is not None:
-            _serve(resp, hit)
-            return
+        looked_up: tuple[str, bytes | None] | None = req.scope.get(LOOKED_UP)
+        if looked_up is not None:
+            # Memory was asked a moment ago, before Falcon.
+            key, token = looked_up
+        else:
+            # Read before anything is computed: what is kept under it is no older.
+            token = tiers.token()
+            key = cache_key(_target(req), req.get_header('Accept'), self.varying)
+            hit = tiers.servable(key, token)
+            if hit is not None:
+                _serve(resp, hit)
+                return
         reachable = await tiers.backend.reachable()
-        resp.context.cache = Lookup(path, token, reachable)
+        resp.context.cache = Lookup(key, token, reachable)
         resp.set_header(CACHE_HEADER, 'Miss' if reachable else 'Bypass')
 
     async def process_resource(
@@ -100,8 +114,14 @@ class RedisCache:
         resource: object,
         params: dict[str, Any],
     ) -> None:
+        template = req.uri_template or ''
+        if req.method in INVALIDATE_ON:
+            shown_at = self.shown_at.get(template)
+            if shown_at is not None:
+                resp.context.shown_at = await shown_at(req, **params)
+            return
         lookup: Lookup | None = resp.context.get('cache')
-        version = self.versions.get(req.uri_template or '')
+        version = self.versions.get(template)
         if version is None:
             # Never cached (an event stream): its answer says nothing of it.
             resp.delete_header(CACHE_HEADER)
@@ -126,9 +146,9 @@ class RedisCache:
     ) -> None:
         if req.method in INVALIDATE_ON:
             if req_succeeded:
-                # The resource may name other paths its change shows through.
-                invalidate = getattr(resp.context, 'invalidate', ())
-                paths = (req.path, *invalidate)
+                # And the other paths its route's change shows at.
+                shown_at: Iterable[str] = resp.context.get('shown_at') or ()
+                paths = (req.path, *shown_at)
                 await self.tiers.invalidate(
                     [key for path in paths for key in variants(path, self.varying)]
                 )

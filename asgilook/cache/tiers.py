@@ -1,4 +1,4 @@
-"""The path of a GET through the tiers: kept in memory, a flight, an entry in Redis."""
+"""The way of a GET through the tiers: kept in memory, a flight, an entry in Redis."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ Token = Callable[[], bytes | None]
 class Lookup:
     """What a GET that memory could not answer learned on its way."""
 
-    path: str
+    key: str
     token: bytes | None
     # Whether Redis may be asked (else the answer is a Bypass).
     reachable: bool
@@ -46,7 +46,7 @@ class Tiers:
         self,
         config: Config,
         token: Token,
-        key: ServiceKey,
+        service_key: ServiceKey,
         content_types: frozenset[str],
     ) -> None:
         self._timing = config.cache_timing
@@ -54,7 +54,7 @@ class Tiers:
         self.token = token
         self._content_types = content_types
         self.backend = RedisBackend(config)
-        self._redis = RedisTier(config, self.backend, key, content_types)
+        self._redis = RedisTier(config, self.backend, service_key, content_types)
         self._memory: MemoryTier[Kept] = MemoryTier(config.memory_cache_size)
         self._flights: Flights[Kept] = Flights()
 
@@ -63,12 +63,12 @@ class Tiers:
         await self._redis.close()
         await self.backend.close()
 
-    def servable(self, path: str, token: bytes | None) -> Kept | None:
-        """Return what memory keeps for path if it may be sent as it is now."""
+    def servable(self, key: str, token: bytes | None) -> Kept | None:
+        """Return what memory keeps for key if it may be sent as it is now."""
         now = self._clock()
         if not self.backend.alive(now):
             return None
-        item = self._memory.get(path)
+        item = self._memory.get(key)
         if item is None or item.token != token or now >= item.fresh_until:
             return None
         return item
@@ -80,24 +80,24 @@ class Tiers:
         """
         lookup.version = version
         if version is None:
-            # Nothing stored is shown at this path: there is nothing to cache.
+            # Nothing stored is shown at this key: there is nothing to cache.
             return None
-        path = lookup.path
-        item = self._memory.get(path)
+        key = lookup.key
+        item = self._memory.get(key)
         alive = self.backend.alive(self._clock())
         if item is not None and item.entry.version == version and alive:
             # Still what the storage holds: no need to fetch it again.
-            return self._keep(path, item.entry, lookup.token, item)
+            return self._keep(key, item.entry, lookup.token, item)
         # A HEAD takes part as a GET does: its responder may compute the
         # body too (then it is stored), or only the headers (then nothing is).
-        flight, leading = self._flights.join(path, version)
+        flight, leading = self._flights.join(key, version)
         if not leading:
             return await self._flights.follow(flight, within=self._timing.lock_ttl)
         lookup.flight = flight
-        entry, lookup.locked = await self._redis.claim(path, version)
+        entry, lookup.locked = await self._redis.claim(key, version)
         if entry is None:
             return None
-        hit = self._keep(path, entry, lookup.token)
+        hit = self._keep(key, entry, lookup.token)
         self._flights.land(flight, hit)
         return hit
 
@@ -115,23 +115,23 @@ class Tiers:
         if not self.backend.available:
             return
         if hit is not None and lookup.version_now is not None:
-            self._put(lookup.path, hit)
-            await self._redis.store(lookup.path, hit.entry, lookup.version_now)
+            self._put(lookup.key, hit)
+            await self._redis.store(lookup.key, hit.entry, lookup.version_now)
         elif lookup.locked:
             # Nothing to store: those waiting for this render compute their own.
-            await self._redis.release(lookup.path)
+            await self._redis.release(lookup.key)
 
-    async def invalidate(self, paths: Iterable[str]) -> None:
-        """Forget the answers at paths, in memory and in Redis."""
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        """Forget the answers at keys, in memory and in Redis."""
         if not self.backend.available:
             return
-        paths = set(paths)
-        for path in paths:
-            self._memory.discard(path)
-        await self._redis.drop(paths)
+        keys = set(keys)
+        for key in keys:
+            self._memory.discard(key)
+        await self._redis.drop(keys)
 
     def _keep(
-        self, path: str, entry: Entry, token: bytes | None, was: Kept | None = None
+        self, key: str, entry: Entry, token: bytes | None, was: Kept | None = None
     ) -> Kept:
         fresh_until = self._clock() + self._timing.memory_ttl
         if was is None:
@@ -139,9 +139,9 @@ class Tiers:
         else:
             # Its headers are rendered already.
             hit = dataclasses.replace(was, token=token, fresh_until=fresh_until)
-        self._put(path, hit)
+        self._put(key, hit)
         return hit
 
-    def _put(self, path: str, hit: Kept) -> None:
+    def _put(self, key: str, hit: Kept) -> None:
         if hit.token is not None:
-            self._memory.put(path, hit, len(hit.entry.body))
+            self._memory.put(key, hit, len(hit.entry.body))
