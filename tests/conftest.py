@@ -23,6 +23,7 @@ from asgilook.app import create_served_app
 from . import browser, servers
 from .fakes import as_listed, make_config
 from .images import encode, gradient, image_files
+from .service import Service
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
 # (sleep(0) in a loop), which holds the GIL; the start's work runs in threads
@@ -163,6 +164,16 @@ def live_server(tmp_path, live_redis):
     storage = tmp_path / 'images'
     with servers.uvicorn_server(storage, live_redis) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def service(tmp_path, live_redis):
+    """uvicorn --workers 2 serving asgilook over a real Redis (see service.py)."""
+    running = Service(tmp_path / 'images', live_redis)
+    try:
+        yield running
+    finally:
+        servers.stop(running.process)
 
 
 # Whether a test's own steps failed (not its set-up or tear-down).

@@ -15,7 +15,7 @@ from . import servers
 from .fakes import owner
 from .images import encode, stored_file
 from .mounts import read_only, tmpfs, writable
-from .test_events_live import Service, _eventually
+from .service import Service, eventually
 
 
 @pytest.fixture
@@ -113,14 +113,14 @@ async def test_a_worker_started_again_on_read_only_storage_stops_no_other(
         image = _upload(service.url)
         read_only(storage)
         os.kill(workers[0], signal.SIGKILL)
-        await _eventually(lambda: b'this one takes no request' in log_path.read_bytes())
+        await eventually(lambda: b'this one takes no request' in log_path.read_bytes())
         # Every read is answered by the worker that serves: the new one
         # takes no connection until it starts.
         while_read_only = [_status(f'{service.url}{image["image"]}') for _ in range(20)]
         alive = service.process.poll() is None
         writable(storage)
         # At its next try (every 5 s), the new worker serves too.
-        await _eventually(lambda: b'started at last' in log_path.read_bytes(), wait=15)
+        await eventually(lambda: b'started at last' in log_path.read_bytes(), wait=15)
         uploaded = [_upload(service.url) for _ in range(4)]
     finally:
         servers.stop(service.process)
