@@ -23,6 +23,7 @@ from asgilook.app import create_served_app
 from . import browser, servers
 from .fakes import as_listed, make_config
 from .images import encode, gradient, image_files
+from .paging import upload_many
 from .service import Service
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
@@ -107,6 +108,14 @@ def image(client):
     return as_listed(
         client.simulate_post('/images', body=encode(gradient(), 'PNG')).json
     )
+
+
+@pytest.fixture
+async def stored(storage_path, redis_server):
+    """Seven images, uploaded through an app that lists them in one piece."""
+    app = create_served_app(make_config(storage_path, redis_server))
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        return await upload_many(conductor, 7)
 
 
 @pytest.fixture(params=['list', 'image', 'thumbnail'])
