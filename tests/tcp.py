@@ -25,14 +25,14 @@ def lines():
         yield _port(fields[1]), _port(fields[2]), fields[9]
 
 
-def queues(port: int, peer: int) -> tuple[int, int]:
-    """What the end on port of a connection with peer holds: (unsent, unread).
+def queues() -> dict[tuple[int, int], tuple[int, int]]:
+    """What each end of a loopback connection holds, by (its port, its peer's).
 
-    Unsent: bytes its holder wrote that the peer has not taken; unread: bytes
-    that came that its holder has not read. (0, 0) once there is no such end.
+    (unsent, unread): bytes its holder wrote that the peer has not taken, and
+    bytes that came that its holder has not read.
     """
+    held = {}
     for fields in _rows():
-        if _port(fields[1]) == port and _port(fields[2]) == peer:
-            unsent, unread = fields[4].split(':')
-            return int(unsent, 16), int(unread, 16)
-    return 0, 0
+        unsent, unread = fields[4].split(':')
+        held[_port(fields[1]), _port(fields[2])] = int(unsent, 16), int(unread, 16)
+    return held
