@@ -124,21 +124,13 @@ def test_http_0_9_is_answered_without_a_server_error(server):
     assert httpx.get(f'{base_url}/images').status_code == 200
 
 
-def rss_kib(pid: int) -> int:
-    with open(f'/proc/{pid}/status') as status:
-        for line in status:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    raise AssertionError(f'no VmRSS for {pid}')  # pragma: no cover
-
-
 def test_200_stalled_uploads_take_bounded_memory_and_leave_nothing(server):
     base_url, storage, pid = server
     upload = photo((640, 480))
     with httpx.Client(base_url=base_url, timeout=10) as http:
         image = http.post('/images', content=upload).json()
         http.get(image['thumbnails'][0])
-    before = rss_kib(pid)
+    before = servers.rss_kib(pid)
     # ~1 MB each, most of it sent, then nothing more: 200 bodies waiting.
     body = b'\x89PNG\r\n\x1a\n' + os.urandom(900_000)
     with contextlib.ExitStack() as stack:
@@ -149,7 +141,7 @@ def test_200_stalled_uploads_take_bounded_memory_and_leave_nothing(server):
             sockets.append(sock)
         # What each sent is in the server: read into memory, or spooled.
         assert wait_for(lambda: taken(base_url, sockets))
-        grown_mib = (rss_kib(pid) - before) / 1024
+        grown_mib = (servers.rss_kib(pid) - before) / 1024
 
         started = time.monotonic()
         listing = httpx.get(f'{base_url}/images', timeout=5)
