@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
@@ -132,7 +133,7 @@ def test_200_stalled_uploads_take_bounded_memory_and_leave_nothing(server):
         http.get(image['thumbnails'][0])
     before = servers.rss_kib(pid)
     # ~1 MB each, most of it sent, then nothing more: 200 bodies waiting.
-    body = b'\x89PNG\r\n\x1a\n' + os.urandom(900_000)
+    body = b'\x89PNG\r\n\x1a\n' + random.Random(0).randbytes(900_000)
     with contextlib.ExitStack() as stack:
         sockets = []
         for _ in range(200):

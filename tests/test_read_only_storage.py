@@ -2,6 +2,7 @@
 
 import logging
 import os
+import random
 import signal
 
 import falcon.testing
@@ -34,7 +35,7 @@ async def conductor(config, storage):
 
 def noise(size) -> bytes:
     """A PNG that does not compress: over a MiB, so its upload is spooled."""
-    pixels = os.urandom(size[0] * size[1] * 3)
+    pixels = random.Random(str(size)).randbytes(size[0] * size[1] * 3)
     return encode(PIL.Image.frombytes('RGB', size, pixels), 'PNG')
 
 
