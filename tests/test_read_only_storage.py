@@ -111,6 +111,8 @@ async def test_a_worker_started_again_on_read_only_storage_stops_no_other(
     service = _logging_to(log_path, storage, live_redis)
     try:
         workers = await service.two_workers()
+        # Both started: each listens from its fork on, before its start.
+        await eventually(lambda: _started(log_path) == 2)
         image = _upload(service.url)
         read_only(storage)
         os.kill(workers[0], signal.SIGKILL)
@@ -135,6 +137,11 @@ def _logging_to(log_path, storage, redis_url) -> Service:
     """uvicorn --workers 2, its log in a file the test can read as it runs."""
     with open(log_path, 'wb') as log:
         return Service(storage, redis_url, stderr=log)
+
+
+def _started(log_path) -> int:
+    """How many workers said their start is complete."""
+    return log_path.read_bytes().count(b'Application startup complete.')
 
 
 def _status(url: str) -> int:
