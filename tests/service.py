@@ -38,7 +38,7 @@ class Service:
         )
 
     async def two_workers(self) -> list[int]:
-        """Both workers, once both run (uvicorn starts them one by one)."""
+        """Both workers, once both are forked (each listens before its start ends)."""
         return await eventually(lambda: (w := self.workers()) and len(w) == 2 and w)
 
     def holders(self) -> dict[int, int]:
