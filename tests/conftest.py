@@ -23,6 +23,8 @@ from asgilook.app import create_served_app
 from . import browser, servers
 from .fakes import as_listed, make_config
 from .images import encode, gradient, image_files
+from .paging import upload_many
+from .service import Service
 
 # falcon.testing waits for a lifespan's start by spinning the event loop
 # (sleep(0) in a loop), which holds the GIL; the start's work runs in threads
@@ -108,6 +110,14 @@ def image(client):
     )
 
 
+@pytest.fixture
+async def stored(storage_path, redis_server):
+    """Seven images, uploaded through an app that lists them in one piece."""
+    app = create_served_app(make_config(storage_path, redis_server))
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        return await upload_many(conductor, 7)
+
+
 @pytest.fixture(params=['list', 'image', 'thumbnail'])
 def uri(request, image):
     """Each kind of answer the cache keeps: the list, an image, a thumbnail."""
@@ -163,6 +173,16 @@ def live_server(tmp_path, live_redis):
     storage = tmp_path / 'images'
     with servers.uvicorn_server(storage, live_redis) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def service(tmp_path, live_redis):
+    """uvicorn --workers 2 serving asgilook over a real Redis (see service.py)."""
+    running = Service(tmp_path / 'images', live_redis)
+    try:
+        yield running
+    finally:
+        servers.stop(running.process)
 
 
 # Whether a test's own steps failed (not its set-up or tear-down).

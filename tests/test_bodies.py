@@ -3,6 +3,7 @@
 import asyncio
 import os
 import pathlib
+import random
 
 import falcon
 import falcon.testing
@@ -75,8 +76,9 @@ def test_a_stalled_body_times_out_and_leaves_nothing(config, storage_path, size)
     # Small bodies wait in memory, large ones in a spool file: neither stays.
     config.body_timeout = 0.05
     app = create_served_app(config)
-    events = [body(b'\x89PNG\r\n\x1a\n' + os.urandom(size % 1024), more=True)]
-    events += [body(os.urandom(1024 * 1024), more=True)] * (size // (1024 * 1024))
+    noise = random.Random(size)
+    events = [body(b'\x89PNG\r\n\x1a\n' + noise.randbytes(size % 1024), more=True)]
+    events += [body(noise.randbytes(1024 * 1024), more=True)] * (size // (1024 * 1024))
     events.append(STALL)
 
     status, _, error, _ = post(app, events)

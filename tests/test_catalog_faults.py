@@ -21,7 +21,7 @@ from asgilook.catalog.faults import Faults
 from . import servers
 from .fakes import FakeClock, make_config, upload_through
 from .images import encode, gradient
-from .test_events_live import Service, _eventually
+from .service import Service, eventually
 
 
 def _catalog(storage_path) -> pathlib.Path:
@@ -135,7 +135,7 @@ async def test_a_removed_wal_index_then_a_restarted_worker_loses_nothing(
 async def _restart_one(service: Service, workers: list[int]) -> None:
     """Kill a worker, as the system might; wait until uvicorn started another."""
     os.kill(workers[0], signal.SIGKILL)
-    await _eventually(
+    await eventually(
         lambda: len(w := service.workers()) == 2 and workers[0] not in w, wait=30
     )
 

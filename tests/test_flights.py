@@ -2,7 +2,7 @@
 
 import asyncio
 import dataclasses
-import threading
+import functools
 import time
 
 import fakeredis
@@ -15,6 +15,7 @@ from asgilook.cache.redis_tier import LOCK_PREFIX
 from asgilook.config import CacheTiming
 from asgilook.imaging import convert
 
+from .crowds import Followers, Renders, together
 from .fakes import two_workers, upload_through
 from .images import stored_file
 
@@ -32,26 +33,36 @@ def config(config):
 
 @pytest.fixture
 def renders(monkeypatch):
-    """Count thumbnail renders; each takes long enough for a crowd to gather."""
-    calls = []
-    lock = threading.Lock()
-    resize = convert.resize
-
-    def counted_resize(*args, **kwargs):
-        with lock:
-            calls.append(args[1])
-        time.sleep(0.2)
-        return resize(*args, **kwargs)
-
-    monkeypatch.setattr(convert, 'resize', counted_resize)
-    return calls
+    """Count thumbnail renders; a test may hold them while a crowd gathers."""
+    counted = Renders()
+    monkeypatch.setattr(
+        convert, 'resize', functools.partial(counted.resize, convert.resize)
+    )
+    yield counted
+    counted.let_go()
 
 
-async def test_concurrent_misses_render_once_per_process(config, renders):
+@pytest.fixture
+def followers(monkeypatch):
+    """Count the requests that follow a flight (in any process of the test)."""
+    counted = Followers()
+    follow = Flights.follow
+
+    async def counted_follow(self, flight, within):
+        await counted.joined()
+        return await follow(self, flight, within)
+
+    monkeypatch.setattr(Flights, 'follow', counted_follow)
+    return counted
+
+
+async def test_concurrent_misses_render_once_per_process(config, renders, followers):
     async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
 
-        crowd = await asyncio.gather(*(conductor.simulate_get(uri) for _ in range(16)))
+        crowd = await together(
+            [conductor.simulate_get(uri) for _ in range(16)], renders, followers, 15
+        )
         later = await conductor.simulate_get(uri)
 
     assert len(renders) == 1
@@ -65,7 +76,7 @@ async def test_concurrent_misses_render_once_per_process(config, renders):
 # Redis before 7.0 does not take SET with both NX and GET.
 @pytest.mark.parametrize('redis_version', [(6, 2), (7, 0)])
 async def test_processes_sharing_redis_render_once_between_them(
-    storage_path, renders, redis_version, caplog
+    storage_path, renders, followers, redis_version, caplog
 ):
     redis_server = fakeredis.FakeServer(version=redis_version)
     async with two_workers(storage_path, redis_server, render_processes=0) as (
@@ -74,13 +85,18 @@ async def test_processes_sharing_redis_render_once_between_them(
     ):
         thumbnails = [(await upload_through(first))['thumbnails'][0] for _ in range(2)]
 
+        # In each process, one leads and seven follow: the leader of one
+        # renders, the other's waits for its entry in Redis.
         crowds = [
-            await asyncio.gather(
-                *(
+            await together(
+                [
                     process.simulate_get(uri)
                     for _ in range(8)
                     for process in (first, second)
-                )
+                ],
+                renders,
+                followers,
+                14,
             )
             for uri in thumbnails
         ]
@@ -164,10 +180,12 @@ async def test_a_render_that_fails_releases_its_lock(
 async def test_redis_lost_during_a_render(config, redis_server, renders):
     async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         image = await upload_through(conductor)
+        renders.hold()
         rendering = asyncio.create_task(conductor.simulate_get(image['thumbnails'][0]))
-        await asyncio.sleep(0.1)
+        await renders.begun(1)
         redis_server.connected = False
         bypassed = await conductor.simulate_get(image['image'])
+        renders.let_go()
         rendered = await rendering
         redis_server.connected = True
         started = time.monotonic()
@@ -261,16 +279,19 @@ async def test_a_head_of_a_cold_thumbnail_renders_it_for_the_get(
     assert get.content == elsewhere.content
 
 
-async def test_concurrent_heads_and_gets_render_once(config, renders):
+async def test_concurrent_heads_and_gets_render_once(config, renders, followers):
     async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
         uri = (await upload_through(conductor))['thumbnails'][0]
 
-        crowd = await asyncio.gather(
-            *(
+        crowd = await together(
+            [
                 conductor.simulate_request(method, uri)
                 for _ in range(4)
                 for method in ('HEAD', 'GET')
-            )
+            ],
+            renders,
+            followers,
+            7,
         )
 
     assert len(renders) == 1

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import random
 import signal
 
 import falcon.testing
@@ -15,7 +16,7 @@ from . import servers
 from .fakes import owner
 from .images import encode, stored_file
 from .mounts import read_only, tmpfs, writable
-from .test_events_live import Service, _eventually
+from .service import Service, eventually
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def conductor(config, storage):
 
 def noise(size) -> bytes:
     """A PNG that does not compress: over a MiB, so its upload is spooled."""
-    pixels = os.urandom(size[0] * size[1] * 3)
+    pixels = random.Random(str(size)).randbytes(size[0] * size[1] * 3)
     return encode(PIL.Image.frombytes('RGB', size, pixels), 'PNG')
 
 
@@ -110,17 +111,19 @@ async def test_a_worker_started_again_on_read_only_storage_stops_no_other(
     service = _logging_to(log_path, storage, live_redis)
     try:
         workers = await service.two_workers()
+        # Both started: each listens from its fork on, before its start.
+        await eventually(lambda: _started(log_path) == 2)
         image = _upload(service.url)
         read_only(storage)
         os.kill(workers[0], signal.SIGKILL)
-        await _eventually(lambda: b'this one takes no request' in log_path.read_bytes())
+        await eventually(lambda: b'this one takes no request' in log_path.read_bytes())
         # Every read is answered by the worker that serves: the new one
         # takes no connection until it starts.
         while_read_only = [_status(f'{service.url}{image["image"]}') for _ in range(20)]
         alive = service.process.poll() is None
         writable(storage)
         # At its next try (every 5 s), the new worker serves too.
-        await _eventually(lambda: b'started at last' in log_path.read_bytes(), wait=15)
+        await eventually(lambda: b'started at last' in log_path.read_bytes(), wait=15)
         uploaded = [_upload(service.url) for _ in range(4)]
     finally:
         servers.stop(service.process)
@@ -134,6 +137,11 @@ def _logging_to(log_path, storage, redis_url) -> Service:
     """uvicorn --workers 2, its log in a file the test can read as it runs."""
     with open(log_path, 'wb') as log:
         return Service(storage, redis_url, stderr=log)
+
+
+def _started(log_path) -> int:
+    """How many workers said their start is complete."""
+    return log_path.read_bytes().count(b'Application startup complete.')
 
 
 def _status(url: str) -> int:

@@ -2,7 +2,7 @@
 
 import asyncio
 import pathlib
-import secrets
+import random
 import subprocess
 import sys
 import uuid
@@ -259,7 +259,7 @@ def release_0_2_0_storage(storage_path) -> tuple[list[dict], dict, str, pathlib.
     # The counter of changes that workers of 0.2.0 mapped into memory.
     (directory / '.generation').write_bytes((3).to_bytes(8, 'little'))
     key = directory / '.service-key'
-    key.write_text(secrets.token_hex(32) + '\n')
+    key.write_text(random.Random(0).randbytes(32).hex() + '\n')
     key.chmod(0o600)
     # An upload of a worker that was killed.
     leftover = f'.incoming-{dead_pid()}-{uuid.uuid4().hex}.tmp'

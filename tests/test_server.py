@@ -17,7 +17,7 @@ from asgilook.serving.protocol import (
     ServerConfig,
 )
 
-from . import servers
+from . import servers, tcp
 
 _EVENTS = b'data: {}\n\n' * 16384
 
@@ -290,10 +290,5 @@ async def _settled_send_queue(port: int, client_port: int) -> int:
 
 
 def _send_queue(port: int, client_port: int) -> int:
-    with open('/proc/net/tcp') as table:
-        for line in table.readlines()[1:]:
-            local, remote, _, queues = line.split()[1:5]
-            ours = local.endswith(f':{port:04X}')
-            if ours and remote.endswith(f':{client_port:04X}'):
-                return int(queues.split(':')[0], 16)
-    return 0
+    unsent, _ = tcp.queues().get((port, client_port), (0, 0))
+    return unsent

@@ -216,8 +216,15 @@ async def test_a_worker_waiting_to_start_stops_with_the_server(caplog):
         retry_interval=60,
     )
     running = asyncio.create_task(lifespan(app))
+
+    def waiting() -> bool:
+        # It says so as it begins to wait to try again.
+        return any('tries again every' in r.getMessage() for r in caplog.records)
+
+    async with asyncio.timeout(10):
+        while not waiting():  # noqa: ASYNC110 (a log line, not a task)
+            await asyncio.sleep(0.01)
     # What SIGINT or SIGTERM does to it.
-    await asyncio.sleep(0)
     app.stop_retrying()
     async with asyncio.timeout(10):
         sent = await running

@@ -5,7 +5,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
+import random
 import socket
 
 import httpx
@@ -100,14 +100,15 @@ async def test_a_websocket_message_over_4_kib_closes_the_socket_1009(launched):
 def _bad_utf8_frame(port: int) -> bytes:
     """Open a WebSocket by hand, send a text frame that is not UTF-8; the answer."""
     with socket.create_connection(('127.0.0.1', port), timeout=10) as sock:
-        key = base64.b64encode(os.urandom(16))
+        nonces = random.Random(port)
+        key = base64.b64encode(nonces.randbytes(16))
         sock.sendall(
             b'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n'
             b'Connection: Upgrade\r\nSec-WebSocket-Key: ' + key + b'\r\n'
             b'Sec-WebSocket-Version: 13\r\n\r\n'
         )
         assert sock.recv(4096).startswith(b'HTTP/1.1 101')
-        payload, mask = b'\xff\xfe\xfd', os.urandom(4)
+        payload, mask = b'\xff\xfe\xfd', nonces.randbytes(4)
         masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
         sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
         return sock.recv(4096)
