@@ -359,7 +359,7 @@ async def test_what_one_directory_holds_says_nothing_of_another(
     original = stored_file(first, image_id)
     # The same name, time and size in another directory, and garbage in it.
     copy = second / original.name
-    copy.write_bytes(os.urandom(original.stat().st_size))
+    copy.write_bytes(random.Random(1).randbytes(original.stat().st_size))
     os.utime(copy, ns=(original.stat().st_atime_ns, original.stat().st_mtime_ns))
     config.storage_path = first
     async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
