@@ -63,20 +63,7 @@ class _Wiring:
         store = Store(config)
         # Kept in the catalog; loaded at start-up, once the store opened it.
         key = ServiceKey(config, store.service_secret)
-        # The answers the cache keeps, and what each is computed from.
-        versions = Versions(store)
-        self.cache = cache = RedisCache(
-            config,
-            token=store.token,
-            service_key=key,
-            varying=_BY_ACCEPT,
-            versions={
-                IMAGES: versions.of_list,
-                IMAGE: versions.of_image,
-                THUMBNAIL: versions.of_thumbnail,
-            },
-            shown_at={IMAGE: versions.shown_with_image},
-        )
+        self.cache = cache = _cache(config, store, key)
         images = Images(config, store, DeleteTokens(key))
         thumbnails = Thumbnails(store)
         feed = Feed(store, config)
@@ -107,6 +94,24 @@ class _Wiring:
         listened = frozenset({IMAGES})
         fast = FastPath(self.app, self.cache)
         return Gate(fast, self.config.body_timeout, streams, listened)
+
+
+def _cache(config: Config, store: Store, key: ServiceKey) -> RedisCache:
+    """The cache of an app: which answers it keeps, what each is computed from."""
+    versions = Versions(store)
+    return RedisCache(
+        config,
+        token=store.token,
+        service_key=key,
+        varying=_BY_ACCEPT,
+        versions={
+            IMAGES: versions.of_list,
+            IMAGE: versions.of_image,
+            THUMBNAIL: versions.of_thumbnail,
+        },
+        # A delete shows in the list and in the image's thumbnails too.
+        shown_at={IMAGE: versions.shown_with_image},
+    )
 
 
 class _StoreLifespan:

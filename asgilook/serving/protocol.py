@@ -243,12 +243,7 @@ class _Requests:
 
         def streaming() -> None:
             release()
-            connection = transport.get_extra_info('socket')
-            # A socket gone already has no buffer to bound.
-            with contextlib.suppress(OSError):
-                connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER
-                )
+            _bound_send_buffer(transport)
 
         scope[RELEASE] = streaming
 
@@ -290,3 +285,11 @@ async def _busy(scope: Any, receive: Any, send: Any) -> None:
     ]
     await send({'type': 'http.response.start', 'status': 503, 'headers': headers})
     await send({'type': 'http.response.body', 'body': _BUSY})
+
+
+def _bound_send_buffer(transport: asyncio.Transport) -> None:
+    """Give an event stream's socket a send buffer of STREAM_SEND_BUFFER."""
+    connection = transport.get_extra_info('socket')
+    # A socket gone already has no buffer to bound.
+    with contextlib.suppress(OSError):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
