@@ -20,7 +20,7 @@ import pytest
 from asgilook import workers
 from asgilook.app import create_served_app
 
-from . import browser, servers
+from . import browser, engines, servers
 from .fakes import as_listed, make_config
 from .images import encode, gradient, image_files
 from .paging import upload_many
@@ -249,3 +249,37 @@ def logged(caplog):
     """caplog, taking asgilook's INFO lines too."""
     caplog.set_level(logging.INFO, logger='asgilook')
     return caplog
+
+
+@pytest.fixture(scope='session')
+def postgres_server():
+    """A real PostgreSQL server on a free loopback port, for the whole session."""
+    with engines.postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(postgres_server):
+    """A fresh database on the session's PostgreSQL; yields its URL."""
+    with postgres_server.database() as url:
+        yield url
+
+
+@pytest.fixture(scope='session')
+def seaweed_server():
+    """A real SeaweedFS (S3) server on free loopback ports, for the whole session."""
+    with engines.seaweed_server() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(seaweed_server):
+    """A fresh bucket on the session's SeaweedFS; yields its name."""
+    with seaweed_server.bucket() as name:
+        yield name
+
+
+@pytest.fixture
+def s3_environ(seaweed_server):
+    """AWS_ENDPOINT_URL, credentials and region for the session's SeaweedFS."""
+    return dict(seaweed_server.environ)
