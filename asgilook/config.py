@@ -8,7 +8,6 @@ instance by tests. Every attribute may be replaced before `create_app`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import urllib.parse
@@ -19,6 +18,7 @@ from typing import Any
 import redis.asyncio
 
 from .errors import ConfigError
+from .limits import CacheTiming, CatalogLimits, EventSettings
 
 # What the name of each setting's variable starts with; variables read by
 # asgilook's tests alone (tests/servers.py, tests/browser.py) start with
@@ -30,92 +30,6 @@ TEST_PREFIX = 'ASGI_LOOK_TEST_'
 StrPath = str | os.PathLike[str]
 # A monotonic clock in seconds: time.monotonic, or a test's.
 Clock = Callable[[], float]
-
-
-@dataclasses.dataclass(frozen=True)
-class CacheTiming:
-    """How long the cache keeps, waits for and trusts things, in seconds."""
-
-    # How long Redis keeps an entry.
-    entry_ttl: int = 3600
-    # How long a render may hold the lock of its path; a process waiting for
-    # another's render computes the answer itself after this long.
-    lock_ttl: float = 5.0
-    # How often a waiting process looks for the entry another one renders.
-    poll_interval: float = 0.01
-    # After a timed-out command, how long before Redis is asked again (a
-    # refused connection costs nothing to retry: the next request does).
-    retry_interval: float = 1.0
-    # An entry kept in a process's memory is served without asking Redis or
-    # the catalog while the catalog's token is the one it was kept under,
-    # for memory_ttl at most (a change behind asgilook's back shows after
-    # that), and while Redis has answered within liveness (an outage shows).
-    memory_ttl: float = 1.0
-    liveness: float = 0.5
-    # How long an entry may take to be written to Redis (several megabytes
-    # on a busy machine); the answer waits for it redis_timeout at most.
-    store_timeout: float = 2.0
-    # A Redis that answers but refuses the cache's commands (its memory
-    # full, a read-only replica) is logged at most this often, each kind.
-    refusal_log_interval: float = 60.0
-    # The bytes a second an entry is counted on to be read back from Redis:
-    # larger than redis_timeout x this (8 MiB by default), an answer is not
-    # kept. (A GET of 8 MiB took 28 ms, 64 MiB 157 ms, on an idle 2-CPU
-    # machine, redis-py with hiredis; a busy worker reads slower.)
-    entry_read_rate: int = 32 * 1024 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class CatalogLimits:
-    """How much the catalog keeps and remembers, and how long it waits."""
-
-    # Changes kept in the change log (the source of the service's events).
-    retained_changes: int = 100_000
-    # How long a change waits for another process's change to commit.
-    write_wait: float = 60.0
-    # Records remembered between two changes (an image's lookup is free then).
-    remembered_records: int = 10_000
-    # Files a reindex reads in one batch, and rows it removes or adopts in
-    # one transaction.
-    reindex_batch: int = 10_000
-    # The unpaged list is read and answered in one piece (and cached) up to
-    # this many images (about 5 MB of JSON); a longer one is read from a
-    # snapshot and sent list_batch images at a time (about 64 KB), in
-    # bounded memory, at most long_lists of them at once a worker.
-    listed_at_once: int = 10_000
-    list_batch: int = 200
-    long_lists: int = 4
-    # Bytes of disk kept for removals (a DELETE, an image whose file is
-    # gone) when the disk is full (0: none): see catalog/reserve.py.
-    reserve: int = 256 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class EventSettings:
-    """How a worker follows the change log and streams it to its subscribers."""
-
-    # Seconds between two heartbeats (an SSE comment) on a quiet stream.
-    heartbeat: float = 15.0
-    # The reconnection delay an SSE client is told (`retry:`), in milliseconds.
-    retry_ms: int = 3000
-    # How often a worker with subscribers reads the catalog's change token.
-    poll_interval: float = 0.02
-    # How far behind the newest event a subscriber may fall before it is
-    # closed (to resume from its last id); as many are kept in memory.
-    backlog: int = 1000
-    # New changes read from the catalog at once by the worker; kept events
-    # handed to a subscriber at once.
-    batch: int = 500
-    # Changes read at once for a subscriber that resumes, held while it
-    # sends them (50 image.created events take about 70 KB).
-    catch_up_batch: int = 50
-    # The batches read for subscribers that resume, kept for others that
-    # resume from the same id, take at most this many bytes a worker.
-    catch_up_memory: int = 4 * 1024 * 1024
-    # Event streams (SSE and WebSocket) a worker holds at once; one more is
-    # refused with a 503 (http/admission.py). About 15 KiB and a file descriptor
-    # each.
-    max_streams: int = 2000
 
 
 class Config:
@@ -173,6 +87,7 @@ class Config:
             'ASGI_LOOK_UPLOAD_MEMORY', self.DEFAULT_UPLOAD_MEMORY, minimum=0
         )
         self._read_connections(env)
+        self._read_shared_storage(env)
         # Every variable read above: the settings, named nowhere else.
         self.setting_names = frozenset(env.names)
         self._set_knobs()
@@ -193,6 +108,26 @@ class Config:
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).
         self.secret = env.secret('ASGI_LOOK_SECRET')
+
+    def _read_shared_storage(self, env: _Environment) -> None:
+        """Read where several hosts keep the catalog and the images; both or none.
+
+        None: the catalog in SQLite and the images in the storage directory.
+        """
+        self.database_url = env.url(
+            'ASGI_LOOK_DATABASE_URL',
+            _DATABASE_SCHEMES,
+            'postgresql://user:password@host:5432/dbname',
+        )
+        self.storage_url = env.url(
+            'ASGI_LOOK_STORAGE_URL', _STORAGE_SCHEMES, 's3://bucket/prefix', False
+        )
+        if (self.database_url is None) != (self.storage_url is None):
+            raise ConfigError(
+                'ASGI_LOOK_DATABASE_URL and ASGI_LOOK_STORAGE_URL are set '
+                'together (several hosts share the catalog and the images), '
+                'or neither (one host keeps both in ASGI_LOOK_STORAGE_PATH)'
+            )
 
     def _set_knobs(self) -> None:
         """Set what only tests change: fakes, the clock, timings and limits."""
@@ -263,6 +198,31 @@ class _Environment:
             )
         return url
 
+    def url(
+        self, name: str, schemes: frozenset[str], example: str, path: bool = True
+    ) -> str | None:
+        """Return a URL of one of schemes with a host (and a path), None if unset."""
+        raw = self._get(name).strip()
+        if not raw:
+            return None
+        parts = urllib.parse.urlsplit(raw)
+        try:
+            # A port that is no number fails here.
+            parts.port  # noqa: B018
+            port = True
+        except ValueError:
+            port = False
+        if (
+            not port
+            or parts.scheme not in schemes
+            or not parts.hostname
+            or (path and not parts.path[1:])
+        ):
+            # Its password is not said again.
+            shown = raw.replace(f':{parts.password}@', ':***@', 1)
+            raise ConfigError(f'{name} must be a URL such as {example}, not {shown!r}')
+        return raw
+
     def secret(self, name: str) -> bytes | None:
         raw = self._get(name).strip()
         if not raw:
@@ -278,3 +238,5 @@ class _Environment:
 
 _MIN_SECRET_LENGTH = 16
 _REDIS_SCHEMES = frozenset({'redis', 'rediss', 'unix'})
+_DATABASE_SCHEMES = frozenset({'postgresql', 'postgres'})
+_STORAGE_SCHEMES = frozenset({'s3'})

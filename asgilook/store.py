@@ -9,7 +9,7 @@ import logging
 import pathlib
 from collections.abc import AsyncIterable, AsyncIterator
 
-from .catalog import Catalog, Record, Removal, opening, reindex
+from .catalog import Catalog, Record, Removal, opening, reconcile, reindex
 from .catalog.log import Change, Span
 from .catalog.sql import MAX_INTEGER
 from .config import Config
@@ -20,9 +20,7 @@ from .errors import (
 from .http.image import Image, image_uri, thumbnail_uri
 from .imaging.work import PillowWork
 from .storage import faults, uploads
-from .storage.bytes import Bytes
-from .storage.directory import Directory
-from .storage.files import StoredFile
+from .storage.bytes import Bytes, Stored
 from .storage.gone import GoneFiles
 from .storage.listing import Listing, LongLists
 
@@ -53,11 +51,11 @@ class Store:
     def __init__(self, config: Config) -> None:
         self._config = config
         # The settings are read once: a store serves one storage directory.
-        catalog = opening.new_catalog(config)
-        self._catalog: Catalog = catalog
+        back_ends = opening.back_ends(config)
+        self._catalog: Catalog = back_ends.catalog
         # Opens it at start-up, and reads the service key kept in it.
-        self._open = functools.partial(opening.open_catalog, catalog, config)
-        self._bytes: Bytes = Directory(pathlib.Path(config.storage_path))
+        self._open = back_ends.open
+        self._bytes: Bytes = back_ends.storage
         # The key kept in the catalog, once read (without ASGI_LOOK_SECRET).
         self._secret: bytes | None = None
         # Long lists sent now (see listing).
@@ -65,7 +63,7 @@ class Store:
         self._pillow = PillowWork(config)
         # Upload bodies waiting for the executor, in memory, all together.
         self._waiting = uploads.WaitingMemory(config.upload_memory)
-        self._gone = GoneFiles(self._bytes.path, config.clock)
+        self._gone = GoneFiles(self._bytes.where, config.clock)
 
     async def get(self, image_id: str) -> Image | None:
         """Return the image listed under an id, or None."""
@@ -123,12 +121,14 @@ class Store:
         its back, and the service key kept in it is read (catalog/keys.py).
         StorageUnavailableError, naming the setting, if either fails.
         """
-        with faults.startup_errors(self._bytes.path):
-            await self._bytes.prepare()
+        storage = self._bytes
+        with faults.startup_errors(storage.where, storage.variable):
+            await storage.prepare()
         await self._open_catalog()
 
     async def _open_catalog(self) -> None:
-        with faults.startup_errors(self._bytes.path):
+        catalog = self._catalog
+        with faults.startup_errors(catalog.where, catalog.variable):
             self._secret = await self._open()
 
     async def service_secret(self) -> bytes:
@@ -153,13 +153,14 @@ class Store:
         with faults.storage_errors():
             return await self._catalog.changes(after, limit)
 
-    async def open(self, image: Image) -> StoredFile:
+    async def open(self, image: Image) -> Stored:
         """Open the stored JPEG of an image, to be read off the event loop.
 
         ImageNotFoundError if its file is gone (it is unlisted then).
         """
         async with self._gone_unlisted(image):
-            return await self._bytes.open(image.version)
+            with faults.storage_errors(gone=True):
+                return await self._bytes.open(image.version)
 
     @contextlib.asynccontextmanager
     async def _gone_unlisted(self, image: Image) -> AsyncIterator[None]:
@@ -235,19 +236,21 @@ class Store:
         its file is damaged, ImageNotFoundError if it is gone (then unlisted).
         """
         # The render reads the file itself: no trips through another pool.
-        path = self._bytes.local_path(image.version)
-        async with self._gone_unlisted(image):
+        async with self._gone_unlisted(image), contextlib.AsyncExitStack() as stack:
+            with faults.storage_errors(gone=True):
+                readable = self._bytes.readable(image.version)
+                path = await stack.enter_async_context(readable)
             return await self._pillow.resize(path, size)
 
     async def close(self) -> None:
-        """Let the render processes go (they start again at the next render).
+        """Let go of what a stopped server holds (it is taken again at start).
 
-        The catalog stays open: closing the last connection of a database
-        checkpoints its WAL to disk (some 20 ms), and a lifespan may start
-        again in the same process (falcon.testing starts one per request).
-        The end of the process closes it; what is committed is in the WAL.
+        The render processes, and the back ends' connections (SQLite's
+        catalog stays open: see SqliteCatalog.release).
         """
         await self._pillow.close()
+        await self._catalog.release()
+        await self._bytes.release()
 
     async def shut(self) -> None:
         """Close everything, the catalog too: a store that serves no more.
@@ -271,8 +274,13 @@ async def standalone_secret(config: Config) -> bytes:
 
 
 def reindex_command(config: Config) -> int:
-    """`python -m asgilook reindex`: reconcile the catalog now; the exit status."""
-    return reindex.run(config)
+    """`python -m asgilook reindex`: reconcile the catalog now; the exit status.
+
+    With the directory's files, or, for several hosts, with the bucket.
+    """
+    if config.database_url is None or config.storage_url is None:
+        return reindex.run(config)
+    return reconcile.run(config, config.database_url, config.storage_url)
 
 
 def image_from(config: Config, record: Record) -> Image:

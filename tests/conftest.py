@@ -283,3 +283,9 @@ def bucket(seaweed_server):
 def s3_environ(seaweed_server):
     """AWS_ENDPOINT_URL, credentials and region for the session's SeaweedFS."""
     return dict(seaweed_server.environ)
+
+
+@pytest.fixture
+def storage_url(bucket):
+    """ASGI_LOOK_STORAGE_URL of a fresh bucket, under a prefix as most are."""
+    return f's3://{bucket}/images'

@@ -166,11 +166,12 @@ def test_a_misspelled_setting_is_named_with_the_one_meant():
     assert unknown_settings(
         {
             'ASGI_LOOK_REDIS_URL': 'redis://cache.internal',
-            'ASGI_LOOK_STORAGE_DIR': '/srv/images',
+            'ASGI_LOOK_STORAGE_PATHS': '/srv/images',
         }
     ) == [
         'unknown setting ASGI_LOOK_REDIS_URL (did you mean ASGI_LOOK_REDIS_HOST?)',
-        'unknown setting ASGI_LOOK_STORAGE_DIR (did you mean ASGI_LOOK_STORAGE_PATH?)',
+        'unknown setting ASGI_LOOK_STORAGE_PATHS '
+        '(did you mean ASGI_LOOK_STORAGE_PATH?)',
     ]
 
 
@@ -201,3 +202,68 @@ def test_the_documented_settings_and_other_variables_are_not_unknown():
         )
         == []
     )
+
+
+def test_one_host_keeps_the_catalog_and_the_images_by_default():
+    config = Config(environ={})
+
+    assert (config.database_url, config.storage_url) == (None, None)
+
+
+def test_several_hosts_share_a_database_and_a_bucket():
+    config = Config(
+        environ={
+            'ASGI_LOOK_DATABASE_URL': ' postgresql://look:pw@db.internal:5432/look ',
+            'ASGI_LOOK_STORAGE_URL': 's3://pictures',
+        }
+    )
+
+    assert config.database_url == 'postgresql://look:pw@db.internal:5432/look'
+    assert config.storage_url == 's3://pictures'
+
+
+@pytest.mark.parametrize('name', ['ASGI_LOOK_DATABASE_URL', 'ASGI_LOOK_STORAGE_URL'])
+def test_a_shared_catalog_and_shared_images_go_together(name):
+    value = {
+        'ASGI_LOOK_DATABASE_URL': 'postgresql://db/look',
+        'ASGI_LOOK_STORAGE_URL': 's3://pictures/look',
+    }[name]
+
+    with pytest.raises(ConfigError, match='are set together') as ex:
+        Config(environ={name: value})
+    assert 'ASGI_LOOK_DATABASE_URL and ASGI_LOOK_STORAGE_URL' in str(ex.value)
+
+
+@pytest.mark.parametrize(
+    ('name', 'value'),
+    [
+        ('ASGI_LOOK_DATABASE_URL', 'mysql://db/look'),
+        ('ASGI_LOOK_DATABASE_URL', 'postgresql:///look'),
+        ('ASGI_LOOK_DATABASE_URL', 'postgresql://db'),
+        ('ASGI_LOOK_DATABASE_URL', 'postgresql://db:port/look'),
+        ('ASGI_LOOK_STORAGE_URL', 'pictures'),
+        ('ASGI_LOOK_STORAGE_URL', 'gs://pictures'),
+        ('ASGI_LOOK_STORAGE_URL', 's3:///prefix'),
+    ],
+)
+def test_a_bad_url_names_its_variable(name, value):
+    other = {
+        'ASGI_LOOK_DATABASE_URL': 'postgresql://db/look',
+        'ASGI_LOOK_STORAGE_URL': 's3://pictures',
+    }
+
+    with pytest.raises(ConfigError, match=f'^{name} must be a URL such as '):
+        Config(environ={**other, name: value})
+
+
+def test_a_bad_database_url_does_not_repeat_its_password():
+    with pytest.raises(ConfigError) as ex:
+        Config(
+            environ={
+                'ASGI_LOOK_DATABASE_URL': 'postgresql://look:hunter2@db:x/look',
+                'ASGI_LOOK_STORAGE_URL': 's3://pictures',
+            }
+        )
+
+    assert 'hunter2' not in str(ex.value)
+    assert 'look:***@db' in str(ex.value)

@@ -12,8 +12,8 @@ import pytest
 from asgilook.app import create_served_app
 from asgilook.cache.flights import Flights
 from asgilook.cache.redis_tier import LOCK_PREFIX
-from asgilook.config import CacheTiming
 from asgilook.imaging import convert
+from asgilook.limits import CacheTiming
 
 from .crowds import Followers, Renders, together
 from .fakes import two_workers, upload_through

@@ -15,7 +15,7 @@ import pytest
 from asgilook.app import create_served_app
 from asgilook.catalog import CATALOG_DIRECTORY, DATABASE_NAME, SqliteCatalog, reindex
 from asgilook.catalog.record import file_name
-from asgilook.config import CatalogLimits
+from asgilook.limits import CatalogLimits
 from asgilook.serving import launcher
 
 from .directories import dead_pid, listed, started

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, TypeVarTuple
 
-from ..config import CatalogLimits
 from ..errors import CatalogFullError
+from ..limits import CatalogLimits
 from ..storage.files import TEMPORARY_DIRECTORY
 from . import connections, log, reserve, sql, watch
 from .changes import Changes, Removal
@@ -52,6 +52,8 @@ class SqliteCatalog(CatalogThreads):
     while open (identity.py) is opened again where it can be; `on_reopened`
     is then awaited (the storage reconciles it with the directory).
     """
+
+    variable = 'ASGI_LOOK_STORAGE_PATH'
 
     def __init__(
         self,
@@ -108,6 +110,20 @@ class SqliteCatalog(CatalogThreads):
             # Last: a call that finds it set finds the catalog ready.
             self._open = Open(reader, changes, watching, identity)
             return changed
+
+    @property
+    def where(self) -> str:
+        """The storage directory, as a log line says it."""
+        return str(self.directory)
+
+    async def release(self) -> None:
+        """Nothing: the catalog stays open when a server stops.
+
+        Closing the last connection of a database checkpoints its WAL to disk
+        (some 20 ms), and a lifespan may start again in the same process
+        (falcon.testing starts one per request). The end of the process
+        closes it; what is committed is in the WAL.
+        """
 
     async def close(self) -> None:
         """Disconnect (the next call connects again); let the threads go."""

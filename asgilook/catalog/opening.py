@@ -1,15 +1,72 @@
-"""Opening the catalog of a storage directory: its key, and a reindex if it changed."""
+"""The back ends a config names, and their opening at start.
+
+One host: the catalog in SQLite and the images in the storage directory
+(reconciled at start if the directory changed behind its back). Several
+hosts: the catalog in PostgreSQL, the images in an S3-compatible store.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pathlib
+import secrets
+from collections.abc import Awaitable, Callable
 
 from ..config import Config
 from ..errors import CatalogError, ServiceKeyError
+from ..storage.bytes import Bytes
+from ..storage.directory import Directory
+from ..storage.objects import Objects
 from . import reindex
 from .database import SqliteCatalog
-from .keys import kept_secret
+from .keys import KEY_SETTING, kept_secret
+from .postgres import PostgresCatalog
+from .protocol import Catalog
+
+
+@dataclasses.dataclass(frozen=True)
+class BackEnds:
+    """Where the images and their catalog are kept, and how the catalog opens."""
+
+    catalog: Catalog
+    storage: Bytes
+    # Opens the catalog at start; returns the service key kept in it (None:
+    # ASGI_LOOK_SECRET signs).
+    open: Callable[[], Awaitable[bytes | None]]
+
+
+def back_ends(config: Config) -> BackEnds:
+    """Return the back ends config names (both URLs or neither: see config.py)."""
+    path = pathlib.Path(config.storage_path)
+    if config.database_url is None or config.storage_url is None:
+        sqlite = new_catalog(config)
+        opened = functools.partial(open_catalog, sqlite, config)
+        return BackEnds(sqlite, Directory(path), opened)
+    postgres, objects = shared(config, config.database_url, config.storage_url)
+    return BackEnds(postgres, objects, functools.partial(open_shared, postgres, config))
+
+
+def shared(
+    config: Config, database_url: str, storage_url: str
+) -> tuple[PostgresCatalog, Objects]:
+    """Return the catalog and the bytes several hosts share."""
+    objects = Objects(storage_url, pathlib.Path(config.storage_path))
+    catalog = PostgresCatalog(database_url, objects, config.catalog_limits)
+    return catalog, objects
+
+
+async def open_shared(catalog: PostgresCatalog, config: Config) -> bytes | None:
+    """Open the shared catalog; the service key every host signs with.
+
+    Made by the first host that starts (in one statement: hosts that start
+    at once keep the same), unless ASGI_LOOK_SECRET is set.
+    """
+    await catalog.open()
+    if config.secret is not None:
+        return None
+    kept = await catalog.keep_setting(KEY_SETTING, secrets.token_hex(32))
+    return str(kept).encode()
 
 
 def new_catalog(config: Config) -> SqliteCatalog:

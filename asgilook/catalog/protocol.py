@@ -20,6 +20,14 @@ from .record import Record
 class Catalog(Protocol):
     """List the complete images of the service, and change the list with them."""
 
+    @property
+    def where(self) -> str:
+        """Where they are kept, as a log line says it."""
+
+    @property
+    def variable(self) -> str:
+        """The variable that says where they are kept."""
+
     def token(self) -> bytes | None:
         """Return a token that moves whenever any process changes the catalog.
 
@@ -75,3 +83,6 @@ class Catalog(Protocol):
 
     def shutdown(self) -> None:
         """Let the catalog's threads go: it serves no more."""
+
+    async def release(self) -> None:
+        """Let go of what a server that stops holds (it opens again at start)."""

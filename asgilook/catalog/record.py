@@ -74,6 +74,11 @@ def read_record(item: os.DirEntry[str]) -> tuple[Record | None, str]:
     return record, '' if modified == stat.st_mtime_ns else _out_of_range(modified)
 
 
+def is_image_name(name: str) -> bool:
+    """Whether name is one an image is stored under (see file_name)."""
+    return _NAME.fullmatch(name) is not None
+
+
 def holds(directory: pathlib.Path, record: Record) -> bool:
     """Return whether the file of a record is there, as read_record reads it.
 

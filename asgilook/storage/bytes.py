@@ -1,25 +1,50 @@
 """Bytes: what the store asks of the place its JPEGs are kept.
 
-One implementation today, the storage directory (directory.py); an object
-store would be another. Files on their way in are local to the host.
+Two implementations: the storage directory (directory.py), one host's; an
+S3-compatible object store (objects.py), shared by several hosts. Files on
+their way in are the host's own, in its storage directory.
 """
 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from .files import StoredFile
+
+class Stored(Protocol):
+    """A stored JPEG open for reading, off the event loop: a response's stream."""
+
+    async def read(self, size: int | None = -1) -> bytes:
+        """Return up to size bytes (all that are left if size is -1 or None)."""
+
+    async def close(self) -> None:
+        """Let it go."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Its bytes, a chunk at a time."""
 
 
 class Bytes(Protocol):
     """Keep stored JPEGs under their names: write durably, open, remove."""
+
+    @property
+    def where(self) -> str:
+        """Where they are kept, as a log line says it."""
+
+    @property
+    def variable(self) -> str:
+        """The variable that says where they are kept."""
 
     # The host's directory: of the stored JPEGs, or of its files on their way in.
     path: pathlib.Path
 
     async def prepare(self) -> None:
         """Make sure the JPEGs can be kept; OSError if they cannot."""
+
+    async def release(self) -> None:
+        """Let go of what a server that stops holds."""
 
     def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
         """Return a new local name for a file on its way in or out."""
@@ -30,8 +55,8 @@ class Bytes(Protocol):
     async def discard(self, path: pathlib.Path) -> None:
         """Remove a file on its way in, quietly."""
 
-    def local_path(self, name: str) -> pathlib.Path:
-        """The local file a stored JPEG is read from by a renderer."""
+    def readable(self, name: str) -> AbstractAsyncContextManager[pathlib.Path]:
+        """A local file of a stored JPEG, for a renderer to read."""
 
-    async def open(self, name: str) -> StoredFile:
+    async def open(self, name: str) -> Stored:
         """Open a stored JPEG for reading; FileNotFoundError if it is gone."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pathlib
+from collections.abc import AsyncIterator
 
 from .. import blocking
 from . import files, uploads
@@ -20,8 +22,11 @@ class Directory:
     row (catalog/changes.py).
     """
 
+    variable = 'ASGI_LOOK_STORAGE_PATH'
+
     def __init__(self, path: pathlib.Path) -> None:
         self.path = path
+        self.where = str(path)
         # Leftovers are cleared at the first start only, when no upload of
         # this process can be under way (files of its pid are an earlier
         # process's); a lifespan may start again in the same process
@@ -53,9 +58,13 @@ class Directory:
         """Remove a file on its way in if it is there; a failure is ignored."""
         await uploads.remove_quietly(path)
 
-    def local_path(self, name: str) -> pathlib.Path:
-        """The file a stored JPEG is, to be read by a renderer."""
-        return self.path / name
+    @contextlib.asynccontextmanager
+    async def readable(self, name: str) -> AsyncIterator[pathlib.Path]:
+        """The file a stored JPEG is, for a renderer to read."""
+        yield self.path / name
+
+    async def release(self) -> None:
+        """Nothing to let go: the files stay where they are."""
 
     async def open(self, name: str) -> StoredFile:
         """Open a stored JPEG to read off the event loop; FileNotFoundError if gone."""

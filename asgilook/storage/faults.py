@@ -10,7 +10,6 @@ import collections
 import contextlib
 import errno
 import logging
-import pathlib
 from collections.abc import Iterator
 
 from .. import logs
@@ -28,26 +27,27 @@ _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @contextlib.contextmanager
-def startup_errors(path: pathlib.Path) -> Iterator[None]:
+def startup_errors(where: str, variable: str) -> Iterator[None]:
     """Turn a storage that cannot be prepared or opened at start into one error.
 
-    StorageUnavailableError, naming the setting: the start stops with it.
+    StorageUnavailableError, naming the variable: the start stops with it.
     """
     try:
         yield
     except (OSError, CatalogError) as ex:
         raise StorageUnavailableError(
-            f'cannot store images in {path} '
-            f'(ASGI_LOOK_STORAGE_PATH): {getattr(ex, "strerror", None) or ex}'
+            f'cannot store images in {where} '
+            f'({variable}): {getattr(ex, "strerror", None) or ex}'
         ) from ex
 
 
 @contextlib.contextmanager
-def storage_errors() -> Iterator[None]:
+def storage_errors(gone: bool = False) -> Iterator[None]:
     """Turn a failed read or write of the storage into the store's word for it.
 
     A file system that fails is said once a minute for each kind of failure
-    (the catalog says its own: catalog/faults.py).
+    (the catalog says its own: catalog/faults.py). gone: a stored JPEG that
+    is not there stays FileNotFoundError (its image is unlisted then).
     """
     try:
         yield
@@ -56,6 +56,8 @@ def storage_errors() -> Iterator[None]:
     except CatalogError as ex:
         raise StorageUnavailableError from ex
     except OSError as ex:
+        if gone and isinstance(ex, FileNotFoundError):
+            raise
         full = ex.errno in _NO_ROOM
         _say(ex, full)
         raise (StorageFullError if full else StorageUnavailableError) from ex

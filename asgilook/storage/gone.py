@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import pathlib
 from collections.abc import Awaitable, Callable
 
 from .. import logs
@@ -25,7 +24,7 @@ STAYS_LISTED_LOG_INTERVAL = 60.0
 class GoneFiles:
     """Unlist each image whose file is found gone, and say so."""
 
-    def __init__(self, where: pathlib.Path, clock: Callable[[], float]) -> None:
+    def __init__(self, where: str, clock: Callable[[], float]) -> None:
         self._where = where
         # An image that stays listed is said once a minute for each cause.
         self._stays_listed = {

@@ -1,0 +1,200 @@
+"""An S3-compatible object store as the store's bytes: each stored JPEG one object.
+
+`s3://bucket/prefix` (ASGI_LOOK_STORAGE_URL); the endpoint, credentials and
+region come from the AWS SDKs' own variables (AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), so that AWS S3,
+MinIO, SeaweedFS, Ceph or R2 are set alike. An upload's JPEG is written on
+the host (in ASGI_LOOK_STORAGE_PATH's `.incoming/`), then put as an object
+by the catalog before its row is committed (catalog/postgres.py). A fault
+of the store is an OSError: the store answers 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pathlib
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import botocore.config
+import botocore.exceptions
+from aiobotocore.session import get_session
+
+from .. import blocking
+from . import files, uploads
+
+# How long the object store may take to connect, and to answer a request.
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 10.0
+# Object store errors that say nothing is there.
+_MISSING = frozenset({'NoSuchKey', '404', 'NotFound'})
+
+
+class Objects:
+    """Keep stored JPEGs as objects of one bucket, under one prefix."""
+
+    # What a start or a fault names.
+    variable = 'ASGI_LOOK_STORAGE_URL'
+
+    def __init__(self, url: str, path: pathlib.Path) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.bucket = parts.hostname or ''
+        prefix = parts.path.strip('/')
+        self.prefix = f'{prefix}/' if prefix else ''
+        self.where = f's3://{self.bucket}/{self.prefix}'
+        # The host's own files on their way in.
+        self.path = path
+        self._client: Any = None
+        self._exits = contextlib.AsyncExitStack()
+
+    async def prepare(self) -> None:
+        """Connect to the bucket (OSError if it is missing or unreachable)."""
+        if self._client is not None:
+            return
+        await blocking.run(blocking.FILES, files.prepare_incoming, self.path)
+        config = botocore.config.Config(
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+            retries={'max_attempts': 1},
+            max_pool_connections=64,
+        )
+        client = await self._exits.enter_async_context(
+            get_session().create_client('s3', config=config)
+        )
+        try:
+            with faults():
+                await client.head_bucket(Bucket=self.bucket)
+        except FileNotFoundError as ex:
+            raise OSError(errno.ENOENT, f'no bucket {self.bucket}') from ex
+        self._client = client
+
+    def client(self) -> Any:
+        """The S3 client, once prepared."""
+        return self._client
+
+    async def release(self) -> None:
+        """What a server that stops lets go: the client (prepare connects again)."""
+        self._client = None
+        await self._exits.aclose()
+
+    def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
+        """Return a new name for a file of this host on its way in."""
+        return files.temporary_path(self.path, suffix)
+
+    async def write(self, path: pathlib.Path, data: bytes) -> None:
+        """Write a file on its way in whole (put as an object by `put`)."""
+        await blocking.run(blocking.FILES, uploads.write_durably, path, data)
+
+    async def discard(self, path: pathlib.Path) -> None:
+        """Remove a file on its way in if it is there; a failure is ignored."""
+        await uploads.remove_quietly(path)
+
+    async def put(self, name: str, path: pathlib.Path) -> None:
+        """Write the object of a stored JPEG from a file, and wait until it holds."""
+        data = await blocking.run(blocking.FILES, path.read_bytes)
+        with faults():
+            await self._client.put_object(
+                Bucket=self.bucket, Key=self.prefix + name, Body=data
+            )
+
+    async def remove(self, name: str) -> None:
+        """Remove the object of a stored JPEG (gone already: nothing to do)."""
+        with faults():
+            await self._client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+
+    async def open(self, name: str) -> StoredObject:
+        """Open a stored JPEG to read as it arrives; FileNotFoundError if gone."""
+        with faults():
+            answer = await self._client.get_object(
+                Bucket=self.bucket, Key=self.prefix + name
+            )
+        return StoredObject(answer['Body'])
+
+    @contextlib.asynccontextmanager
+    async def readable(self, name: str) -> AsyncIterator[pathlib.Path]:
+        """A copy of a stored JPEG on this host, for a renderer to read."""
+        copy = self.temporary_path()
+        stored = await self.open(name)
+        try:
+            await blocking.run(blocking.FILES, _incoming, copy)
+            async for chunk in stored:
+                await blocking.run(blocking.FILES, _append, copy, chunk)
+            yield copy
+        finally:
+            await stored.close()
+            await uploads.remove_quietly(copy)
+
+
+async def names(objects: Objects) -> AsyncIterator[tuple[str, float]]:
+    """Every stored JPEG's name under the prefix, in order, and its age in seconds.
+
+    What a reindex of the shared catalog reads (catalog/reconcile.py).
+    """
+    pages = (
+        objects.client()
+        .get_paginator('list_objects_v2')
+        .paginate(Bucket=objects.bucket, Prefix=objects.prefix)
+    )
+    now = time.time()
+    with faults():
+        async for page in pages:
+            for found in page.get('Contents', []):
+                name = found['Key'][len(objects.prefix) :]
+                yield name, now - found['LastModified'].timestamp()
+
+
+class StoredObject:
+    """An object open for reading, as it arrives: a response's stream."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    async def read(self, size: int | None = -1) -> bytes:
+        """Return up to size bytes (all that are left if size is -1 or None)."""
+        with faults():
+            data: bytes = await self._body.read(
+                None if size is None or size < 0 else size
+            )
+        return data
+
+    async def close(self) -> None:
+        self._body.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read(self.CHUNK):
+            yield chunk
+
+
+@contextlib.contextmanager
+def faults() -> Iterator[None]:
+    """Say a missing object as FileNotFoundError, any other fault as OSError."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as ex:
+        code = str(ex.response.get('Error', {}).get('Code', ''))
+        if code in _MISSING:
+            raise FileNotFoundError(errno.ENOENT, f'no such object ({code})') from ex
+        raise OSError(errno.EIO, f'the object store refused: {code}') from ex
+    except (
+        botocore.exceptions.BotoCoreError,
+        aiohttp.ClientError,
+        TimeoutError,
+    ) as ex:
+        raise OSError(errno.EIO, f'the object store failed: {ex}') from ex
+
+
+def _incoming(path: pathlib.Path) -> None:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path.parent)
+
+
+def _append(path: pathlib.Path, data: bytes) -> None:
+    with open(path, 'ab') as copy:
+        copy.write(data)

@@ -1,0 +1,92 @@
+"""Several hosts when PostgreSQL or the object store stops, and comes back."""
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from .fakes import owner
+from .images import encode, gradient
+from .shared import hosts
+
+# A fault is answered within this many seconds (a connection, then a request
+# that waits TIMEOUT at most).
+QUICK = 5.0
+
+
+@pytest.fixture(autouse=True)
+def _s3(monkeypatch, s3_environ):
+    for name, value in s3_environ.items():
+        monkeypatch.setenv(name, value)
+
+
+async def upload(host):
+    return await host.simulate_post('/images', body=encode(gradient((320, 200)), 'PNG'))
+
+
+async def timed(request):
+    started = time.monotonic()
+    resp = await request
+    return resp, time.monotonic() - started
+
+
+def unavailable(resp, took):
+    return (
+        resp.status_code == 503
+        and resp.json['title'] == 'Storage unavailable'
+        and resp.headers['Retry-After'] == '60'
+        and took < QUICK
+    )
+
+
+async def test_a_database_that_stops_is_503_and_its_return_is_served(
+    tmp_path, database_url, storage_url, postgres_server, caplog
+):
+    caplog.set_level(logging.WARNING, logger='asgilook.catalog')
+    async with hosts(tmp_path, database_url, storage_url) as (first, second):
+        image = (await upload(first)).json
+        with postgres_server.stopped():
+            refused, took = await timed(upload(first))
+            kept, kept_took = await timed(
+                second.simulate_delete(image['image'], headers=owner(image))
+            )
+        # Each host listens again, and serves, without a restart.
+        for _ in range(100):
+            again = await upload(second)
+            if again.status_code == 201:
+                break
+            await asyncio.sleep(0.1)
+        listed = await first.simulate_get('/images')
+
+    assert unavailable(refused, took)
+    assert unavailable(kept, kept_took)
+    assert again.status_code == 201
+    assert [item['id'] for item in listed.json] == [image['id'], again.json['id']]
+    assert any(
+        'lost the changes of the other hosts' in r.message for r in caplog.records
+    )
+
+
+async def test_an_object_store_that_stops_is_503_and_cached_thumbnails_are_served(
+    tmp_path, database_url, storage_url, seaweed_server
+):
+    async with hosts(tmp_path, database_url, storage_url) as (first, second):
+        image = (await upload(first)).json
+        cached = await second.simulate_get(image['thumbnails'][-1])
+        with seaweed_server.stopped():
+            refused, took = await timed(upload(first))
+            full, full_took = await timed(second.simulate_get(image['image']))
+            thumbnail = await second.simulate_get(image['thumbnails'][-1])
+            deleted = await first.simulate_delete(image['image'], headers=owner(image))
+        after = await upload(first)
+        listed = await second.simulate_get('/images')
+
+    assert unavailable(refused, took)
+    assert unavailable(full, full_took)
+    assert thumbnail.status_code == 200
+    assert thumbnail.content == cached.content
+    # Unlisted all the same: its object is left for a reindex to remove.
+    assert deleted.status_code == 204
+    assert after.status_code == 201
+    assert [item['id'] for item in listed.json] == [after.json['id']]
