@@ -111,6 +111,8 @@ def _cache(config: Config, store: Store, key: ServiceKey) -> RedisCache:
         },
         # A delete shows in the list and in the image's thumbnails too.
         shown_at={IMAGE: versions.shown_with_image},
+        # Served from the cache while the catalog is away.
+        immutable=frozenset({IMAGE, THUMBNAIL}),
     )
 
 

@@ -46,11 +46,18 @@ async def test_a_database_that_stops_is_503_and_its_return_is_served(
     caplog.set_level(logging.WARNING, logger='asgilook.catalog')
     async with hosts(tmp_path, database_url, storage_url) as (first, second):
         image = (await upload(first)).json
+        uris = [image['image'], image['thumbnails'][-1]]
+        cached = [(await second.simulate_get(uri)).content for uri in uris]
         with postgres_server.stopped():
             refused, took = await timed(upload(first))
             kept, kept_took = await timed(
                 second.simulate_delete(image['image'], headers=owner(image))
             )
+            listing, listing_took = await timed(first.simulate_get('/images'))
+            # Never changing under their URLs: served from memory and Redis.
+            served = [
+                await host.simulate_get(uri) for host in (first, second) for uri in uris
+            ]
         # Each host listens again, and serves, without a restart.
         for _ in range(100):
             again = await upload(second)
@@ -61,6 +68,10 @@ async def test_a_database_that_stops_is_503_and_its_return_is_served(
 
     assert unavailable(refused, took)
     assert unavailable(kept, kept_took)
+    assert unavailable(listing, listing_took)
+    assert [resp.status_code for resp in served] == [200] * 4
+    assert [resp.content for resp in served] == cached * 2
+    assert {resp.headers['X-ASGILook-Cache'] for resp in served} == {'Hit'}
     assert again.status_code == 201
     assert [item['id'] for item in listed.json] == [image['id'], again.json['id']]
     assert any(

@@ -10,6 +10,7 @@ import falcon.asgi
 
 from ..auth.signing import ServiceKey
 from ..config import Config
+from ..errors import StorageUnavailableError
 from .answers import render_body
 from .backend import RedisUnavailableError
 from .entries import CONTENT_TYPES, STORED_HEADERS, Entry, largest_body
@@ -60,12 +61,16 @@ class RedisCache:
         varying: frozenset[str] = frozenset(),
         versions: Mapping[str, Version] | None = None,
         shown_at: Mapping[str, ShownAt] | None = None,
+        immutable: frozenset[str] = frozenset(),
     ) -> None:
         self._service_key = service_key or ServiceKey(config)
         # The routes whose answers are kept, by template, and their versions.
         self.versions = dict(versions or {})
         # The routes whose changes show at other paths too.
         self.shown_at = dict(shown_at or {})
+        # The routes whose answers never change under their URL: what is kept
+        # of them is served while the catalog cannot say their version.
+        self.immutable = immutable
         # The paths whose answer varies by Accept (see keys.cache_key).
         self.varying = varying
         self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
@@ -134,6 +139,10 @@ class RedisCache:
         except RedisUnavailableError:
             resp.set_header(CACHE_HEADER, 'Bypass')
             return
+        except StorageUnavailableError:
+            hit = await self._unchecked(template, lookup)
+            if hit is None:
+                raise
         if hit is not None:
             _serve(resp, hit)
 
@@ -166,6 +175,15 @@ class RedisCache:
             # Also when the body failed as it was read: its lock is let go.
             hit = self.tiers.land(lookup, entry)
             await self.tiers.finish(lookup, hit)
+
+    async def _unchecked(self, template: str, lookup: Lookup) -> Kept | None:
+        """What is kept of an answer that never changes, whatever its version."""
+        if template not in self.immutable:
+            return None
+        try:
+            return await self.tiers.unchecked(lookup)
+        except RedisUnavailableError:
+            return None
 
 
 def _target(req: falcon.asgi.Request) -> str:

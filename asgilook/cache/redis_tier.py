@@ -84,6 +84,14 @@ class RedisTier:
             raise
         return self._valid(data, key, version), data is None
 
+    async def any_version(self, key: str) -> Entry | None:
+        """The entry stored for key, whatever it was computed from (see Tiers).
+
+        RedisUnavailableError if Redis does not answer in time.
+        """
+        data = await self._backend.command(self._backend.lookups.get, PREFIX + key)
+        return self._valid(data, key, None)
+
     async def release(self, key: str) -> None:
         """Take back this process's lock of key: it stores nothing there."""
         await self._backend.quietly(self._backend.lookups.delete, PREFIX + key)
@@ -213,8 +221,11 @@ class RedisTier:
                 return self._valid(data, key, version)
         return None
 
-    def _valid(self, data: bytes | None, key: str, version: str) -> Entry | None:
-        """Return the entry stored for key if it still shows what holds now."""
+    def _valid(self, data: bytes | None, key: str, version: str | None) -> Entry | None:
+        """Return the entry stored for key if it still shows what holds now.
+
+        Of any version if version is None.
+        """
         try:
             entry = entries.unpack(data, key, self._service_key)
         except UnsignedEntryError:
@@ -229,7 +240,7 @@ class RedisTier:
             return None
         if (
             entry is None
-            or entry.version != version
+            or (version is not None and entry.version != version)
             or not entry.sendable(self._content_types)
         ):
             return None

@@ -101,6 +101,22 @@ class Tiers:
         self._flights.land(flight, hit)
         return hit
 
+    async def unchecked(self, lookup: Lookup) -> Kept | None:
+        """What memory or Redis keeps for the lookup's key, of any version.
+
+        For an answer that never changes under its URL, when the catalog
+        cannot say what it is computed from (gone, for now). Not kept in
+        memory again: no token vouches for it. RedisUnavailableError if
+        Redis does not answer in time.
+        """
+        item = self._memory.get(lookup.key)
+        if item is not None:
+            return item
+        if not lookup.reachable:
+            return None
+        entry = await self._redis.any_version(lookup.key)
+        return None if entry is None else kept(entry, None, self._clock())
+
     def land(self, lookup: Lookup, entry: Entry | None) -> Kept | None:
         """End the lookup's flight with the entry computed (None: none); its Hit."""
         hit = None
