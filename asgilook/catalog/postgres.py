@@ -97,6 +97,9 @@ class PostgresCatalog:
             open=False,
             timeout=TIMEOUT,
             kwargs={'autocommit': True, 'connect_timeout': int(TIMEOUT)},
+            # A connection the database dropped (restarted, say) is replaced
+            # as it is taken, not found broken by a request.
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
         )
 
     def shutdown(self) -> None:
@@ -181,6 +184,18 @@ class PostgresCatalog:
                 return None
             await self._objects.put(record.name, temporary)
         return record
+
+    async def adopt(self, record: Record, source: pathlib.Path) -> bool:
+        """List an image as it was listed elsewhere (its date kept), from a file.
+
+        False if its id is listed already (nothing is written). The object
+        is put before the row commits, as an upload's.
+        """
+        async with self._changing() as connection:
+            if not await pgsql.insert(connection, record):
+                return False
+            await self._objects.put(record.name, source)
+        return True
 
     async def remove(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image, then remove its object (a reindex removes one left)."""

@@ -55,6 +55,8 @@ def main(
     startup.warn_of_unknown_settings(os.environ, os.getpid())
     if args.command == 'reindex':
         return store.reindex_command(config)
+    if args.command == 'migrate':
+        return store.migrate_command(config)
     _say_where(config, args)
     _open_files()
     return (run or serve)(
@@ -151,10 +153,12 @@ def _parser() -> argparse.ArgumentParser:
         'command',
         nargs='?',
         default='serve',
-        choices=['serve', 'reindex'],
-        help='serve (the default), or reindex: reconcile the catalog with the '
+        choices=['serve', 'reindex', 'migrate'],
+        help='serve (the default); reindex: reconcile the catalog with the '
         'files of the storage directory (files copied in or removed by hand), '
-        'then exit; safe while the service runs',
+        'or with the bucket of several hosts, then exit; safe while the service '
+        'runs; migrate: copy the images of ASGI_LOOK_STORAGE_PATH into '
+        'ASGI_LOOK_DATABASE_URL and ASGI_LOOK_STORAGE_URL, then exit',
     )
     for flag, kind, default, metavar, text in _OPTIONS:
         parser.add_argument(
