@@ -9,15 +9,8 @@ import logging
 import pathlib
 from collections.abc import AsyncIterable, AsyncIterator
 
-from .catalog import (
-    Catalog,
-    Record,
-    Removal,
-    migrate,
-    opening,
-    reconcile,
-    reindex,
-)
+from .catalog import Catalog, Record, Removal, opening
+from .catalog.commands import migrate_command, reindex_command
 from .catalog.log import Change, Span
 from .catalog.sql import MAX_INTEGER
 from .config import Config
@@ -280,27 +273,6 @@ class Store:
 async def standalone_secret(config: Config) -> bytes:
     """Return the service key of the directory a config names, outside a store."""
     return await opening.standalone_secret(config)
-
-
-def migrate_command(config: Config) -> int:
-    """`python -m asgilook migrate`: the storage directory into the shared back ends."""
-    if config.database_url is None or config.storage_url is None:
-        logger.error(
-            'nowhere to migrate to: set ASGI_LOOK_DATABASE_URL and '
-            'ASGI_LOOK_STORAGE_URL (ASGI_LOOK_STORAGE_PATH names the directory)'
-        )
-        return 2
-    return migrate.run(config, config.database_url, config.storage_url)
-
-
-def reindex_command(config: Config) -> int:
-    """`python -m asgilook reindex`: reconcile the catalog now; the exit status.
-
-    With the directory's files, or, for several hosts, with the bucket.
-    """
-    if config.database_url is None or config.storage_url is None:
-        return reindex.run(config)
-    return reconcile.run(config, config.database_url, config.storage_url)
 
 
 def image_from(config: Config, record: Record) -> Image:

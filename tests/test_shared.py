@@ -10,8 +10,12 @@ import pytest
 from aiobotocore.session import get_session
 
 from asgilook.app import create_served_app
+from asgilook.catalog import Record
+from asgilook.catalog.notices import Known
+from asgilook.catalog.opening import shared
 from asgilook.catalog.postgres import POOL_SIZE, PostgresCatalog
 from asgilook.errors import CatalogError, StorageUnavailableError
+from asgilook.limits import CatalogLimits
 from asgilook.storage.objects import Objects
 from asgilook.store import Store
 
@@ -271,10 +275,14 @@ async def test_a_snapshot_that_cannot_begin_gives_its_connection_back(
 ):
     config = shared_config(tmp_path, database_url, storage_url)
     objects = Objects(config.storage_url, tmp_path)
-    catalog = PostgresCatalog(config.database_url, objects)
+    catalog = PostgresCatalog(
+        config.database_url, objects, CatalogLimits(remembered_records=1)
+    )
     await catalog.open()
     try:
         assert await catalog.setting('no-such-setting') is None
+        # Remembered one at a time: the second forgets the first.
+        assert [await catalog.get(image_id) for image_id in 'abab'] == [None] * 4
         async with await psycopg.AsyncConnection.connect(
             database_url, autocommit=True
         ) as connection:
@@ -303,3 +311,72 @@ async def test_a_bucket_removed_while_serving_is_503(
 
 async def upload_refused(host):
     return await host.simulate_post('/images', body=encode(gradient((64, 48)), 'PNG'))
+
+
+@pytest.mark.parametrize('sizes', [((64, 48), (64, 48)), ((64, 48), (48, 64))])
+async def test_one_id_given_to_two_uploads_at_once_lists_one(
+    tmp_path, database_url, storage_url, s3_client, sizes, caplog
+):
+    config = shared_config(tmp_path, database_url, storage_url)
+    catalog, objects_ = shared(config, database_url, storage_url)
+    await objects_.prepare()
+    await catalog.open()
+    image_id = '5d6b2d8e-0b5c-4a0e-9d1e-3c1f2a4b6c7d'
+    files = []
+    for number, size in enumerate(sizes):
+        path = tmp_path / f'upload-{number}.jpeg'
+        path.write_bytes(encode(gradient(size), 'JPEG'))
+        files.append((size, path))
+    try:
+        added = await asyncio.gather(
+            *(
+                catalog.add(image_id, size, path.stat().st_size, path)
+                for size, path in files
+            )
+        )
+    finally:
+        await catalog.close()
+        await objects_.release()
+
+    [listed] = [record for record in added if record is not None]
+    assert added.count(None) == 1
+    # The object of the image listed is there, and no other.
+    prefix = storage_url.split('/', 3)[3]
+    assert await objects(s3_client, storage_url) == [f'{prefix}/{listed.name}']
+    same_name = sizes[0] == sizes[1]
+    said = [r.message for r in caplog.records if r.name == 'asgilook.catalog']
+    assert any('were given the id' in line for line in said) == same_name
+
+
+async def test_hosts_that_start_at_once_make_one_schema_and_one_key(
+    tmp_path, database_url, storage_url
+):
+    stores = [
+        Store(shared_config(tmp_path / f'host-{number}', database_url, storage_url))
+        for number in range(3)
+    ]
+    try:
+        await asyncio.gather(*(store.startup() for store in stores))
+        secrets = {await store.service_secret() for store in stores}
+    finally:
+        for store in stores:
+            await store.shut()
+
+    assert len(secrets) == 1
+
+
+def test_what_is_read_while_the_token_moves_is_not_remembered():
+    known = Known()
+    record = Record('an-id', (64, 48), 1234, 0)
+    assert known.records(b'7') == {}
+
+    # A change was heard of during the read: its record may be the old one.
+    known.remember(b'8', 'an-id', record, 10)
+    # Nor while no change can be heard of.
+    known.remember(None, 'an-id', record, 10)
+    kept_before = dict(known.records(b'7'))
+    known.remember(b'7', 'an-id', record, 10)
+
+    assert kept_before == {}
+    assert known.records(b'7') == {'an-id': record}
+    assert known.records(b'8') == {}

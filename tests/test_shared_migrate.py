@@ -6,6 +6,10 @@ import falcon.testing
 import pytest
 
 from asgilook.app import create_served_app
+from asgilook.catalog import SqliteCatalog
+from asgilook.catalog.keys import KEY_SETTING
+from asgilook.catalog.migrate import migrate
+from asgilook.catalog.opening import shared
 from asgilook.serving import launcher
 from asgilook.store import Store, migrate_command
 
@@ -114,3 +118,47 @@ def test_the_command_line_migrates(tmp_path, database_url, storage_url, monkeypa
     monkeypatch.setenv('ASGI_LOOK_STORAGE_URL', storage_url)
 
     assert launcher.main(['migrate']) == 0
+
+
+def test_a_directory_signed_with_a_secret_moves_in_without_a_key(
+    tmp_path, database_url, storage_url
+):
+    one_host = tmp_path / 'one-host'
+    config = shared_config(one_host, database_url, storage_url)
+    # Signed with ASGI_LOOK_SECRET: no key is kept in the directory to move.
+    config.secret = b'correct-horse-battery-staple'
+
+    async def uploads():
+        served = make_config(one_host)
+        served.secret = config.secret
+        async with falcon.testing.ASGIConductor(create_served_app(served)) as host:
+            return [
+                (await host.simulate_post('/images', body=png(64 + n))).json
+                for n in range(3)
+            ]
+
+    images = asyncio.run(uploads())
+    status = migrate_command(config)
+
+    async def again_a_batch_at_a_time():
+        directory = SqliteCatalog(one_host)
+        catalog, objects = shared(config, database_url, storage_url)
+        await objects.prepare()
+        await catalog.open()
+        try:
+            moved = await migrate(directory, catalog, batch=1)
+            listed = await catalog.page(0, 10)
+            key = await catalog.setting(KEY_SETTING)
+        finally:
+            await directory.close()
+            directory.shutdown()
+            await catalog.close()
+            await objects.release()
+        return moved, listed, key
+
+    moved, listed, key = asyncio.run(again_a_batch_at_a_time())
+
+    assert status == 0
+    assert (moved.moved, moved.passed_over) == (0, 3)
+    assert [record.image_id for record in listed.records] == [i['id'] for i in images]
+    assert key is None

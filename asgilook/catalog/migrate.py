@@ -39,8 +39,12 @@ class Moved:
 
 def run(config: Config, database_url: str, storage_url: str) -> int:
     """Migrate now; the exit status."""
+    return asyncio.run(_status(config, database_url, storage_url))
+
+
+async def _status(config: Config, database_url: str, storage_url: str) -> int:
     try:
-        moved = asyncio.run(_run(config, database_url, storage_url))
+        moved = await _run(config, database_url, storage_url)
     except (OSError, CatalogError, ServiceKeyError) as ex:
         logger.error(
             'cannot migrate %s: %s',
@@ -76,12 +80,14 @@ async def _run(config: Config, database_url: str, storage_url: str) -> Moved:
         await objects.release()
 
 
-async def migrate(directory: SqliteCatalog, catalog: PostgresCatalog) -> Moved:
+async def migrate(
+    directory: SqliteCatalog, catalog: PostgresCatalog, batch: int = BATCH
+) -> Moved:
     """List every image of the directory in the shared catalog, oldest first."""
     moved = Moved()
     after = 0
     while True:
-        page = await directory.page(after, BATCH)
+        page = await directory.page(after, batch)
         for record in page.records:
             source = directory.directory / record.name
             if await catalog.adopt(record, source):

@@ -237,3 +237,34 @@ def record_of(found: Any) -> Record:
     """Return the record of a row of COLUMNS."""
     image_id, width, height, length, modified_ns = found
     return Record(image_id, (width, height), length, modified_ns)
+
+
+class Snapshot:
+    """Every listed record in upload order, as of the moment it began."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.version = ''
+        self.count = 0
+
+    async def begin(self) -> None:
+        connection = self.connection
+        await connection.execute('BEGIN ISOLATION LEVEL REPEATABLE READ')
+        self.version = await version(connection)
+        cursor = await connection.execute('SELECT count(*) FROM images')
+        found = await cursor.fetchone()
+        assert found is not None
+        self.count = found[0]
+        await connection.execute(
+            f'DECLARE listing NO SCROLL CURSOR FOR SELECT {COLUMNS} '
+            'FROM images ORDER BY seq'
+        )
+
+    async def batch(self, size: int) -> list[Record]:
+        cursor = await self.connection.execute(
+            f'FETCH FORWARD {int(size)} FROM listing'
+        )
+        return [record_of(row) for row in await cursor.fetchall()]
+
+    async def end(self) -> None:
+        await self.connection.execute('ROLLBACK')

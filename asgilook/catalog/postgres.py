@@ -2,8 +2,8 @@
 
 Every host reads and changes the same tables through a small pool of
 connections (psycopg 3 and psycopg_pool), and listens for the changes of
-the others (`LISTEN`): its token is the serial the last one said, so that
-its memory tier and its event streams follow every host's changes. An
+the others (notices.py): its token is the serial the last one said, so
+that its memory tier and its event streams follow every host's changes. An
 upload's object is put in the object store (storage/objects.py) inside the
 transaction that lists it, before the commit; a delete commits, then
 removes the object. A database that fails or does not answer within
@@ -31,14 +31,14 @@ from . import pgsql
 from .changes import Removal
 from .database import Page
 from .log import Change, Span
-from .record import Record
+from .notices import Known, Notices
+from .pgsql import Snapshot
+from .record import Record, file_name
 
 logger = logging.getLogger('asgilook.catalog')
 
 # How long a request waits for a connection, or a statement for its answer.
 TIMEOUT = 2.0
-# How long a host waits before listening again once the database went away.
-RELISTEN_DELAY = 1.0
 # Connections a worker holds at most (a long list holds one while it is sent).
 POOL_SIZE = 8
 
@@ -58,30 +58,24 @@ class PostgresCatalog:
         self._objects = objects
         self.limits = limits or CatalogLimits()
         self._pool = self._new_pool()
-        self._token: bytes | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        # How every host's changes are heard of.
+        self._notices = Notices(url, self.where)
+        # What was read since the last change heard of.
+        self._known = Known()
 
     async def open(self) -> None:
         """Connect, make the tables if they are missing, and listen for changes."""
-        if self._listener is not None:
+        if self._notices.listening:
             return
         with _faults():
             await self._pool.open(wait=True, timeout=TIMEOUT)
             async with self._connection() as connection:
                 await pgsql.make_schema(connection)
-        self._listening.clear()
-        self._listener = asyncio.create_task(self._listen())
-        await self._listening.wait()
+        await self._notices.start()
 
     async def close(self) -> None:
         """Stop listening and let the connections go."""
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-        self._token = None
+        await self._notices.stop()
         pool, self._pool = self._pool, self._new_pool()
         await pool.close()
 
@@ -107,11 +101,18 @@ class PostgresCatalog:
 
     def token(self) -> bytes | None:
         """The serial of the last change any host said; None while not listening."""
-        return self._token
+        return self._notices.token
 
     async def get(self, image_id: str) -> Record | None:
+        """The record listed under an id, or None: remembered until a change."""
+        token = self.token()
+        known = self._known.records(token)
+        if image_id in known:
+            return known[image_id]
         async with self._connection() as connection:
-            return await pgsql.find(connection, image_id)
+            record = await pgsql.find(connection, image_id)
+        self._known.remember(token, image_id, record, self.limits.remembered_records)
+        return record
 
     async def version(self) -> str:
         async with self._connection() as connection:
@@ -173,17 +174,23 @@ class PostgresCatalog:
     async def add(
         self, image_id: str, size: tuple[int, int], length: int, temporary: pathlib.Path
     ) -> Record | None:
-        """List a new image dated now, its object put before the row commits.
+        """List a new image dated now, its object written before the row commits.
 
-        None if an image is listed under its id already (nothing is written).
+        None if an image is listed under its id already (nothing is listed).
+        The object is written before the lock that orders every host's
+        changes is taken, so that uploads are not written one at a time.
         """
+        if await self.get(image_id) is not None:
+            return None
+        name = file_name(image_id, size, length)
+        await self._objects.put(name, temporary)
         async with self._changing() as connection:
             # Dated inside the lock: the dates follow the order of the list.
             record = Record(image_id, size, length, time.time_ns())
-            if not await pgsql.insert(connection, record):
-                return None
-            await self._objects.put(record.name, temporary)
-        return record
+            if await pgsql.insert(connection, record):
+                return record
+        await self._taken(record)
+        return None
 
     async def adopt(self, record: Record, source: pathlib.Path) -> bool:
         """List an image as it was listed elsewhere (its date kept), from a file.
@@ -200,6 +207,20 @@ class PostgresCatalog:
     async def remove(self, image_id: str, trash: pathlib.Path) -> Removal:
         """Unlist an image, then remove its object (a reindex removes one left)."""
         return await self.unlist(image_id)
+
+    async def _taken(self, record: Record) -> None:
+        """Take back the object of an upload whose id another host took meanwhile."""
+        listed = await self.get(record.image_id)
+        if listed is not None and listed.name == record.name:
+            # The same name: the object is the other host's now.
+            logger.error(
+                'two uploads were given the id %s at once: the image listed '
+                "under it may hold the other one's bytes; the id generator "
+                'must give a new id at each call',
+                record.image_id,
+            )
+            return
+        await self._objects.remove(record.name)
 
     async def rows_after(self, image_id: str, limit: int) -> list[Record]:
         """Return up to limit records whose id follows image_id, by id's bytes."""
@@ -240,66 +261,8 @@ class PostgresCatalog:
             )
             yield connection
             await pgsql.trim(connection, self.limits.retained_changes)
-
-    async def _listen(self) -> None:
-        """Follow the changes of every host: the token is the last serial said."""
-        while True:
-            try:
-                await self._follow()
-            except (psycopg.Error, OSError, TimeoutError) as ex:
-                logger.warning(
-                    'lost the changes of the other hosts from %s (%s): '
-                    'listening again in %s s',
-                    self.where,
-                    ex,
-                    RELISTEN_DELAY,
-                )
-            # Nothing is kept in memory while no change can be heard of.
-            self._token = None
-            self._listening.set()
-            await asyncio.sleep(RELISTEN_DELAY)
-
-    async def _follow(self) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, connect_timeout=int(TIMEOUT)
-        ) as connection:
-            await connection.execute(f'LISTEN {pgsql.CHANNEL}')
-            # Read once listening: no change falls between the two.
-            self._token = (await pgsql.version(connection)).encode()
-            self._listening.set()
-            async for notice in connection.notifies():
-                self._token = notice.payload.encode()
-
-
-class Snapshot:
-    """Every listed record in upload order, as of the moment it began."""
-
-    def __init__(self, connection: pgsql.Connection) -> None:
-        self.connection = connection
-        self.version = ''
-        self.count = 0
-
-    async def begin(self) -> None:
-        connection = self.connection
-        await connection.execute('BEGIN ISOLATION LEVEL REPEATABLE READ')
-        self.version = await pgsql.version(connection)
-        cursor = await connection.execute('SELECT count(*) FROM images')
-        found = await cursor.fetchone()
-        assert found is not None
-        self.count = found[0]
-        await connection.execute(
-            f'DECLARE listing NO SCROLL CURSOR FOR SELECT {pgsql.COLUMNS} '
-            'FROM images ORDER BY seq'
-        )
-
-    async def batch(self, size: int) -> list[Record]:
-        cursor = await self.connection.execute(
-            f'FETCH FORWARD {int(size)} FROM listing'
-        )
-        return [pgsql.record_of(row) for row in await cursor.fetchall()]
-
-    async def end(self) -> None:
-        await self.connection.execute('ROLLBACK')
+        # This host's change, before the others' notices say it.
+        self._known.forget()
 
 
 @contextlib.asynccontextmanager

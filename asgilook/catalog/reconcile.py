@@ -89,8 +89,12 @@ async def _unlist(catalog: PostgresCatalog, record: Record, found: Found) -> Non
 
 def run(config: Config, database_url: str, storage_url: str) -> int:
     """Reconcile the shared catalog with its bucket now; the exit status."""
+    return asyncio.run(_status(config, database_url, storage_url))
+
+
+async def _status(config: Config, database_url: str, storage_url: str) -> int:
     try:
-        asyncio.run(_run(config, database_url, storage_url))
+        await _run(config, database_url, storage_url)
     except (OSError, CatalogError) as ex:
         logger.error('cannot reindex %s: %s', storage_url, ex)
         return 1
