@@ -196,25 +196,6 @@ async def test_an_object_removed_behind_its_back_is_404_and_unlisted(
     assert listed.json == []
 
 
-async def test_the_first_host_makes_the_key_every_host_signs_with(
-    tmp_path, database_url, storage_url
-):
-    stores = [
-        Store(shared_config(tmp_path / name, database_url, storage_url))
-        for name in ('a', 'b')
-    ]
-    # The first as a server starts it, the second served with no lifespan.
-    await stores[0].startup()
-    try:
-        secrets = [await store.service_secret() for store in stores]
-    finally:
-        for store in stores:
-            await store.shut()
-
-    assert secrets[0] == secrets[1]
-    assert len(secrets[0]) == 64
-
-
 async def test_a_missing_bucket_stops_the_start_naming_its_variable(
     tmp_path, database_url
 ):
@@ -346,23 +327,6 @@ async def test_one_id_given_to_two_uploads_at_once_lists_one(
     same_name = sizes[0] == sizes[1]
     said = [r.message for r in caplog.records if r.name == 'asgilook.catalog']
     assert any('were given the id' in line for line in said) == same_name
-
-
-async def test_hosts_that_start_at_once_make_one_schema_and_one_key(
-    tmp_path, database_url, storage_url
-):
-    stores = [
-        Store(shared_config(tmp_path / f'host-{number}', database_url, storage_url))
-        for number in range(3)
-    ]
-    try:
-        await asyncio.gather(*(store.startup() for store in stores))
-        secrets = {await store.service_secret() for store in stores}
-    finally:
-        for store in stores:
-            await store.shut()
-
-    assert len(secrets) == 1
 
 
 def test_what_is_read_while_the_token_moves_is_not_remembered():

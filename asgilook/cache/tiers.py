@@ -112,8 +112,7 @@ class Tiers:
         item = self._memory.get(lookup.key)
         if item is not None:
             return item
-        if not lookup.reachable:
-            return None
+        # (Asked only of a lookup that may ask Redis: see RedisCache.)
         entry = await self._redis.any_version(lookup.key)
         return None if entry is None else kept(entry, None, self._clock())
 

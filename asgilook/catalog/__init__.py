@@ -19,9 +19,9 @@ the `Catalog` protocol (see the README's storage section).
 """
 
 from .changes import Removal
-from .database import CATALOG_DIRECTORY, DATABASE_NAME, Page, SqliteCatalog
+from .database import CATALOG_DIRECTORY, DATABASE_NAME, SqliteCatalog
 from .protocol import Catalog
-from .record import Record, file_name
+from .record import Page, Record, file_name
 
 __all__ = [
     'CATALOG_DIRECTORY',

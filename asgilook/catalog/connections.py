@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import sqlite3
 import time
@@ -91,3 +92,9 @@ def transaction(
         if connection.in_transaction:
             connection.execute('ROLLBACK')
         raise
+
+
+def make_private(directory: pathlib.Path) -> None:
+    """Make the catalog's directory its owner's alone (it keeps the service key)."""
+    with contextlib.suppress(OSError):
+        os.chmod(directory, 0o700)

@@ -7,9 +7,6 @@ loop (see watch.py).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import os
 import pathlib
 import sqlite3
 import time
@@ -23,7 +20,7 @@ from ..storage.files import TEMPORARY_DIRECTORY
 from . import connections, log, reserve, sql, watch
 from .changes import Changes, Removal
 from .identity import Identity
-from .record import Record
+from .record import Page, Record
 from .snapshot import Snapshot
 from .threads import CatalogThreads, Open
 
@@ -32,14 +29,6 @@ DATABASE_NAME = 'catalog.sqlite3'
 
 _T = TypeVar('_T')
 _Ts = TypeVarTuple('_Ts')
-
-
-@dataclasses.dataclass(frozen=True)
-class Page:
-    """One page of the catalog, and the seq after which the next one starts."""
-
-    records: list[Record]
-    next_after: int | None
 
 
 class SqliteCatalog(CatalogThreads):
@@ -96,7 +85,7 @@ class SqliteCatalog(CatalogThreads):
             reader = await self._run_read(connections.connect, self.path, wait)
             # Its own users' only: it keeps the service key (keys.py); one
             # of asgilook 0.8 or older was made readable by all.
-            await self._run_write(_private, self.path.parent)
+            await self._run_write(connections.make_private, self.path.parent)
             changed = await self._run_write(sql.prepare, writer, self.directory)
             await self._run_write(log.upgrade, writer)
             # Room for removals on a full disk, made if missing (reserve.py).
@@ -117,12 +106,10 @@ class SqliteCatalog(CatalogThreads):
         return str(self.directory)
 
     async def release(self) -> None:
-        """Nothing: the catalog stays open when a server stops.
+        """Nothing: closing the last connection checkpoints the WAL (20 ms).
 
-        Closing the last connection of a database checkpoints its WAL to disk
-        (some 20 ms), and a lifespan may start again in the same process
-        (falcon.testing starts one per request). The end of the process
-        closes it; what is committed is in the WAL.
+        A lifespan may start again in the same process (falcon.testing starts
+        one per request); the end of the process closes it.
         """
 
     async def close(self) -> None:
@@ -306,8 +293,3 @@ class SqliteCatalog(CatalogThreads):
             size = self.limits.reserve
             made = await self._run_write(reserve.make, self._reserve, size)
             self._reserve_missing = not made
-
-
-def _private(directory: pathlib.Path) -> None:
-    with contextlib.suppress(OSError):
-        os.chmod(directory, 0o700)

@@ -29,11 +29,10 @@ from ..limits import CatalogLimits
 from ..storage.objects import Objects
 from . import pgsql
 from .changes import Removal
-from .database import Page
 from .log import Change, Span
 from .notices import Known, Notices
 from .pgsql import Snapshot
-from .record import Record, file_name
+from .record import Page, Record, file_name
 
 logger = logging.getLogger('asgilook.catalog')
 

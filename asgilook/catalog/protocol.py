@@ -12,9 +12,8 @@ import pathlib
 from typing import Any, Protocol
 
 from .changes import Removal
-from .database import Page
 from .log import Change, Span
-from .record import Record
+from .record import Page, Record
 
 
 class Catalog(Protocol):

@@ -18,6 +18,14 @@ from ..imaging import jpeg
 
 
 @dataclasses.dataclass(frozen=True)
+class Page:
+    """One page of the catalog, and the seq after which the next one starts."""
+
+    records: list[Record]
+    next_after: int | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Record:
     """One row of the catalog: a complete image file."""
 
