@@ -150,7 +150,7 @@ def measure(side: Side, seconds: float) -> dict[str, Rate]:
         with httpx.Client(base_url=url) as http:
             for path in (thumbnail, image, '/images?limit=20'):
                 http.get(path).raise_for_status()
-    fresh = upload(side.urls, COLD_IMAGES, (640, 360))
+    fresh = upload(side.urls, COLD_IMAGES, (1920, 1080))
     cold_paths = [image['thumbnails'][0] for image in fresh]
     return {
         'cached thumbnail': side.get([thumbnail], seconds),

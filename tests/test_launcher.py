@@ -111,6 +111,21 @@ def test_the_launcher_says_where_images_are_kept_and_passes_its_limits(
     assert 'images are kept in /srv/asgilook' in caplog.messages
 
 
+def test_the_launcher_says_where_several_hosts_keep_their_images(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger='asgilook')
+    monkeypatch.setenv('ASGI_LOOK_DATABASE_URL', 'postgresql://look:pw@db/look')
+    monkeypatch.setenv('ASGI_LOOK_STORAGE_URL', 's3://pictures/look')
+
+    assert launcher.main([], run=lambda config: 0) == 0
+
+    said = (
+        'images are kept in s3://pictures/look, listed in the database of '
+        'ASGI_LOOK_DATABASE_URL'
+    )
+    assert said in caplog.messages
+    assert not [line for line in caplog.messages if 'pw' in line]
+
+
 def test_the_launcher_passes_its_websocket_limit_and_opens_every_file_it_may(
     monkeypatch,
 ):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from ..config import Config
-from . import migrate, reconcile, reindex
+from . import reindex
 
 logger = logging.getLogger('asgilook.migrate')
 
@@ -22,6 +22,9 @@ def migrate_command(config: Config) -> int:
             'ASGI_LOOK_STORAGE_URL (ASGI_LOOK_STORAGE_PATH names the directory)'
         )
         return 2
+    # The drivers of several hosts, imported by their commands alone.
+    from . import migrate
+
     return migrate.run(config, config.database_url, config.storage_url)
 
 
@@ -32,4 +35,6 @@ def reindex_command(config: Config) -> int:
     """
     if config.database_url is None or config.storage_url is None:
         return reindex.run(config)
+    from . import reconcile
+
     return reconcile.run(config, config.database_url, config.storage_url)

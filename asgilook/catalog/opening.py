@@ -12,17 +12,20 @@ import functools
 import pathlib
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..errors import CatalogError, ServiceKeyError
 from ..storage.bytes import Bytes
 from ..storage.directory import Directory
-from ..storage.objects import Objects
 from . import reindex
 from .database import SqliteCatalog
 from .keys import KEY_SETTING, kept_secret
-from .postgres import PostgresCatalog
 from .protocol import Catalog
+
+if TYPE_CHECKING:
+    from ..storage.objects import Objects
+    from .postgres import PostgresCatalog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +53,14 @@ def back_ends(config: Config) -> BackEnds:
 def shared(
     config: Config, database_url: str, storage_url: str
 ) -> tuple[PostgresCatalog, Objects]:
-    """Return the catalog and the bytes several hosts share."""
+    """Return the catalog and the bytes several hosts share.
+
+    Their drivers (psycopg, aiobotocore) are imported here: one host does not
+    pay for them (some 30 MiB a worker).
+    """
+    from ..storage.objects import Objects
+    from .postgres import PostgresCatalog
+
     objects = Objects(storage_url, pathlib.Path(config.storage_path))
     catalog = PostgresCatalog(database_url, objects, config.catalog_limits)
     return catalog, objects

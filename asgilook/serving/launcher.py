@@ -123,7 +123,13 @@ def _say_where(config: Config, args: argparse.Namespace) -> None:
     storage = pathlib.Path(os.path.abspath(os.fspath(config.storage_path)))
     host = f'[{args.host}]' if ':' in args.host else args.host
     logger.info('serving http://%s:%d with %d worker(s)', host, args.port, args.workers)
-    if storage.is_relative_to('/tmp'):
+    if config.storage_url is not None:
+        # Shared by several hosts: the directory holds only files on their way in.
+        logger.info(
+            'images are kept in %s, listed in the database of ASGI_LOOK_DATABASE_URL',
+            config.storage_url,
+        )
+    elif storage.is_relative_to('/tmp'):
         logger.warning(
             'images are kept in %s, under /tmp, which many systems empty at '
             'boot: set ASGI_LOOK_STORAGE_PATH to a lasting directory',

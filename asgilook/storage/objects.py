@@ -62,6 +62,12 @@ class Objects:
             read_timeout=READ_TIMEOUT,
             retries={'max_attempts': 1},
             max_pool_connections=64,
+            # No checksum of every body but those a store asks for: a JPEG's
+            # write is confirmed by the store's answer, and the CPU is the
+            # renders' (a put of 580 KB took 2.5 ms of CPU with them, 1.8
+            # without; a get 1.45 and 1.17).
+            request_checksum_calculation='when_required',
+            response_checksum_validation='when_required',
         )
         client = await self._exits.enter_async_context(
             get_session().create_client('s3', config=config)
