@@ -1,21 +1,17 @@
-"""The catalog: which complete images the storage directory holds, in SQLite.
+"""The catalog: which complete images the service holds, and in what order.
 
-Image bytes are files of the storage directory, named after what the
-catalog needs to know (`{id}.{width}x{height}.{bytes}.jpeg`); the catalog
-is a SQLite database beside them (`.catalog/catalog.sqlite3`, in WAL mode),
-shared by every worker process of the host. Its modules:
+One host keeps it in SQLite beside the image files of its storage directory
+(`.catalog/catalog.sqlite3`, in WAL mode, shared by the host's workers);
+several hosts keep it in PostgreSQL beside an S3 bucket. Its modules:
 
 - `protocol`: the `Catalog`, what the store asks of any catalog;
 - `database`: `SqliteCatalog`, its reader and writer threads, and the
-  records it remembers between two changes;
-- `sql`: the schema, the connections, the rows and the digest (the
-  catalog's version: what the list is computed from);
-- `changes`: a change as one transaction that also moves a file;
-- `watch`: the change token, read on the event loop, through which every
-  worker learns of another's change.
-
-A server database for several hosts would be another implementation of
-the `Catalog` protocol (see the README's storage section).
+  records it remembers between two changes; `sql`, `changes`, `watch`
+  (the change token through which every worker learns of another's
+  change), `scan` and `reindex` (the catalog against the directory);
+- `postgres`: `PostgresCatalog`; `pgsql`, `notices` (every host's changes
+  heard of), `reconcile` (the catalog against the bucket) and `migrate`;
+- `opening`: the back ends a config names, opened at start.
 """
 
 from .changes import Removal

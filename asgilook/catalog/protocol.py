@@ -1,9 +1,9 @@
 """Catalog: what the store asks of the place that lists its images.
 
 The records, their pages and long lists, the change log and its token,
-settings, and changes (each one transaction). One implementation today,
-SQLite in the storage directory (database.py); a server database would be
-another, behind the same store.
+settings, and changes (each one transaction). Two implementations: SQLite
+in the storage directory (database.py), one host's; PostgreSQL
+(postgres.py), shared by several hosts.
 """
 
 from __future__ import annotations

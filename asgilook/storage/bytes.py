@@ -27,7 +27,7 @@ class Stored(Protocol):
 
 
 class Bytes(Protocol):
-    """Keep stored JPEGs under their names: write durably, open, remove."""
+    """Keep stored JPEGs under their names: written durably, read, let go."""
 
     @property
     def where(self) -> str:
