@@ -14,7 +14,7 @@ from .files import StoredFile
 logger = logging.getLogger('asgilook.storage')
 
 
-class Directory:
+class Directory(uploads.Incoming):
     """Keep stored JPEGs as files of one directory (see bytes.Bytes).
 
     A file on its way in or out waits in `.incoming/` (files.py); the
@@ -25,7 +25,7 @@ class Directory:
     variable = 'ASGI_LOOK_STORAGE_PATH'
 
     def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.where = str(path)
         # Leftovers are cleared at the first start only, when no upload of
         # this process can be under way (files of its pid are an earlier
@@ -45,18 +45,6 @@ class Directory:
         for name, reason in left:
             logger.warning('ignoring %s in %s: %s', name, incoming, reason)
         self._prepared = True
-
-    def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
-        """Return a new name for a file on its way in or out (see files.py)."""
-        return files.temporary_path(self.path, suffix)
-
-    async def write(self, path: pathlib.Path, data: bytes) -> None:
-        """Write a new file whole and flush it to disk, in one trip to a thread."""
-        await blocking.run(blocking.FILES, uploads.write_durably, path, data)
-
-    async def discard(self, path: pathlib.Path) -> None:
-        """Remove a file on its way in if it is there; a failure is ignored."""
-        await uploads.remove_quietly(path)
 
     @contextlib.asynccontextmanager
     async def readable(self, name: str) -> AsyncIterator[pathlib.Path]:

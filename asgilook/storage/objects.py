@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import pathlib
 import time
 import urllib.parse
@@ -35,7 +34,7 @@ READ_TIMEOUT = 10.0
 _MISSING = frozenset({'NoSuchKey', '404', 'NotFound'})
 
 
-class Objects:
+class Objects(uploads.Incoming):
     """Keep stored JPEGs as objects of one bucket, under one prefix."""
 
     # What a start or a fault names.
@@ -48,7 +47,7 @@ class Objects:
         self.prefix = f'{prefix}/' if prefix else ''
         self.where = f's3://{self.bucket}/{self.prefix}'
         # The host's own files on their way in.
-        self.path = path
+        super().__init__(path)
         self._client: Any = None
         self._exits = contextlib.AsyncExitStack()
 
@@ -88,18 +87,6 @@ class Objects:
         self._client = None
         await self._exits.aclose()
 
-    def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
-        """Return a new name for a file of this host on its way in."""
-        return files.temporary_path(self.path, suffix)
-
-    async def write(self, path: pathlib.Path, data: bytes) -> None:
-        """Write a file on its way in whole (put as an object by `put`)."""
-        await blocking.run(blocking.FILES, uploads.write_durably, path, data)
-
-    async def discard(self, path: pathlib.Path) -> None:
-        """Remove a file on its way in if it is there; a failure is ignored."""
-        await uploads.remove_quietly(path)
-
     async def put(self, name: str, path: pathlib.Path) -> None:
         """Write the object of a stored JPEG from a file, and wait until it holds."""
         data = await blocking.run(blocking.FILES, path.read_bytes)
@@ -127,9 +114,8 @@ class Objects:
         copy = self.temporary_path()
         stored = await self.open(name)
         try:
-            await blocking.run(blocking.FILES, _incoming, copy)
             async for chunk in stored:
-                await blocking.run(blocking.FILES, _append, copy, chunk)
+                await blocking.run(blocking.FILES, uploads.append, copy, chunk)
             yield copy
         finally:
             await stored.close()
@@ -194,13 +180,3 @@ def faults() -> Iterator[None]:
         TimeoutError,
     ) as ex:
         raise OSError(errno.EIO, f'the object store failed: {ex}') from ex
-
-
-def _incoming(path: pathlib.Path) -> None:
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path.parent)
-
-
-def _append(path: pathlib.Path, data: bytes) -> None:
-    with open(path, 'ab') as copy:
-        copy.write(data)

@@ -21,6 +21,7 @@ from .. import blocking
 from ..config import Config
 from ..errors import EmptyUploadError, UploadTooLargeError
 from ..imaging.convert import to_jpeg
+from . import files
 from .faults import storage_errors
 
 
@@ -106,7 +107,7 @@ class Upload:
         data = b''.join([*self._chunks, chunk])
         self._release()
         self._spooled = True
-        await blocking.run(blocking.FILES, _append, self._spool, data)
+        await blocking.run(blocking.FILES, append, self._spool, data)
 
     def _release(self) -> None:
         self._chunks = []
@@ -122,6 +123,28 @@ def convert(
         return to_jpeg(io.BytesIO(upload), max_pixels, quality)
     with open(upload, 'rb') as source:
         return to_jpeg(source, max_pixels, quality)
+
+
+class Incoming:
+    """The host's files on their way in, under its storage directory.
+
+    What both kinds of bytes keep on the host (directory.py, objects.py).
+    """
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def temporary_path(self, suffix: str = '.tmp') -> pathlib.Path:
+        """Return a new name for a file on its way in or out (see files.py)."""
+        return files.temporary_path(self.path, suffix)
+
+    async def write(self, path: pathlib.Path, data: bytes) -> None:
+        """Write a new file whole and flush it to disk, in one trip to a thread."""
+        await blocking.run(blocking.FILES, write_durably, path, data)
+
+    async def discard(self, path: pathlib.Path) -> None:
+        """Remove a file on its way in if it is there; a failure is ignored."""
+        await remove_quietly(path)
 
 
 def write_durably(path: pathlib.Path, data: bytes) -> None:
@@ -153,7 +176,8 @@ def _incoming(path: pathlib.Path) -> None:
         os.mkdir(path.parent)
 
 
-def _append(path: pathlib.Path, data: bytes) -> None:
+def append(path: pathlib.Path, data: bytes) -> None:
+    """Add data to a file on its way in (blocking)."""
     _incoming(path)
     with open(path, 'ab') as spool:
         spool.write(data)
