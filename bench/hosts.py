@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from tests import engines
+from tests import engines, seaweed
 
 from . import pictures, processes, wrk
 from .figures import Columns, Rate, milliseconds, percentiles
@@ -110,12 +110,12 @@ def one_host(work: Path) -> Iterator[list[str]]:
 def two_hosts(work: Path) -> Iterator[list[str]]:
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(engines.postgres_server())
-        seaweed = stack.enter_context(engines.seaweed_server())
+        store = stack.enter_context(seaweed.seaweed_server())
         port = stack.enter_context(processes.redis_server(work))
         env = {
             'ASGI_LOOK_DATABASE_URL': postgres.create_database(),
-            'ASGI_LOOK_STORAGE_URL': f's3://{seaweed.create_bucket()}/images',
-            **seaweed.environ,
+            'ASGI_LOOK_STORAGE_URL': f's3://{store.create_bucket()}/images',
+            **store.environ,
         }
         hosts = [
             stack.enter_context(

