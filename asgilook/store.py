@@ -199,6 +199,7 @@ class Store:
             # Renamed into place only if nothing failed.
             await self._bytes.discard(temporary)
             raise
+        self._bytes.kept(temporary)
         return self._image(record)
 
     async def _add(
@@ -241,8 +242,8 @@ class Store:
         async with self._gone_unlisted(image), contextlib.AsyncExitStack() as stack:
             with faults.storage_errors(gone=True):
                 readable = self._bytes.readable(image.version)
-                path = await stack.enter_async_context(readable)
-            return await self._pillow.resize(path, size)
+                source = await stack.enter_async_context(readable)
+            return await self._pillow.resize(source, size)
 
     async def close(self) -> None:
         """Let go of what a stopped server holds (it is taken again at start).

@@ -89,6 +89,24 @@ async def test_an_upload_on_one_host_is_served_by_the_other(
     ]
 
 
+async def test_a_host_keeps_no_file_of_the_images_it_stored(
+    tmp_path, database_url, storage_url
+):
+    async with hosts(tmp_path, database_url, storage_url, count=1) as (host,):
+        images = [await upload(host, (640, 400)) for _ in range(3)]
+        for image in images:
+            thumbnail = await host.simulate_get(image['thumbnails'][0])
+            assert decode(thumbnail.content).size == (320, 200)
+        deleted = await host.simulate_delete(
+            images[0]['image'], headers=owner(images[0])
+        )
+        assert deleted.status_code == 204
+
+        # Its directory holds only what is on its way: nothing, now.
+        left = [path for path in (tmp_path / 'host-0').rglob('*') if path.is_file()]
+    assert left == []
+
+
 async def test_a_delete_token_of_one_host_deletes_on_another(
     tmp_path, database_url, storage_url, s3_client
 ):
@@ -344,3 +362,22 @@ def test_what_is_read_while_the_token_moves_is_not_remembered():
     assert kept_before == {}
     assert known.records(b'7') == {'an-id': record}
     assert known.records(b'8') == {}
+
+
+async def test_an_object_streams_in_chunks_as_stored(tmp_path, storage_url):
+    objects = Objects(storage_url, tmp_path)
+    await objects.prepare()
+    data = encode(gradient((640, 400)), 'JPEG')
+    try:
+        await objects.write(tmp_path / 'upload.jpeg', data)
+        await objects.put('image.jpeg', tmp_path / 'upload.jpeg')
+        objects.kept(tmp_path / 'upload.jpeg')
+        stored = await objects.open('image.jpeg')
+        stored.CHUNK = 1024
+        chunks = [chunk async for chunk in stored]
+        await stored.close()
+    finally:
+        await objects.release()
+
+    assert len(chunks) > 1
+    assert b''.join(chunks) == data

@@ -74,9 +74,16 @@ def to_jpeg(
     return output.getvalue(), rgb.size
 
 
-def resize(
-    source: str | os.PathLike[str], size: tuple[int, int], quality: int
-) -> bytes:
+# What a render reads: a stored JPEG's file, or its bytes (an object's).
+Source = str | os.PathLike[str] | bytes
+
+
+def named(source: Source) -> str:
+    """How a log line names what a render read."""
+    return f'{len(source)} bytes' if isinstance(source, bytes) else os.fspath(source)
+
+
+def resize(source: Source, size: tuple[int, int], quality: int) -> bytes:
     """Render a stored JPEG at the given size, as JPEG.
 
     The JPEG decoder scales by 1/2, 1/4 and 1/8 as it decodes (`draft`), which
@@ -84,6 +91,7 @@ def resize(
     are decoded at their size and never resampled. Other sizes are decoded at
     the nearest larger scale and resampled with LANCZOS from there.
 
+    The source is a file's name, or its bytes already read (an object's).
     The file is read whole and handed to the decoder in one piece. Fed in
     Pillow's 64 KiB blocks, the decoder suspends at the end of each block and
     takes the GIL back to be given the next one; in one piece it decodes
@@ -92,8 +100,11 @@ def resize(
     Its name is no proof of what a file holds: StoredImageError unless it is
     a JPEG whose real size has this thumbnail on its ladder, decoded whole.
     """
-    with open(source, 'rb') as file:
-        data = file.read()
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with open(source, 'rb') as file:
+            data = file.read()
     with _open_stored(data) as image:
         screening.check_stored(data, image.size, size)
         image.decodermaxblock = len(data)

@@ -81,7 +81,7 @@ class RenderProcesses:
         self._started = 0
 
     async def resize(
-        self, source: str | os.PathLike[str], size: tuple[int, int], quality: int
+        self, source: convert.Source, size: tuple[int, int], quality: int
     ) -> bytes:
         """Render a stored JPEG at size as `convert.resize` does, in a process."""
         for _ in range(2):
@@ -102,7 +102,9 @@ class RenderProcesses:
                 return await asyncio.shield(rendering)
             except _DiedError:
                 continue
-        raise RenderError(f'the process rendering {source} at {size} died')
+        raise RenderError(
+            f'the process rendering {convert.named(source)} at {size} died'
+        )
 
     async def close(self) -> None:
         """Let the processes go, and wait until they have gone.

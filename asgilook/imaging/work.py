@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import blocking
@@ -30,9 +29,7 @@ class PillowWork:
             else None
         )
 
-    async def resize(
-        self, source: str | os.PathLike[str], size: tuple[int, int]
-    ) -> bytes:
+    async def resize(self, source: convert.Source, size: tuple[int, int]) -> bytes:
         """Render a JPEG file scaled to size, as JPEG (see convert.resize)."""
         if self._renders is not None:
             return await self._renders.resize(source, size, self._quality)

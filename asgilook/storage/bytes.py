@@ -50,13 +50,16 @@ class Bytes(Protocol):
         """Return a new local name for a file on its way in or out."""
 
     async def write(self, path: pathlib.Path, data: bytes) -> None:
-        """Write a new file on its way in whole, durably."""
+        """Write a new file on its way in whole, durably (or hold it until stored)."""
+
+    def kept(self, path: pathlib.Path) -> None:
+        """Let go of what is held of a file on its way in, now that it is stored."""
 
     async def discard(self, path: pathlib.Path) -> None:
         """Remove a file on its way in, quietly."""
 
-    def readable(self, name: str) -> AbstractAsyncContextManager[pathlib.Path]:
-        """A local file of a stored JPEG, for a renderer to read."""
+    def readable(self, name: str) -> AbstractAsyncContextManager[pathlib.Path | bytes]:
+        """A stored JPEG for a renderer to read: a local file, or its bytes."""
 
     async def open(self, name: str) -> Stored:
         """Open a stored JPEG for reading; FileNotFoundError if it is gone."""

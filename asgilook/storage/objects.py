@@ -3,14 +3,15 @@
 `s3://bucket/prefix` (ASGI_LOOK_STORAGE_URL); the endpoint, credentials and
 region come from the AWS SDKs' own variables (AWS_ENDPOINT_URL,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), so that AWS S3,
-MinIO, SeaweedFS, Ceph or R2 are set alike. An upload's JPEG is written on
-the host (in ASGI_LOOK_STORAGE_PATH's `.incoming/`), then put as an object
-by the catalog before its row is committed (catalog/postgres.py). A fault
-of the store is an OSError: the store answers 503.
+MinIO, SeaweedFS, Ceph or R2 are set alike. An upload's JPEG is held in
+memory (no file on the host: the object is what is durable), then put as
+an object by the catalog before its row is committed (catalog/postgres.py).
+A fault of the store is an OSError: the store answers 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import pathlib
@@ -30,6 +31,8 @@ from . import files, uploads
 # How long the object store may take to connect, and to answer a request.
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
+# How many stored JPEGs a host holds in memory at once for its renders.
+READS_AT_ONCE = 8
 # Object store errors that say nothing is there.
 _MISSING = frozenset({'NoSuchKey', '404', 'NotFound'})
 
@@ -48,6 +51,9 @@ class Objects(uploads.Incoming):
         self.where = f's3://{self.bucket}/{self.prefix}'
         # The host's own files on their way in.
         super().__init__(path)
+        # Uploads converted, held until their object is put (see write).
+        self._held: dict[pathlib.Path, bytes] = {}
+        self._reads = asyncio.Semaphore(READS_AT_ONCE)
         self._client: Any = None
         self._exits = contextlib.AsyncExitStack()
 
@@ -87,9 +93,31 @@ class Objects(uploads.Incoming):
         self._client = None
         await self._exits.aclose()
 
+    async def write(self, path: pathlib.Path, data: bytes) -> None:
+        """Hold an upload's JPEG until its object is put: no file on the host.
+
+        A file would be written, flushed to disk and read back only to be
+        sent: 0.6 ms of CPU and 4 ms waiting for the disk, for 580 KB.
+        """
+        self._held[path] = data
+
+    def kept(self, path: pathlib.Path) -> None:
+        """Let go of an upload's JPEG once its object is listed."""
+        del self._held[path]
+
+    async def discard(self, path: pathlib.Path) -> None:
+        """Let go of an upload's JPEG that is not stored."""
+        self._held.pop(path, None)
+
     async def put(self, name: str, path: pathlib.Path) -> None:
-        """Write the object of a stored JPEG from a file, and wait until it holds."""
-        data = await blocking.run(blocking.FILES, path.read_bytes)
+        """Write the object of a stored JPEG, and wait until it holds.
+
+        From what write holds under path, or else from the file there (a
+        reindex's or a migration's).
+        """
+        data = self._held.get(path)
+        if data is None:
+            data = await blocking.run(blocking.FILES, path.read_bytes)
         with faults():
             await self._client.put_object(
                 Bucket=self.bucket, Key=self.prefix + name, Body=data
@@ -109,17 +137,20 @@ class Objects(uploads.Incoming):
         return StoredObject(answer['Body'])
 
     @contextlib.asynccontextmanager
-    async def readable(self, name: str) -> AsyncIterator[pathlib.Path]:
-        """A copy of a stored JPEG on this host, for a renderer to read."""
-        copy = self.temporary_path()
-        stored = await self.open(name)
-        try:
-            async for chunk in stored:
-                await blocking.run(blocking.FILES, uploads.append, copy, chunk)
-            yield copy
-        finally:
-            await stored.close()
-            await uploads.remove_quietly(copy)
+    async def readable(self, name: str) -> AsyncIterator[bytes]:
+        """A stored JPEG's bytes, for a renderer to read.
+
+        Read into memory, not copied to a file of the host (a trip to a
+        thread for each 64 KiB, and the file read again by the render);
+        READS_AT_ONCE bound the memory.
+        """
+        async with self._reads:
+            stored = await self.open(name)
+            try:
+                data = await stored.read()
+            finally:
+                await stored.close()
+            yield data
 
 
 async def names(objects: Objects) -> AsyncIterator[tuple[str, float]]:

@@ -146,6 +146,9 @@ class Incoming:
         """Remove a file on its way in if it is there; a failure is ignored."""
         await remove_quietly(path)
 
+    def kept(self, path: pathlib.Path) -> None:
+        """Nothing is held of a file renamed into place (see Objects.kept)."""
+
 
 def write_durably(path: pathlib.Path, data: bytes) -> None:
     """Write data to a new file and flush it to disk (blocking)."""
