@@ -103,6 +103,18 @@ class Postgres:
         finally:
             self.start()
 
+    @contextlib.contextmanager
+    def hung(self):
+        """Freeze the server and its backends (SIGSTOP) for the block: a hang.
+
+        Its connections stay open and its port takes connections, but
+        nothing is answered, as of a machine that stalls.
+        """
+        assert self._process is not None
+        frozen = [self._process.pid, *children(self._process.pid)]
+        with frozen_processes(frozen):
+            yield
+
     def create_database(self) -> str:
         """Create a database no test has used; return its URL."""
         name = f'test_{next(self._names)}'
@@ -221,6 +233,32 @@ def _postgres_user() -> pwd.struct_passwd:
             "user, which this machine lacks (Debian's postgresql package "
             'makes it).'
         ) from None
+
+
+def children(pid: int) -> list[int]:
+    """The processes pid started, as /proc tells now."""
+    found = []
+    for status in glob.glob('/proc/[0-9]*/status'):
+        with contextlib.suppress(OSError), open(status) as lines:
+            for line in lines:
+                if line.startswith('PPid:'):
+                    if int(line.split()[1]) == pid:
+                        found.append(int(status.split('/')[2]))
+                    break
+    return found
+
+
+@contextlib.contextmanager
+def frozen_processes(pids: list[int]):
+    """SIGSTOP the processes (started by the tests) for the block, then SIGCONT."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def wait_until(ready, process: subprocess.Popen, log: pathlib.Path, what: str):

@@ -118,6 +118,13 @@ class Seaweed:
         finally:
             self.start()
 
+    @contextlib.contextmanager
+    def hung(self):
+        """Freeze the server (SIGSTOP) for the block: a store that stalls."""
+        assert self._process is not None
+        with engines.frozen_processes([self._process.pid]):
+            yield
+
     def create_bucket(self) -> str:
         """Create a bucket no test has used; return its name."""
         name = f'bucket-{next(self._names)}'

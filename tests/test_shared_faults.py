@@ -7,7 +7,7 @@ import time
 import pytest
 
 from .fakes import owner
-from .images import encode, gradient
+from .images import encode, gradient, photo
 from .shared import hosts
 
 # A fault is answered within this many seconds (a connection, then a request
@@ -101,3 +101,47 @@ async def test_an_object_store_that_stops_is_503_and_cached_thumbnails_are_serve
     assert deleted.status_code == 204
     assert after.status_code == 201
     assert [item['id'] for item in listed.json] == [after.json['id']]
+
+
+async def test_a_database_that_hangs_is_503_quickly_and_served_after(
+    tmp_path, database_url, storage_url, postgres_server
+):
+    async with hosts(tmp_path, database_url, storage_url) as (first, second):
+        image = (await upload(first)).json
+        cached = await second.simulate_get(image['thumbnails'][-1])
+        with postgres_server.hung():
+            refused, took = await timed(upload(first))
+            listing, listing_took = await timed(second.simulate_get('/images'))
+            thumbnail = await second.simulate_get(image['thumbnails'][-1])
+        # The connections that were waiting are let go: a new one serves.
+        again = await upload(second)
+        listed = await first.simulate_get('/images')
+
+    assert unavailable(refused, took)
+    assert unavailable(listing, listing_took)
+    assert thumbnail.content == cached.content
+    assert again.status_code == 201
+    assert [item['id'] for item in listed.json] == [image['id'], again.json['id']]
+
+
+async def test_an_object_store_that_hangs_is_503_quickly_and_served_after(
+    tmp_path, database_url, storage_url, seaweed_server
+):
+    async with hosts(tmp_path, database_url, storage_url) as (first, second):
+        image = (await upload(first)).json
+        cached = await second.simulate_get(image['thumbnails'][-1])
+        with seaweed_server.hung():
+            # More than the sockets' buffers hold: the put itself stalls.
+            refused, took = await timed(
+                first.simulate_post('/images', body=photo((3000, 2000)))
+            )
+            full, full_took = await timed(second.simulate_get(image['image']))
+            thumbnail = await second.simulate_get(image['thumbnails'][-1])
+        again = await upload(second)
+        listed = await first.simulate_get('/images')
+
+    assert unavailable(refused, took)
+    assert unavailable(full, full_took)
+    assert thumbnail.content == cached.content
+    assert again.status_code == 201
+    assert [item['id'] for item in listed.json] == [image['id'], again.json['id']]
