@@ -16,6 +16,10 @@ handler). The tree::
     │   │   └── BodyTimeoutError      it stalled                     408
     │   ├── EmptyUploadError      an upload of no bytes              400
     │   ├── UploadTooLargeError   more bytes than max_upload_size    413
+    │   ├── FormError             a form that is not one image's     400
+    │   │   ├── MalformedFormError    not multipart/form-data at all
+    │   │   ├── MissingImagePartError no file part named image
+    │   │   └── ExtraImagePartError   two of them
     │   ├── ImageError            an upload asgilook does not store
     │   │   ├── InvalidImageError     no image of a format it reads  415
     │   │   ├── DamagedImageError     an image that does not decode  422
@@ -95,6 +99,22 @@ class UploadTooLargeError(RequestError):
 
     def __str__(self) -> str:
         return f'the upload is larger than {self.limit} bytes'
+
+
+class FormError(RequestError):
+    """A multipart/form-data upload is not a form of one image."""
+
+
+class MalformedFormError(FormError):
+    """The body is not the multipart/form-data its Content-Type says."""
+
+
+class MissingImagePartError(FormError):
+    """The form has no file part named image."""
+
+
+class ExtraImagePartError(FormError):
+    """The form has more than one file part named image."""
 
 
 class ImageError(RequestError):

@@ -17,7 +17,7 @@ from .errors import (
     ThumbnailNotFoundError,
     UploadTooLargeError,
 )
-from .http import media, paging
+from .http import forms, media, paging
 from .http.conditional import none_match_holds, preconditions_hold
 from .http.disconnects import LISTENER, Listener
 from .store import Image, Store, image_uri, thumbnail_uri
@@ -115,9 +115,14 @@ class Images:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response
     ) -> None:
         limit = self._config.max_upload_size
-        if req.content_length is not None and req.content_length > limit:
+        length = req.content_length
+        if length is not None and length > forms.body_limit(req, limit):
             raise UploadTooLargeError(limit)
-        image = await self._store.save(req.stream)
+        if forms.is_form(req):
+            async with forms.image_of(req, limit) as chunks:
+                image = await self._store.save(chunks)
+        else:
+            image = await self._store.save(req.stream)
         resp.location = image.uri
         media.negotiate(req, resp)
         # Only here: never in a list, nor in an answer a cache keeps.

@@ -11,6 +11,7 @@ import zlib
 import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFilter
+import pillow_heif
 
 from asgilook.catalog.record import file_name
 from asgilook.storage.files import TEMPORARY_DIRECTORY, TEMPORARY_PREFIX
@@ -177,3 +178,51 @@ def icon(frame: bytes, bpp: int = 32) -> bytes:
     """An ICO whose one entry says 16x16 and holds frame (a PNG or a DIB)."""
     entry = struct.pack('<4B2H2I', 16, 16, 0, 0, 1, bpp, len(frame), 22)
     return struct.pack('<3H', 0, 1, 1) + entry + frame
+
+
+def heif(image: PIL.Image.Image, **params) -> bytes:
+    """A HEIC file (HEVC-coded HEIF) of image, written by pillow-heif."""
+    heif_file = pillow_heif.from_pillow(image)
+    heif_file.info.update(params.pop('info', {}))
+    output = io.BytesIO()
+    heif_file.save(output, quality=params.pop('quality', 80), **params)
+    return output.getvalue()
+
+
+def phone_photo(orientation: int = 6) -> bytes:
+    """A HEIC as a phone writes it: a grid of 256-pixel tiles, with EXIF.
+
+    The camera's own orientation tag says how to turn it upright; pillow-heif
+    writes that as the file's rotation (irot), and the tag as 1.
+    """
+    exif = PIL.Image.Exif()
+    exif[0x010F] = 'Apple'
+    exif[0x0110] = 'iPhone 15'
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8825)[2] = (51.0, 28.0, 38.0)  # GPSLatitude
+    before = pillow_heif.options.GRID_TILE_SIZE
+    pillow_heif.options.GRID_TILE_SIZE = 256
+    try:
+        return heif(gradient((1024, 768)), info={'exif': exif.tobytes()})
+    finally:
+        pillow_heif.options.GRID_TILE_SIZE = before
+
+
+def boxes_of(data: bytes, kind: bytes) -> list[int]:
+    """Where each box of a kind begins in an ISO base media file (HEIF, AVIF)."""
+    found, position = [], data.find(kind)
+    while position >= 0:
+        found.append(position - 4)
+        position = data.find(kind, position + 1)
+    return found
+
+
+def declaring(
+    data: bytes, kind: bytes, sides, nth: int = 0, at: int = 12, layout: str = '>2I'
+) -> bytes:
+    """The file with the nth box of a kind declaring sides, at `at` in the box."""
+    patched = bytearray(data)
+    position = boxes_of(data, kind)[nth] + at
+    packed = struct.pack(layout, *sides)
+    patched[position : position + len(packed)] = packed
+    return bytes(patched)

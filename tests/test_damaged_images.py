@@ -12,8 +12,10 @@ from asgilook.imaging import convert
 from .images import (
     animation,
     encode,
+    heif,
     icon,
     noisy,
+    phone_photo,
     png,
     save_all,
 )
@@ -121,6 +123,10 @@ TRUNCATED = {
     'ICO of a bitmap': lambda: encode(
         noisy((64, 64)), 'ICO', sizes=[(64, 64)], bitmap_format='bmp'
     ),
+    'AVIF': lambda: encode(noisy(), 'AVIF'),
+    'animated AVIF': lambda: save_all('AVIF'),
+    'HEIC': lambda: heif(noisy()),
+    'HEIC of a phone': phone_photo,
 }
 
 

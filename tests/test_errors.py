@@ -14,6 +14,9 @@ _RAISED = [
     errors.BodyTimeoutError(2.5),
     errors.EmptyUploadError(),
     errors.UploadTooLargeError(1000),
+    errors.MalformedFormError('unexpected form structure'),
+    errors.MissingImagePartError(),
+    errors.ExtraImagePartError(),
     errors.InvalidImageError('cannot identify image file'),
     errors.DamagedImageError('image file is truncated'),
     errors.ImageTooLargeError((9000, 9000), 50_000_000),
@@ -35,7 +38,12 @@ _RAISED = [
 
 
 # Kinds that group others and are never raised themselves.
-_GROUPS = {errors.BodyError, errors.ImageError, errors.StorageError}
+_GROUPS = {
+    errors.BodyError,
+    errors.FormError,
+    errors.ImageError,
+    errors.StorageError,
+}
 
 
 def _below(kind: type) -> set[type]:

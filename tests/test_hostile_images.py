@@ -22,6 +22,8 @@ from .images import (
     decode,
     encode,
     gradient,
+    heif,
+    phone_photo,
     photo,
     save_all,
     store_by_hand,
@@ -46,6 +48,10 @@ ALLOWED = {
     'ICO of a bitmap': lambda: encode(
         gradient((32, 32)), 'ICO', sizes=[(32, 32)], bitmap_format='bmp'
     ),
+    'AVIF': lambda: encode(gradient((40, 30)), 'AVIF'),
+    'animated AVIF': lambda: animation('AVIF'),
+    'HEIC': lambda: heif(gradient((40, 30))),
+    'HEIC of a phone': phone_photo,
 }
 
 
@@ -101,7 +107,6 @@ FOREIGN = {
     'MSP': (lambda: _foreign('MSP', '1'), 'MSP'),
     'DIB': (lambda: _foreign('DIB', 'RGB'), 'DIB'),
     'JPEG 2000': (lambda: _foreign('JPEG2000', 'RGB'), 'JPEG2000'),
-    'AVIF': (lambda: _foreign('AVIF', 'RGB'), 'AVIF'),
     'PSD': (_psd, 'PSD'),
     'CUR': (_cur, 'CUR'),
 }
@@ -119,7 +124,9 @@ def test_a_format_outside_the_allow_list_is_415(client, storage_path, kind):
 
     resp = assert_refused(client, storage_path, data, 415, 'Not an image')
 
-    assert 'JPEG, PNG, GIF, WebP, TIFF, BMP or ICO' in resp.json['description']
+    assert (
+        'JPEG, PNG, GIF, WebP, AVIF, HEIC, TIFF, BMP or ICO' in resp.json['description']
+    )
 
 
 # Stored files: a name is no proof of what the file holds.

@@ -24,12 +24,15 @@ from ..errors import (
     DeleteTokenInvalidError,
     DeleteTokenMissingError,
     EmptyUploadError,
+    ExtraImagePartError,
     ImageIdTakenError,
     ImageNotFoundError,
     ImageTooLargeError,
     IncompleteBodyError,
     InvalidImageError,
     LongListsError,
+    MalformedFormError,
+    MissingImagePartError,
     PreconditionFailedError,
     RenderError,
     SideTooLongError,
@@ -67,11 +70,38 @@ class Answer:
         )
 
 
+# The two ways to upload, as the 400s and the 415 of an upload tell them.
+_HOW = (
+    'as the request body (curl --data-binary @photo.jpg -H "Content-Type: '
+    'image/jpeg"), or as the file part named image of a multipart/form-data '
+    'form (curl -F image=@photo.jpg, or an HTML form with '
+    'enctype="multipart/form-data" and <input type="file" name="image">)'
+)
+
+
 ERRORS: dict[type[AsgilookError], Answer] = {
     EmptyUploadError: Answer(
         falcon.HTTP_400,
         'Empty upload',
-        'Send the bytes of an image file as the request body.',
+        f'The upload has no bytes. Send an image file {_HOW}.',
+    ),
+    MalformedFormError: Answer(
+        falcon.HTTP_400,
+        'Malformed form',
+        'The body is not the multipart/form-data its Content-Type says '
+        f'({{ex}}). Send an image file {_HOW}.',
+    ),
+    MissingImagePartError: Answer(
+        falcon.HTTP_400,
+        'No image in the form',
+        'The form has no file part named image (other fields are ignored). '
+        f'Send an image file {_HOW}.',
+    ),
+    ExtraImagePartError: Answer(
+        falcon.HTTP_400,
+        'More than one image in the form',
+        'The form has more than one file part named image; an upload stores '
+        'one image. Nothing was stored: send each image in a request of its own.',
     ),
     IncompleteBodyError: Answer(
         falcon.HTTP_400,
@@ -107,8 +137,8 @@ ERRORS: dict[type[AsgilookError], Answer] = {
     InvalidImageError: Answer(
         falcon.HTTP_415,
         'Not an image',
-        'The body is not an image in a format asgilook reads. Upload a JPEG, '
-        'PNG, GIF, WebP, TIFF, BMP or ICO file.',
+        'The upload is not an image in a format asgilook reads. Upload a JPEG, '
+        f'PNG, GIF, WebP, AVIF, HEIC, TIFF, BMP or ICO file, {_HOW}.',
     ),
     DamagedImageError: Answer(
         falcon.HTTP_422,

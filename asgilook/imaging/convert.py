@@ -17,6 +17,7 @@ import PIL.Image
 import PIL.ImageFile
 import PIL.ImageOps
 import PIL.TiffImagePlugin
+import pillow_heif
 
 from ..errors import DamagedImageError, InvalidImageError, StoredImageError
 from . import colours, containers, screening
@@ -26,10 +27,24 @@ from . import colours, containers, screening
 # refuse at other numbers.
 PIL.Image.MAX_IMAGE_PIXELS = None
 
+# HEIF (HEIC) through pillow-heif's plugin (Pillow reads AVIF itself): the
+# primary image only, none of its thumbnails, depth or auxiliary images.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
 # The only decoders an upload reaches (every decoder is attack surface): the
 # formats the README lists. JPEG includes the MPO files of cameras, PNG the
-# APNG animations.
-UPLOAD_FORMATS = ('JPEG', 'PNG', 'GIF', 'WEBP', 'TIFF', 'BMP', 'ICO')
+# APNG animations, HEIF the HEIC photos of phones.
+UPLOAD_FORMATS = (
+    'JPEG',
+    'PNG',
+    'GIF',
+    'WEBP',
+    'AVIF',
+    'HEIF',
+    'TIFF',
+    'BMP',
+    'ICO',
+)
 # What asgilook stores is JPEG, and only JPEG is rendered from storage.
 STORED_FORMATS = ('JPEG',)
 

@@ -21,7 +21,7 @@ from ..errors import (
     SideTooLongError,
     StoredImageError,
 )
-from . import containers, jpeg
+from . import containers, isobmff, jpeg
 
 # The JPEG frames of Huffman coding (T.81 table B.1): what asgilook writes.
 _HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
@@ -62,6 +62,10 @@ def check_structure(source: IO[bytes], data: memoryview, max_pixels: int) -> Non
             containers.check_tiff(data)
         elif head.startswith(jpeg.START_OF_IMAGE):
             _check_jpeg(data, max_pixels)
+        elif isobmff.is_heif(bytes(data[:12])):
+            # Every picture a HEIF or AVIF declares: the decoders allocate
+            # what the coded pictures say, sized as these are.
+            _check_sizes(isobmff.declared_sizes(data), max_pixels)
         elif head.startswith(containers.ICO_SIGNATURE):
             # Pillow decodes the picture of an icon as it opens it.
             _check_sizes(containers.icon_frame(source, data), max_pixels)
@@ -104,7 +108,7 @@ def looks_like_an_image(source: IO[bytes]) -> bool:
     source.seek(0)
     head = source.read(16)
     is_webp = head.startswith(b'RIFF') and head[8:12] == b'WEBP'
-    return is_webp or head.startswith(_SIGNATURES)
+    return is_webp or isobmff.is_heif(head) or head.startswith(_SIGNATURES)
 
 
 def check_stored(data: bytes, real: tuple[int, int], size: tuple[int, int]) -> None:
