@@ -16,6 +16,8 @@ reads after a number never misses one committed later. Each change notifies
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -268,3 +270,11 @@ class Snapshot:
 
     async def end(self) -> None:
         await self.connection.execute('ROLLBACK')
+
+
+@contextlib.asynccontextmanager
+async def repeatable(connection: Connection) -> AsyncIterator[None]:
+    """A read transaction that sees one moment."""
+    async with connection.transaction():
+        await connection.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+        yield

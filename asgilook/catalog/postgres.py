@@ -18,16 +18,15 @@ import logging
 import pathlib
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import psycopg
 import psycopg_pool
 
-from ..errors import CatalogError
 from ..limits import CatalogLimits
 from ..storage.objects import Objects
 from . import pgsql
+from .bounded import Bounded, bounded, faults
 from .changes import Removal
 from .log import Change, Span
 from .notices import Known, Notices
@@ -57,6 +56,7 @@ class PostgresCatalog:
         self._objects = objects
         self.limits = limits or CatalogLimits()
         self._pool = self._new_pool()
+        self.bounded = Bounded(TIMEOUT)
         # How every host's changes are heard of.
         self._notices = Notices(url, self.where)
         # What was read since the last change heard of.
@@ -66,7 +66,7 @@ class PostgresCatalog:
         """Connect, make the tables if they are missing, and listen for changes."""
         if self._notices.listening:
             return
-        with _faults():
+        with faults():
             await self._pool.open(wait=True, timeout=TIMEOUT)
             async with self._connection() as connection:
                 await pgsql.make_schema(connection)
@@ -75,6 +75,7 @@ class PostgresCatalog:
     async def close(self) -> None:
         """Stop listening and let the connections go."""
         await self._notices.stop()
+        await self.bounded.close()
         pool, self._pool = self._pool, self._new_pool()
         await pool.close()
 
@@ -108,45 +109,55 @@ class PostgresCatalog:
         known = self._known.records(token)
         if image_id in known:
             return known[image_id]
-        async with self._connection() as connection:
-            record = await pgsql.find(connection, image_id)
+        record = await self._find(image_id)
         self._known.remember(token, image_id, record, self.limits.remembered_records)
         return record
 
+    @bounded
+    async def _find(self, image_id: str) -> Record | None:
+        async with self._connection() as connection:
+            return await pgsql.find(connection, image_id)
+
+    @bounded
     async def version(self) -> str:
         async with self._connection() as connection:
             return await pgsql.version(connection)
 
+    @bounded
     async def listing(self, at_most: int) -> tuple[list[Record] | None, str]:
         """Return every image in upload order, and the version, of one moment."""
-        async with self._connection() as connection, _repeatable(connection):
+        async with self._connection() as connection, pgsql.repeatable(connection):
             version = await pgsql.version(connection)
             return await pgsql.select_all(connection, at_most), version
 
+    @bounded
     async def snapshot(self) -> Snapshot:
         """Open a snapshot of every image (close it when done)."""
-        with _faults():
+        with faults():
             connection = await self._pool.getconn()
         snapshot = Snapshot(connection)
         try:
-            with _faults():
+            with faults():
                 await snapshot.begin()
         except BaseException:
             await self._pool.putconn(connection)
             raise
         return snapshot
 
+    @bounded
     async def read_snapshot(self, snapshot: Snapshot, size: int) -> list[Record]:
-        with _faults():
+        with faults():
             return await snapshot.batch(size)
 
+    @bounded
     async def close_snapshot(self, snapshot: Snapshot) -> None:
         try:
-            with _faults():
+            with faults():
                 await snapshot.end()
         finally:
             await self._pool.putconn(snapshot.connection)
 
+    @bounded
     async def page(self, after: int, limit: int, newest: bool = False) -> Page:
         async with self._connection() as connection:
             records, next_after = await pgsql.select_page(
@@ -154,18 +165,22 @@ class PostgresCatalog:
             )
         return Page(records, next_after)
 
+    @bounded
     async def changes(self, after: int, limit: int) -> list[Change]:
         async with self._connection() as connection:
             return await pgsql.changes_after(connection, after, limit)
 
+    @bounded
     async def change_span(self) -> Span:
         async with self._connection() as connection:
             return await pgsql.span(connection)
 
+    @bounded
     async def setting(self, name: str) -> Any:
         async with self._connection() as connection:
             return await pgsql.setting(connection, name)
 
+    @bounded
     async def keep_setting(self, name: str, value: object) -> Any:
         async with self._connection() as connection:
             return await pgsql.keep_setting(connection, name, value)
@@ -183,13 +198,19 @@ class PostgresCatalog:
             return None
         name = file_name(image_id, size, length)
         await self._objects.put(name, temporary)
+        record = await self._insert(image_id, size, length)
+        if record is None:
+            await self._taken(image_id, name)
+        return record
+
+    @bounded
+    async def _insert(
+        self, image_id: str, size: tuple[int, int], length: int
+    ) -> Record | None:
         async with self._changing() as connection:
             # Dated inside the lock: the dates follow the order of the list.
             record = Record(image_id, size, length, time.time_ns())
-            if await pgsql.insert(connection, record):
-                return record
-        await self._taken(record)
-        return None
+            return record if await pgsql.insert(connection, record) else None
 
     async def adopt(self, record: Record, source: pathlib.Path) -> bool:
         """List an image as it was listed elsewhere (its date kept), from a file.
@@ -207,19 +228,19 @@ class PostgresCatalog:
         """Unlist an image, then remove its object (a reindex removes one left)."""
         return await self.unlist(image_id)
 
-    async def _taken(self, record: Record) -> None:
+    async def _taken(self, image_id: str, name: str) -> None:
         """Take back the object of an upload whose id another host took meanwhile."""
-        listed = await self.get(record.image_id)
-        if listed is not None and listed.name == record.name:
+        listed = await self.get(image_id)
+        if listed is not None and listed.name == name:
             # The same name: the object is the other host's now.
             logger.error(
                 'two uploads were given the id %s at once: the image listed '
                 "under it may hold the other one's bytes; the id generator "
                 'must give a new id at each call',
-                record.image_id,
+                image_id,
             )
             return
-        await self._objects.remove(record.name)
+        await self._objects.remove(name)
 
     async def rows_after(self, image_id: str, limit: int) -> list[Record]:
         """Return up to limit records whose id follows image_id, by id's bytes."""
@@ -228,8 +249,7 @@ class PostgresCatalog:
 
     async def unlist(self, image_id: str) -> Removal:
         """Unlist an image, then remove its object (see remove)."""
-        async with self._changing() as connection:
-            record = await pgsql.delete(connection, image_id)
+        record = await self._delete(image_id)
         if record is None:
             return Removal.NOT_LISTED
         try:
@@ -244,10 +264,15 @@ class PostgresCatalog:
             )
         return Removal.REMOVED
 
+    @bounded
+    async def _delete(self, image_id: str) -> Record | None:
+        async with self._changing() as connection:
+            return await pgsql.delete(connection, image_id)
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[pgsql.Connection]:
         """A connection of the pool, every statement bounded by TIMEOUT."""
-        with _faults():
+        with faults():
             async with asyncio.timeout(TIMEOUT), self._pool.connection() as connection:
                 yield connection
 
@@ -262,20 +287,3 @@ class PostgresCatalog:
             await pgsql.trim(connection, self.limits.retained_changes)
         # This host's change, before the others' notices say it.
         self._known.forget()
-
-
-@contextlib.asynccontextmanager
-async def _repeatable(connection: pgsql.Connection) -> AsyncIterator[None]:
-    """A read transaction that sees one moment."""
-    async with connection.transaction():
-        await connection.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ')
-        yield
-
-
-@contextlib.contextmanager
-def _faults() -> Iterator[None]:
-    """Say a failing or silent database as CatalogError."""
-    try:
-        yield
-    except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError) as ex:
-        raise CatalogError(f'the catalog database failed: {ex}') from ex

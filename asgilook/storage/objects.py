@@ -28,9 +28,12 @@ from aiobotocore.session import get_session
 from .. import blocking
 from . import files, uploads
 
-# How long the object store may take to connect, and to answer a request.
+# How long the object store may take to connect, to send the next bytes,
+# and to answer a request whole (or a read of a stream): an upload's put
+# stalled by a store that hung was bounded by none of botocore's timeouts.
 CONNECT_TIMEOUT = 2.0
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
+TIMEOUT = 5.0
 # How many stored JPEGs a host holds in memory at once for its renders.
 READS_AT_ONCE = 8
 # Object store errors that say nothing is there.
@@ -78,7 +81,7 @@ class Objects(uploads.Incoming):
             get_session().create_client('s3', config=config)
         )
         try:
-            with faults():
+            async with answered():
                 await client.head_bucket(Bucket=self.bucket)
         except FileNotFoundError as ex:
             raise OSError(errno.ENOENT, f'no bucket {self.bucket}') from ex
@@ -118,19 +121,19 @@ class Objects(uploads.Incoming):
         data = self._held.get(path)
         if data is None:
             data = await blocking.run(blocking.FILES, path.read_bytes)
-        with faults():
+        async with answered():
             await self._client.put_object(
                 Bucket=self.bucket, Key=self.prefix + name, Body=data
             )
 
     async def remove(self, name: str) -> None:
         """Remove the object of a stored JPEG (gone already: nothing to do)."""
-        with faults():
+        async with answered():
             await self._client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
     async def open(self, name: str) -> StoredObject:
         """Open a stored JPEG to read as it arrives; FileNotFoundError if gone."""
-        with faults():
+        async with answered():
             answer = await self._client.get_object(
                 Bucket=self.bucket, Key=self.prefix + name
             )
@@ -181,7 +184,7 @@ class StoredObject:
 
     async def read(self, size: int | None = -1) -> bytes:
         """Return up to size bytes (all that are left if size is -1 or None)."""
-        with faults():
+        async with answered():
             data: bytes = await self._body.read(
                 None if size is None or size < 0 else size
             )
@@ -193,6 +196,14 @@ class StoredObject:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while chunk := await self.read(self.CHUNK):
             yield chunk
+
+
+@contextlib.asynccontextmanager
+async def answered() -> AsyncIterator[None]:
+    """An answer of the object store within TIMEOUT; its faults as OSError."""
+    with faults():
+        async with asyncio.timeout(TIMEOUT):
+            yield
 
 
 @contextlib.contextmanager
