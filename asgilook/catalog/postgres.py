@@ -113,6 +113,11 @@ class PostgresCatalog:
         self._known.remember(token, image_id, record, self.limits.remembered_records)
         return record
 
+    async def check(self) -> None:
+        """Ask the database a question that costs nothing; CatalogError if it fails."""
+        async with self._connection() as connection:
+            await connection.execute('SELECT 1')
+
     async def version(self) -> str:
         async with self._connection() as connection:
             return await pgsql.version(connection)
