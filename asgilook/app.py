@@ -17,8 +17,11 @@ from .gallery import Assets, Gallery
 from .http import errors, media
 from .http.admission import StreamBudget
 from .http.conditional import ConditionalRequests
+from .http.cors import Cors
 from .http.gate import Gate
+from .http.health import Health
 from .images import Images, Thumbnails, Versions
+from .metrics import Metrics, MetricsExport, RequestMetrics
 from .store import Store
 
 FalconApp = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
@@ -28,6 +31,8 @@ IMAGES = '/images'
 IMAGE = '/images/{image_id:uuid}.jpeg'
 THUMBNAIL = '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg'
 EVENTS = '/events'
+HEALTH = '/health'
+METRICS = '/metrics'
 
 # The answers that differ by Accept: the list and its pages (JSON or
 # MessagePack, http/media.py); images and thumbnails are one JPEG for all.
@@ -63,23 +68,32 @@ class _Wiring:
         store = Store(config)
         # Kept in the catalog; loaded at start-up, once the store opened it.
         key = ServiceKey(config, store.service_secret)
-        self.cache = cache = _cache(config, store, key)
+        self.metrics = metrics = Metrics(config.clock) if config.metrics else None
+        self.cache = cache = _cache(config, store, key, metrics)
         images = Images(config, store, DeleteTokens(key))
-        thumbnails = Thumbnails(store)
+        thumbnails = Thumbnails(store, None if metrics is None else metrics.rendering)
         feed = Feed(store, config)
+        self.cors = Cors(config.cors_origins) if config.cors_origins else None
 
         # Responses pass through middleware in reverse order: the cache
-        # stores the whole response before a 304 may replace it.
+        # stores the whole response before a 304 may replace it, and before
+        # CORS headers are added (kept alike for every origin).
         app: FalconApp = falcon.asgi.App()
+        if metrics is not None:
+            app.add_middleware(RequestMetrics(metrics, IMAGES))
+            app.add_route(METRICS, MetricsExport(metrics, config.metrics_directory))
         app.add_middleware(_StoreLifespan(store, key))
         # Started after the store; its streams end before the store closes.
         app.add_middleware(FeedLifespan(feed))
         app.add_middleware(ConditionalRequests())
+        if self.cors is not None:
+            app.add_middleware(self.cors)
         app.add_middleware(cache)
         app.add_route(IMAGES, images)
         app.add_route(IMAGE, images, suffix='image')
         app.add_route(THUMBNAIL, thumbnails)
-        app.add_route(EVENTS, Events(feed))
+        app.add_route(EVENTS, Events(feed, config.cors_origins))
+        app.add_route(HEALTH, Health(store, cache.tiers.backend))
         assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
         app.add_route('/', Gallery(store, feed, assets.files))
         app.add_route('/gallery/{name}', assets)
@@ -89,14 +103,27 @@ class _Wiring:
         self.app = app
 
     def served(self) -> Gate:
-        streams = StreamBudget(frozenset({EVENTS}), self.config.events.max_streams)
+        metrics, cors = self.metrics, self.cors
+        streams = StreamBudget(
+            frozenset({EVENTS}),
+            self.config.events.max_streams,
+            counted=None if metrics is None else metrics.subscribers.inc,
+        )
         # The whole list is listened to: sent long, it stops when its client goes.
         listened = frozenset({IMAGES})
-        fast = FastPath(self.app, self.cache)
+        fast = FastPath(
+            self.app,
+            self.cache,
+            answered=None if metrics is None else metrics.answered,
+            cors=None if cors is None else cors.asgi_headers,
+            clock=self.config.clock,
+        )
         return Gate(fast, self.config.body_timeout, streams, listened)
 
 
-def _cache(config: Config, store: Store, key: ServiceKey) -> RedisCache:
+def _cache(
+    config: Config, store: Store, key: ServiceKey, metrics: Metrics | None
+) -> RedisCache:
     """The cache of an app: which answers it keeps, what each is computed from."""
     versions = Versions(store)
     return RedisCache(
@@ -113,6 +140,7 @@ def _cache(config: Config, store: Store, key: ServiceKey) -> RedisCache:
         shown_at={IMAGE: versions.shown_with_image},
         # Served from the cache while the catalog is away.
         immutable=frozenset({IMAGE, THUMBNAIL}),
+        looked_up=None if metrics is None else metrics.looked_up,
     )
 
 

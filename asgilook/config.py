@@ -108,6 +108,13 @@ class Config:
         # The key that signs what asgilook keeps in Redis; None: the one kept
         # in the storage directory (made at the first start).
         self.secret = env.secret('ASGI_LOOK_SECRET')
+        # The other sites whose pages may call the API (http/cors.py).
+        self.cors_origins = env.origins('ASGI_LOOK_CORS_ORIGINS')
+        # Whether GET /metrics answers (metrics/).
+        self.metrics = env.flag('ASGI_LOOK_METRICS', True)
+        # Where the workers of one server keep their metrics together (set by
+        # the launcher, or by hand for several uvicorn workers); None: alone.
+        self.metrics_directory = env.text('PROMETHEUS_MULTIPROC_DIR', '') or None
 
     def _read_shared_storage(self, env: _Environment) -> None:
         """Read where several hosts keep the catalog and the images; both or none.
@@ -189,6 +196,30 @@ class _Environment:
             )
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._get(name).strip().lower()
+        if not raw:
+            return default
+        if raw not in _FLAGS:
+            raise ConfigError(f'{name} must be 1 or 0 (on or off), not {raw!r}')
+        return _FLAGS[raw]
+
+    def origins(self, name: str) -> frozenset[str]:
+        """Return comma-separated origins as browsers send them (none if unset)."""
+        found = set()
+        for item in self._get(name).split(','):
+            if not item.strip():
+                continue
+            origin = _origin(item.strip())
+            if origin is None:
+                raise ConfigError(
+                    f'{name} must be origins separated by commas, each a scheme, '
+                    'a host and maybe a port, such as https://app.example.com, '
+                    f'not {item.strip()!r}'
+                )
+            found.add(origin)
+        return frozenset(found)
+
     def redis_url(self, name: str, default: str) -> str:
         url = self._get(name).strip() or default
         if urllib.parse.urlsplit(url).scheme not in _REDIS_SCHEMES:
@@ -236,6 +267,32 @@ class _Environment:
         return raw.encode()
 
 
+def _origin(text: str) -> str | None:
+    """Return an origin (scheme://host[:port]) as a browser says it; None: no origin."""
+    parts = urllib.parse.urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not host
+        or not text.isascii()
+        or parts.username is not None
+        or (parts.path, parts.query, parts.fragment) != ('', '', '')
+        or '?' in text
+        or '#' in text
+    ):
+        return None
+    host = f'[{host}]' if ':' in host else host
+    shown = '' if port in (None, _DEFAULT_PORTS[parts.scheme]) else f':{port}'
+    return f'{parts.scheme}://{host}{shown}'
+
+
+_FLAGS = {'1': True, 'on': True, 'true': True, 'yes': True}
+_FLAGS.update({'0': False, 'off': False, 'false': False, 'no': False})
+_DEFAULT_PORTS = {'http': 80, 'https': 443}
 _MIN_SECRET_LENGTH = 16
 _REDIS_SCHEMES = frozenset({'redis', 'rediss', 'unix'})
 _DATABASE_SCHEMES = frozenset({'postgresql', 'postgres'})

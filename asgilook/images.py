@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import falcon
 import falcon.asgi
@@ -24,6 +27,8 @@ from .store import Image, Store, image_uri, thumbnail_uri
 
 # What never changes under its URL may be kept by any cache for a year.
 IMMUTABLE = ('public', 'max-age=31536000', 'immutable')
+# Counts and times a render in a format (metrics/).
+Rendering = Callable[[str], AbstractContextManager[None]]
 
 
 class Images:
@@ -136,8 +141,9 @@ class Images:
 class Thumbnails:
     """Render an image at one of the sizes of its thumbnail ladder."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, rendering: Rendering | None = None) -> None:
         self._store = store
+        self._rendering = rendering or _not_counted
 
     async def on_get(
         self,
@@ -151,7 +157,8 @@ class Thumbnails:
         image = await _find(self._store, req, uri)
         if (width, height) not in image.thumbnail_sizes():
             raise ThumbnailNotFoundError((width, height))
-        resp.data = await self._store.make_thumbnail(image, (width, height))
+        with self._rendering('jpeg'):
+            resp.data = await self._store.make_thumbnail(image, (width, height))
         _describe(resp, image, image.thumbnail_etag((width, height)))
 
     on_head = on_get
@@ -190,6 +197,10 @@ class Versions:
         """Where else a change of an image shows: the list, its thumbnails."""
         image = await self._store.get(str(image_id))
         return [] if image is None else ['/images', *image.thumbnails()]
+
+
+def _not_counted(kind: str) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
 
 
 def _digest(text: str) -> str:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import functools
 import logging
 import pathlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 
 from .catalog import Catalog, Record, Removal, opening
 from .catalog.commands import migrate_command, reindex_command
 from .catalog.log import Change, Span
 from .catalog.sql import MAX_INTEGER
 from .config import Config
-from .errors import (
-    ImageIdTakenError,
-    ImageNotFoundError,
-)
+from .errors import ImageIdTakenError, ImageNotFoundError, StorageError
 from .http.image import Image, image_uri, thumbnail_uri
 from .imaging.work import PillowWork
 from .storage import faults, uploads
@@ -132,6 +130,13 @@ class Store:
         catalog = self._catalog
         with faults.startup_errors(catalog.where, catalog.variable):
             self._secret = await self._open()
+
+    async def check(self) -> dict[str, bool]:
+        """Say whether the catalog and the storage answer now, at little cost."""
+        answers = await asyncio.gather(
+            _answers(self._catalog.check()), _answers(self._bytes.check())
+        )
+        return dict(zip(('catalog', 'storage'), answers, strict=True))
 
     async def service_secret(self) -> bytes:
         """Return the service key kept in the catalog (catalog/keys.py).
@@ -269,6 +274,15 @@ class Store:
 
     def _image(self, record: Record) -> Image:
         return image_from(self._config, record)
+
+
+async def _answers(check: Awaitable[None]) -> bool:
+    try:
+        with faults.storage_errors():
+            await check
+    except StorageError:
+        return False
+    return True
 
 
 async def standalone_secret(config: Config) -> bytes:

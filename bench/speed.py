@@ -9,7 +9,8 @@ uvicorn (1 worker, uvloop, httptools, no access log), the bare ASGI app of
 `bench/bare.py` answering the same bytes. Its 20 images are uploaded; the
 images of the cold thumbnails are hard links to the first, listed by
 `python -m asgilook reindex` while the server runs, after the cached paths are
-measured. Load comes from wrk on loopback
+measured; the cached thumbnail also against an asgilook with its metrics off
+(bench/costs.py). Load comes from wrk on loopback
 (`-t2 -c32`, a few seconds a path). For the cold thumbnail, the ceiling is the
 render itself (`asgilook.imaging.convert.resize` of the stored file) called in this
 process on 2 threads; for the upload, Pillow converting the same JPEG, the
@@ -40,12 +41,14 @@ from asgilook.config import Config
 from asgilook.imaging import convert
 
 from . import filling, load, pictures, processes, wrk
+from .costs import measure_metrics
 from .figures import Columns, Rate, best_of, milliseconds
 
 ROUNDS = 3
 UPLOADS = 20
 TARGETS = {
     'cached thumbnail': 0.8,
+    'cached thumbnail, metrics on/off': 0.95,
     'GET /images (20, cached)': 0.8,
     'full image': 0.8,
     'cold thumbnail': 0.9,
@@ -258,6 +261,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         '--cold', type=int, default=2000, help='cold thumbnails a round'
     )
+    parser.add_argument('--metrics-only', action='store_true', help='that row alone')
     return parser.parse_args()
 
 
@@ -280,9 +284,11 @@ def main() -> None:
     ):
         served = Served(args, work, redis_url, server)
         upload_images(served)
-        rows = measure_cached(served)
-        rows['cold thumbnail'] = measure_cold(served, quality)
-        rows['upload'] = measure_upload(served, quality)
+        rows = {} if args.metrics_only else measure_cached(served)
+        rows['cached thumbnail, metrics on/off'] = measure_metrics(served)
+        if not args.metrics_only:
+            rows['cold thumbnail'] = measure_cold(served, quality)
+            rows['upload'] = measure_upload(served, quality)
         pids = [server.pid, *processes.descendants(server.pid)]
         rss = [processes.memory_mib(pid) for pid in pids]
     report(args, rows, rss)

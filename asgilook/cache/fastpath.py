@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,11 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+# Counts an answer: its route, method, status and seconds (metrics/).
+Answered = Callable[[str, str, int, float], None]
+# A kept answer's headers as sent to a request's Origin (http/cors.py).
+CorsHeaders = Callable[[Headers, bytes | None], Headers]
 
 # As ASGI spells header names: lower case bytes.
 _CONDITIONAL = frozenset(name.lower().encode() for name in CONDITIONAL_HEADERS)
@@ -28,16 +34,29 @@ class FastPath:
     middleware would send (same status, headers and body), under the same
     conditions (`Tiers.servable`). A conditional request, and everything
     else, goes to the app; the scope it gets is the one the server gave.
+    What it sends is counted (answered) and given the CORS headers of its
+    request's origin (cors), as the app's middleware would.
     """
 
-    def __init__(self, app: ASGIApp, cache: RedisCache) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        cache: RedisCache,
+        answered: Answered | None = None,
+        cors: CorsHeaders | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self._tiers: Tiers = cache.tiers
         self._token: Token = cache.tiers.token
         self._varying = cache.varying
+        self._answered = answered
+        self._cors = cors
+        self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] == 'http' and scope['method'] in CACHED_METHODS:
+            started = self._clock()
             headers = scope['headers']
             if type(headers) is not list:
                 # ASGI allows one-shot iterables (falcon.testing sends them):
@@ -47,16 +66,18 @@ class FastPath:
                 scope = {**scope, 'headers': headers}
             hit = self._kept(scope, headers)
             if hit is not None:
+                sent = hit.asgi_headers
+                if self._cors is not None:
+                    sent = self._cors(sent, _origin(headers))
                 # Sent here, not by a helper: one coroutine less a Hit.
                 await send(
-                    {
-                        'type': 'http.response.start',
-                        'status': 200,
-                        'headers': hit.asgi_headers,
-                    }
+                    {'type': 'http.response.start', 'status': 200, 'headers': sent}
                 )
-                body = b'' if scope['method'] == 'HEAD' else hit.entry.body
+                method = scope['method']
+                body = b'' if method == 'HEAD' else hit.entry.body
                 await send({'type': 'http.response.body', 'body': body})
+                if self._answered is not None:
+                    self._answered(hit.route, method, 200, self._clock() - started)
                 return
         await self.app(scope, receive, send)
 
@@ -88,3 +109,11 @@ class FastPath:
             # Not computed again by the middleware.
             scope[LOOKED_UP] = (key, token)
         return hit
+
+
+def _origin(headers: Headers) -> bytes | None:
+    """Return the Origin a request says it comes from (None: none)."""
+    for name, value in headers:
+        if name == b'origin':
+            return value
+    return None

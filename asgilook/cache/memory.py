@@ -29,9 +29,13 @@ class Kept:
     # The catalog's token when it was kept (None: it may not be kept).
     token: bytes | None
     fresh_until: float
+    # The route (URI template) it answers, as the metrics name it.
+    route: str = ''
 
 
-def kept(entry: Entry, token: bytes | None, fresh_until: float) -> Kept:
+def kept(
+    entry: Entry, token: bytes | None, fresh_until: float, route: str = ''
+) -> Kept:
     """Return entry as a Hit, with its headers rendered."""
     # In lower case, as Falcon and ASGI servers send them.
     headers = [
@@ -42,7 +46,7 @@ def kept(entry: Entry, token: bytes | None, fresh_until: float) -> Kept:
     asgi_headers.append((b'content-length', str(len(entry.body)).encode()))
     asgi_headers.append(_HIT)
     headers.append((CACHE_HEADER.lower(), 'Hit'))
-    return Kept(entry, headers, asgi_headers, token, fresh_until)
+    return Kept(entry, headers, asgi_headers, token, fresh_until, route)
 
 
 class MemoryTier(Generic[T]):

@@ -16,7 +16,7 @@ from .backend import RedisUnavailableError
 from .entries import CONTENT_TYPES, STORED_HEADERS, Entry, largest_body
 from .keys import cache_key, variants
 from .memory import CACHE_HEADER, Kept
-from .tiers import Lookup, Tiers, Token
+from .tiers import LookedUp, Lookup, Tiers, Token
 
 # What a GET or HEAD is answered from the cache for; what a change drops.
 CACHED_METHODS = frozenset({'GET', 'HEAD'})
@@ -49,7 +49,8 @@ class RedisCache:
     are computed as if there were no cache. Entries are signed with the
     service key for their path, and only an answer asgilook could have
     computed (one of `content_types`, the stored headers in printable ASCII)
-    is stored or sent.
+    is stored or sent. Each lookup of a tier is told to `looked_up` (the
+    metrics).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class RedisCache:
         versions: Mapping[str, Version] | None = None,
         shown_at: Mapping[str, ShownAt] | None = None,
         immutable: frozenset[str] = frozenset(),
+        looked_up: LookedUp | None = None,
     ) -> None:
         self._service_key = service_key or ServiceKey(config)
         # The routes whose answers are kept, by template, and their versions.
@@ -73,7 +75,9 @@ class RedisCache:
         self.immutable = immutable
         # The paths whose answer varies by Accept (see keys.cache_key).
         self.varying = varying
-        self.tiers = Tiers(config, token or _no_token, self._service_key, content_types)
+        self.tiers = Tiers(
+            config, token or _no_token, self._service_key, content_types, looked_up
+        )
         # An entry Redis could not give back within redis_timeout is not kept.
         self.largest_entry = largest_body(config)
 
@@ -134,6 +138,7 @@ class RedisCache:
         if lookup is None or not lookup.reachable:
             return
         lookup.version_now = functools.partial(version, req, **params)
+        lookup.route = template
         try:
             hit = await self.tiers.lookup(lookup, await lookup.version_now())
         except RedisUnavailableError:

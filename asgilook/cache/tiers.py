@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..auth.signing import ServiceKey
 from ..config import Config
@@ -15,6 +16,8 @@ from .redis_tier import RedisTier, VersionNow
 
 # The catalog's change token now (None: it cannot say; nothing is kept).
 Token = Callable[[], bytes | None]
+# Counts a lookup of a tier ('memory', 'flight', 'redis'): whether it found.
+LookedUp = Callable[[str, bool], Any]
 
 
 @dataclasses.dataclass(slots=True)
@@ -30,6 +33,8 @@ class Lookup:
     version_now: VersionNow | None = None
     flight: Flight[Kept] | None = None
     locked: bool = False
+    # The route (URI template) asked for.
+    route: str = ''
 
 
 class Tiers:
@@ -48,8 +53,10 @@ class Tiers:
         token: Token,
         service_key: ServiceKey,
         content_types: frozenset[str],
+        looked_up: LookedUp | None = None,
     ) -> None:
         self._timing = config.cache_timing
+        self._looked_up = looked_up or _not_counted
         self._clock = config.clock
         self.token = token
         self._content_types = content_types
@@ -70,7 +77,9 @@ class Tiers:
             return None
         item = self._memory.get(key)
         if item is None or item.token != token or now >= item.fresh_until:
+            # (Asked again, at its version, by lookup: counted there.)
             return None
+        self._looked_up('memory', True)
         return item
 
     async def lookup(self, lookup: Lookup, version: str | None) -> Kept | None:
@@ -85,19 +94,24 @@ class Tiers:
         key = lookup.key
         item = self._memory.get(key)
         alive = self.backend.alive(self._clock())
-        if item is not None and item.entry.version == version and alive:
+        found = item is not None and item.entry.version == version and alive
+        self._looked_up('memory', found)
+        if item is not None and found:
             # Still what the storage holds: no need to fetch it again.
             return self._keep(key, item.entry, lookup.token, item)
         # A HEAD takes part as a GET does: its responder may compute the
         # body too (then it is stored), or only the headers (then nothing is).
         flight, leading = self._flights.join(key, version)
         if not leading:
-            return await self._flights.follow(flight, within=self._timing.lock_ttl)
+            followed = await self._flights.follow(flight, within=self._timing.lock_ttl)
+            self._looked_up('flight', followed is not None)
+            return followed
         lookup.flight = flight
         entry, lookup.locked = await self._redis.claim(key, version)
+        self._looked_up('redis', entry is not None)
         if entry is None:
             return None
-        hit = self._keep(key, entry, lookup.token)
+        hit = self._keep(key, entry, lookup.token, route=lookup.route)
         self._flights.land(flight, hit)
         return hit
 
@@ -120,7 +134,8 @@ class Tiers:
         """End the lookup's flight with the entry computed (None: none); its Hit."""
         hit = None
         if entry is not None and entry.sendable(self._content_types):
-            hit = kept(entry, lookup.token, self._clock() + self._timing.memory_ttl)
+            fresh_until = self._clock() + self._timing.memory_ttl
+            hit = kept(entry, lookup.token, fresh_until, lookup.route)
         if lookup.flight is not None:
             self._flights.land(lookup.flight, hit)
         return hit
@@ -146,11 +161,16 @@ class Tiers:
         await self._redis.drop(keys)
 
     def _keep(
-        self, key: str, entry: Entry, token: bytes | None, was: Kept | None = None
+        self,
+        key: str,
+        entry: Entry,
+        token: bytes | None,
+        was: Kept | None = None,
+        route: str = '',
     ) -> Kept:
         fresh_until = self._clock() + self._timing.memory_ttl
         if was is None:
-            hit = kept(entry, token, fresh_until)
+            hit = kept(entry, token, fresh_until, route)
         else:
             # Its headers are rendered already.
             hit = dataclasses.replace(was, token=token, fresh_until=fresh_until)
@@ -160,3 +180,7 @@ class Tiers:
     def _put(self, key: str, hit: Kept) -> None:
         if hit.token is not None:
             self._memory.put(key, hit, len(hit.entry.body))
+
+
+def _not_counted(tier: str, found: bool) -> None:
+    """Count nothing (no metrics)."""

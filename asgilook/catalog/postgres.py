@@ -119,6 +119,12 @@ class PostgresCatalog:
             return await pgsql.find(connection, image_id)
 
     @bounded
+    async def check(self) -> None:
+        """Ask the database a question that costs nothing; CatalogError if it fails."""
+        async with self._connection() as connection:
+            await connection.execute('SELECT 1')
+
+    @bounded
     async def version(self) -> str:
         async with self._connection() as connection:
             return await pgsql.version(connection)

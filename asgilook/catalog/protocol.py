@@ -33,6 +33,9 @@ class Catalog(Protocol):
         Read on the event loop, at every request: it must cost next to nothing.
         """
 
+    async def check(self) -> None:
+        """Ask it a question that costs nothing; CatalogError if it cannot answer."""
+
     async def get(self, image_id: str) -> Record | None:
         """Return the record listed under an id, or None."""
 

@@ -70,6 +70,10 @@ class CatalogThreads(abc.ABC):
     async def _disconnect(self) -> None:
         """Close the connections (the next call connects again)."""
 
+    async def check(self) -> None:
+        """Ask the database a question that costs nothing; CatalogError if it fails."""
+        await self._read_checked(_answer)
+
     async def _read_checked(self, select: Callable[[sqlite3.Connection], _T]) -> _T:
         return await self._on_files(
             lambda opened: self._run_read(
@@ -146,6 +150,10 @@ class CatalogThreads(abc.ABC):
             raise (CatalogFullError if full else CatalogError)(str(ex)) from ex
         self._faults.worked()
         return result
+
+
+def _answer(reader: sqlite3.Connection) -> None:
+    reader.execute('SELECT 1').fetchone()
 
 
 def checked(

@@ -19,8 +19,8 @@ class Events:
 
     def __init__(self, feed: Feed, other_origins: frozenset[str] = frozenset()) -> None:
         self._feed = feed
-        # The origins of other sites whose pages may open a WebSocket (none
-        # yet: CORS origins, once they can be configured).
+        # The origins of other sites whose pages may open a WebSocket: those
+        # of ASGI_LOOK_CORS_ORIGINS.
         self._other_origins = other_origins
 
     async def on_get(

@@ -40,12 +40,17 @@ class StreamBudget:
     """Admit at most `limit` event streams of this worker at once."""
 
     def __init__(
-        self, paths: frozenset[str], limit: int, throttle: Throttle | None = None
+        self,
+        paths: frozenset[str],
+        limit: int,
+        throttle: Throttle | None = None,
+        counted: Callable[[int], object] | None = None,
     ) -> None:
         self.paths = paths
         self.limit = limit
-        # Streams open now.
+        # Streams open now; told as they change (the metrics' gauge).
         self.open = 0
+        self._counted = counted or _not_counted
         self._refusals = Throttled(logger, throttle)
 
     def streams(self, scope: Scope) -> bool:
@@ -67,6 +72,7 @@ class StreamBudget:
             await _refuse(scope, receive, send, self.limit)
             return
         self.open += 1
+        self._counted(1)
         release = scope.get(RELEASE)
         if release is not None:
             release()
@@ -74,6 +80,11 @@ class StreamBudget:
             await app(scope, receive, send)
         finally:
             self.open -= 1
+            self._counted(-1)
+
+
+def _not_counted(change: int) -> None:
+    """Tell nobody (no metrics)."""
 
 
 def _error(limit: int) -> bytes:

@@ -15,6 +15,8 @@ from typing import Any
 from ..errors import BodyTimeoutError, IncompleteBodyError
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+# The scope's key of how many bytes a body had, once it all arrived.
+RECEIVED = 'asgilook.received'
 
 
 class GuardedBody:
@@ -36,6 +38,7 @@ class GuardedBody:
 
     def __init__(self, scope: dict[str, Any], receive: Receive, timeout: float) -> None:
         self._receive = receive
+        self._scope = scope
         self._timeout = timeout
         self._complete = False
         self._received = 0
@@ -66,6 +69,7 @@ class GuardedBody:
         self._received += len(event.get('body', b''))
         if not event.get('more_body', False):
             self._complete = True
+            self._scope[RECEIVED] = self._received
             if self._promised is not None and self._received < self._promised:
                 raise IncompleteBodyError(
                     f'{self._received} of {self._promised} bytes arrived'

@@ -18,6 +18,7 @@ from uvicorn.supervisors import Multiprocess
 from .. import logs, store
 from ..config import Config
 from ..errors import ConfigError
+from ..metrics.directory import shared_by_workers
 from . import startup
 from .protocol import (
     DEFAULT_HEADER_TIMEOUT,
@@ -59,25 +60,29 @@ def main(
         return store.migrate_command(config)
     _say_where(config, args)
     _open_files()
-    return (run or serve)(
-        ServerConfig(
-            APP,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            http=LimitedHttpToolsProtocol,
-            lifespan='on',
-            max_header_size=args.max_header_size,
-            header_timeout=args.header_timeout,
-            timeout_keep_alive=args.keep_alive_timeout,
-            limit_concurrency=args.limit_concurrency,
-            ws_max_size=args.ws_max_size,
-            backlog=args.backlog,
-            timeout_graceful_shutdown=args.shutdown_timeout,
-            access_log=args.access_log,
-            log_config=logs.uvicorn_config(),
-            log_level=args.log_level,
-        )
+    # Several workers' metrics, added up by whichever answers GET /metrics.
+    with shared_by_workers(args.workers, config):
+        return (run or serve)(_server_config(args))
+
+
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        APP,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http=LimitedHttpToolsProtocol,
+        lifespan='on',
+        max_header_size=args.max_header_size,
+        header_timeout=args.header_timeout,
+        timeout_keep_alive=args.keep_alive_timeout,
+        limit_concurrency=args.limit_concurrency,
+        ws_max_size=args.ws_max_size,
+        backlog=args.backlog,
+        timeout_graceful_shutdown=args.shutdown_timeout,
+        access_log=args.access_log,
+        log_config=logs.uvicorn_config(),
+        log_level=args.log_level,
     )
 
 

@@ -43,6 +43,9 @@ class Bytes(Protocol):
     async def prepare(self) -> None:
         """Make sure the JPEGs can be kept; OSError if they cannot."""
 
+    async def check(self) -> None:
+        """Make sure JPEGs can be kept now, cheaply; OSError if they cannot."""
+
     async def release(self) -> None:
         """Let go of what a server that stops holds."""
 

@@ -50,11 +50,20 @@ def prepare_incoming(directory: pathlib.Path) -> list[tuple[str, str]]:
     """
     incoming = directory / TEMPORARY_DIRECTORY
     os.makedirs(incoming, exist_ok=True)
-    probe = temporary_path(directory)
-    with open(probe, 'wb'):
-        pass
-    os.remove(probe)
+    probe(directory)
     return clear_leftovers(incoming, os.listdir(incoming))
+
+
+def probe(directory: pathlib.Path) -> None:
+    """Write and remove an empty file on its way in (OSError if it cannot be).
+
+    The directory of files on their way in is not made: a storage
+    directory that is gone stays gone.
+    """
+    path = temporary_path(directory)
+    with open(path, 'xb'):
+        pass
+    os.remove(path)
 
 
 def clear_leftovers(directory: pathlib.Path, names: list[str]) -> list[tuple[str, str]]:

@@ -87,6 +87,14 @@ class Objects(uploads.Incoming):
             raise OSError(errno.ENOENT, f'no bucket {self.bucket}') from ex
         self._client = client
 
+    async def check(self) -> None:
+        """Make sure files can be written on their way in, and the bucket answers."""
+        await super().check()
+        if self._client is None:
+            raise OSError(errno.ENOTCONN, 'not connected to the object store')
+        async with answered():
+            await self._client.head_bucket(Bucket=self.bucket)
+
     def client(self) -> Any:
         """The S3 client, once prepared."""
         return self._client

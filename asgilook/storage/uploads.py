@@ -138,6 +138,10 @@ class Incoming:
         """Return a new name for a file on its way in or out (see files.py)."""
         return files.temporary_path(self.path, suffix)
 
+    async def check(self) -> None:
+        """Make sure a file can be written on its way in now; OSError if not."""
+        await blocking.run(blocking.FILES, files.probe, self.path)
+
     async def write(self, path: pathlib.Path, data: bytes) -> None:
         """Write a new file whole and flush it to disk, in one trip to a thread."""
         await blocking.run(blocking.FILES, write_durably, path, data)
