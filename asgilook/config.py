@@ -1,6 +1,6 @@
 """Settings of asgilook: one typed object, read from the environment once.
 
-An operator sets what the README's configuration table lists, through
+An operator sets what docs/configuration.md lists, through
 `ASGI_LOOK_*` variables; the knobs below them (how long the cache waits,
 how much the catalog remembers, the clock) are plain attributes, set on the
 instance by tests. Every attribute may be replaced before `create_app`.
@@ -88,8 +88,10 @@ class Config:
         )
         self._read_connections(env)
         self._read_shared_storage(env)
-        # Every variable read above: the settings, named nowhere else.
+        # Every variable read above: the settings, named nowhere else, and
+        # the values each accepts.
         self.setting_names = frozenset(env.names)
+        self.accepted_values = dict(env.accepted)
         self._set_knobs()
 
     def _read_connections(self, env: _Environment) -> None:
@@ -154,20 +156,27 @@ class _Environment:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
-        # The name of every setting asked for, set or not.
-        self.names: set[str] = set()
+        # The name of every setting asked for, set or not, with the values
+        # it accepts, in the words of its error (docs/configuration.md shows them).
+        self.accepted: dict[str, str] = {}
 
-    def _get(self, name: str) -> str:
-        self.names.add(name)
+    @property
+    def names(self) -> set[str]:
+        return set(self.accepted)
+
+    def _get(self, name: str, accepted: str) -> str:
+        self.accepted[name] = accepted
         return self._environ.get(name, '')
 
     def text(self, name: str, default: str) -> str:
-        return self._get(name) or default
+        return self._get(name, 'a directory') or default
 
     def whole(
         self, name: str, default: int, minimum: int = 1, maximum: int | None = None
     ) -> int:
-        raw = self._get(name).strip()
+        upper = f' up to {maximum}' if maximum is not None else ''
+        accepted = f'a whole number from {minimum}{upper}'
+        raw = self._get(name, accepted).strip()
         if not raw:
             return default
         try:
@@ -175,14 +184,11 @@ class _Environment:
         except ValueError:
             value = minimum - 1
         if value < minimum or (maximum is not None and value > maximum):
-            upper = f' up to {maximum}' if maximum is not None else ''
-            raise ConfigError(
-                f'{name} must be a whole number from {minimum}{upper}, not {raw!r}'
-            )
+            raise ConfigError(f'{name} must be {accepted}, not {raw!r}')
         return value
 
     def seconds(self, name: str, default: float) -> float:
-        raw = self._get(name).strip()
+        raw = self._get(name, 'a number of seconds above 0').strip()
         if not raw:
             return default
         try:
@@ -197,43 +203,43 @@ class _Environment:
         return value
 
     def flag(self, name: str, default: bool) -> bool:
-        raw = self._get(name).strip().lower()
+        accepted = '1 or 0 (on or off)'
+        raw = self._get(name, accepted).strip().lower()
         if not raw:
             return default
         if raw not in _FLAGS:
-            raise ConfigError(f'{name} must be 1 or 0 (on or off), not {raw!r}')
+            raise ConfigError(f'{name} must be {accepted}, not {raw!r}')
         return _FLAGS[raw]
 
     def origins(self, name: str) -> frozenset[str]:
         """Return comma-separated origins as browsers send them (none if unset)."""
+        accepted = (
+            'origins separated by commas, each a scheme, a host and maybe a '
+            'port, such as https://app.example.com'
+        )
         found = set()
-        for item in self._get(name).split(','):
+        for item in self._get(name, accepted).split(','):
             if not item.strip():
                 continue
             origin = _origin(item.strip())
             if origin is None:
-                raise ConfigError(
-                    f'{name} must be origins separated by commas, each a scheme, '
-                    'a host and maybe a port, such as https://app.example.com, '
-                    f'not {item.strip()!r}'
-                )
+                raise ConfigError(f'{name} must be {accepted}, not {item.strip()!r}')
             found.add(origin)
         return frozenset(found)
 
     def redis_url(self, name: str, default: str) -> str:
-        url = self._get(name).strip() or default
+        accepted = 'a Redis URL such as redis://localhost:6379/0'
+        url = self._get(name, accepted).strip() or default
         if urllib.parse.urlsplit(url).scheme not in _REDIS_SCHEMES:
-            raise ConfigError(
-                f'{name} must be a Redis URL such as redis://localhost:6379/0, '
-                f'not {url!r}'
-            )
+            raise ConfigError(f'{name} must be {accepted}, not {url!r}')
         return url
 
     def url(
         self, name: str, schemes: frozenset[str], example: str, path: bool = True
     ) -> str | None:
         """Return a URL of one of schemes with a host (and a path), None if unset."""
-        raw = self._get(name).strip()
+        accepted = f'a URL such as {example}'
+        raw = self._get(name, accepted).strip()
         if not raw:
             return None
         parts = urllib.parse.urlsplit(raw)
@@ -251,11 +257,11 @@ class _Environment:
         ):
             # Its password is not said again.
             shown = raw.replace(f':{parts.password}@', ':***@', 1)
-            raise ConfigError(f'{name} must be a URL such as {example}, not {shown!r}')
+            raise ConfigError(f'{name} must be {accepted}, not {shown!r}')
         return raw
 
     def secret(self, name: str) -> bytes | None:
-        raw = self._get(name).strip()
+        raw = self._get(name, f'at least {_MIN_SECRET_LENGTH} characters').strip()
         if not raw:
             return None
         if len(raw) < _MIN_SECRET_LENGTH:

@@ -295,3 +295,8 @@ def rss_kib(pid: int, field: str = 'VmRSS') -> int:
             if line.startswith(f'{field}:'):
                 return int(line.split()[1])
     raise AssertionError(f'no {field} for {pid}')
+
+
+def wait_until_answers(url: str, process: subprocess.Popen, what: str) -> None:
+    """Return once url answers 200; raise if process exits or time runs out."""
+    _wait_until(lambda: _http_answers(url), process, what)

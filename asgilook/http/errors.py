@@ -1,7 +1,7 @@
 """The HTTP answer to each domain error: one table, one handler.
 
 Resources raise the errors of `errors.py` and never catch them; `register`
-hands every error of the table to Falcon, which sends it as the README's
+hands every error of the table to Falcon, which sends it as docs/api.md's
 JSON (`{"title": ..., "description": ...}`) with the table's status. A
 description is a template: `{ex.limit}` is the attribute of the error raised.
 The errors of Falcon's own routing are reworded here too.
@@ -285,6 +285,6 @@ async def _method_not_allowed(
 def _serialize(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, exception: falcon.HTTPError
 ) -> None:
-    """Send every error as the JSON of the README, whatever the client accepts."""
+    """Send every error as the JSON of docs/api.md, whatever the client accepts."""
     resp.data = exception.to_json()
     resp.content_type = falcon.MEDIA_JSON

@@ -35,8 +35,8 @@ DESCRIPTION = """\
 Serve asgilook (an image-sharing HTTP API) under uvicorn, with bounded
 request heads, timeouts and concurrency. Settings of the service itself
 (storage, Redis, limits of uploads) come from ASGI_LOOK_* environment
-variables; see the README. Put a reverse proxy (TLS, body limits) in front
-of it on a public network.
+variables; see docs/configuration.md. Put a reverse proxy (TLS, body limits)
+in front of it on a public network (docs/reverse-proxy.md).
 """
 
 
