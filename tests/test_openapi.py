@@ -42,14 +42,14 @@ def test_it_is_sent_with_an_etag_and_a_304_for_a_current_copy(client):
 
 def _concrete(path: str, values: dict[str, list[str]]) -> set[str]:
     """Spell a path once for each value of its fields that have a list of values."""
-    match = next(
-        (found for found in _FIELD.finditer(path) if found[1] in values), None
-    )
+    match = next((found for found in _FIELD.finditer(path) if found[1] in values), None)
     if match is None:
         return {_FIELD.sub(r'{\1}', path)}
     spelled = set()
     for value in values[match[1]]:
-        spelled |= _concrete(path[: match.start()] + value + path[match.end() :], values)
+        spelled |= _concrete(
+            path[: match.start()] + value + path[match.end() :], values
+        )
     return spelled
 
 

@@ -263,7 +263,8 @@ async def _route_not_found(
     raise falcon.HTTPNotFound(
         title='No such resource',
         description='asgilook serves /images, /images/{id}.jpeg, '
-        '/thumbnails/{id}/{width}x{height}.jpeg and /events.',
+        '/thumbnails/{id}/{width}x{height}.jpeg and /events; GET /openapi.json '
+        'describes every route.',
     ) from ex
 
 

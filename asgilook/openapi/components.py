@@ -63,10 +63,11 @@ def _schemas() -> dict[str, Any]:
         }
         for extension in THUMBNAIL_FORMATS
     }
-    image = {
+    # The fields, open: the image object and the upload's answer close them,
+    # each with its own fields (a closed schema's allOf would refuse others).
+    fields = {
         'type': 'object',
         'required': ['id', 'image', 'modified', 'size', *thumbnails],
-        'additionalProperties': False,
         'properties': {
             'id': {'type': 'string', 'format': 'uuid'},
             'image': {'type': 'string', 'description': 'The URL of its JPEG.'},
@@ -83,6 +84,10 @@ def _schemas() -> dict[str, Any]:
             },
             **thumbnails,
         },
+    }
+    image = {
+        'allOf': [ref('schemas', 'ImageFields')],
+        'unevaluatedProperties': False,
         'example': {
             'id': EXAMPLE_ID,
             'image': f'/images/{EXAMPLE_ID}.jpeg',
@@ -98,7 +103,8 @@ def _schemas() -> dict[str, Any]:
         },
     }
     upload = {
-        'allOf': [{'$ref': '#/components/schemas/Image'}],
+        'allOf': [ref('schemas', 'ImageFields')],
+        'unevaluatedProperties': False,
         'type': 'object',
         'required': ['delete_token'],
         'properties': {
@@ -139,7 +145,13 @@ def _schemas() -> dict[str, Any]:
             'the images there are.',
         },
     }
-    return {'Image': image, 'Upload': upload, 'Health': health, 'Error': error}
+    return {
+        'ImageFields': fields,
+        'Image': image,
+        'Upload': upload,
+        'Health': health,
+        'Error': error,
+    }
 
 
 def _header(description: str, **schema: Any) -> dict[str, Any]:

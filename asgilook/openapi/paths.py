@@ -77,7 +77,16 @@ def _upload(config: Config) -> dict[str, Any]:
         'schema': {
             'type': 'object',
             'required': [FIELD],
-            'properties': {FIELD: {'type': 'string', 'contentMediaType': 'image/*'}},
+            'properties': {
+                # A file (OpenAPI's spelling of binary): a part with a filename.
+                FIELD: {
+                    'type': 'string',
+                    'contentMediaType': 'application/octet-stream',
+                    'description': 'The image file, as a file part (one with a '
+                    'filename); a part of this name without one is a field, and '
+                    'is ignored. Other fields are ignored.',
+                }
+            },
         },
         'encoding': {FIELD: {'contentType': 'image/*, application/octet-stream'}},
     }
