@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Config
 
-# The formats a thumbnail is rendered in: its URL's extension and its media
-# type. A new format is one more entry here (its URL, its image field).
-THUMBNAIL_FORMATS = {'jpeg': 'image/jpeg'}
+
+class ThumbnailFormat(NamedTuple):
+    """A format thumbnails are rendered in: what it is sent as, where it is listed."""
+
+    media_type: str
+    # The image object's field that lists the thumbnails of this format.
+    field: str
+
+
+# The formats of thumbnails, by the extension of their URLs. A new format is
+# one more entry here: its URLs, its answers' type and its image field follow.
+THUMBNAIL_FORMATS = {'jpeg': ThumbnailFormat('image/jpeg', 'thumbnails')}
 # What an error's JSON always is.
 ERROR = {'$ref': '#/components/schemas/Error'}
 EXAMPLE_ID = '5cfd9fb6-259a-4c72-b8b0-5f4c35edcd3c'
@@ -17,11 +26,6 @@ EXAMPLE_ID = '5cfd9fb6-259a-4c72-b8b0-5f4c35edcd3c'
 def ref(kind: str, name: str) -> dict[str, str]:
     """Return a reference to a component."""
     return {'$ref': f'#/components/{kind}/{name}'}
-
-
-def thumbnails_field(extension: str) -> str:
-    """Return the image object's field that lists the thumbnails of a format."""
-    return 'thumbnails' if extension == 'jpeg' else f'thumbnails_{extension}'
 
 
 def query(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -56,12 +60,12 @@ def components(config: Config) -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     uri_list = {'type': 'array', 'items': {'type': 'string'}}
     thumbnails = {
-        thumbnails_field(extension): {
+        kind.field: {
             **uri_list,
             'description': f'The URLs of its {extension.upper()} thumbnails, '
             'largest first: the only sizes that are rendered.',
         }
-        for extension in THUMBNAIL_FORMATS
+        for extension, kind in THUMBNAIL_FORMATS.items()
     }
     # The fields, open: the image object and the upload's answer close them,
     # each with its own fields (a closed schema's allOf would refuse others).
@@ -94,11 +98,11 @@ def _schemas() -> dict[str, Any]:
             'modified': 'Tue, 24 Dec 2019 17:32:19 GMT',
             'size': [462, 462],
             **{
-                thumbnails_field(extension): [
+                kind.field: [
                     f'/thumbnails/{EXAMPLE_ID}/231x231.{extension}',
                     f'/thumbnails/{EXAMPLE_ID}/115x115.{extension}',
                 ]
-                for extension in THUMBNAIL_FORMATS
+                for extension, kind in THUMBNAIL_FORMATS.items()
             },
         },
     }

@@ -156,7 +156,8 @@ def _thumbnail() -> dict[str, Any]:
         'The image scaled to fit width x height, aspect kept.',
     )
     content = {
-        kind: {'schema': {'type': 'string'}} for kind in THUMBNAIL_FORMATS.values()
+        kind.media_type: {'schema': {'type': 'string'}}
+        for kind in THUMBNAIL_FORMATS.values()
     }
     operation['responses']['200']['content'] = content
     return operation
