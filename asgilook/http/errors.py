@@ -263,8 +263,7 @@ async def _route_not_found(
     raise falcon.HTTPNotFound(
         title='No such resource',
         description='asgilook serves /images, /images/{id}.jpeg, '
-        '/thumbnails/{id}/{width}x{height}.jpeg and /events; GET /openapi.json '
-        'describes every route.',
+        '/thumbnails/{id}/{width}x{height}.jpeg and /events.',
     ) from ex
 
 
