@@ -22,6 +22,7 @@ from .http.gate import Gate
 from .http.health import Health
 from .images import Images, Thumbnails, Versions
 from .metrics import Metrics, MetricsExport, RequestMetrics
+from .openapi import Document
 from .store import Store
 
 FalconApp = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
@@ -33,6 +34,7 @@ THUMBNAIL = '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg'
 EVENTS = '/events'
 HEALTH = '/health'
 METRICS = '/metrics'
+OPENAPI = '/openapi.json'
 
 # The answers that differ by Accept: the list and its pages (JSON or
 # MessagePack, http/media.py); images and thumbnails are one JPEG for all.
@@ -94,6 +96,7 @@ class _Wiring:
         app.add_route(THUMBNAIL, thumbnails)
         app.add_route(EVENTS, Events(feed, config.cors_origins))
         app.add_route(HEALTH, Health(store, cache.tiers.backend))
+        app.add_route(OPENAPI, Document(config))
         assets = Assets(('gallery.css', 'gallery.js', 'favicon.svg'))
         app.add_route('/', Gallery(store, feed, assets.files))
         app.add_route('/gallery/{name}', assets)
