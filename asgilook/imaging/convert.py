@@ -20,6 +20,7 @@ import PIL.TiffImagePlugin
 
 from ..errors import DamagedImageError, InvalidImageError, StoredImageError
 from . import colours, containers, screening
+from .formats import THUMBNAIL_FORMATS
 
 # asgilook checks the pixel count of every upload itself, against its own
 # configured limit, before decoding; Pillow's process-wide limit would warn or
@@ -75,9 +76,12 @@ def to_jpeg(
 
 
 def resize(
-    source: str | os.PathLike[str], size: tuple[int, int], quality: int
+    source: str | os.PathLike[str],
+    size: tuple[int, int],
+    quality: int,
+    extension: str = 'jpeg',
 ) -> bytes:
-    """Render a stored JPEG at the given size, as JPEG.
+    """Render a stored JPEG at the given size, in a format of THUMBNAIL_FORMATS.
 
     The JPEG decoder scales by 1/2, 1/4 and 1/8 as it decodes (`draft`), which
     is exactly the thumbnail ladder of an even-sized image: those thumbnails
@@ -108,9 +112,14 @@ def resize(
         thumbnail = image if image.mode == 'RGB' else image.convert('RGB')
         if thumbnail.size != size:
             thumbnail = thumbnail.resize(size, PIL.Image.Resampling.LANCZOS)
+        kind = THUMBNAIL_FORMATS[extension]
         output = io.BytesIO()
         thumbnail.save(
-            output, 'JPEG', quality=quality, icc_profile=image.info.get('icc_profile')
+            output,
+            kind.pillow,
+            quality=quality,
+            icc_profile=image.info.get('icc_profile'),
+            **dict(kind.options),
         )
     return output.getvalue()
 
