@@ -106,7 +106,7 @@ def test_thumbnail_qualities():
     defaults = Config(environ={})
 
     assert (config.webp_quality, config.avif_quality) == (60, 45)
-    assert (defaults.webp_quality, defaults.avif_quality) == (85, 70)
+    assert (defaults.webp_quality, defaults.avif_quality) == (80, 60)
 
 
 @pytest.mark.parametrize('name', ['ASGI_LOOK_WEBP_QUALITY', 'ASGI_LOOK_AVIF_QUALITY'])

@@ -11,7 +11,7 @@ import pytest
 
 from asgilook.app import create_served_app
 
-from .fakes import owner, redis_keys, upload_through
+from .fakes import make_config, owner, redis_keys, upload_through
 from .images import decode, encode, gradient, photo
 
 # Each format: the field of the image object listing it, its type, Pillow's name.
@@ -102,15 +102,23 @@ def test_each_format_is_an_answer_of_its_own_with_its_own_tag(client, uploaded):
             assert resp.status_code == (304 if other_tag == tag else 200), (uri, other)
 
 
-def test_a_jpeg_thumbnail_keeps_its_tag(client, uploaded, config):
-    """The tag of a JPEG thumbnail is what it was before WebP and AVIF came."""
-    settings = (config.webp_quality, config.avif_quality)
-    first = client.simulate_get(uploaded['thumbnails'][0]).headers['ETag']
-    config.webp_quality, config.avif_quality = 50, 40
-    again = client.simulate_get(uploaded['thumbnails'][0]).headers['ETag']
+def test_the_other_formats_settings_leave_a_jpeg_thumbnails_tag(storage_path):
+    def tag(uri: str, **settings: int) -> str:
+        # A service of its own (its cache too) over the one storage directory.
+        config = make_config(storage_path)
+        for name, value in settings.items():
+            setattr(config, name, value)
+        client = falcon.testing.TestClient(create_served_app(config))
+        return client.simulate_get(uri).headers['ETag']
 
-    assert settings == (85, 70)
-    assert first == again
+    client = falcon.testing.TestClient(create_served_app(make_config(storage_path)))
+    image = client.simulate_post('/images', body=encode(gradient((640, 400)), 'PNG'))
+    uri = image.json['thumbnails'][0]
+
+    first = tag(uri)
+    assert tag(uri, webp_quality=50, avif_quality=40) == first
+    assert tag(uri, jpeg_quality=70) != first
+    assert tag(as_format(uri, 'webp'), webp_quality=50) != tag(as_format(uri, 'webp'))
 
 
 @pytest.mark.parametrize('extension', MODERN)

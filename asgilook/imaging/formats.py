@@ -32,14 +32,14 @@ class ThumbnailFormat:
 
 
 JPEG = ThumbnailFormat('jpeg', 'image/jpeg', 'JPEG')
-# Method 2 of libwebp's 0-6 costs a third of its default 4 for files 1-7%
-# larger (measured on 1920x1080 photos' thumbnails: 18 ms against 53 ms
-# at 960x540).
+# Measured on the ladder of a 1920x1080 photo (CPU time of a whole render, at
+# the default qualities; JPEG's: 10 ms at 960x540, 7 ms at 240x135). libwebp's
+# method 2 of 0-6: 25 ms at 960x540, its default 4 51 ms for 5% smaller files.
 WEBP = ThumbnailFormat('webp', 'image/webp', 'WEBP', (('method', 2),))
-# libaom's speed 8 of 0-10 encodes a 960x540 thumbnail in ~50 ms, its default
-# 6 in ~190 ms, for files 2-15% smaller; 9 and 10 save little more time for
-# files up to 50% larger. One thread: a render process renders on one CPU,
-# as many processes as CPUs.
+# libaom's speed 8 of 0-10: 85 ms at 960x540, 18 ms at 240x135; its default
+# 6 takes 280 ms, 7 127 ms for files 1-10% smaller; at 9 (46 ms) files are
+# 12-28% larger, larger than WebP's at 480x270 and below. One thread: a render
+# process renders on one CPU, as many processes as CPUs.
 AVIF = ThumbnailFormat('avif', 'image/avif', 'AVIF', (('speed', 8), ('max_threads', 1)))
 
 # By the extension of their URLs; the first is the tutorial's, listed in an
