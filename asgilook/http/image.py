@@ -87,10 +87,6 @@ class Image:
             sizes.append(tile_size(self.size))
         return sizes
 
-    def thumbnails(self, extension: str = 'jpeg') -> list[str]:
-        """Return the URLs of the image's thumbnails in a format, largest first."""
-        return self._uris(self.thumbnail_sizes(), extension)
-
     def all_thumbnails(self) -> list[str]:
         """Return the URLs of the image's thumbnails in every format."""
         sizes = self.thumbnail_sizes()
