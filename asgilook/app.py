@@ -30,14 +30,15 @@ FalconApp = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
 # The routes of the HTTP API.
 IMAGES = '/images'
 IMAGE = '/images/{image_id:uuid}.jpeg'
-THUMBNAIL = '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.jpeg'
+THUMBNAIL = '/thumbnails/{image_id:uuid}/{width:int}x{height:int}.{extension}'
 EVENTS = '/events'
 HEALTH = '/health'
 METRICS = '/metrics'
 OPENAPI = '/openapi.json'
 
 # The answers that differ by Accept: the list and its pages (JSON or
-# MessagePack, http/media.py); images and thumbnails are one JPEG for all.
+# MessagePack, http/media.py); an image is one JPEG for all, and each format
+# of a thumbnail has a URL of its own.
 _BY_ACCEPT = frozenset({IMAGES})
 
 

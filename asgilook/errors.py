@@ -28,6 +28,7 @@ handler). The tree::
     │   ├── ImageNotFoundError    no image of that id (or its file is gone) 404
     │   │   └── StoredImageError  its stored file cannot be shown (damaged) 404
     │   ├── ThumbnailNotFoundError    not a size of the image's ladder   404
+    │   ├── ThumbnailFormatError  not a format thumbnails are rendered in 404
     │   ├── DeleteTokenMissingError   a DELETE without a bearer token    401
     │   ├── DeleteTokenInvalidError   ... with one not the image's       403
     │   ├── ClientGoneError       the client left before its answer came 499
@@ -170,6 +171,10 @@ class ThumbnailNotFoundError(RequestError):
 
     def __str__(self) -> str:
         return f'no {self.width}x{self.height} thumbnail'
+
+
+class ThumbnailFormatError(RequestError):
+    """Thumbnails are not rendered in the format a URL's extension names."""
 
 
 class DeleteTokenMissingError(RequestError):

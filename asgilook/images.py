@@ -17,12 +17,14 @@ from .errors import (
     CurrentMatchError,
     ImageNotFoundError,
     PreconditionFailedError,
+    ThumbnailFormatError,
     ThumbnailNotFoundError,
     UploadTooLargeError,
 )
 from .http import forms, media, paging
 from .http.conditional import none_match_holds, preconditions_hold
 from .http.disconnects import LISTENER, Listener
+from .imaging.formats import THUMBNAIL_FORMATS, ThumbnailFormat
 from .store import Image, Store, image_uri, thumbnail_uri
 
 # What never changes under its URL may be kept by any cache for a year.
@@ -139,7 +141,7 @@ class Images:
 
 
 class Thumbnails:
-    """Render an image at one of the sizes of its thumbnail ladder."""
+    """Render an image at one of the sizes of its thumbnail ladder, in a format."""
 
     def __init__(self, store: Store, rendering: Rendering | None = None) -> None:
         self._store = store
@@ -152,14 +154,19 @@ class Thumbnails:
         image_id: uuid.UUID,
         width: int,
         height: int,
+        extension: str,
     ) -> None:
-        uri = thumbnail_uri(str(image_id), (width, height))
+        kind = _thumbnail_format(extension)
+        uri = thumbnail_uri(str(image_id), (width, height), kind.extension)
         image = await _find(self._store, req, uri)
         if (width, height) not in image.thumbnail_sizes():
             raise ThumbnailNotFoundError((width, height))
-        with self._rendering('jpeg'):
-            resp.data = await self._store.make_thumbnail(image, (width, height))
-        _describe(resp, image, image.thumbnail_etag((width, height)))
+        with self._rendering(kind.extension):
+            resp.data = await self._store.make_thumbnail(
+                image, (width, height), kind.extension
+            )
+        etag = image.thumbnail_etag((width, height), kind.extension)
+        _describe(resp, image, etag, kind.media_type)
 
     on_head = on_get
 
@@ -185,10 +192,15 @@ class Versions:
         return await _image_version(self._store, req, image_uri(str(image_id)))
 
     async def of_thumbnail(
-        self, req: falcon.asgi.Request, image_id: uuid.UUID, width: int, height: int
+        self,
+        req: falcon.asgi.Request,
+        image_id: uuid.UUID,
+        width: int,
+        height: int,
+        extension: str,
     ) -> str | None:
-        """A thumbnail: the stored JPEG of its image."""
-        uri = thumbnail_uri(str(image_id), (width, height))
+        """A thumbnail, in any format: the stored JPEG of its image."""
+        uri = thumbnail_uri(str(image_id), (width, height), extension)
         return await _image_version(self._store, req, uri)
 
     async def shown_with_image(
@@ -196,7 +208,7 @@ class Versions:
     ) -> list[str]:
         """Where else a change of an image shows: the list, its thumbnails."""
         image = await self._store.get(str(image_id))
-        return [] if image is None else ['/images', *image.thumbnails()]
+        return [] if image is None else ['/images', *image.all_thumbnails()]
 
 
 def _not_counted(kind: str) -> AbstractContextManager[None]:
@@ -207,9 +219,22 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _describe(resp: falcon.asgi.Response, image: Image, etag: str) -> None:
-    """Set the headers of an image or thumbnail: JPEG, and never changing."""
-    resp.content_type = falcon.MEDIA_JPEG
+def _thumbnail_format(extension: str) -> ThumbnailFormat:
+    """Return the format a thumbnail's URL names (in capitals: its one URL's)."""
+    kind = THUMBNAIL_FORMATS.get(extension.lower())
+    if kind is None:
+        raise ThumbnailFormatError
+    return kind
+
+
+def _describe(
+    resp: falcon.asgi.Response,
+    image: Image,
+    etag: str,
+    media_type: str = falcon.MEDIA_JPEG,
+) -> None:
+    """Set the headers of an image or thumbnail: its type, and never changing."""
+    resp.content_type = media_type
     resp.etag = etag
     resp.last_modified = image.modified
     resp.cache_control = IMMUTABLE
@@ -251,6 +276,6 @@ async def _image_version(
 
 
 def _image_id(uri: str) -> str:
-    # /images/{id}.jpeg or /thumbnails/{id}/{size}.jpeg, made by image_uri or
-    # thumbnail_uri: the id is the third part.
+    # /images/{id}.jpeg or /thumbnails/{id}/{size}.{extension}, made by
+    # image_uri or thumbnail_uri: the id is the third part.
     return uri.split('/')[2].removesuffix('.jpeg')

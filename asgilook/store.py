@@ -237,8 +237,12 @@ class Store:
         """Return a token that changes whenever any process changes the catalog."""
         return self._catalog.token()
 
-    async def make_thumbnail(self, image: Image, size: tuple[int, int]) -> bytes:
-        """Render the image scaled to one of its ladder sizes, as JPEG.
+    async def make_thumbnail(
+        self, image: Image, size: tuple[int, int], extension: str
+    ) -> bytes:
+        """Render the image scaled to one of its ladder sizes, in a format.
+
+        The format is one of imaging.formats.THUMBNAIL_FORMATS, by extension.
 
         RenderError if the process rendering it died, StoredImageError if
         its file is damaged, ImageNotFoundError if it is gone (then unlisted).
@@ -248,7 +252,7 @@ class Store:
             with faults.storage_errors(gone=True):
                 readable = self._bytes.readable(image.version)
                 source = await stack.enter_async_context(readable)
-            return await self._pillow.resize(source, size)
+            return await self._pillow.resize(source, size, extension)
 
     async def close(self) -> None:
         """Let go of what a stopped server holds (it is taken again at start).

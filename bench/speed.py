@@ -16,7 +16,9 @@ render itself (`asgilook.imaging.convert.resize` of the stored file) called in t
 process on 2 threads; for the upload, Pillow converting the same JPEG, the
 least work of that path. It prints, for each path, asgilook's rate, the
 ceiling's rate and their ratio (measured in this run: absolute rates drift
-between runs), the latency percentiles and the server's peak RSS.
+between runs), the latency percentiles and the server's peak RSS. Cold
+thumbnails are measured in each format (JPEG, WebP, AVIF: `.webp` and `.avif`
+URLs of the same copies), with the bytes and rate of each against JPEG's.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import httpx
 import PIL.Image
 
 from asgilook.config import Config
-from asgilook.imaging import convert
+from asgilook.imaging import convert, formats
 
 from . import filling, load, pictures, processes, wrk
 from .costs import measure_metrics
@@ -52,8 +54,19 @@ TARGETS = {
     'GET /images (20, cached)': 0.8,
     'full image': 0.8,
     'cold thumbnail': 0.9,
+    'cold WebP thumbnail': 0.9,
+    'cold AVIF thumbnail': 0.9,
     'upload': 0.9,
 }
+# The cold thumbnails' rows, by the format (extension) they are asked in.
+COLD_ROWS = {
+    'jpeg': 'cold thumbnail',
+    'webp': 'cold WebP thumbnail',
+    'avif': 'cold AVIF thumbnail',
+}
+_COLD_SIZE = '960x540 of a 1920x1080 photo'
+# The bytes of one cold thumbnail of each format, by extension.
+Lengths = dict[str, int]
 _COLUMNS = Columns((26, 11, 10, 6, 6, 8, 8))
 
 Work = Callable[[bytes], bytes]
@@ -130,23 +143,30 @@ def measure_cached(served: Served) -> dict[str, tuple[Rate, Rate]]:
     return rows
 
 
-def measure_cold(served: Served, quality: int) -> tuple[Rate, Rate]:
-    """Thumbnails nobody asked for before, against Pillow making them."""
-    cold = served.args.cold
-    ids = add_copies(served.storage, served.stored, served.first, cold * ROUNDS)
-    size = _size(served.thumbnail.rsplit('/', 1)[1][:-5].split('x'))
-    rounds = iter(range(ROUNDS))
+def measure_cold(
+    served: Served, ids: list[str], extension: str
+) -> tuple[Rate, Rate, int]:
+    """Thumbnails nobody asked for before, against Pillow making them.
 
-    def ours() -> Rate:
-        # Thumbnails no round has asked for.
-        first = next(rounds) * cold
-        paths = [
-            f'/thumbnails/{i}/{size[0]}x{size[1]}.jpeg'
+    In one format (the extension of their URLs); with the bytes of one.
+    """
+    cold = served.args.cold
+    size = _size(served.thumbnail.rsplit('/', 1)[1].partition('.')[0].split('x'))
+    quality = formats.quality(Config(), extension)
+    rounds = iter(range(ROUNDS))
+    base = served.server.base_url
+
+    def paths(first: int) -> list[str]:
+        return [
+            f'/thumbnails/{i}/{size[0]}x{size[1]}.{extension}'
             for i in ids[first : first + cold]
         ]
-        base = served.server.base_url
-        result = wrk.get_paths(base, paths, served.args.seconds, 8, threads=2)
-        if result.requests > len(paths):
+
+    def ours() -> Rate:
+        # Thumbnails no round has asked for, in this format.
+        asked = paths(next(rounds) * cold)
+        result = wrk.get_paths(base, asked, served.args.seconds, 8, threads=2)
+        if result.requests > len(asked):
             raise RuntimeError('not enough cold thumbnails: raise --cold')
         return result
 
@@ -155,12 +175,13 @@ def measure_cold(served: Served, quality: int) -> tuple[Rate, Rate]:
     stored = served.stored
 
     def work(_: bytes) -> bytes:
-        return convert.resize(stored, size, quality)
+        return convert.resize(stored, size, quality, extension)
 
     mine, ceiling = best_of(
         [ours, lambda: pillow_rate(work, b'', served.args.seconds)], ROUNDS, key=_rate
     )
-    return mine, ceiling
+    length = len(httpx.get(base + paths(0)[0], timeout=60).content)
+    return mine, ceiling, length
 
 
 def measure_upload(served: Served, quality: int) -> tuple[Rate, Rate]:
@@ -198,6 +219,18 @@ def pillow_convert(quality: int) -> Work:
     return work
 
 
+def measure_formats(served: Served) -> tuple[dict[str, tuple[Rate, Rate]], Lengths]:
+    """Cold thumbnails in each format, on the same copies (each format's URLs cold)."""
+    ids = add_copies(
+        served.storage, served.stored, served.first, served.args.cold * ROUNDS
+    )
+    rows, lengths = {}, {}
+    for extension, label in COLD_ROWS.items():
+        mine, ceiling, lengths[extension] = measure_cold(served, ids, extension)
+        rows[label] = mine, ceiling
+    return rows, lengths
+
+
 def add_copies(
     storage: Path, source: Path, image: dict[str, Any], count: int
 ) -> list[str]:
@@ -220,7 +253,10 @@ def add_copies(
 
 
 def report(
-    args: argparse.Namespace, rows: dict[str, tuple[Rate, Rate]], rss: list[float]
+    args: argparse.Namespace,
+    rows: dict[str, tuple[Rate, Rate]],
+    lengths: Lengths,
+    rss: list[float],
 ) -> None:
     """Print each path's rates, ratio and latencies, and the servers' memory."""
     print(
@@ -246,6 +282,8 @@ def report(
                 'ok' if ratio >= TARGETS[label] else 'BELOW',
             )
         )
+    if lengths:
+        _formats(rows, lengths)
     server, *helpers = rss
     print(
         f'peak RSS of the asgilook server: {server:.0f} MiB, and of the '
@@ -274,6 +312,17 @@ def _size(sides: list[Any]) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def _formats(rows: dict[str, tuple[Rate, Rate]], lengths: Lengths) -> None:
+    print(f'cold thumbnails by format ({_COLD_SIZE}), against JPEG:')
+    jpeg_rate = rows[COLD_ROWS['jpeg']][0].rate
+    for extension, length in lengths.items():
+        rate = rows[COLD_ROWS[extension]][0].rate
+        print(
+            f'  {extension:<5} {length:>7} bytes ({length / lengths["jpeg"]:.2f} '
+            f"of JPEG's), {rate:.1f}/s ({rate / jpeg_rate:.2f} of JPEG's)"
+        )
+
+
 def main() -> None:
     args = _arguments()
     wrk.require()
@@ -286,12 +335,14 @@ def main() -> None:
         upload_images(served)
         rows = {} if args.metrics_only else measure_cached(served)
         rows['cached thumbnail, metrics on/off'] = measure_metrics(served)
+        lengths: Lengths = {}
         if not args.metrics_only:
-            rows['cold thumbnail'] = measure_cold(served, quality)
+            cold, lengths = measure_formats(served)
+            rows.update(cold)
             rows['upload'] = measure_upload(served, quality)
         pids = [server.pid, *processes.descendants(server.pid)]
         rss = [processes.memory_mib(pid) for pid in pids]
-    report(args, rows, rss)
+    report(args, rows, lengths, rss)
 
 
 if __name__ == '__main__':

@@ -74,7 +74,7 @@ def dying_render(*args):
     os._exit(1)
 
 
-def stuck_render(source, size, quality):
+def stuck_render(source, size, quality, extension='jpeg'):
     """A render that never ends; it says it began in a file beside source."""
     pathlib.Path(f'{source}.rendering').touch()
     time.sleep(600)

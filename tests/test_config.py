@@ -99,6 +99,25 @@ def test_bad_upload_settings_name_the_variable(name, value):
         Config(environ={name: value})
 
 
+def test_thumbnail_qualities():
+    config = Config(
+        environ={'ASGI_LOOK_WEBP_QUALITY': ' 60 ', 'ASGI_LOOK_AVIF_QUALITY': '45'}
+    )
+    defaults = Config(environ={})
+
+    assert (config.webp_quality, config.avif_quality) == (60, 45)
+    assert (defaults.webp_quality, defaults.avif_quality) == (80, 60)
+
+
+@pytest.mark.parametrize('name', ['ASGI_LOOK_WEBP_QUALITY', 'ASGI_LOOK_AVIF_QUALITY'])
+@pytest.mark.parametrize('value', ['0', '101', 'high', '-5'])
+def test_a_thumbnail_quality_is_from_1_to_100(name, value):
+    with pytest.raises(
+        ConfigError, match=f'{name} must be a whole number from 1 up to 100'
+    ):
+        Config(environ={name: value})
+
+
 def test_redis_timeout():
     assert Config(environ={}).redis_timeout == 0.25
     assert Config(environ={'ASGI_LOOK_REDIS_TIMEOUT': ' 0.05 '}).redis_timeout == 0.05

@@ -23,6 +23,7 @@ _RAISED = [
     errors.SideTooLongError((70000, 10), 65500),
     errors.ImageNotFoundError('/images/x.jpeg'),
     errors.ThumbnailNotFoundError((640, 400)),
+    errors.ThumbnailFormatError(),
     errors.DeleteTokenMissingError(),
     errors.DeleteTokenInvalidError(),
     errors.PreconditionFailedError(),

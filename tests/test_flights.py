@@ -22,6 +22,7 @@ from .images import stored_file
 # What the key of a path holds while another process holds its lock.
 ANOTHER_PROCESS_RENDERING = LOCK_PREFIX + b'0123456789abcdef'
 LOCK_TTL = CacheTiming().lock_ttl
+FORMATS = {'jpeg': 'image/jpeg', 'webp': 'image/webp', 'avif': 'image/avif'}
 
 
 @pytest.fixture
@@ -71,6 +72,32 @@ async def test_concurrent_misses_render_once_per_process(config, renders, follow
     states = sorted(resp.headers['X-ASGILook-Cache'] for resp in crowd)
     assert states == ['Hit'] * 15 + ['Miss']
     assert len({resp.headers['ETag'] for resp in crowd}) == 1
+
+
+async def test_each_format_of_a_thumbnail_is_rendered_once(config, renders, followers):
+    # A thread for each format's render, held at once.
+    config.image_workers = 3
+    async with falcon.testing.ASGIConductor(create_served_app(config)) as conductor:
+        jpeg = (await upload_through(conductor))['thumbnails'][0]
+        uris = [jpeg.replace('.jpeg', f'.{extension}') for extension in FORMATS]
+
+        renders.hold()
+        crowd = asyncio.gather(
+            *(conductor.simulate_get(uri) for uri in uris for _ in range(6))
+        )
+        # Each format's leader renders; the others of its format follow it.
+        await renders.begun(3)
+        await followers.gathered(15)
+        renders.let_go()
+        answers = await crowd
+
+    assert len(renders) == 3
+    for index, media_type in enumerate(FORMATS.values()):
+        mine = answers[index * 6 : (index + 1) * 6]
+        assert {resp.headers['Content-Type'] for resp in mine} == {media_type}
+        assert len({resp.content for resp in mine}) == 1
+        states = sorted(resp.headers['X-ASGILook-Cache'] for resp in mine)
+        assert states == ['Hit'] * 5 + ['Miss']
 
 
 # Redis before 7.0 does not take SET with both NX and GET.

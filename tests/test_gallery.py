@@ -19,7 +19,9 @@ from .streams import SSEReader
 # The pictures of the page's grid: a thumbnail ladder (800, 400, 200, 100).
 LARGE = (1600, 1200)
 # Elements with no end tag.
-_VOID = frozenset({'br', 'hr', 'img', 'input', 'link', 'meta'})
+_VOID = frozenset({'br', 'hr', 'img', 'input', 'link', 'meta', 'source'})
+# What a picture's <source>s offer before its <img>'s JPEG, in order.
+MODERN_SOURCES = [('image/avif', 'thumbnails_avif'), ('image/webp', 'thumbnails_webp')]
 
 
 @dataclasses.dataclass(eq=False)
@@ -82,17 +84,16 @@ def parse(text: str) -> Element:
     return builder.root
 
 
-def srcset(img: Element) -> list[tuple[str, int]]:
-    candidates = [c.strip().split(' ') for c in img.attrs['srcset'].split(',')]
+def srcset(element: Element) -> list[tuple[str, int]]:
+    candidates = [c.strip().split(' ') for c in element.attrs['srcset'].split(',')]
     assert all(len(c) == 2 and c[1].endswith('w') for c in candidates), candidates
     return [(uri, int(width[:-1])) for uri, width in candidates]
 
 
-def sources(image: dict) -> list[tuple[str, int]]:
-    """What an image object of the API says a srcset must list."""
+def sources(image: dict, field: str = 'thumbnails') -> list[tuple[str, int]]:
+    """What an image object of the API says a srcset of a format must list."""
     thumbnails = [
-        (uri, int(uri.rpartition('/')[2].partition('x')[0]))
-        for uri in image['thumbnails']
+        (uri, int(uri.rpartition('/')[2].partition('x')[0])) for uri in image[field]
     ]
     width, height = image['size']
     if thumbnails and height > max(width, 1024):
@@ -219,23 +220,33 @@ async def test_each_picture_offers_its_thumbnail_ladder_newest_first(conductor):
     links = tiles(doc)
     assert shown(doc) == uris([medium, large, small])
     for link, image in zip(links, [medium, large, small], strict=True):
-        (img,) = link.children
-        assert img.tag == 'img'
+        (picture,) = link.children
+        *offers, img = picture.children
+        assert (picture.tag, img.tag) == ('picture', 'img')
+        assert [offer.tag for offer in offers] == ['source', 'source']
+        for offer, (media_type, field) in zip(offers, MODERN_SOURCES, strict=True):
+            assert offer.attrs['type'] == media_type
+            assert srcset(offer) == sources(image, field)
+            assert offer.attrs['sizes'] == SIZES
         assert srcset(img) == sources(image)
         assert img.attrs['sizes'] == SIZES
         assert [int(img.attrs['width']), int(img.attrs['height'])] == image['size']
         assert img.attrs['loading'] == 'lazy'
         assert img.attrs['alt'].strip()
         assert img.attrs['src'] in [uri for uri, _ in srcset(img)]
-    large_img = links[1].children[0]
+    avif, webp, large_img = links[1].children[0].children
     assert f'/thumbnails/{large["id"]}/800x600.jpeg 800w' in large_img.attrs['srcset']
     assert f'{large["image"]} 1600w' in large_img.attrs['srcset']
+    assert f'/thumbnails/{large["id"]}/800x600.avif 800w' in avif.attrs['srcset']
+    assert f'/thumbnails/{large["id"]}/800x600.webp 800w' in webp.attrs['srcset']
+    # Stored as JPEG only: the picture itself, for a tile wider than 800.
+    assert f'{large["image"]} 1600w' in avif.attrs['srcset']
     # The smallest source at least 400 pixels wide, for a browser without srcset.
     assert large_img.attrs['src'] == f'/thumbnails/{large["id"]}/400x300.jpeg'
     # 640 wide: its thumbnails are all narrower, the picture itself is.
-    assert links[0].children[0].attrs['src'] == medium['image']
+    assert links[0].children[0].children[-1].attrs['src'] == medium['image']
     # Too small for thumbnails: the picture itself.
-    small_img = links[2].children[0]
+    small_img = links[2].children[0].children[-1]
     assert small_img.attrs['src'] == small['image']
     assert srcset(small_img) == [(small['image'], SMALL[0])]
     thumbnail = await conductor.simulate_get(large_img.attrs['src'])

@@ -18,9 +18,16 @@ from asgilook.gallery.page import PAGE_SIZE
 from . import servers
 from .browser import console_errors, wait
 from .images import photo
-from .test_gallery import sources
+from .test_gallery import MODERN_SOURCES, sources
 
 pytestmark = pytest.mark.live
+
+# The paths of the thumbnails the browser fetched, in order.
+FETCHED_THUMBNAILS = """
+return performance.getEntriesByType('resource')
+  .map((entry) => new URL(entry.name).pathname)
+  .filter((path) => path.startsWith('/thumbnails/'));
+"""
 
 
 @pytest.fixture(scope='module')
@@ -63,13 +70,24 @@ def tile(driver, image_id: str):
     return found[0] if found else None
 
 
-def expected_srcset(image: dict) -> str:
-    """The API's picture and its thumbnail ladder, each with its width."""
-    return ', '.join(f'{uri} {width}w' for uri, width in sources(image))
+def expected_srcset(image: dict, field: str = 'thumbnails') -> str:
+    """The API's picture and its thumbnail ladder in a format, with their widths."""
+    return ', '.join(f'{uri} {width}w' for uri, width in sources(image, field))
 
 
 def assert_shows(driver, image: dict) -> None:
     img = tile(driver, image['id']).find_element(By.TAG_NAME, 'img')
+    offers = tile(driver, image['id']).find_elements(By.TAG_NAME, 'source')
+    assert [
+        (offer.get_dom_attribute('type'), offer.get_dom_attribute('srcset'))
+        for offer in offers
+    ] == [
+        (media_type, expected_srcset(image, field))
+        for media_type, field in MODERN_SOURCES
+    ]
+    assert {offer.get_dom_attribute('sizes') for offer in offers} == {
+        img.get_dom_attribute('sizes')
+    }
     assert img.get_dom_attribute('srcset') == expected_srcset(image)
     assert img.get_dom_attribute('sizes')
     assert img.get_dom_attribute('width') == str(image['size'][0])
@@ -79,7 +97,9 @@ def assert_shows(driver, image: dict) -> None:
     # Decoded and painted from one of its sources.
     wait(driver, lambda d: img.get_property('complete'), 'thumbnail never loaded')
     assert img.get_property('naturalWidth') > 0
-    assert urlsplit(img.get_property('currentSrc')).path in expected_srcset(image)
+    # Chromium shows AVIF: the smallest files are the ones it takes.
+    shown = urlsplit(img.get_property('currentSrc')).path
+    assert shown in expected_srcset(image, 'thumbnails_avif')
 
 
 def test_uploads_appear_here_and_live_elsewhere_and_only_here_can_delete(
@@ -110,9 +130,10 @@ def test_uploads_appear_here_and_live_elsewhere_and_only_here_can_delete(
             for item in driver.find_elements(By.CSS_SELECTOR, '#gallery .tile')
         ][:2]
         assert shown == [f'image-{image["id"]}' for image in images]
-    # Each screen downloads the size it shows: the narrowest window (two
-    # columns, 250 pixels wide) 400 of the 1600, the wide one with two device
-    # pixels to each (five columns, 2 × 256) 800.
+    # Each screen downloads the size it shows, as AVIF, and nothing else of
+    # it: the narrowest window (two columns, 250 pixels wide) 400 of the
+    # 1600, the wide one with two device pixels to each (five columns,
+    # 2 × 256) 800.
     wide = next(image for image in images if image['size'] == [1600, 1200])
     shown = [
         driver.execute_script(
@@ -121,10 +142,19 @@ def test_uploads_appear_here_and_live_elsewhere_and_only_here_can_delete(
         )
         for driver in (uploader, watcher)
     ]
-    assert [urlsplit(uri).path for uri in shown] == [
-        wide['thumbnails'][0],
-        wide['thumbnails'][1],
+    fetched = [
+        [
+            path
+            for path in driver.execute_script(FETCHED_THUMBNAILS)
+            if wide['id'] in path
+        ]
+        for driver in (uploader, watcher)
     ]
+    assert [urlsplit(uri).path for uri in shown] == [
+        wide['thumbnails_avif'][0],
+        wide['thumbnails_avif'][1],
+    ]
+    assert fetched == [[wide['thumbnails_avif'][0]], [wide['thumbnails_avif'][1]]]
     assert len(uploader.find_elements(By.CSS_SELECTOR, '#gallery .delete')) == 2
     assert watcher.find_elements(By.CSS_SELECTOR, '#gallery .delete') == []
 
@@ -136,6 +166,21 @@ def test_uploads_appear_here_and_live_elsewhere_and_only_here_can_delete(
         assert tile(driver, images[1]['id']) is not None
     assert httpx.get(f'{service}{gone["image"]}').status_code == 404
     assert console_errors(uploader) == []
+    assert console_errors(watcher) == []
+
+    # The page's own tiles, in its HTML, offer the same.
+    kept = images[1]
+    open_gallery(watcher, service)
+    assert_shows(watcher, kept)
+    fetched = watcher.execute_script(FETCHED_THUMBNAILS)
+    assert [path for path in fetched if kept['id'] in path] == [
+        urlsplit(
+            watcher.execute_script(
+                'return document.querySelector(arguments[0]).currentSrc',
+                f'#image-{kept["id"]} img',
+            )
+        ).path
+    ]
     assert console_errors(watcher) == []
 
 

@@ -233,7 +233,7 @@ async def test_of_two_files_of_one_id_the_listed_one_stays(storage_path, logged)
 def release_0_2_0_storage(storage_path) -> tuple[list[dict], dict, str, pathlib.Path]:
     """A storage directory as asgilook 0.2.0 left it.
 
-    The list it served, its files' bytes, its service key and its leftover.
+    The list it serves now, its files' bytes, its service key and its leftover.
     """
     directory = pathlib.Path(storage_path)
     base = 1_700_000_000
@@ -254,6 +254,14 @@ def release_0_2_0_storage(storage_path) -> tuple[list[dict], dict, str, pathlib.
                 'modified': http_date(int(modified)),
                 'size': list(size),
                 'thumbnails': [uri.format(image_id) for uri in thumbnails],
+                # Listed too since WebP and AVIF thumbnails came (from the same files).
+                **{
+                    f'thumbnails_{kind}': [
+                        uri.format(image_id).replace('.jpeg', f'.{kind}')
+                        for uri in thumbnails
+                    ]
+                    for kind in ('webp', 'avif')
+                },
             }
         )
     # The counter of changes that workers of 0.2.0 mapped into memory.

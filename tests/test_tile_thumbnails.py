@@ -115,9 +115,11 @@ async def test_a_picture_with_no_halvings_is_shown_from_its_tile_thumbnail(confi
     assert off_ladder.status_code == 404
     # The gallery's tile takes it, not the picture of 8 megapixels.
     (link,) = tiles(page)
-    (img,) = link.children
+    avif, webp, img = link.children[0].children
     assert (uri, 1024) in srcset(img)
     assert img.attrs['src'] == uri
+    assert (uri.replace('.jpeg', '.avif'), 1024) in srcset(avif)
+    assert (uri.replace('.jpeg', '.webp'), 1024) in srcset(webp)
 
 
 def test_a_tall_picture_is_shown_from_its_tile_thumbnail(client):
@@ -126,10 +128,12 @@ def test_a_tall_picture_is_shown_from_its_tile_thumbnail(client):
     (uri,) = image['thumbnails']
     picture = decode(client.simulate_get(uri).content)
     (link,) = tiles(parse(client.simulate_get('/').text))
-    (img,) = link.children
+    avif, webp, img = link.children[0].children
 
     # A browser picks by width: the picture itself (127 wide) is left out.
     assert srcset(img) == [(uri, 2)]
+    assert srcset(avif) == [(uri.replace('.jpeg', '.avif'), 2)]
+    assert srcset(webp) == [(uri.replace('.jpeg', '.webp'), 2)]
     assert img.attrs['src'] == uri
     assert uri.endswith('/2x1024.jpeg')
     assert picture.size == (2, 1024)

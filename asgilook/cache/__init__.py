@@ -13,8 +13,9 @@ Vocabulary (one word per idea):
   decides it). Memory, Redis, flights and the fast path all go by the key:
   no request gets another representation's bytes (each also has its own
   ETag, so no 304 confirms the other's copy). Only the paths the app names
-  (`RedisCache(varying=...)`: the list and its pages) vary; an image or a
-  thumbnail is one JPEG, kept once under the bare path for every client.
+  (`RedisCache(varying=...)`: the list and its pages) vary; an image is one
+  JPEG, and a thumbnail one file of the format its URL names, kept once
+  under the bare path for every client.
 - entry: an answer kept in Redis (`entries.Entry`), signed for its key with
   the service key, under the Redis key `asgilook:` + key.
 - kept: an entry in a process's memory (`memory.Kept`), its Hit headers

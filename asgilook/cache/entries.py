@@ -19,7 +19,15 @@ PURPOSE = b'asgilook-cache'
 # (Content-Length is the body's, Content-Type is kept on its own).
 STORED_HEADERS = ('ETag', 'Last-Modified', 'Cache-Control', 'Link', 'Vary')
 # The types of the answers asgilook computes: no other is stored or sent.
-CONTENT_TYPES = frozenset({'image/jpeg', 'application/json', 'application/msgpack'})
+CONTENT_TYPES = frozenset(
+    {
+        'image/jpeg',
+        'image/webp',
+        'image/avif',
+        'application/json',
+        'application/msgpack',
+    }
+)
 # What a header value may hold: printable ASCII, no line breaks.
 _PRINTABLE = re.compile(r'[\x20-\x7e]*')
 

@@ -14,7 +14,7 @@ def cache_key(target: str, accept: str | None, varying: frozenset[str]) -> str:
     For a path whose answer varies by Accept (one of `varying`), the media
     type the header negotiates (`media.preferred`) is part of it, before
     the path, unless it is the default: JSON, and every answer that does not
-    vary (an image, a thumbnail: one JPEG for every client), are kept under
+    vary (an image, a thumbnail: one file for every client), are kept under
     the bare target. A path begins with `/`, so no path can spell another
     representation's key.
     """

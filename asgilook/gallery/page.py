@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import string
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -23,6 +24,9 @@ PAGE_SIZE = 24
 SIZES = (
     '(min-width: 1400px) 16vw, (min-width: 1000px) 20vw, (min-width: 600px) 33vw, 50vw'
 )
+# The formats a <picture> offers before JPEG, smallest files first, and the
+# field of the image object that lists each one's thumbnails.
+MODERN_SOURCES = (('image/avif', 'thumbnails_avif'), ('image/webp', 'thumbnails_webp'))
 # The width the src of a browser that knows no srcset is picked for.
 _PLAIN_WIDTH = 400
 # The API's pages the script asks for: newest first, as the page shows them.
@@ -103,36 +107,60 @@ def _tall(size: tuple[int, int]) -> bool:
 def tile(image: Image) -> str:
     """Return the grid's item of an image (gallery.js makes the same ones).
 
-    From the image as the API lists it, as the script does.
+    From the image as the API lists it, as the script does: a <picture> whose
+    <source>s offer AVIF, then WebP, the first a browser shows taken, and
+    whose <img> offers JPEG to every other.
     """
     listed = image.serialize()
     width, height = image.size
     modified = listed['modified']
-    ladder = zip(listed['thumbnails'], image.thumbnail_sizes(), strict=True)
-    sources = [(uri, size[0]) for uri, size in ladder]
-    if not sources or not _tall(image.size):
-        sources.insert(0, (image.uri, width))
+    offered = _offered(image, listed)
+    sources = offered['thumbnails']
     fitting = [source for source in sources if source[1] >= _PLAIN_WIDTH]
     # The narrowest that fills a plain browser's tile, else the widest there is.
     src = (min(fitting, key=_width) if fitting else max(sources, key=_width))[0]
-    srcset = ', '.join(f'{uri} {source_width}w' for uri, source_width in sources)
     alt = f'Picture of {width} × {height} pixels, uploaded {modified}'
     attributes = {
         'src': src,
-        'srcset': srcset,
+        'srcset': _srcset(sources),
         'sizes': SIZES,
         'width': width,
         'height': height,
         'alt': alt,
     }
+    offers = ''.join(
+        f'<source type="{media_type}" '
+        f'srcset="{html.escape(_srcset(offered[field]))}" '
+        f'sizes="{html.escape(SIZES)}">'
+        for media_type, field in MODERN_SOURCES
+    )
     img = ' '.join(
         f'{name}="{html.escape(str(value))}"' for name, value in attributes.items()
     )
     return (
         f'<li class="tile" id="image-{image.image_id}" data-modified="{modified}">'
-        f'<a href="{image.uri}"><img {img} loading="lazy" decoding="async" '
-        'elementtiming="thumbnail"></a></li>\n'
+        f'<a href="{image.uri}"><picture>{offers}<img {img} loading="lazy" '
+        'decoding="async" elementtiming="thumbnail"></picture></a></li>\n'
     )
+
+
+def _offered(image: Image, listed: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
+    """Return each format's sources with their widths, by the image object's field.
+
+    The picture itself is a source of its tile, as JPEG in every format's
+    list (it is stored as JPEG only, which every browser shows): a tile
+    wider than its largest thumbnail takes it.
+    """
+    widths = [size[0] for size in image.thumbnail_sizes()]
+    whole = [(image.uri, image.size[0])] if not widths or not _tall(image.size) else []
+    fields = ['thumbnails', *(field for _, field in MODERN_SOURCES)]
+    return {
+        field: whole + list(zip(listed[field], widths, strict=True)) for field in fields
+    }
+
+
+def _srcset(sources: list[tuple[str, int]]) -> str:
+    return ', '.join(f'{uri} {width}w' for uri, width in sources)
 
 
 def _after(query: str) -> int:

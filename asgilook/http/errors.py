@@ -39,6 +39,7 @@ from ..errors import (
     StorageFullError,
     StorageUnavailableError,
     StoredImageError,
+    ThumbnailFormatError,
     ThumbnailNotFoundError,
     UploadTooLargeError,
 )
@@ -163,6 +164,12 @@ ERRORS: dict[type[AsgilookError], Answer] = {
         'This image has no {ex.width}x{ex.height} thumbnail. Its "thumbnails" '
         'field in GET /images lists the sizes it has.',
     ),
+    ThumbnailFormatError: Answer(
+        falcon.HTTP_404,
+        'No such thumbnail',
+        'Thumbnails are rendered as .jpeg, .webp and .avif: the "thumbnails", '
+        '"thumbnails_webp" and "thumbnails_avif" fields in GET /images list them.',
+    ),
     # Sent to nobody: an answer must be given, nginx's status says why.
     ClientGoneError: Answer(
         '499 Client Closed Request',
@@ -263,7 +270,7 @@ async def _route_not_found(
     raise falcon.HTTPNotFound(
         title='No such resource',
         description='asgilook serves /images, /images/{id}.jpeg, '
-        '/thumbnails/{id}/{width}x{height}.jpeg and /events.',
+        '/thumbnails/{id}/{width}x{height}.jpeg (or .webp, .avif) and /events.',
     ) from ex
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import Config
-from ..imaging import convert
+from ..imaging import convert, formats
 from ..imaging.screening import TILE_BOUND, tile_size
 
 
@@ -17,9 +17,9 @@ def image_uri(image_id: str) -> str:
     return f'/images/{image_id}.jpeg'
 
 
-def thumbnail_uri(image_id: str, size: tuple[int, int]) -> str:
-    """Return the one URL of an image's thumbnail at size."""
-    return f'/thumbnails/{image_id}/{size[0]}x{size[1]}.jpeg'
+def thumbnail_uri(image_id: str, size: tuple[int, int], extension: str = 'jpeg') -> str:
+    """Return the one URL of an image's thumbnail at size, in a format."""
+    return f'/thumbnails/{image_id}/{size[0]}x{size[1]}.{extension}'
 
 
 class Image:
@@ -55,20 +55,25 @@ class Image:
         identity = f'{self.version}@{self.modified.isoformat()}'
         return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
-    def thumbnail_etag(self, size: tuple[int, int]) -> str:
-        """A strong validator of the thumbnail of this image at size."""
-        quality = self._config.jpeg_quality
-        identity = f'{self.etag}/{size[0]}x{size[1]}/q{quality}/{convert.RENDERING}'
+    def thumbnail_etag(self, size: tuple[int, int], extension: str = 'jpeg') -> str:
+        """A strong validator of the thumbnail of this image at size, in a format."""
+        kind = formats.THUMBNAIL_FORMATS[extension]
+        rendering = kind.identity(formats.quality(self._config, extension))
+        identity = f'{self.etag}/{size[0]}x{size[1]}/{rendering}/{convert.RENDERING}'
         return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
     def serialize(self) -> dict[str, Any]:
         """Return the image object of the HTTP API."""
+        sizes = self.thumbnail_sizes()
         return {
             'id': self.image_id,
             'image': self.uri,
             'modified': _http_date(self.modified),
             'size': list(self.size),
-            'thumbnails': self.thumbnails(),
+            'thumbnails': self._uris(sizes, 'jpeg'),
+            # The same ladder in the other formats (formats.THUMBNAIL_FORMATS).
+            'thumbnails_webp': self._uris(sizes, 'webp'),
+            'thumbnails_avif': self._uris(sizes, 'avif'),
         }
 
     def thumbnail_sizes(self) -> list[tuple[int, int]]:
@@ -82,9 +87,17 @@ class Image:
             sizes.append(tile_size(self.size))
         return sizes
 
-    def thumbnails(self) -> list[str]:
-        """Return the URLs of the image's thumbnails, largest first."""
-        return [thumbnail_uri(self.image_id, size) for size in self.thumbnail_sizes()]
+    def all_thumbnails(self) -> list[str]:
+        """Return the URLs of the image's thumbnails in every format."""
+        sizes = self.thumbnail_sizes()
+        return [
+            uri
+            for extension in formats.THUMBNAIL_FORMATS
+            for uri in self._uris(sizes, extension)
+        ]
+
+    def _uris(self, sizes: list[tuple[int, int]], extension: str) -> list[str]:
+        return [thumbnail_uri(self.image_id, size, extension) for size in sizes]
 
 
 def _reductions(size: tuple[int, int], min_size: int) -> Iterator[tuple[int, int]]:

@@ -21,6 +21,7 @@ import pillow_heif
 
 from ..errors import DamagedImageError, InvalidImageError, StoredImageError
 from . import colours, containers, screening
+from .formats import THUMBNAIL_FORMATS
 
 # asgilook checks the pixel count of every upload itself, against its own
 # configured limit, before decoding; Pillow's process-wide limit would warn or
@@ -98,8 +99,10 @@ def named(source: Source) -> str:
     return f'{len(source)} bytes' if isinstance(source, bytes) else os.fspath(source)
 
 
-def resize(source: Source, size: tuple[int, int], quality: int) -> bytes:
-    """Render a stored JPEG at the given size, as JPEG.
+def resize(
+    source: Source, size: tuple[int, int], quality: int, extension: str = 'jpeg'
+) -> bytes:
+    """Render a stored JPEG at the given size, in a format of THUMBNAIL_FORMATS.
 
     The JPEG decoder scales by 1/2, 1/4 and 1/8 as it decodes (`draft`), which
     is exactly the thumbnail ladder of an even-sized image: those thumbnails
@@ -134,9 +137,14 @@ def resize(source: Source, size: tuple[int, int], quality: int) -> bytes:
         thumbnail = image if image.mode == 'RGB' else image.convert('RGB')
         if thumbnail.size != size:
             thumbnail = thumbnail.resize(size, PIL.Image.Resampling.LANCZOS)
+        kind = THUMBNAIL_FORMATS[extension]
         output = io.BytesIO()
         thumbnail.save(
-            output, 'JPEG', quality=quality, icc_profile=image.info.get('icc_profile')
+            output,
+            kind.pillow,
+            quality=quality,
+            icc_profile=image.info.get('icc_profile'),
+            **dict(kind.options),
         )
     return output.getvalue()
 

@@ -81,13 +81,17 @@ class RenderProcesses:
         self._started = 0
 
     async def resize(
-        self, source: convert.Source, size: tuple[int, int], quality: int
+        self,
+        source: convert.Source,
+        size: tuple[int, int],
+        quality: int,
+        extension: str = 'jpeg',
     ) -> bytes:
         """Render a stored JPEG at size as `convert.resize` does, in a process."""
         for _ in range(2):
             if not self._startable:
                 return await blocking.run(
-                    self._threads, convert.resize, source, size, quality
+                    self._threads, convert.resize, source, size, quality, extension
                 )
             try:
                 renderer = await self._renderer()
@@ -95,7 +99,9 @@ class RenderProcesses:
                 self._give_up_processes(ex)
                 continue
             # Looked up now: a test may render with another function.
-            rendering = renderer.render(convert.resize, source, size, quality)
+            rendering = renderer.render(
+                convert.resize, source, size, quality, extension
+            )
             rendering.add_done_callback(functools.partial(self._done, renderer))
             try:
                 # Its outcome is read whatever becomes of this request.

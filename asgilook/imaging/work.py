@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import blocking
 from ..config import Config
-from . import convert
+from . import convert, formats
 from .renderers import RenderProcesses
 
 
@@ -22,19 +22,22 @@ class PillowWork:
         self.threads = ThreadPoolExecutor(
             max_workers=config.image_workers, thread_name_prefix='asgilook-pillow'
         )
-        self._quality = config.jpeg_quality
+        self._config = config
         self._renders = (
             RenderProcesses(config.render_processes, self.threads)
             if config.render_processes
             else None
         )
 
-    async def resize(self, source: convert.Source, size: tuple[int, int]) -> bytes:
-        """Render a JPEG file scaled to size, as JPEG (see convert.resize)."""
+    async def resize(
+        self, source: convert.Source, size: tuple[int, int], extension: str
+    ) -> bytes:
+        """Render a stored JPEG scaled to size, in a format (see convert.resize)."""
+        quality = formats.quality(self._config, extension)
         if self._renders is not None:
-            return await self._renders.resize(source, size, self._quality)
+            return await self._renders.resize(source, size, quality, extension)
         return await blocking.run(
-            self.threads, convert.resize, source, size, self._quality
+            self.threads, convert.resize, source, size, quality, extension
         )
 
     async def close(self) -> None:

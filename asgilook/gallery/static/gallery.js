@@ -78,30 +78,53 @@ function tileOf(id) {
   return document.getElementById(`image-${id}`);
 }
 
+// The formats a <picture> offers before JPEG, smallest files first, and the
+// field of the image object listing each (page.py's MODERN_SOURCES).
+const MODERN_SOURCES = [
+  ['image/avif', 'thumbnails_avif'],
+  ['image/webp', 'thumbnails_webp'],
+];
+
 function tile(image) {
   const [width, height] = image.size;
-  const sources = image.thumbnails.map((uri) => [
-    uri,
+  const widths = image.thumbnails.map((uri) =>
     Number(/\/(\d+)x\d+\.jpeg$/.exec(uri)[1]),
-  ]);
-  if (!sources.length || height <= width || height <= TILE_BOUND) {
-    // A tall picture is never a source of its tile (page.py says why).
-    sources.unshift([image.image, width]);
-  }
+  );
+  // The picture itself, a JPEG, is in every format's list (page.py says why),
+  // unless it is tall: a tall picture is never a source of its tile.
+  const whole = !widths.length || height <= width || height <= TILE_BOUND
+    ? [[image.image, width]]
+    : [];
+  const offered = (field) => [
+    ...whole,
+    ...image[field].map((uri, i) => [uri, widths[i]]),
+  ];
+  const srcset = (sources) => sources.map(([uri, w]) => `${uri} ${w}w`).join(', ');
+  const sources = offered('thumbnails');
   const byWidth = (a, b) => a[1] - b[1];
   const fitting = sources.filter(([, w]) => w >= PLAIN_WIDTH).sort(byWidth);
+  const picture = document.createElement('picture');
+  for (const [type, field] of MODERN_SOURCES) {
+    const source = document.createElement('source');
+    source.type = type;
+    source.srcset = srcset(offered(field));
+    source.sizes = grid.dataset.sizes;
+    picture.append(source);
+  }
   const img = document.createElement('img');
   img.loading = 'lazy';
+  // In its picture before it has a source: the browser picks among them all.
+  picture.append(img);
   img.decoding = 'async';
   img.sizes = grid.dataset.sizes;
-  img.srcset = sources.map(([uri, w]) => `${uri} ${w}w`).join(', ');
+  img.srcset = srcset(sources);
   img.src = fitting.length ? fitting[0][0] : [...sources].sort(byWidth).at(-1)[0];
   img.width = width;
   img.height = height;
   img.alt = `Picture of ${width} × ${height} pixels, uploaded ${image.modified}`;
   const link = document.createElement('a');
   link.href = image.image;
-  link.append(img);
+  link.append(picture);
   const item = document.createElement('li');
   item.className = 'tile';
   item.id = `image-${image.id}`;
