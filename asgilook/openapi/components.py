@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..config import Config
+from ..imaging import formats
 
 
 class ThumbnailFormat(NamedTuple):
@@ -15,9 +16,16 @@ class ThumbnailFormat(NamedTuple):
     field: str
 
 
-# The formats of thumbnails, by the extension of their URLs. A new format is
-# one more entry here: its URLs, its answers' type and its image field follow.
-THUMBNAIL_FORMATS = {'jpeg': ThumbnailFormat('image/jpeg', 'thumbnails')}
+# The formats of thumbnails, by the extension of their URLs, as they are
+# rendered (imaging/formats.py): their URLs, answers' types and image fields
+# follow. JPEG's are listed in the tutorial's "thumbnails".
+THUMBNAIL_FORMATS = {
+    extension: ThumbnailFormat(
+        kind.media_type,
+        'thumbnails' if kind is formats.JPEG else f'thumbnails_{extension}',
+    )
+    for extension, kind in formats.THUMBNAIL_FORMATS.items()
+}
 # What an error's JSON always is.
 ERROR = {'$ref': '#/components/schemas/Error'}
 EXAMPLE_ID = '5cfd9fb6-259a-4c72-b8b0-5f4c35edcd3c'
