@@ -8,14 +8,14 @@ import datetime
 import functools
 import logging
 import pathlib
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator
 
 from .catalog import Catalog, Record, Removal, opening
 from .catalog.commands import migrate_command, reindex_command
 from .catalog.log import Change, Span
 from .catalog.sql import MAX_INTEGER
 from .config import Config
-from .errors import ImageIdTakenError, ImageNotFoundError, StorageError
+from .errors import ImageIdTakenError, ImageNotFoundError
 from .http.image import Image, image_uri, thumbnail_uri
 from .imaging.work import PillowWork
 from .storage import faults, uploads
@@ -134,7 +134,7 @@ class Store:
     async def check(self) -> dict[str, bool]:
         """Say whether the catalog and the storage answer now, at little cost."""
         answers = await asyncio.gather(
-            _answers(self._catalog.check()), _answers(self._bytes.check())
+            faults.answers(self._catalog.check()), faults.answers(self._bytes.check())
         )
         return dict(zip(('catalog', 'storage'), answers, strict=True))
 
@@ -247,7 +247,7 @@ class Store:
         RenderError if the process rendering it died, StoredImageError if
         its file is damaged, ImageNotFoundError if it is gone (then unlisted).
         """
-        # The render reads the file itself: no trips through another pool.
+        # A stored file is read by the render itself; an object, here.
         async with self._gone_unlisted(image), contextlib.AsyncExitStack() as stack:
             with faults.storage_errors(gone=True):
                 readable = self._bytes.readable(image.version)
@@ -278,15 +278,6 @@ class Store:
 
     def _image(self, record: Record) -> Image:
         return image_from(self._config, record)
-
-
-async def _answers(check: Awaitable[None]) -> bool:
-    try:
-        with faults.storage_errors():
-            await check
-    except StorageError:
-        return False
-    return True
 
 
 async def standalone_secret(config: Config) -> bytes:

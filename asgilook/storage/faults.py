@@ -10,12 +10,13 @@ import collections
 import contextlib
 import errno
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 from .. import logs
 from ..errors import (
     CatalogError,
     CatalogFullError,
+    StorageError,
     StorageFullError,
     StorageUnavailableError,
 )
@@ -67,6 +68,16 @@ def storage_errors(gone: bool = False) -> Iterator[None]:
 _FAILURES: collections.defaultdict[int | None, logs.Throttle] = collections.defaultdict(
     logs.Throttle
 )
+
+
+async def answers(check: Awaitable[None]) -> bool:
+    """Whether a check of the catalog or the storage passes (see storage_errors)."""
+    try:
+        with storage_errors():
+            await check
+    except StorageError:
+        return False
+    return True
 
 
 def _say(ex: OSError, full: bool) -> None:
