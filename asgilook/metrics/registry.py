@@ -67,6 +67,7 @@ class Metrics:
             multiprocess_mode='livesum',
         )
         self._answered: dict[tuple[str, str, int], Answered] = {}
+        self._looked_up: dict[tuple[str, bool], Callable[[], None]] = {}
 
     def _renders(self, registry: CollectorRegistry) -> None:
         self.renders = Counter(
@@ -117,7 +118,13 @@ class Metrics:
 
     def looked_up(self, tier: str, hit: bool) -> None:
         """Count a lookup of a tier of the cache."""
-        self.cache_lookups.labels(tier, 'hit' if hit else 'miss').inc()
+        count = self._looked_up.get((tier, hit))
+        if count is None:
+            # Bound once: labels() takes a lock and builds its key each time.
+            count = self._looked_up[tier, hit] = self.cache_lookups.labels(
+                tier, 'hit' if hit else 'miss'
+            ).inc
+        count()
 
     @contextlib.contextmanager
     def rendering(self, kind: str) -> Iterator[None]:
