@@ -111,7 +111,7 @@ class Postgres:
         nothing is answered, as of a machine that stalls.
         """
         assert self._process is not None
-        frozen = [self._process.pid, *children(self._process.pid)]
+        frozen = [self._process.pid, *servers.descendants(self._process.pid)]
         with frozen_processes(frozen):
             yield
 
@@ -233,19 +233,6 @@ def _postgres_user() -> pwd.struct_passwd:
             "user, which this machine lacks (Debian's postgresql package "
             'makes it).'
         ) from None
-
-
-def children(pid: int) -> list[int]:
-    """The processes pid started, as /proc tells now."""
-    found = []
-    for status in glob.glob('/proc/[0-9]*/status'):
-        with contextlib.suppress(OSError), open(status) as lines:
-            for line in lines:
-                if line.startswith('PPid:'):
-                    if int(line.split()[1]) == pid:
-                        found.append(int(status.split('/')[2]))
-                    break
-    return found
 
 
 @contextlib.contextmanager
