@@ -118,11 +118,7 @@ def resize(
     Its name is no proof of what a file holds: StoredImageError unless it is
     a JPEG whose real size has this thumbnail on its ladder, decoded whole.
     """
-    if isinstance(source, bytes):
-        data = source
-    else:
-        with open(source, 'rb') as file:
-            data = file.read()
+    data = _read(source)
     with _open_stored(data) as image:
         screening.check_stored(data, image.size, size)
         image.decodermaxblock = len(data)
@@ -147,6 +143,14 @@ def resize(
             **dict(kind.options),
         )
     return output.getvalue()
+
+
+def _read(source: Source) -> bytes:
+    """The bytes of a stored JPEG: read from its file, or already read."""
+    if isinstance(source, bytes):
+        return source
+    with open(source, 'rb') as file:
+        return file.read()
 
 
 def _open(source: IO[bytes], formats: tuple[str, ...]) -> PIL.ImageFile.ImageFile:
