@@ -71,7 +71,9 @@ class _Wiring:
         store = Store(config)
         # Kept in the catalog; loaded at start-up, once the store opened it.
         key = ServiceKey(config, store.service_secret)
-        self.metrics = metrics = Metrics(config.clock) if config.metrics else None
+        self.metrics = metrics = (
+            Metrics(config.clock, config.metrics_directory) if config.metrics else None
+        )
         self.cache = cache = _cache(config, store, key, metrics)
         images = Images(config, store, DeleteTokens(key))
         thumbnails = Thumbnails(store, None if metrics is None else metrics.rendering)
@@ -84,7 +86,9 @@ class _Wiring:
         app: FalconApp = falcon.asgi.App()
         if metrics is not None:
             app.add_middleware(RequestMetrics(metrics, IMAGES))
-            app.add_route(METRICS, MetricsExport(metrics, config.metrics_directory))
+            if metrics.shared is not None:
+                app.add_middleware(metrics.shared)
+            app.add_route(METRICS, MetricsExport(metrics))
         app.add_middleware(_StoreLifespan(store, key))
         # Started after the store; its streams end before the store closes.
         app.add_middleware(FeedLifespan(feed))

@@ -4,9 +4,11 @@ import uuid
 
 import falcon.testing
 import pytest
+from prometheus_client import generate_latest
 
 from asgilook.app import IMAGE, IMAGES, THUMBNAIL, create_app, create_served_app
 from asgilook.config import Config
+from asgilook.metrics.tallies import Tallies, families
 
 from .fakes import FakeClock, as_listed
 from .images import encode, gradient
@@ -64,8 +66,16 @@ def test_the_answers_of_the_fast_path_are_counted_and_timed(config):
         value(text, 'asgilook_http_request_duration_seconds_count', route=THUMBNAIL)
         == 4
     )
-    # No time passed on the test's clock.
+    # No time passed on the test's clock: each in the first bucket, and all.
     assert value(text, 'asgilook_http_request_duration_seconds_sum') == 0
+    for bound in ['0.0005', '10.0', '+Inf']:
+        bucket = value(
+            text,
+            'asgilook_http_request_duration_seconds_bucket',
+            route=THUMBNAIL,
+            le=bound,
+        )
+        assert bucket == 4
     assert clock.now == 1000.0
 
 
@@ -166,3 +176,39 @@ async def test_open_event_streams_are_a_gauge(events_config):
 def test_a_bad_setting_names_itself():
     with pytest.raises(ValueError, match='ASGI_LOOK_METRICS must be 1 or 0'):
         Config({'ASGI_LOOK_METRICS': 'maybe'})
+
+
+def test_each_answer_falls_in_the_buckets_of_its_duration():
+    tallies = Tallies()
+    for seconds in [0.0003, 0.004, 0.004, 0.0005, 30.0]:
+        tallies.answered(THUMBNAIL, 'GET', 200, seconds)
+
+    text = generate_latest(_Families(tallies)).decode()
+
+    def bucket(bound: str) -> float:
+        name = 'asgilook_http_request_duration_seconds_bucket'
+        return value(text, name, route=THUMBNAIL, le=bound)
+
+    # Each bucket counts the answers that took no longer than its bound.
+    assert [
+        bucket(bound) for bound in ['0.0005', '0.001', '0.005', '10.0', '+Inf']
+    ] == [
+        2,
+        2,
+        4,
+        4,
+        5,
+    ]
+    assert value(text, 'asgilook_http_request_duration_seconds_sum') == pytest.approx(
+        30.0088
+    )
+
+
+class _Families:
+    """The metrics of one worker's tallies, as a scrape shows them."""
+
+    def __init__(self, tallies):
+        self._tallies = tallies
+
+    def collect(self):
+        return families([self._tallies.snapshot()])

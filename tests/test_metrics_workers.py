@@ -1,9 +1,13 @@
 """GET /metrics under several workers: every worker's values, added up."""
 
+import asyncio
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import falcon.testing
 import httpx
@@ -11,6 +15,7 @@ import pytest
 
 from asgilook.app import IMAGES, create_served_app
 from asgilook.metrics.directory import VARIABLE, shared_by_workers
+from asgilook.metrics.shared import WRITE_SECONDS
 from asgilook.serving import launcher
 
 from . import servers
@@ -63,6 +68,82 @@ def test_a_dead_workers_counts_stay_and_its_streams_go(config, tmp_path):
     ]
 
 
+async def test_a_worker_counts_the_answers_of_the_others(config, tmp_path):
+    config.metrics_directory = _directory(tmp_path)
+    one, other = create_served_app(config), create_served_app(config)
+    async with falcon.testing.ASGIConductor(other) as elsewhere:
+        async with falcon.testing.ASGIConductor(one) as conductor:
+            for _ in range(3):
+                await conductor.simulate_get('/images')
+            # Written within a second, while it serves.
+            seen = await _until_scraped(elsewhere, WRITE_SECONDS + 4, answers=3)
+        # Gone: what it counted stays.
+        await elsewhere.simulate_get('/images')
+        after = (await elsewhere.simulate_get('/metrics')).text
+
+    assert value(seen, 'asgilook_cache_lookups_total', tier='memory') >= 2
+    assert value(after, REQUESTS, route=IMAGES, method='GET', status='200') == 4
+
+
+async def test_a_worker_stopping_writes_what_it_counted_last(config, tmp_path):
+    config.metrics_directory = _directory(tmp_path)
+    app = create_served_app(config)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        await conductor.simulate_get('/images')
+        await conductor.simulate_get('/no/such/path')
+    other = create_served_app(config)
+    async with falcon.testing.ASGIConductor(other) as conductor:
+        text = (await conductor.simulate_get('/metrics')).text
+
+    assert value(text, REQUESTS, route=IMAGES, method='GET', status='200') == 1
+    assert value(text, REQUESTS, route='unmatched', status='404') == 1
+    assert (
+        value(
+            text,
+            'asgilook_http_request_duration_seconds_count',
+            route=IMAGES,
+        )
+        == 1
+    )
+
+
+async def test_a_directory_gone_costs_the_counts_not_the_service(
+    config, tmp_path, caplog
+):
+    config.metrics_directory = directory = _directory(tmp_path)
+    app = create_served_app(config)
+    async with falcon.testing.ASGIConductor(app) as conductor:
+        await conductor.simulate_get('/images')
+        shutil.rmtree(directory)
+        answer = await conductor.simulate_get('/images')
+        scraped = await conductor.simulate_get('/metrics')
+
+    assert answer.status_code == 200
+    assert scraped.status_code == 503
+    assert scraped.json['title'] == 'Metrics unavailable'
+    assert 'PROMETHEUS_MULTIPROC_DIR' in scraped.json['description']
+    assert 'could not write the metrics' in caplog.text
+
+
+def _directory(tmp_path) -> str:
+    """A directory for the metrics of a server's workers, made empty."""
+    directory = tmp_path / 'metrics'
+    directory.mkdir()
+    return str(directory)
+
+
+async def _until_scraped(conductor, seconds: float, answers: int) -> str:
+    """Scrape until the list's answers counted reach answers; the last scrape."""
+    deadline = time.monotonic() + seconds
+    while True:
+        text = (await conductor.simulate_get('/metrics')).text
+        counted = value(text, REQUESTS, route=IMAGES, method='GET', status='200')
+        if counted >= answers or time.monotonic() > deadline:
+            assert counted == answers
+            return text
+        await asyncio.sleep(0.05)
+
+
 def test_the_launcher_gives_several_workers_one_directory(monkeypatch, tmp_path):
     monkeypatch.delenv(VARIABLE, raising=False)
     monkeypatch.setenv('ASGI_LOOK_STORAGE_PATH', str(tmp_path / 'images'))
@@ -113,23 +194,38 @@ def test_two_workers_counters_add_up(tmp_path, live_redis):
         # A connection each: the kernel hands them to either worker.
         for _ in range(40):
             assert httpx.get(f'{base}/images').status_code == 200
-        scrapes = [httpx.get(f'{base}/metrics').text for _ in range(6)]
-        files = {path.name for path in directory.iterdir()}
+        # Each worker writes what it counted within a second.
+        _until_every_scrape_counts(40, f'{base}/metrics', WRITE_SECONDS + 4)
+        written = [
+            json.loads(path.read_text()) for path in directory.glob('tallies_*.json')
+        ]
     finally:
         servers.stop(process)
     _, stderr = process.communicate()
 
     assert b'Traceback' not in stderr
-    # Each scrape, whichever worker answered it, counts all of them.
-    for text in scrapes:
-        # (The launcher's own readiness check asked for the list too.)
-        assert value(text, REQUESTS, route=IMAGES, method='GET', status='200') >= 40
-    counts = {
-        value(text, REQUESTS, route=IMAGES, method='GET', status='200')
-        for text in scrapes
-    }
-    assert len(counts) == 1
     # Both workers counted some of them, each in a file of its own.
-    assert len([name for name in files if name.startswith('counter_')]) == 2
+    assert len(written) == 2
+    for tallies in written:
+        assert any(answer[:3] == [IMAGES, 'GET', 200] for answer in tallies['answers'])
     # Made for the server, gone with it.
     assert not directory.exists()
+
+
+def _until_every_scrape_counts(answers: int, url: str, seconds: float) -> None:
+    """Scrape until six in a row (either worker's) count the same answers of the list.
+
+    At least answers of them; within seconds, or the test fails.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        scrapes = [httpx.get(url).text for _ in range(6)]
+        counts = {
+            value(text, REQUESTS, route=IMAGES, method='GET', status='200')
+            for text in scrapes
+        }
+        # (The launcher's own readiness check asked for the list too.)
+        agree = len(counts) == 1 and min(counts) >= answers
+        if agree or time.monotonic() > deadline:
+            assert agree, counts
+            return

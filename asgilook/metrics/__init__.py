@@ -1,8 +1,9 @@
 """Metrics: what the service counts and times, for Prometheus (GET /metrics).
 
-Modules: registry (the metrics of an app), middleware (every answer Falcon
-sends), export (the endpoint, every worker added up), directory (where a
-server's workers keep them together).
+Modules: registry (the metrics of an app), tallies (every answer and cache
+lookup, counted in plain numbers), middleware (every answer Falcon sends),
+export (the endpoint, every worker added up), directory (where a server's
+workers keep them together), shared (a worker's tallies written there).
 """
 
 from .export import MetricsExport
