@@ -14,7 +14,8 @@ two; each cold thumbnail (COLD_IMAGES) is asked once, 8 at a time. Each
 path's rate on two hosts is divided by its rate on one (best of ROUNDS
 each). Then the time from a 201 on one host to the event on a
 subscriber of the other, and from a DELETE's 204 on one host to a 404 on
-the other.
+the other. Last, where the CPU went (bench/spent.py): each part's
+milliseconds an operation of each path, on each side, in the rounds above.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import statistics
 import tempfile
@@ -35,7 +37,7 @@ import httpx
 
 from tests import engines, seaweed
 
-from . import pictures, processes, wrk
+from . import pictures, processes, spent, wrk
 from .figures import Columns, Rate, milliseconds, percentiles
 
 ROUNDS = 3
@@ -51,13 +53,24 @@ TARGETS = {
 LATENCY_TARGET = 0.1
 COLD_IMAGES = 300
 _COLUMNS = Columns((18, 11, 11, 6, 7, 9, 9))
+_PARTS = Columns((18, 4, 9, 11, 10, 6, 7, 6, 7), left=2)
+
+
+@dataclasses.dataclass
+class Measured:
+    """A path's rate on one side, and the CPU each part spent an operation (ms)."""
+
+    rate: Rate
+    parts: dict[str, float]
 
 
 class Side:
     """The hosts of one side, and how wrk loads them together."""
 
-    def __init__(self, urls: list[str], connections: int) -> None:
+    def __init__(self, urls: list[str], pids: list[int], connections: int) -> None:
         self.urls = urls
+        # Their process groups' leaders: where their CPU is counted.
+        self.pids = pids
         self._connections = connections // len(urls)
 
     def get(self, paths: list[str], seconds: float) -> Rate:
@@ -96,18 +109,18 @@ def _together(runs: list[Callable[[], Rate]]) -> Rate:
 
 
 @contextlib.contextmanager
-def one_host(work: Path) -> Iterator[list[str]]:
+def one_host(work: Path) -> Iterator[tuple[list[str], list[int]]]:
     with (
         processes.redis_server(work) as port,
         processes.Uvicorn(
             work / 'one', processes.redis_url(port), workers=2, launcher=True
         ) as host,
     ):
-        yield [host.base_url]
+        yield [host.base_url], [host.pid]
 
 
 @contextlib.contextmanager
-def two_hosts(work: Path) -> Iterator[list[str]]:
+def two_hosts(work: Path) -> Iterator[tuple[list[str], list[int]]]:
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(engines.postgres_server())
         store = stack.enter_context(seaweed.seaweed_server())
@@ -128,7 +141,7 @@ def two_hosts(work: Path) -> Iterator[list[str]]:
             )
             for number in range(2)
         ]
-        yield [host.base_url for host in hosts]
+        yield [host.base_url for host in hosts], [host.pid for host in hosts]
 
 
 def upload(urls: list[str], count: int, size: tuple[int, int]) -> list[dict[str, Any]]:
@@ -142,8 +155,11 @@ def upload(urls: list[str], count: int, size: tuple[int, int]) -> list[dict[str,
     return images
 
 
-def measure(side: Side, seconds: float) -> dict[str, Rate]:
-    """Every path's rate on one side (each measure once: see main's rounds)."""
+def measure(side: Side, seconds: float) -> dict[str, Measured]:
+    """Every path's rate on one side (each measure once: see main's rounds).
+
+    With the CPU each part of the machine spent an operation of it.
+    """
     first, *_ = upload(side.urls, 20, (1920, 1080))
     thumbnail, image = first['thumbnails'][0], first['image']
     for url in side.urls:
@@ -152,13 +168,20 @@ def measure(side: Side, seconds: float) -> dict[str, Rate]:
                 http.get(path).raise_for_status()
     fresh = upload(side.urls, COLD_IMAGES, (1920, 1080))
     cold_paths = [image['thumbnails'][0] for image in fresh]
-    return {
-        'cached thumbnail': side.get([thumbnail], seconds),
-        'list page': side.get(['/images?limit=20'], seconds),
-        'full image': side.get([image], seconds),
-        'cold thumbnail': asyncio.run(cold(side.urls, cold_paths)),
-        'upload': side.post(pictures.photo((1920, 1080)), seconds),
+    runs: dict[str, Callable[[], Rate]] = {
+        'cached thumbnail': lambda: side.get([thumbnail], seconds),
+        'list page': lambda: side.get(['/images?limit=20'], seconds),
+        'full image': lambda: side.get([image], seconds),
+        'cold thumbnail': lambda: asyncio.run(cold(side.urls, cold_paths)),
+        'upload': lambda: side.post(pictures.photo((1920, 1080)), seconds),
     }
+    measured = {}
+    for label, run in runs.items():
+        before = spent.spent(side.pids)
+        rate = run()
+        parts = spent.per_operation(before, spent.spent(side.pids), rate.requests)
+        measured[label] = Measured(rate, parts)
+    return measured
 
 
 async def cold(urls: list[str], paths: list[str], connections: int = 8) -> Rate:
@@ -211,7 +234,9 @@ async def latencies(urls: list[str], count: int) -> tuple[list[float], list[floa
 
 
 def report(
-    rows: dict[str, tuple[Rate, Rate]], to_event: list[float], to_gone: list[float]
+    rows: dict[str, tuple[Measured, Measured]],
+    to_event: list[float],
+    to_gone: list[float],
 ) -> None:
     print('\ntwo hosts (PostgreSQL + SeaweedFS) vs one host of 2 workers (SQLite)')
     print(
@@ -220,16 +245,16 @@ def report(
         )
     )
     for label, (one, two) in rows.items():
-        ratio = two.rate / one.rate
+        ratio = two.rate.rate / one.rate.rate
         print(
             _COLUMNS.line(
                 label,
-                f'{one.rate:.1f}',
-                f'{two.rate:.1f}',
+                f'{one.rate.rate:.1f}',
+                f'{two.rate.rate:.1f}',
                 f'{ratio:.2f}',
                 TARGETS[label],
-                milliseconds(two.p50),
-                milliseconds(two.p99),
+                milliseconds(two.rate.p50),
+                milliseconds(two.rate.p99),
                 'PASS' if ratio >= TARGETS[label] else 'FAIL',
             )
         )
@@ -241,6 +266,21 @@ def report(
             f'{label} on the other host: p50 {milliseconds(p50)}, '
             f'p99 {milliseconds(p99)} (target p99 < 100 ms) {verdict}'
         )
+    report_parts(rows)
+
+
+def report_parts(rows: dict[str, tuple[Measured, Measured]]) -> None:
+    """Where the CPU went: each part's milliseconds an operation, on each side."""
+    print('\nCPU ms an operation, by part of the machine (2 CPUs shared by all)')
+    print(_PARTS.line('path', 'side', *spent.PARTS, 'all'))
+    for label, sides in rows.items():
+        for side, found in zip(('one', 'two'), sides, strict=True):
+            parts = [found.parts[part] for part in spent.PARTS]
+            print(
+                _PARTS.line(
+                    label, side, *(f'{ms:.2f}' for ms in parts), f'{sum(parts):.2f}'
+                )
+            )
 
 
 def main() -> None:
@@ -250,7 +290,7 @@ def main() -> None:
     parser.add_argument('--changes', type=int, default=50)
     args = parser.parse_args()
     wrk.require()
-    measured: dict[str, dict[str, list[Rate]]] = {'one': {}, 'two': {}}
+    measured: dict[str, dict[str, list[Measured]]] = {'one': {}, 'two': {}}
     to_event: list[float] = []
     to_gone: list[float] = []
     with tempfile.TemporaryDirectory() as temporary:
@@ -259,10 +299,10 @@ def main() -> None:
             for name, hosts in (('one', one_host), ('two', two_hosts)):
                 work = Path(temporary, f'{name}-{turn}')
                 work.mkdir()
-                with hosts(work) as urls:
-                    side = Side(urls, args.connections)
-                    for label, rate in measure(side, args.seconds).items():
-                        measured[name].setdefault(label, []).append(rate)
+                with hosts(work) as (urls, pids):
+                    side = Side(urls, pids, args.connections)
+                    for label, found in measure(side, args.seconds).items():
+                        measured[name].setdefault(label, []).append(found)
                     if name == 'two' and not to_event:
                         to_event, to_gone = asyncio.run(latencies(urls, args.changes))
     rows = {
@@ -275,8 +315,8 @@ def main() -> None:
     report(rows, to_event, to_gone)
 
 
-def _rate(result: Rate) -> float:
-    return result.rate
+def _rate(result: Measured) -> float:
+    return result.rate.rate
 
 
 if __name__ == '__main__':

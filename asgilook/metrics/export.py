@@ -62,9 +62,9 @@ class MetricsExport:
             raise falcon.HTTPServiceUnavailable(
                 title='Metrics unavailable',
                 description=(
-                    f'{shared.directory}, where the workers of this server keep '
-                    'their metrics (PROMETHEUS_MULTIPROC_DIR), is gone: restart '
-                    'the server to count anew.'
+                    'The directory where the workers of this server keep their '
+                    'metrics (PROMETHEUS_MULTIPROC_DIR) is gone: restart the '
+                    'server to count anew.'
                 ),
             ) from ex
         return _exposition(files, [own, *shared.others()])

@@ -84,11 +84,14 @@ def _text(summary: str, media_type: str, description: str) -> dict[str, Any]:
 
 
 def _metrics() -> dict[str, Any]:
-    return _text(
+    operation = _text(
         'Metrics in Prometheus text format, every worker added up',
         'text/plain; version=0.0.4; charset=utf-8',
         'Counters, gauges and histograms (off with ASGI_LOOK_METRICS=0).',
     )
+    # The directory the workers share was removed under them.
+    operation['responses']['503'] = ref('responses', 'Unavailable')
+    return operation
 
 
 def _document() -> dict[str, Any]:
