@@ -41,7 +41,8 @@ class SharedTallies:
         self.directory = pathlib.Path(directory)
         self.path = self.directory / f'tallies_{os.getpid()}_{uuid.uuid4().hex}.json'
         self._written = ''
-        self._writing: asyncio.Task[None] | None = None
+        # Started with the server (process_startup), which comes first.
+        self._writing: asyncio.Task[None]
 
     async def process_startup(
         self, scope: Mapping[str, Any], event: Mapping[str, Any]
@@ -51,10 +52,9 @@ class SharedTallies:
     async def process_shutdown(
         self, scope: Mapping[str, Any], event: Mapping[str, Any]
     ) -> None:
-        if self._writing is not None:
-            self._writing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writing
+        self._writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writing
         await self._write()
 
     async def _keep_writing(self) -> None:
