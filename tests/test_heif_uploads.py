@@ -137,20 +137,6 @@ BOMBS = {
 }
 
 
-@pytest.fixture
-def pillow_opens(monkeypatch):
-    """Every file Pillow is asked to open, from now on."""
-    opened = []
-    real_open = PIL.Image.open
-
-    def watched_open(*args, **kwargs):
-        opened.append(args)
-        return real_open(*args, **kwargs)
-
-    monkeypatch.setattr(PIL.Image, 'open', watched_open)
-    return opened
-
-
 @pytest.mark.parametrize('kind', sorted(BOMBS))
 def test_a_bomb_is_refused_from_its_boxes_before_pillow_opens_it(
     client, storage_path, pillow_opens, kind
