@@ -65,40 +65,55 @@ def sequence_header(
     if reduced:
         bits.put(level, 5)
     else:
-        bits.put(timing, 1)  # timing_info_present_flag
-        if timing:
-            bits.put(1, 32)
-            bits.put(30, 32)
-            bits.put(interval_zeros is not None, 1)  # equal_picture_interval
-            if interval_zeros is not None:
-                # A uvlc: dav1d reads 32 zeros as its largest, without the rest.
-                bits.put(0, interval_zeros)
-                if interval_zeros < 32:
-                    bits.put(1, 1)
-                    bits.put(0, interval_zeros)
-            bits.put(decoder_model, 1)
-            if decoder_model:
-                bits.put(9, 5)  # buffer_delay_length_minus_1: 10-bit delays
-                bits.put(1, 32)
-                bits.put(0, 10)
-        bits.put(display_delay, 1)
-        bits.put(points - 1, 5)
-        for _ in range(points):
-            bits.put(0, 12)
-            bits.put(level, 5)
-            if level > 7:
-                bits.put(0, 1)  # seq_tier
-            if decoder_model:
-                bits.put(1, 1)
-                bits.put(0, 2 * 10 + 1)
-            if display_delay:
-                bits.put(1, 1)
-                bits.put(3, 4)
+        _full_header(
+            bits, timing, interval_zeros, decoder_model, level, points, display_delay
+        )
     bits.put(15, 4)  # frame_width_bits_minus_1: 16-bit sides
     bits.put(15, 4)
     bits.put(size[0] - 1, 16)
     bits.put(size[1] - 1, 16)
     return obu(1, bits.done())
+
+
+def _full_header(
+    bits: _Bits,
+    timing: bool,
+    interval_zeros: int | None,
+    decoder_model: bool,
+    level: int,
+    points: int,
+    display_delay: bool,
+) -> None:
+    """The fields of a full sequence header before its sizes."""
+    bits.put(timing, 1)  # timing_info_present_flag
+    if timing:
+        bits.put(1, 32)
+        bits.put(30, 32)
+        bits.put(interval_zeros is not None, 1)  # equal_picture_interval
+        if interval_zeros is not None:
+            # A uvlc: dav1d reads 32 zeros as its largest, without the rest.
+            bits.put(0, interval_zeros)
+            if interval_zeros < 32:
+                bits.put(1, 1)
+                bits.put(0, interval_zeros)
+        bits.put(decoder_model, 1)
+        if decoder_model:
+            bits.put(9, 5)  # buffer_delay_length_minus_1: 10-bit delays
+            bits.put(1, 32)
+            bits.put(0, 10)
+    bits.put(display_delay, 1)
+    bits.put(points - 1, 5)
+    for _ in range(points):
+        bits.put(0, 12)
+        bits.put(level, 5)
+        if level > 7:
+            bits.put(0, 1)  # seq_tier
+        if decoder_model:
+            bits.put(1, 1)
+            bits.put(0, 2 * 10 + 1)
+        if display_delay:
+            bits.put(1, 1)
+            bits.put(3, 4)
 
 
 def iloc(
