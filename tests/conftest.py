@@ -54,6 +54,20 @@ def asyncio_notes_apart(monkeypatch):
 
 
 @pytest.fixture
+def pillow_opens(monkeypatch):
+    """Every file Pillow is asked to open, from now on."""
+    opened = []
+    real_open = PIL.Image.open
+
+    def watched_open(*args, **kwargs):
+        opened.append(args)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, 'open', watched_open)
+    return opened
+
+
+@pytest.fixture
 def predictable_uuid():
     fixtures = (
         uuid.UUID('36562622-48e5-4a61-be67-e426b11821ed'),
