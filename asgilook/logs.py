@@ -16,10 +16,18 @@ from uvicorn.config import LOGGING_CONFIG
 FORMAT = '%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s'
 
 
+# The libraries that tell what an operator must know (PostgreSQL away:
+# psycopg.pool; the object store: botocore), from WARNING up: their INFO
+# lines come at every request.
+LIBRARIES = ('psycopg', 'botocore', 'aiobotocore')
+
+
 def configure(
-    logger: logging.Logger | None = None, stream: TextIO | None = None
+    logger: logging.Logger | None = None,
+    stream: TextIO | None = None,
+    level: int = logging.INFO,
 ) -> bool:
-    """Give asgilook's loggers a handler to stream (stderr) in FORMAT, at INFO.
+    """Give asgilook's loggers a handler to stream (stderr) in FORMAT, at level.
 
     Left alone (False) where logging already reaches a handler: one the user
     configured (uvicorn's --log-config, logging.basicConfig) or this one.
@@ -33,8 +41,20 @@ def configure(
     handler.setFormatter(logging.Formatter(FORMAT))
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
+        logger.setLevel(level)
     return True
+
+
+def configure_libraries(
+    names: tuple[str, ...] = LIBRARIES, stream: TextIO | None = None
+) -> list[str]:
+    """Give the loggers of libraries asgilook's format, from WARNING up, as
+    configure does; the names of those it configured."""
+    return [
+        name
+        for name in names
+        if configure(logging.getLogger(name), stream, logging.WARNING)
+    ]
 
 
 def uvicorn_config() -> dict[str, Any]:

@@ -124,7 +124,14 @@ class Store:
         storage = self._bytes
         with faults.startup_errors(storage.where, storage.variable):
             await storage.prepare()
-        await self._open_catalog()
+        try:
+            await self._open_catalog()
+        except BaseException:
+            # A server whose start failed stops without a shutdown: the
+            # storage's connections go now (an HTTP session left open is
+            # reported at the exit).
+            await storage.release()
+            raise
 
     async def _open_catalog(self) -> None:
         catalog = self._catalog

@@ -279,3 +279,67 @@ def test_websockets_are_not_logged_without_the_access_log(tmp_path, live_redis):
     logged = ''.join(lines)
     assert 'Application startup complete' in logged
     assert [line for line in lines if any(s in line for s in WEBSOCKET_ACCESS)] == []
+
+
+@pytest.mark.live
+def test_an_object_store_that_does_not_answer_stops_the_start_cleanly(tmp_path):
+    nowhere = f'127.0.0.1:{servers.free_port()}'
+    status, stderr, took = servers.run_until_exit(
+        _launcher(),
+        env={
+            'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+            'ASGI_LOOK_DATABASE_URL': f'postgresql://look@{nowhere}/look',
+            'ASGI_LOOK_STORAGE_URL': 's3://pictures/look',
+            'AWS_ENDPOINT_URL': f'http://{nowhere}',
+            'AWS_ACCESS_KEY_ID': 'asgilook',
+            'AWS_SECRET_ACCESS_KEY': 'asgilook-secret',
+            'AWS_REGION': 'us-east-1',
+        },
+    )
+
+    assert status, stderr
+    assert took < 10
+    [line] = _lines_naming(stderr, 'ASGI_LOOK_STORAGE_URL')
+    assert _log_lines(line)[0]['level'] == 'ERROR'
+    # Every line in the one format: nothing left open spoke at the exit.
+    assert _unformatted(stderr) == []
+
+
+@pytest.mark.live
+def test_a_database_that_does_not_answer_is_told_in_the_one_format(
+    tmp_path, storage_url, s3_environ
+):
+    status, stderr, _ = servers.run_until_exit(
+        _launcher(),
+        env={
+            'ASGI_LOOK_STORAGE_PATH': str(tmp_path),
+            'ASGI_LOOK_DATABASE_URL': (
+                f'postgresql://look@127.0.0.1:{servers.free_port()}/look'
+            ),
+            'ASGI_LOOK_STORAGE_URL': storage_url,
+            **s3_environ,
+        },
+    )
+
+    assert status, stderr
+    [line] = _lines_naming(stderr, 'cannot start')
+    assert 'ASGI_LOOK_DATABASE_URL' in line
+    # The pool's own warnings (psycopg's) as asgilook's lines are.
+    assert any(match['logger'].startswith('psycopg') for match in _log_lines(stderr)), (
+        stderr
+    )
+    assert _unformatted(stderr) == []
+
+
+def _launcher() -> list[str]:
+    """The command of `python -m asgilook` on a free port."""
+    return [sys.executable, '-m', 'asgilook', '--port', str(servers.free_port())]
+
+
+def _unformatted(stderr: str) -> list[str]:
+    """The lines that are neither log lines nor the indented rest of one."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if not LOG_LINE.match(line) and not line.startswith(('\t', ' '))
+    ]

@@ -47,6 +47,26 @@ def test_a_level_the_user_chose_is_kept():
     assert logger.level == logging.ERROR
 
 
+def test_a_librarys_warnings_are_logged_as_asgilooks_and_its_chatter_is_not():
+    name = 'asgilook-test-library'
+    logging.getLogger(name).propagate = False
+    stream = io.StringIO()
+
+    assert logs.configure_libraries((name,), stream) == [name]
+    assert logs.configure_libraries((name,), stream) == []
+    # As psycopg's pool says a connection was taken, and the database is away.
+    pool = logging.getLogger(f'{name}.pool')
+    pool.info('connection requested from %r', 'pool-1')
+    pool.warning('error connecting in %r: %s', 'pool-1', 'connection refused')
+
+    [line] = stream.getvalue().splitlines()
+    assert line.endswith(
+        f" WARNING {name}.pool[{os.getpid()}]: error connecting in 'pool-1': "
+        'connection refused'
+    )
+    assert line[:4].isdigit()
+
+
 async def _started(scope, receive, send):
     """An app that starts and stops, as a server runs it."""
     await receive()

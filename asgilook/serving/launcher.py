@@ -52,6 +52,7 @@ def main(
     except ConfigError as ex:
         parser.exit(2, f'{parser.prog}: error: {ex}\n')
     logs.configure()
+    logs.configure_libraries()
     # Said here for the whole server: its workers find it said.
     startup.warn_of_unknown_settings(os.environ, os.getpid())
     if args.command == 'reindex':

@@ -129,6 +129,7 @@ class AppAtStartup:
     async def _start(self, scope: dict[str, Any]) -> str | None:
         """Build the app and start it; None, or why it did not start."""
         logs.configure()
+        logs.configure_libraries()
         logs.quiet_client_noise()
         supervisor = self._supervisor_pid()
         warn_of_unknown_settings(self._environ, supervisor or os.getpid())

@@ -81,10 +81,12 @@ class Objects(uploads.Incoming):
             get_session().create_client('s3', config=config)
         )
         try:
-            async with answered():
-                await client.head_bucket(Bucket=self.bucket)
-        except FileNotFoundError as ex:
-            raise OSError(errno.ENOENT, f'no bucket {self.bucket}') from ex
+            await _has_bucket(client, self.bucket)
+        except BaseException:
+            # Let go now: a server whose start failed stops without a shutdown
+            # (its HTTP session would be reported unclosed at the exit).
+            await self._exits.aclose()
+            raise
         self._client = client
 
     async def check(self) -> None:
@@ -162,6 +164,15 @@ class Objects(uploads.Incoming):
             finally:
                 await stored.close()
             yield data
+
+
+async def _has_bucket(client: Any, bucket: str) -> None:
+    """Ask the store for a bucket: OSError if it is missing or unreachable."""
+    try:
+        async with answered():
+            await client.head_bucket(Bucket=bucket)
+    except FileNotFoundError as ex:
+        raise OSError(errno.ENOENT, f'no bucket {bucket}') from ex
 
 
 async def names(objects: Objects) -> AsyncIterator[tuple[str, float]]:
