@@ -195,7 +195,9 @@ def test_a_render_process_answers_each_render_in_turn(stored_photo, tmp_path):
     requests_end, requests = renderers.SPAWN.Pipe(duplex=False)
     outcomes, outcomes_end = renderers.SPAWN.Pipe(duplex=False)
     for source in (path, tmp_path / 'gone.jpeg'):
-        requests.send_bytes(pickle.dumps((convert.resize, (source, (960, 540), 90))))
+        # As the worker sends each: its length, then its pickle.
+        asked = pickle.dumps((convert.resize, (source, (960, 540), 90)))
+        os.write(requests.fileno(), struct.pack('!Q', len(asked)) + asked)
     requests.close()
     # Read as the worker does, beside it: a thumbnail is more than a pipe holds.
     with concurrent.futures.ThreadPoolExecutor(1) as reader:
