@@ -94,8 +94,7 @@ class Objects(uploads.Incoming):
         await super().check()
         if self._client is None:
             raise OSError(errno.ENOTCONN, 'not connected to the object store')
-        async with answered():
-            await self._client.head_bucket(Bucket=self.bucket)
+        await _has_bucket(self._client, self.bucket)
 
     def client(self) -> Any:
         """The S3 client, once prepared."""
